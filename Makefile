@@ -1,0 +1,62 @@
+# ReturnGuard: `make demo` and `make test` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV_HOME := build/uv
+UV := $(UV_HOME)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.synced-stamp
+
+export UV_CACHE_DIR := $(CURDIR)/build/uv-cache
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/build/jsii-cache
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+export AWS_EC2_METADATA_DISABLED := true
+export PYTHONDONTWRITEBYTECODE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test lint format unit synth bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(UV):
+	@echo "==> bootstrapping uv $(UV_VERSION) into $(UV_HOME)"
+	@$(PYTHON) -m venv $(UV_HOME)
+	@$(UV_HOME)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	@echo "==> installing dependencies into $(VENV) (uv sync --frozen)"
+	@$(UV) sync --frozen --quiet
+	@touch $@
+
+setup: $(STAMP) ## create .venv with every dependency group from uv.lock
+
+demo: $(STAMP) ## run the whole local pipeline, serve the local API and score sample orders (offline)
+	@$(PY) -m local.demo
+
+test: $(STAMP) lint ## lint, then run the whole test suite
+	@$(PY) -m pytest
+
+unit: $(STAMP) ## only the fast unit tests
+	@$(PY) -m pytest tests/unit -q
+
+lint: $(STAMP) ## ruff, mypy on returnguard/
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+format: $(STAMP) ## apply ruff's formatting and safe fixes
+	@$(VENV)/bin/ruff check --fix .
+	@$(VENV)/bin/ruff format .
+
+synth: $(STAMP) ## synthesize every stack into cdk.out/ (offline, no credentials)
+	@$(PY) app.py
+
+bench: $(STAMP) ## run the benchmarks, write benchmarks/results.json and print a table
+	@$(PY) -m benchmarks.run
+
+clean: ## remove generated files (keeps the dependency caches in build/)
+	rm -rf cdk.out build/demo build/bench .pytest_cache

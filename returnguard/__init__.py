@@ -1,0 +1,3 @@
+"""ReturnGuard domain package: features, policy, explanations and schemas shared by every runtime."""
+
+__version__ = "0.1.0"

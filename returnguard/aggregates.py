@@ -1,0 +1,247 @@
+"""Online aggregates: how one event changes an entity's stored state, and a reference replay.
+
+The stream Lambda applies these functions to DynamoDB items; the Glue job computes the same state
+in Spark for a whole history; `replay` walks a history in time order and is the reference both are
+tested against. Aggregates are plain JSON-able dicts (ints, strings, lists) so DynamoDB stores them
+as they are.
+
+Customer aggregate:
+    registered_at_ms       account creation time (from the customer profile), or None
+    order_count            orders applied
+    amount_sum_minor       sum of their amounts in minor units
+    return_count           returns applied
+    damaged_claims         returns with a damage / empty-box reason
+    cod_refusals           cash-on-delivery orders refused at the door
+    last_return_ms         latest return time, or None
+    last_event_ms          latest order or return time applied
+    addresses              {address_key: first time it was used}
+    recent_orders          [[time_ms, order_id, amount_minor, address_key, returned_at_ms|None], ...]
+                           sorted by (time, order_id): the last 6 orders, plus every order within
+                           an hour of last_event_ms (velocity)
+    recent_returns         [[time_ms, reason_code], ...] sorted: returns within 30 days of last_event_ms
+Product / seller / category / region aggregate:
+    order_count, return_count, last_event_ms
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from returnguard.features import (
+    COD_REFUSAL_REASON_CODE,
+    DAMAGE_REASON_CODES,
+    ENTITY_GROUPS,
+    RECENT_ORDERS,
+    RETURN_WINDOW_MS,
+    VELOCITY_LONG_MS,
+    OrderContext,
+    compute_features,
+)
+
+Aggregate = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReturnContext:
+    """A return, with the order facts the aggregates need (the stream envelope carries them)."""
+
+    return_id: str
+    order_id: str
+    customer_id: str
+    product_id: str
+    seller_id: str
+    category: str
+    region: str
+    return_time_ms: int
+    reason_code: str
+
+
+def new_customer(registered_at_ms: int | None = None) -> Aggregate:
+    return {
+        "registered_at_ms": registered_at_ms,
+        "order_count": 0,
+        "amount_sum_minor": 0,
+        "return_count": 0,
+        "damaged_claims": 0,
+        "cod_refusals": 0,
+        "last_return_ms": None,
+        "last_event_ms": 0,
+        "addresses": {},
+        "recent_orders": [],
+        "recent_returns": [],
+    }
+
+
+def new_entity() -> Aggregate:
+    return {"order_count": 0, "return_count": 0, "last_event_ms": 0}
+
+
+def apply_customer_profile(customer: Aggregate | None, registered_at_ms: int) -> Aggregate:
+    state = new_customer() if customer is None else customer
+    state["registered_at_ms"] = registered_at_ms
+    return state
+
+
+def apply_order_to_customer(customer: Aggregate | None, order: OrderContext) -> Aggregate:
+    state = new_customer() if customer is None else customer
+    t = order.order_time_ms
+    state["order_count"] += 1
+    state["amount_sum_minor"] += order.amount_minor
+    key = order.address_key
+    first_used = state["addresses"].get(key)
+    if first_used is None or t < int(first_used):
+        state["addresses"][key] = t
+    state["recent_orders"].append([t, order.order_id, order.amount_minor, key, None])
+    state["recent_orders"].sort(key=lambda o: (int(o[0]), str(o[1])))
+    state["last_event_ms"] = max(int(state["last_event_ms"]), t)
+    _prune(state)
+    return state
+
+
+def apply_return_to_customer(customer: Aggregate | None, ret: ReturnContext) -> Aggregate:
+    state = new_customer() if customer is None else customer
+    t = ret.return_time_ms
+    state["return_count"] += 1
+    if ret.reason_code in DAMAGE_REASON_CODES:
+        state["damaged_claims"] += 1
+    if ret.reason_code == COD_REFUSAL_REASON_CODE:
+        state["cod_refusals"] += 1
+    if state["last_return_ms"] is None or t > int(state["last_return_ms"]):
+        state["last_return_ms"] = t
+    for recent in state["recent_orders"]:
+        if recent[1] == ret.order_id and (recent[4] is None or t < int(recent[4])):
+            recent[4] = t
+    state["recent_returns"].append([t, ret.reason_code])
+    state["recent_returns"].sort(key=lambda r: (int(r[0]), str(r[1])))
+    state["last_event_ms"] = max(int(state["last_event_ms"]), t)
+    _prune(state)
+    return state
+
+
+def _prune(state: Aggregate) -> None:
+    last = int(state["last_event_ms"])
+    orders = state["recent_orders"]
+    keep_from = max(0, len(orders) - RECENT_ORDERS)
+    state["recent_orders"] = [
+        o for i, o in enumerate(orders) if i >= keep_from or int(o[0]) >= last - VELOCITY_LONG_MS
+    ]
+    state["recent_returns"] = [r for r in state["recent_returns"] if int(r[0]) >= last - RETURN_WINDOW_MS]
+
+
+def apply_order_to_entity(entity: Aggregate | None, order_time_ms: int) -> Aggregate:
+    state = new_entity() if entity is None else entity
+    state["order_count"] += 1
+    state["last_event_ms"] = max(int(state["last_event_ms"]), order_time_ms)
+    return state
+
+
+def apply_return_to_entity(entity: Aggregate | None, return_time_ms: int) -> Aggregate:
+    state = new_entity() if entity is None else entity
+    state["return_count"] += 1
+    state["last_event_ms"] = max(int(state["last_event_ms"]), return_time_ms)
+    return state
+
+
+def order_entity_ids(order: OrderContext | ReturnContext) -> dict[str, str]:
+    """The non-customer entities an order or return touches: group -> id."""
+    return {
+        "product": order.product_id,
+        "seller": order.seller_id,
+        "category": order.category,
+        "region": order.region,
+    }
+
+
+class AggregateStore:
+    """In-memory aggregates keyed (group, id): the reference state and the unit-test fake."""
+
+    def __init__(self) -> None:
+        self.customers: dict[str, Aggregate] = {}
+        self.entities: dict[tuple[str, str], Aggregate] = {}
+
+    def entities_for(self, order: OrderContext) -> dict[str, Aggregate | None]:
+        return {group: self.entities.get((group, eid)) for group, eid in order_entity_ids(order).items()}
+
+    def apply_profile(self, customer_id: str, registered_at_ms: int) -> None:
+        self.customers[customer_id] = apply_customer_profile(
+            self.customers.get(customer_id), registered_at_ms
+        )
+
+    def apply_order(self, order: OrderContext) -> None:
+        self.customers[order.customer_id] = apply_order_to_customer(
+            self.customers.get(order.customer_id), order
+        )
+        for group, eid in order_entity_ids(order).items():
+            self.entities[(group, eid)] = apply_order_to_entity(
+                self.entities.get((group, eid)), order.order_time_ms
+            )
+
+    def apply_return(self, ret: ReturnContext) -> None:
+        self.customers[ret.customer_id] = apply_return_to_customer(self.customers.get(ret.customer_id), ret)
+        for group, eid in order_entity_ids(ret).items():
+            self.entities[(group, eid)] = apply_return_to_entity(
+                self.entities.get((group, eid)), ret.return_time_ms
+            )
+
+    def features(self, order: OrderContext) -> dict[str, float]:
+        return compute_features(order, self.customers.get(order.customer_id), self.entities_for(order))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"customers": copy.deepcopy(self.customers), "entities": copy.deepcopy(self.entities)}
+
+
+def replay(
+    profiles: Mapping[str, int],
+    orders: Iterable[OrderContext],
+    returns: Iterable[ReturnContext],
+) -> tuple[AggregateStore, Iterator[tuple[OrderContext, dict[str, float]]]]:
+    """Walk a history in event-time order; yields each order with its point-in-time features.
+
+    Events sharing a millisecond are applied only after every order at that millisecond has been
+    featurised, so "strictly before" holds for ties as well. Consume the iterator fully before
+    reading the store: it is the state after the whole history.
+    """
+    store = AggregateStore()
+    for customer_id, registered in profiles.items():
+        store.apply_profile(customer_id, registered)
+
+    def walk() -> Iterator[tuple[OrderContext, dict[str, float]]]:
+        timeline: list[tuple[int, int, str, OrderContext | ReturnContext]] = [
+            (o.order_time_ms, 0, o.order_id, o) for o in orders
+        ] + [(r.return_time_ms, 1, r.return_id, r) for r in returns]
+        timeline.sort(key=lambda e: (e[0], e[1], e[2]))
+        i = 0
+        while i < len(timeline):
+            j = i
+            while j < len(timeline) and timeline[j][0] == timeline[i][0]:
+                j += 1
+            batch = [e[3] for e in timeline[i:j]]
+            for event in batch:
+                if isinstance(event, OrderContext):
+                    yield event, store.features(event)
+            for event in batch:
+                if isinstance(event, OrderContext):
+                    store.apply_order(event)
+                else:
+                    store.apply_return(event)
+            i = j
+
+    return store, walk()
+
+
+__all__ = [
+    "ENTITY_GROUPS",
+    "AggregateStore",
+    "ReturnContext",
+    "apply_customer_profile",
+    "apply_order_to_customer",
+    "apply_order_to_entity",
+    "apply_return_to_customer",
+    "apply_return_to_entity",
+    "new_customer",
+    "new_entity",
+    "replay",
+]

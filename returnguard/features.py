@@ -1,0 +1,272 @@
+"""THE feature spec: names, order, types, defaults, business descriptions, and the online computation.
+
+Everything that builds a feature vector reads this module: the Glue (Spark) job that builds the
+training table, the SageMaker inference code that checks its input, and the scoring Lambda that
+computes one vector from stored aggregates. A feature of an order uses only events strictly before
+the order's time (point-in-time), so what the model learns from is what serving can know.
+
+Pure Python on purpose: no numpy or pandas on the scoring path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from returnguard.calendar import DAY_MS, is_festival_sale
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+RETURN_WINDOW_MS = 30 * DAY_MS
+VELOCITY_SHORT_MS = MINUTE_MS  # seed 002: several orders within 60 seconds
+VELOCITY_LONG_MS = HOUR_MS
+RECENT_ORDERS = 6  # "returned 4 of the last 6 orders"
+# Beta prior for entity return rates: an unseen product starts at 10% and needs orders to move.
+RATE_PRIOR_RETURNS = 1.0
+RATE_PRIOR_ORDERS = 10.0
+
+DAMAGE_REASON_CODES = frozenset({"damaged", "defective", "empty_box"})
+COD_REFUSAL_REASON_CODE = "refused_delivery"
+NEVER = -1.0  # days since last return when there was none
+
+Kind = Literal["float", "int", "bool"]
+Group = Literal["order", "customer", "product", "seller", "category", "region"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: Kind
+    default: float
+    group: Group
+    description: str  # business language, used by explanations and docs
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("order_amount", "float", 0.0, "order", "Order amount"),
+    Feature("payment_is_cod", "bool", 0.0, "order", "Cash on delivery payment"),
+    Feature("is_festival_sale", "bool", 0.0, "order", "Placed during a festival or sale period"),
+    Feature("customer_account_age_days", "float", 0.0, "customer", "Age of the customer's account in days"),
+    Feature("customer_order_count", "int", 0.0, "customer", "Orders the customer placed before"),
+    Feature("customer_return_count", "int", 0.0, "customer", "Orders the customer returned before"),
+    Feature("customer_return_rate", "float", 0.0, "customer", "Share of the customer's past orders returned"),
+    Feature(
+        "customer_returns_last_6_orders", "int", 0.0, "customer", "Returns among the customer's last 6 orders"
+    ),
+    Feature(
+        "customer_return_rate_last_6",
+        "float",
+        0.0,
+        "customer",
+        "Return rate over the customer's last 6 orders",
+    ),
+    Feature(
+        "customer_returns_last_30d", "int", 0.0, "customer", "Returns by the customer in the last 30 days"
+    ),
+    Feature(
+        "customer_days_since_last_return", "float", NEVER, "customer", "Days since the customer's last return"
+    ),
+    Feature(
+        "customer_damaged_claims", "int", 0.0, "customer", "Returns the customer claimed as damaged or empty"
+    ),
+    Feature("customer_cod_refusals", "int", 0.0, "customer", "Cash-on-delivery orders the customer refused"),
+    Feature("customer_avg_order_amount", "float", 0.0, "customer", "Customer's average order amount"),
+    Feature(
+        "amount_vs_customer_avg", "float", 1.0, "customer", "Order amount relative to the customer's average"
+    ),
+    Feature(
+        "customer_distinct_addresses", "int", 0.0, "customer", "Distinct delivery addresses the customer used"
+    ),
+    Feature(
+        "delivery_address_is_new", "bool", 1.0, "customer", "Delivery address not used by the customer before"
+    ),
+    Feature(
+        "customer_orders_last_60s", "int", 0.0, "customer", "Orders by the customer in the previous minute"
+    ),
+    Feature("customer_orders_last_1h", "int", 0.0, "customer", "Orders by the customer in the previous hour"),
+    Feature("product_return_rate", "float", 0.1, "product", "Return rate of this product"),
+    Feature("category_return_rate", "float", 0.1, "category", "Return rate of this product category"),
+    Feature("seller_return_rate", "float", 0.1, "seller", "Return rate of this seller's orders"),
+    Feature("region_return_rate", "float", 0.1, "region", "Return rate in the delivery region"),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+ENTITY_GROUPS: tuple[str, ...] = ("product", "seller", "category", "region")
+
+
+class FeatureError(ValueError):
+    """An order can't be turned into a feature vector; `field` names the culprit."""
+
+    code = "invalid_order"
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class OrderContext:
+    """What the features need to know about the order being scored (not its history)."""
+
+    order_id: str
+    customer_id: str
+    product_id: str
+    seller_id: str
+    category: str
+    region: str
+    order_time_ms: int
+    amount_minor: int  # amount in minor units (paise, cents): sums stay exact
+    payment_method: str
+    delivery_address: str
+
+    @property
+    def address_key(self) -> str:
+        return address_key(self.delivery_address)
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_address(address: str) -> str:
+    """Lower-case, trimmed, single-spaced: the same normalisation the Spark job applies."""
+    return _SPACES.sub(" ", address.strip().lower())
+
+
+def address_key(address: str) -> str:
+    """A stable, non-reversible key for a delivery address (first 16 hex digits of SHA-1)."""
+    return hashlib.sha1(normalize_address(address).encode("utf-8")).hexdigest()[:16]
+
+
+def amount_to_minor(amount: float) -> int:
+    """Major units (1299.99) to minor units (129999); amounts carry at most two decimals."""
+    return int(round(amount * 100))
+
+
+def smoothed_rate(returns: int, orders: int) -> float:
+    return (returns + RATE_PRIOR_RETURNS) / (orders + RATE_PRIOR_ORDERS)
+
+
+def compute_features(
+    order: OrderContext,
+    customer: Mapping[str, Any] | None,
+    entities: Mapping[str, Mapping[str, Any] | None] | None = None,
+) -> dict[str, float]:
+    """The feature vector of one order from its entities' aggregates, in FEATURE_NAMES order.
+
+    `customer` is a customer aggregate (see `returnguard.aggregates`) or None for a customer never
+    seen; `entities` maps "product", "seller", "category", "region" to their aggregates (or None).
+    Aggregates may include events at or after the order time (a store updated by the stream); those
+    are filtered out, so the vector only ever reflects what was known strictly before the order.
+    """
+    t = order.order_time_ms
+    entities = entities or {}
+    vector: dict[str, float] = {f.name: f.default for f in FEATURES}
+    vector["order_amount"] = order.amount_minor / 100
+    vector["payment_is_cod"] = 1.0 if order.payment_method == "cod" else 0.0
+    vector["is_festival_sale"] = 1.0 if is_festival_sale(t) else 0.0
+
+    if customer is not None:
+        _customer_features(vector, order, customer)
+
+    for group in ENTITY_GROUPS:
+        aggregate = entities.get(group)
+        returns, orders = (0, 0) if aggregate is None else _counts_before(aggregate, t)
+        vector[f"{group}_return_rate"] = smoothed_rate(returns, orders)
+    return vector
+
+
+def _customer_features(vector: dict[str, float], order: OrderContext, customer: Mapping[str, Any]) -> None:
+    """Customer features from a customer aggregate (layout in `returnguard.aggregates`).
+
+    Counters cover every event applied; the recent lists let us drop events at or after t exactly,
+    as long as t is not older than the aggregate's recent windows (always true when scoring live).
+    """
+    t = order.order_time_ms
+    registered = customer.get("registered_at_ms")
+    if registered is not None and int(registered) <= t:
+        vector["customer_account_age_days"] = (t - int(registered)) / DAY_MS
+
+    recent_orders = customer.get(
+        "recent_orders", ()
+    )  # [time_ms, order_id, amount_minor, address_key, returned_at]
+    recent_returns = customer.get("recent_returns", ())  # [time_ms, reason_code]
+    later_orders = [o for o in recent_orders if int(o[0]) >= t]
+    later_returns = [r for r in recent_returns if int(r[0]) >= t]
+    order_count = int(customer.get("order_count", 0)) - len(later_orders)
+    return_count = int(customer.get("return_count", 0)) - len(later_returns)
+    amount_sum = int(customer.get("amount_sum_minor", 0)) - sum(int(o[2]) for o in later_orders)
+    damaged = int(customer.get("damaged_claims", 0)) - sum(
+        1 for r in later_returns if r[1] in DAMAGE_REASON_CODES
+    )
+    refusals = int(customer.get("cod_refusals", 0)) - sum(
+        1 for r in later_returns if r[1] == COD_REFUSAL_REASON_CODE
+    )
+
+    vector["customer_order_count"] = float(order_count)
+    vector["customer_return_count"] = float(return_count)
+    vector["customer_return_rate"] = return_count / order_count if order_count > 0 else 0.0
+
+    history = [o for o in recent_orders if int(o[0]) < t]
+    last_orders = history[-RECENT_ORDERS:]
+    returned_recent = sum(1 for o in last_orders if o[4] is not None and int(o[4]) < t)
+    vector["customer_returns_last_6_orders"] = float(returned_recent)
+    vector["customer_return_rate_last_6"] = returned_recent / len(last_orders) if last_orders else 0.0
+
+    returns_before = [int(r[0]) for r in recent_returns if int(r[0]) < t]
+    vector["customer_returns_last_30d"] = float(sum(1 for r in returns_before if r >= t - RETURN_WINDOW_MS))
+    last_return = max(returns_before) if returns_before else customer.get("last_return_ms")
+    if last_return is not None and int(last_return) < t:
+        vector["customer_days_since_last_return"] = (t - int(last_return)) / DAY_MS
+    vector["customer_damaged_claims"] = float(damaged)
+    vector["customer_cod_refusals"] = float(refusals)
+
+    if order_count > 0:
+        vector["customer_avg_order_amount"] = amount_sum / (order_count * 100)
+        if amount_sum > 0:
+            vector["amount_vs_customer_avg"] = (order.amount_minor * order_count) / amount_sum
+
+    addresses = {key for key, first_used in customer.get("addresses", {}).items() if int(first_used) < t}
+    vector["customer_distinct_addresses"] = float(len(addresses))
+    vector["delivery_address_is_new"] = 0.0 if order.address_key in addresses else 1.0
+    vector["customer_orders_last_60s"] = float(sum(1 for o in history if int(o[0]) >= t - VELOCITY_SHORT_MS))
+    vector["customer_orders_last_1h"] = float(sum(1 for o in history if int(o[0]) >= t - VELOCITY_LONG_MS))
+
+
+def _counts_before(aggregate: Mapping[str, Any], t: int) -> tuple[int, int]:
+    """(returns, orders) of a product/seller/category/region.
+
+    These keep counters only (a popular product sees thousands of events an hour), so an order
+    scored after its entities saw later events gets today's counts: a small, documented staleness.
+    """
+    return int(aggregate.get("return_count", 0)), int(aggregate.get("order_count", 0))
+
+
+def vector_as_list(vector: Mapping[str, float]) -> list[float]:
+    """The vector in the model's feature order (what CSV input and the model expect)."""
+    return [float(vector[name]) for name in FEATURE_NAMES]
+
+
+def validate_vector(instance: Mapping[str, Any]) -> list[float]:
+    """Check one inference instance (name -> number) against the spec; returns it in model order.
+
+    Missing, unknown, or non-numeric features raise FeatureError naming the feature.
+    """
+    unknown = sorted(set(instance) - set(FEATURE_NAMES))
+    if unknown:
+        raise FeatureError(f"unknown feature(s): {', '.join(unknown)}", field=unknown[0])
+    values: list[float] = []
+    for feature in FEATURES:
+        if feature.name not in instance:
+            raise FeatureError(f"missing feature: {feature.name}", field=feature.name)
+        value = instance[feature.name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FeatureError(
+                f"feature {feature.name} must be a number, got {type(value).__name__}", field=feature.name
+            )
+        if value != value or value in (float("inf"), float("-inf")):
+            raise FeatureError(f"feature {feature.name} must be finite", field=feature.name)
+        values.append(float(value))
+    return values

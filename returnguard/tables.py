@@ -1,0 +1,73 @@
+"""DynamoDB table definitions: the one description the CDK stack, the local stack and the tests all read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: str = "S"  # DynamoDB attribute type: S, N or B
+
+
+@dataclass(frozen=True)
+class GlobalIndex:
+    name: str
+    partition_key: Key
+    sort_key: Key | None = None
+
+
+@dataclass(frozen=True)
+class TableDefinition:
+    """One table: `logical_name` is stable; the deployed name is chosen by the stack (or local stack)."""
+
+    logical_name: str
+    partition_key: Key
+    sort_key: Key | None = None
+    ttl_attribute: str | None = None
+    global_indexes: tuple[GlobalIndex, ...] = field(default_factory=tuple)
+    purpose: str = ""
+
+
+FEATURES = TableDefinition(
+    logical_name="features",
+    partition_key=Key("pk"),
+    purpose=(
+        "Online aggregates per entity, keyed 'entity#id' (customer#C1, product#P1, seller#S1, category#x, "
+        "region#y) plus blocklist entries (blocklist_customer#C1, blocklist_address#<address key>, "
+        "blocklist_card#<fingerprint>), so scoring reads everything in one BatchGetItem."
+    ),
+)
+DECISIONS = TableDefinition(
+    logical_name="decisions",
+    partition_key=Key("decision_id"),
+    ttl_attribute="expires_at",
+    global_indexes=(GlobalIndex("by_customer", Key("customer_id"), Key("created_at")),),
+    purpose="Every decision, kept 90 days (TTL); idempotent on (event_type, event id).",
+)
+EXPLANATIONS = TableDefinition(
+    logical_name="explanations",
+    partition_key=Key("cache_key"),
+    ttl_attribute="expires_at",
+    purpose="Cache of LLM narratives keyed by a hash of level + factors + locale.",
+)
+AUDIT = TableDefinition(
+    logical_name="audit",
+    partition_key=Key("decision_id"),
+    sort_key=Key("recorded_at"),
+    purpose="Append-only audit trail: model version, features used, rules, action.",
+)
+IDEMPOTENCY = TableDefinition(
+    logical_name="idempotency",
+    partition_key=Key("id"),
+    ttl_attribute="expiration",
+    purpose="Idempotency records (stream events already applied, retried API calls).",
+)
+
+ALL_TABLES: tuple[TableDefinition, ...] = (FEATURES, DECISIONS, EXPLANATIONS, AUDIT, IDEMPOTENCY)
+
+
+def entity_key(entity: str, entity_id: str) -> str:
+    """The `features` table partition key of one entity's aggregates."""
+    return f"{entity}#{entity_id}"
