@@ -17,7 +17,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format unit synth bench clean
+.PHONY: help setup demo test lint format unit synth bench model clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -60,3 +60,6 @@ bench: $(STAMP) ## run the benchmarks, write benchmarks/results.json and print a
 
 clean: ## remove generated files (keeps the dependency caches in build/)
 	rm -rf cdk.out build/demo build/bench .pytest_cache
+
+model: $(STAMP) ## train the bootstrap model on synthetic data into build/model/ (what cdk deploy ships)
+	@$(PY) -m training.bootstrap

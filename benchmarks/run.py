@@ -1,0 +1,77 @@
+"""`make bench`: run every benchmarks/bench_*.py, write benchmarks/results.json, print a table.
+
+Each module exposes `run(scale: str) -> list[dict]`; a row has `name`, `value`, `unit` and, where the
+benchmark runs a baseline in the same process, `baseline` and `ratio` (ours / baseline) so results
+compare across machines. Scale "quick" keeps everything small; "full" (the default) is what the
+closing notes quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", choices=["quick", "full"], default="full")
+    parser.add_argument("--only", help="run only bench_<ONLY>.py")
+    parser.add_argument("--out", default=str(HERE / "results.json"))
+    args = parser.parse_args(argv)
+
+    modules = sorted(p.stem for p in HERE.glob("bench_*.py"))
+    if args.only:
+        modules = [m for m in modules if m == f"bench_{args.only}"]
+    results: dict[str, object] = {
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "scale": args.scale,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "suites": {},
+    }
+    failed = False
+    for name in modules:
+        print(f"==> {name}", flush=True)
+        started = time.perf_counter()
+        try:
+            rows = importlib.import_module(f"benchmarks.{name}").run(args.scale)
+        except Exception:  # one broken suite must not hide the others' numbers
+            traceback.print_exc()
+            rows, failed = [{"name": "error", "value": None, "unit": "", "note": "suite failed"}], True
+        results["suites"][name] = {"seconds": round(time.perf_counter() - started, 2), "rows": rows}  # type: ignore[index]
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    print(f"\nwrote {args.out}")
+    return 1 if failed else 0
+
+
+def print_table(results: dict) -> None:
+    print(f"\n{'suite':<22} {'benchmark':<48} {'value':>12} {'unit':<10} {'baseline':>12} {'ratio':>7}")
+    for suite, data in results["suites"].items():
+        for row in data["rows"]:
+            value = row.get("value")
+            baseline = row.get("baseline")
+            ratio = row.get("ratio")
+            print(
+                f"{suite.removeprefix('bench_'):<22} {row['name']:<48} "
+                f"{_fmt(value):>12} {row.get('unit', ''):<10} {_fmt(baseline):>12} {_fmt(ratio):>7}"
+            )
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

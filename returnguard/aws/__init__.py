@@ -1,0 +1,1 @@
+"""Thin AWS adapters behind small protocols; the domain modules never import these."""

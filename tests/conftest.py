@@ -1,0 +1,44 @@
+"""Fixtures shared by every test folder. Keep expensive things session-scoped and cached under build/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "test-cache"
+
+# Tests never reach real AWS: fake credentials and a fixed region for every boto3 client.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def build_cache() -> Path:
+    """A folder that survives between runs (under build/, ignored by git) for cached artifacts."""
+    BUILD.mkdir(parents=True, exist_ok=True)
+    return BUILD
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the whole run: two cores, few shuffle partitions, UTC."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("returnguard-tests")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "2g")
+        .config("spark.sql.warehouse.dir", str(BUILD / "spark-warehouse"))
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
