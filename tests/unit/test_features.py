@@ -1,0 +1,284 @@
+"""The feature spec and its online computation: point-in-time, defaults, and the bounded aggregates."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from returnguard import calendar
+from returnguard.aggregates import AggregateStore, ReturnContext, replay
+from returnguard.features import (
+    COD_REFUSAL_REASON_CODE,
+    DAMAGE_REASON_CODES,
+    FEATURE_NAMES,
+    FEATURES,
+    FeatureError,
+    OrderContext,
+    address_key,
+    amount_to_minor,
+    compute_features,
+    smoothed_rate,
+    validate_vector,
+    vector_as_list,
+)
+
+T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z, outside any sale window
+DAY = 86_400_000
+REASONS = ["damaged", "defective", "empty_box", "size_fit", "changed_mind", "refused_delivery", "wrong_item"]
+
+
+def order(n: int, t: int, customer: str = "C1", amount_minor: int = 100_000, **kw) -> OrderContext:
+    fields = dict(
+        order_id=f"O{n:06d}",
+        customer_id=customer,
+        product_id="P1",
+        seller_id="S1",
+        category="fashion",
+        region="MH",
+        order_time_ms=t,
+        amount_minor=amount_minor,
+        payment_method="upi",
+        delivery_address="1 MG Road, Pune",
+    )
+    fields.update(kw)
+    return OrderContext(**fields)
+
+
+def returned(o: OrderContext, t: int, reason: str = "size_fit", n: int = 0) -> ReturnContext:
+    return ReturnContext(
+        return_id=f"R{n or int(o.order_id[1:]):06d}",
+        order_id=o.order_id,
+        customer_id=o.customer_id,
+        product_id=o.product_id,
+        seller_id=o.seller_id,
+        category=o.category,
+        region=o.region,
+        return_time_ms=t,
+        reason_code=reason,
+    )
+
+
+def test_spec_is_one_ordered_list_with_unique_names_and_descriptions():
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == len(FEATURES)
+    assert all(f.description and f.description[0].isupper() for f in FEATURES)
+    assert all(f.kind in {"float", "int", "bool"} for f in FEATURES)
+
+
+def test_new_customer_gets_defaults_and_order_facts_only():
+    vector = compute_features(order(1, T0, amount_minor=129_999, payment_method="cod"), None)
+    assert list(vector) == list(FEATURE_NAMES)
+    assert vector["order_amount"] == 1299.99
+    assert vector["payment_is_cod"] == 1.0
+    assert vector["customer_order_count"] == 0.0
+    assert vector["customer_days_since_last_return"] == -1.0
+    assert vector["delivery_address_is_new"] == 1.0
+    assert vector["product_return_rate"] == smoothed_rate(0, 0) == 0.1
+
+
+def test_return_known_only_after_it_happens():
+    # Given an order returned on day 5, when a second order is placed on day 3 and another on day 6
+    store = AggregateStore()
+    first = order(1, T0)
+    store.apply_order(first)
+    store.apply_return(returned(first, T0 + 5 * DAY, "damaged"))
+    before = store.features(order(2, T0 + 3 * DAY))
+    after = store.features(order(3, T0 + 6 * DAY))
+    # Then the day-3 order can't see the return; the day-6 one can
+    assert before["customer_return_count"] == 0.0
+    assert before["customer_returns_last_6_orders"] == 0.0
+    assert before["customer_damaged_claims"] == 0.0
+    assert after["customer_return_count"] == 1.0
+    assert after["customer_returns_last_6_orders"] == 1.0
+    assert after["customer_damaged_claims"] == 1.0
+    assert after["customer_days_since_last_return"] == 1.0
+
+
+def test_events_at_the_same_millisecond_are_not_before():
+    profiles = {"C1": T0 - DAY}
+    orders = [order(1, T0), order(2, T0), order(3, T0 + 1)]
+    _, walk = replay(profiles, orders, [])
+    vectors = {o.order_id: v for o, v in walk}
+    assert vectors["O000001"]["customer_order_count"] == 0.0
+    assert vectors["O000002"]["customer_order_count"] == 0.0
+    assert vectors["O000003"]["customer_order_count"] == 2.0
+    assert vectors["O000003"]["customer_orders_last_60s"] == 2.0
+
+
+def test_velocity_windows_include_their_start_and_exclude_the_order_itself():
+    # [t - 60 s, t): the same bounds as Spark's rangeBetween(-60000, -1) on epoch milliseconds.
+    store = AggregateStore()
+    store.apply_order(order(1, T0))
+    assert store.features(order(2, T0 + 60_000))["customer_orders_last_60s"] == 1.0
+    assert store.features(order(2, T0 + 60_001))["customer_orders_last_60s"] == 0.0
+    assert store.features(order(2, T0 + 3_600_000))["customer_orders_last_1h"] == 1.0
+    assert store.features(order(2, T0 + 3_600_001))["customer_orders_last_1h"] == 0.0
+
+
+def test_amount_relative_to_history_uses_exact_integer_sums():
+    store = AggregateStore()
+    store.apply_order(order(1, T0, amount_minor=10_001))
+    store.apply_order(order(2, T0 + DAY, amount_minor=20_002))
+    vector = store.features(order(3, T0 + 2 * DAY, amount_minor=45_003))
+    assert vector["customer_avg_order_amount"] == 30_003 / 200
+    assert vector["amount_vs_customer_avg"] == (45_003 * 2) / 30_003
+
+
+def test_address_key_ignores_case_and_spacing():
+    assert address_key("  12 MG Road,\tPune ") == address_key("12 mg road, pune")
+    assert address_key("12 MG Road, Pune") != address_key("13 MG Road, Pune")
+    assert len(address_key("x")) == 16
+
+
+def test_amount_to_minor_rounds_binary_noise():
+    assert amount_to_minor(1299.99) == 129_999
+    assert amount_to_minor(0.07) == 7
+
+
+def test_festival_flag_follows_calendar_in_india_time():
+    diwali = next(w for w in calendar.WINDOWS if w.name == "Diwali" and w.first_day.year == 2025)
+    assert calendar.window_at(diwali.start_ms) == "Diwali"
+    assert calendar.window_at(diwali.start_ms - 1) is None
+    assert calendar.window_at(diwali.end_ms) is None
+    assert diwali.first_day == date(2025, 10, 16)
+    # 18:30 UTC the evening before is already midnight in India.
+    assert compute_features(order(1, diwali.start_ms), None)["is_festival_sale"] == 1.0
+
+
+def test_validate_vector_names_the_bad_feature():
+    good = {name: 0.0 for name in FEATURE_NAMES}
+    assert validate_vector(good) == vector_as_list(good)
+    with pytest.raises(FeatureError) as missing:
+        validate_vector({k: v for k, v in good.items() if k != "order_amount"})
+    assert missing.value.field == "order_amount"
+    with pytest.raises(FeatureError) as unknown:
+        validate_vector({**good, "shoe_size": 9})
+    assert unknown.value.field == "shoe_size"
+    with pytest.raises(FeatureError) as typed:
+        validate_vector({**good, "payment_is_cod": "yes"})
+    assert typed.value.field == "payment_is_cod"
+    with pytest.raises(FeatureError):
+        validate_vector({**good, "order_amount": math.nan})
+    with pytest.raises(FeatureError):
+        validate_vector({**good, "payment_is_cod": True})
+
+
+# --- the bounded aggregates against a from-scratch computation of every definition ---------------
+
+
+def naive_features(
+    o: OrderContext, registered: int, orders: list[OrderContext], returns: list[ReturnContext]
+):
+    """Each feature straight from its definition over the full history (slow, obviously right)."""
+    t = o.order_time_ms
+    mine = sorted(
+        (p for p in orders if p.customer_id == o.customer_id and p.order_time_ms < t),
+        key=lambda p: (p.order_time_ms, p.order_id),
+    )
+    my_returns = [r for r in returns if r.customer_id == o.customer_id and r.return_time_ms < t]
+    returned_at = {}
+    for r in returns:
+        returned_at[r.order_id] = min(returned_at.get(r.order_id, r.return_time_ms), r.return_time_ms)
+    n, k = len(mine), len(my_returns)
+    last6 = mine[-6:]
+    r6 = sum(1 for p in last6 if returned_at.get(p.order_id, t) < t)
+    total = sum(p.amount_minor for p in mine)
+    addresses = {p.address_key for p in mine}
+
+    def rate(attr: str) -> float:
+        value = getattr(o, attr)
+        orders_before = sum(1 for p in orders if getattr(p, attr) == value and p.order_time_ms < t)
+        returns_before = sum(1 for r in returns if getattr(r, attr) == value and r.return_time_ms < t)
+        return smoothed_rate(returns_before, orders_before)
+
+    return {
+        "order_amount": o.amount_minor / 100,
+        "payment_is_cod": float(o.payment_method == "cod"),
+        "is_festival_sale": float(calendar.is_festival_sale(t)),
+        "customer_account_age_days": (t - registered) / DAY if registered <= t else 0.0,
+        "customer_order_count": float(n),
+        "customer_return_count": float(k),
+        "customer_return_rate": k / n if n else 0.0,
+        "customer_returns_last_6_orders": float(r6),
+        "customer_return_rate_last_6": r6 / len(last6) if last6 else 0.0,
+        "customer_returns_last_30d": float(sum(1 for r in my_returns if r.return_time_ms >= t - 30 * DAY)),
+        "customer_days_since_last_return": (t - max(r.return_time_ms for r in my_returns)) / DAY
+        if my_returns
+        else -1.0,
+        "customer_damaged_claims": float(sum(1 for r in my_returns if r.reason_code in DAMAGE_REASON_CODES)),
+        "customer_cod_refusals": float(
+            sum(1 for r in my_returns if r.reason_code == COD_REFUSAL_REASON_CODE)
+        ),
+        "customer_avg_order_amount": total / (n * 100) if n else 0.0,
+        "amount_vs_customer_avg": (o.amount_minor * n) / total if n and total else 1.0,
+        "customer_distinct_addresses": float(len(addresses)),
+        "delivery_address_is_new": 0.0 if o.address_key in addresses else 1.0,
+        "customer_orders_last_60s": float(sum(1 for p in mine if p.order_time_ms >= t - 60_000)),
+        "customer_orders_last_1h": float(sum(1 for p in mine if p.order_time_ms >= t - 3_600_000)),
+        "product_return_rate": rate("product_id"),
+        "category_return_rate": rate("category"),
+        "seller_return_rate": rate("seller_id"),
+        "region_return_rate": rate("region"),
+    }
+
+
+@st.composite
+def histories(draw):
+    count = draw(st.integers(min_value=1, max_value=40))
+    # Gaps from a second to weeks, so windows (60 s, 1 h, 30 days) and the last-6 list all get exercised.
+    gaps = draw(
+        st.lists(
+            st.sampled_from([0, 1_000, 30_000, 59_999, 60_000, 3_599_999, 2 * DAY, 29 * DAY, 31 * DAY]),
+            min_size=count,
+            max_size=count,
+        )
+    )
+    orders, returns, t = [], [], T0
+    for i, gap in enumerate(gaps):
+        t += gap
+        o = order(
+            i + 1,
+            t,
+            customer=draw(st.sampled_from(["C1", "C2", "C3"])),
+            amount_minor=draw(st.integers(min_value=100, max_value=5_000_000)),
+            product_id=draw(st.sampled_from(["P1", "P2"])),
+            category=draw(st.sampled_from(["fashion", "electronics"])),
+            payment_method=draw(st.sampled_from(["cod", "upi"])),
+            delivery_address=draw(st.sampled_from(["1 MG Road", "2 Park St", "3 Lake Rd"])),
+        )
+        orders.append(o)
+        if draw(st.booleans()):
+            delay = draw(st.sampled_from([1, 60_000, DAY, 3 * DAY, 20 * DAY, 40 * DAY]))
+            returns.append(returned(o, t + delay, draw(st.sampled_from(REASONS)), n=i + 1))
+    return orders, returns
+
+
+@settings(max_examples=150, deadline=None)
+@given(histories())
+def test_replayed_aggregates_match_every_definition(history):
+    orders, returns = history
+    profiles = {"C1": T0 - 100 * DAY, "C2": T0 - DAY, "C3": T0 + 5 * DAY}
+    store, walk = replay(profiles, orders, returns)
+    for o, vector in walk:
+        expected = naive_features(o, profiles[o.customer_id], orders, returns)
+        assert vector == expected, o.order_id
+    assert sum(c["order_count"] for c in store.customers.values()) == len(orders)
+    assert sum(c["return_count"] for c in store.customers.values()) == len(returns)
+
+
+def test_store_updated_after_the_order_still_gives_point_in_time_vector():
+    # The stream may apply an order (and later events) before the API scores it again: the customer
+    # features must still only reflect what happened strictly before the scored order.
+    store = AggregateStore()
+    first, second = order(1, T0), order(2, T0 + 10 * DAY)
+    store.apply_order(first)
+    store.apply_return(returned(first, T0 + 2 * DAY, "empty_box"))
+    expected = store.features(second)
+    store.apply_order(second)
+    store.apply_return(returned(second, T0 + 10 * DAY + 5, "damaged", n=2))
+    again = store.features(second)
+    customer_features = [f.name for f in FEATURES if f.group in {"order", "customer"}]
+    assert {k: again[k] for k in customer_features} == {k: expected[k] for k in customer_features}
