@@ -237,7 +237,7 @@ def _ids(prefix: str, width: int, n: int) -> list[str]:
 
 
 def _festival_mask(times_ms: np.ndarray) -> np.ndarray:
-    """Vectorised `calendar.is_festival_sale` (windows are sorted and may touch but not matter if they overlap)."""
+    """Vectorised `calendar.is_festival_sale`: the same windows, the same half-open bounds in epoch ms."""
     mask = np.zeros(times_ms.shape, dtype=bool)
     for start, end, _ in ranges_ms():
         mask |= (times_ms >= start) & (times_ms < end)
@@ -414,7 +414,6 @@ def generate(config: SynthConfig) -> SyntheticData:
     times[wardrober_orders] = festive.sample(rng, registered[customer[wardrober_orders]])
     # Churn accounts: a burst within hours of opening, several orders a minute apart.
     churn_orders = np.flatnonzero(order_segment == _S["account_churn"])
-    times = times.copy()
     if len(churn_orders):
         first = np.r_[True, customer[churn_orders][1:] != customer[churn_orders][:-1]]
         gaps = np.where(
