@@ -1,5 +1,45 @@
-"""Placeholder: the blocklist_sync function is being written; the CDK stack stages this folder."""
+"""blocklist_sync Lambda: scheduled; syncs the MySQL blocklist into S3 and the features table."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from returnguard.aws.blocklist import (
+    BlocklistSyncError,
+    DynamoBlocklistTable,
+    MySQLBlocklistSource,
+    S3SnapshotWriter,
+    sync,
+)
 
 
-def lambda_handler(event, context):
-    raise NotImplementedError("blocklist_sync handler not written yet")
+class Settings(BaseModel):
+    features_table: str = Field(alias="RG_FEATURES_TABLE", min_length=1)
+    lake_bucket: str = Field(alias="RG_LAKE_BUCKET", min_length=1)
+    db_secret_arn: str = Field(alias="RG_DB_SECRET_ARN", min_length=1)
+    db_name: str | None = Field(default=None, alias="RG_DB_NAME")
+    stage: str = Field(default="dev", alias="RG_STAGE")
+
+
+settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
+logger = Logger(service="blocklist_sync")
+source = MySQLBlocklistSource(
+    boto3.client("secretsmanager"), settings.db_secret_arn, settings.db_name or None
+)
+snapshots = S3SnapshotWriter(boto3.client("s3"), settings.lake_bucket)
+table = DynamoBlocklistTable(boto3.client("dynamodb"), settings.features_table)
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    try:
+        result = sync(source, snapshots, table)
+    except BlocklistSyncError as error:
+        logger.error("blocklist sync failed", extra={"code": error.code, "detail": str(error)})
+        raise
+    return {"status": "ok", **result.as_dict()}
