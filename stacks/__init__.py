@@ -1,0 +1,1 @@
+"""ReturnGuard's CDK stacks: one per concern, wired by typed props in `stacks.wiring`."""

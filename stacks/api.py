@@ -1,0 +1,277 @@
+"""API stack: REST API with API key, usage plan, throttling, request validation and access logs, in front
+of the `score` function."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Aws, CfnOutput, Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from stacks.config import StageConfig
+from stacks.constructs import PythonFunction, log_group, removal_policy, suppress
+from stacks.packaging import lambda_staging_folder
+from stacks.request_schema import RISK_SCORE_REQUEST
+
+
+@dataclass(frozen=True)
+class ApiProps:
+    config: StageConfig
+    tables: dict[str, dynamodb.ITable]
+    endpoint_name: str
+    endpoint_arn: str
+
+
+class ApiStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, props: ApiProps, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        config = props.config
+        bedrock = config.bedrock
+        score = PythonFunction(
+            self,
+            "Score",
+            config=config,
+            code_folder=lambda_staging_folder("score"),
+            memory_size=512,
+            timeout=Duration.seconds(10),
+            description="POST /v1/risk-score, GET /v1/decisions/{decision_id}, GET /v1/health",
+            environment={
+                "RG_FEATURES_TABLE": props.tables["features"].table_name,
+                "RG_DECISIONS_TABLE": props.tables["decisions"].table_name,
+                "RG_EXPLANATIONS_TABLE": props.tables["explanations"].table_name,
+                "RG_AUDIT_TABLE": props.tables["audit"].table_name,
+                "RG_IDEMPOTENCY_TABLE": props.tables["idempotency"].table_name,
+                "RG_ENDPOINT_NAME": props.endpoint_name,
+                "RG_MODEL_CONFIG": config.model.serving_config_json,
+                "RG_BEDROCK_MODEL_ID": bedrock.model_id,
+                "RG_BEDROCK_GUARDRAIL_ID": bedrock.guardrail_id,
+                "RG_BEDROCK_GUARDRAIL_VERSION": bedrock.guardrail_version,
+                "RG_STAGE": config.stage,
+                "POWERTOOLS_SERVICE_NAME": "returnguard",
+                "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
+                "POWERTOOLS_LOG_LEVEL": "INFO" if config.is_prod else "DEBUG",
+            },
+        )
+        self.function = score.function
+        props.tables["features"].grant_read_data(score.role)
+        props.tables["decisions"].grant_read_write_data(score.role)
+        props.tables["explanations"].grant_read_write_data(score.role)
+        props.tables["idempotency"].grant_read_write_data(score.role)
+        props.tables["audit"].grant(score.role, "dynamodb:PutItem")
+        score.role.add_to_policy(
+            iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[props.endpoint_arn])
+        )
+        if bedrock.enabled:
+            score.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["bedrock:InvokeModel", "bedrock:Converse"],
+                    resources=[self.bedrock_model_arn(bedrock.model_id)],
+                )
+            )
+            if bedrock.guardrail_id:
+                score.role.add_to_policy(
+                    iam.PolicyStatement(
+                        actions=["bedrock:ApplyGuardrail"],
+                        resources=[
+                            f"arn:{self.partition}:bedrock:{self.region}:{self.account}:guardrail/{bedrock.guardrail_id}"
+                        ],
+                    )
+                )
+        suppress(
+            score.role,
+            "AwsSolutions-IAM5",
+            "Table grants include the tables' own index ARNs (<table>/index/*) and KMS data-key actions on "
+            "the one stage key; nothing broader.",
+            applies_to=[
+                "Action::kms:GenerateDataKey*",
+                "Action::kms:ReEncrypt*",
+                "Action::kms:Describe*",
+                {"regex": "/^Resource::.*Table.*\\.Arn>\\/index\\/\\*$/"},
+            ],
+        )
+
+        access_logs = log_group(self, "AccessLogs", config=config)
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            rest_api_name=f"{config.prefix}-api",
+            description="ReturnGuard risk-score API",
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=removal_policy(config),
+            deploy_options=apigw.StageOptions(
+                stage_name=config.stage,
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.INFO,
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                throttling_rate_limit=config.api_throttle.rate_limit,
+                throttling_burst_limit=config.api_throttle.burst_limit,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=False,
+                ),
+            ),
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+        )
+        suppress(
+            self.api,
+            "AwsSolutions-IAM4",
+            "API Gateway's account-level CloudWatch role uses the AWS-managed "
+            "AmazonAPIGatewayPushToCloudWatchLogs policy, which is what the service documents for access logs.",
+            applies_to=[
+                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+            ],
+        )
+        request_model = self.api.add_model(
+            "RiskScoreRequest",
+            content_type="application/json",
+            model_name="RiskScoreRequest",
+            schema=_json_schema(RISK_SCORE_REQUEST),
+        )
+        validator = self.api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        integration = apigw.LambdaIntegration(self.function)
+        v1 = self.api.root.add_resource("v1")
+        v1.add_resource("risk-score").add_method(
+            "POST",
+            integration,
+            api_key_required=True,
+            request_validator=validator,
+            request_models={"application/json": request_model},
+        )
+        v1.add_resource("decisions").add_resource("{decision_id}").add_method(
+            "GET",
+            integration,
+            api_key_required=True,
+            request_validator=validator,
+            request_parameters={"method.request.path.decision_id": True},
+        )
+        v1.add_resource("health").add_method("GET", integration, request_validator=validator)
+        suppress(
+            self.api,
+            "AwsSolutions-APIG4",
+            "Callers are merchant back-ends authenticated by API key + usage plan (seed 004); IAM or Cognito "
+            "authorizers would need an identity provider this open-source deploy does not assume. "
+            "GET /v1/health is deliberately open for load-balancer style checks.",
+        )
+        suppress(self.api, "AwsSolutions-COG4", "See AwsSolutions-APIG4: API keys, no Cognito user pool.")
+
+        self.api_key = self.api.add_api_key("ApiKey", api_key_name=f"{config.prefix}-default")
+        plan = self.api.add_usage_plan(
+            "UsagePlan",
+            name=f"{config.prefix}-default",
+            throttle=apigw.ThrottleSettings(
+                rate_limit=config.api_throttle.rate_limit, burst_limit=config.api_throttle.burst_limit
+            ),
+            quota=apigw.QuotaSettings(limit=config.api_throttle.quota_per_day, period=apigw.Period.DAY),
+        )
+        plan.add_api_key(self.api_key)
+        plan.add_api_stage(stage=self.api.deployment_stage)
+
+        if config.waf:
+            self.web_acl = _web_acl(self, config)
+            wafv2.CfnWebACLAssociation(
+                self,
+                "WebAclAssociation",
+                resource_arn=self.api.deployment_stage.stage_arn,
+                web_acl_arn=self.web_acl.attr_arn,
+            )
+        else:
+            suppress(self.api, "AwsSolutions-APIG3", "Dev stage: WAF is enabled in prod (context 'waf').")
+
+        CfnOutput(
+            self, "ApiUrl", value=self.api.url_for_path("/v1/risk-score"), description="POST risk scores here"
+        )
+        CfnOutput(self, "ApiKeyId", value=self.api_key.key_id)
+        CfnOutput(
+            self,
+            "ApiKeyValueCommand",
+            value=f"aws apigateway get-api-key --api-key {self.api_key.key_id} --include-value "
+            f"--query value --output text --region {Aws.REGION}",
+            description="Run this to read the API key's value",
+        )
+
+    def bedrock_model_arn(self, model_id: str) -> str:
+        """Only the configured foundation model (cross-region inference profiles start with a geo prefix)."""
+        if model_id.split(".", 1)[0] in ("us", "eu", "apac", "global"):
+            return f"arn:{self.partition}:bedrock:{self.region}:{self.account}:inference-profile/{model_id}"
+        return f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{model_id}"
+
+
+def _json_schema(schema: dict[str, Any]) -> apigw.JsonSchema:
+    """dict → apigw.JsonSchema, recursively (the schema lives as plain data in request_schema.py)."""
+    types = {t.name.lower(): t for t in apigw.JsonSchemaType}
+    kwargs: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "$schema":
+            kwargs["schema"] = apigw.JsonSchemaVersion.DRAFT4
+        elif key == "type":
+            kwargs["type"] = types[value]
+        elif key == "properties":
+            kwargs["properties"] = {name: _json_schema(sub) for name, sub in value.items()}
+        elif key == "oneOf":
+            kwargs["one_of"] = [_json_schema(sub) for sub in value]
+        elif key in ("minLength", "maxLength", "minimum", "pattern", "required", "enum", "title"):
+            kwargs[{"minLength": "min_length", "maxLength": "max_length"}.get(key, key)] = value
+        else:
+            raise ValueError(f"request schema keyword {key!r} is not mapped to API Gateway's JsonSchema")
+    return apigw.JsonSchema(**kwargs)
+
+
+def _web_acl(scope: Construct, config: StageConfig) -> wafv2.CfnWebACL:
+    def managed(name: str, priority: int) -> wafv2.CfnWebACL.RuleProperty:
+        return wafv2.CfnWebACL.RuleProperty(
+            name=name,
+            priority=priority,
+            override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+            statement=wafv2.CfnWebACL.StatementProperty(
+                managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                    vendor_name="AWS", name=name
+                )
+            ),
+            visibility_config=_visibility(name),
+        )
+
+    rate_limit = wafv2.CfnWebACL.RuleProperty(
+        name="per-ip-rate-limit",
+        priority=0,
+        action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                limit=2000, aggregate_key_type="IP"
+            )
+        ),
+        visibility_config=_visibility("per-ip-rate-limit"),
+    )
+    return wafv2.CfnWebACL(
+        scope,
+        "WebAcl",
+        scope="REGIONAL",
+        default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+        rules=[
+            rate_limit,
+            managed("AWSManagedRulesCommonRuleSet", 1),
+            managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
+        ],
+        visibility_config=_visibility(f"{config.prefix}-api"),
+    )
+
+
+def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+    )

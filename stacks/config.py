@@ -1,0 +1,362 @@
+"""The deployment configuration: cdk.json context parsed once into a typed, frozen object."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("dev", "prod")
+ENDPOINT_MODES = ("serverless", "realtime")
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+
+# Public SageMaker framework registries (sagemaker-python-sdk image_uri_config/xgboost.json; the same
+# account serves every sagemaker-xgboost version in a region). Resolved per region through a CfnMapping.
+XGBOOST_VERSION = "3.0-5"
+XGBOOST_REGISTRIES: dict[str, str] = {
+    "af-south-1": "510948584623",
+    "ap-east-1": "651117190479",
+    "ap-northeast-1": "354813040037",
+    "ap-northeast-2": "366743142698",
+    "ap-northeast-3": "867004704886",
+    "ap-south-1": "720646828776",
+    "ap-south-2": "628508329040",
+    "ap-southeast-1": "121021644041",
+    "ap-southeast-2": "783357654285",
+    "ap-southeast-3": "951798379941",
+    "ap-southeast-4": "106583098589",
+    "ca-central-1": "341280168497",
+    "ca-west-1": "190319476487",
+    "eu-central-1": "492215442770",
+    "eu-central-2": "680994064768",
+    "eu-north-1": "662702820516",
+    "eu-south-1": "978288397137",
+    "eu-south-2": "104374241257",
+    "eu-west-1": "141502667606",
+    "eu-west-2": "764974769150",
+    "eu-west-3": "659782779980",
+    "il-central-1": "898809789911",
+    "me-central-1": "272398656194",
+    "me-south-1": "801668240914",
+    "sa-east-1": "737474898029",
+    "us-east-1": "683313688378",
+    "us-east-2": "257758044811",
+    "us-west-1": "746614075791",
+    "us-west-2": "246618743249",
+}
+
+# AWS-managed Powertools for AWS Lambda (Python) v3 layer; includes pydantic. Pinned.
+POWERTOOLS_LAYER_ACCOUNT = "017000801446"
+POWERTOOLS_LAYER_VERSION = 27
+
+
+class ConfigError(ValueError):
+    """Invalid cdk.json context: the message names the key."""
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    mode: str  # serverless | realtime
+    serverless_memory_mb: int
+    serverless_max_concurrency: int
+    instance_type: str
+    instance_count: int
+
+
+@dataclass(frozen=True)
+class ApiThrottle:
+    rate_limit: float
+    burst_limit: int
+    quota_per_day: int
+
+
+@dataclass(frozen=True)
+class BedrockConfig:
+    model_id: str  # empty: off
+    guardrail_id: str
+    guardrail_version: str
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model_id)
+
+
+@dataclass(frozen=True)
+class BlocklistConfig:
+    """The MySQL-compatible source of the blocklist; the function exists only with both set."""
+
+    db_endpoint: str
+    db_secret_arn: str
+    db_name: str
+    schedule_minutes: int
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    security_group_id: str
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.db_endpoint and self.db_secret_arn)
+
+
+@dataclass(frozen=True)
+class ModelBootstrap:
+    model_dir: Path
+    model_version: str
+    thresholds: dict[str, Any]
+
+    @property
+    def model_tarball(self) -> Path:
+        return self.model_dir / "model.tar.gz"
+
+    @property
+    def sourcedir_tarball(self) -> Path:
+        return self.model_dir / "sourcedir.tar.gz"
+
+    @property
+    def serving_config_json(self) -> str:
+        """RG_MODEL_CONFIG: the model's version and thresholds, compact JSON."""
+        return json.dumps(
+            {"model_version": self.model_version, "thresholds": self.thresholds}, separators=(",", ":")
+        )
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    stage: str
+    account: str | None
+    region: str | None
+    prefix: str
+    endpoint: EndpointConfig
+    bedrock: BedrockConfig
+    alert_email: str
+    api_throttle: ApiThrottle
+    model: ModelBootstrap
+    blocklist: BlocklistConfig
+    waf: bool
+    retraining_schedule_enabled: bool
+    log_retention_days: int
+
+    @property
+    def is_prod(self) -> bool:
+        return self.stage == "prod"
+
+    @property
+    def retain_data(self) -> bool:
+        return self.is_prod
+
+    @property
+    def point_in_time_recovery(self) -> bool:
+        return self.is_prod
+
+
+# Defaults per stage; any key may be overridden with `-c key=value` or in cdk.json.
+STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dev": {
+        "endpoint_mode": "serverless",
+        "serverless_memory_mb": 2048,
+        "serverless_max_concurrency": 5,
+        "instance_type": "ml.m5.large",
+        "instance_count": 1,
+        "api_rate_limit": 50,
+        "api_burst_limit": 100,
+        "api_quota_per_day": 100_000,
+        "waf": False,
+        "retraining_schedule": False,
+        "log_retention_days": 7,
+    },
+    "prod": {
+        "endpoint_mode": "realtime",
+        "serverless_memory_mb": 2048,
+        "serverless_max_concurrency": 20,
+        "instance_type": "ml.c5.large",
+        "instance_count": 2,
+        "api_rate_limit": 500,
+        "api_burst_limit": 1000,
+        "api_quota_per_day": 5_000_000,
+        "waf": True,
+        "retraining_schedule": True,
+        "log_retention_days": 90,
+    },
+}
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+_INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_MODEL_ID = re.compile(r"^[A-Za-z0-9.:_-]*$")
+
+
+class _Context:
+    """Typed reads of the context with errors that name the key."""
+
+    def __init__(self, raw: dict[str, Any], defaults: dict[str, Any]) -> None:
+        self.raw = raw
+        self.defaults = defaults
+
+    def _get(self, key: str, default: Any) -> Any:
+        value = self.raw.get(key)
+        if value is None or value == "":
+            return self.defaults.get(key, default)
+        return value
+
+    def string(self, key: str, default: str = "") -> str:
+        value = self._get(key, default)
+        if not isinstance(value, (str, int, float)):
+            raise ConfigError(f"context '{key}' must be a string, got {value!r}")
+        return str(value).strip()
+
+    def integer(
+        self, key: str, default: int = 0, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        value = self._get(key, default)
+        try:
+            number = int(str(value))
+        except ValueError:
+            raise ConfigError(f"context '{key}' must be an integer, got {value!r}") from None
+        if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+            raise ConfigError(f"context '{key}' must be between {minimum} and {maximum}, got {number}")
+        return number
+
+    def number(self, key: str, default: float = 0.0, minimum: float = 0.0) -> float:
+        value = self._get(key, default)
+        try:
+            number = float(str(value))
+        except ValueError:
+            raise ConfigError(f"context '{key}' must be a number, got {value!r}") from None
+        if number <= minimum:
+            raise ConfigError(f"context '{key}' must be greater than {minimum}, got {number}")
+        return number
+
+    def boolean(self, key: str, default: bool = False) -> bool:
+        value = self._get(key, default)
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"context '{key}' must be true or false, got {value!r}")
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.string(key, default)
+        if value not in choices:
+            raise ConfigError(f"context '{key}' must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def string_list(self, key: str) -> tuple[str, ...]:
+        value = self._get(key, "")
+        if isinstance(value, list):
+            return tuple(str(v).strip() for v in value if str(v).strip())
+        return tuple(part.strip() for part in str(value).split(",") if part.strip())
+
+
+def read_model_bootstrap(model_dir: Path) -> ModelBootstrap:
+    """The bootstrap model's artifacts and serving config; fails with what to run when absent."""
+    missing = [
+        name
+        for name in ("model.tar.gz", "sourcedir.tar.gz", "config.json")
+        if not (model_dir / name).is_file()
+    ]
+    if missing:
+        raise ConfigError(
+            f"context 'model_dir': {model_dir} lacks {', '.join(missing)}; run `make model` first "
+            "(it trains the bootstrap model the first deploy ships)"
+        )
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+        version = str(config["model_version"])
+        thresholds = dict(config["thresholds"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(
+            f"context 'model_dir': {model_dir / 'config.json'} needs 'model_version' and 'thresholds' ({error})"
+        ) from None
+    return ModelBootstrap(model_dir=model_dir, model_version=version, thresholds=thresholds)
+
+
+def load(context: dict[str, Any], environment: dict[str, str]) -> StageConfig:
+    """Parse the context (cdk.json + `-c`) and CDK_DEFAULT_* environment once."""
+    stage = _Context(context, {}).choice("stage", STAGES, "dev")
+    read = _Context(context, STAGE_DEFAULTS[stage])
+
+    endpoint = EndpointConfig(
+        mode=read.choice("endpoint_mode", ENDPOINT_MODES, "serverless"),
+        serverless_memory_mb=read.integer("serverless_memory_mb", 2048),
+        serverless_max_concurrency=read.integer("serverless_max_concurrency", 5, minimum=1, maximum=200),
+        instance_type=read.string("instance_type", "ml.m5.large"),
+        instance_count=read.integer("instance_count", 1, minimum=1, maximum=20),
+    )
+    if endpoint.serverless_memory_mb not in SERVERLESS_MEMORY_MB:
+        raise ConfigError(
+            f"context 'serverless_memory_mb' must be one of {SERVERLESS_MEMORY_MB}, got {endpoint.serverless_memory_mb}"
+        )
+    if not _INSTANCE.match(endpoint.instance_type):
+        raise ConfigError(
+            f"context 'instance_type' must look like ml.c5.large, got {endpoint.instance_type!r}"
+        )
+
+    bedrock = BedrockConfig(
+        model_id=read.string("bedrock_model_id") if read.boolean("bedrock_enabled", True) else "",
+        guardrail_id=read.string("bedrock_guardrail_id"),
+        guardrail_version=read.string("bedrock_guardrail_version"),
+    )
+    if not _MODEL_ID.match(bedrock.model_id):
+        raise ConfigError(f"context 'bedrock_model_id' is not a model id: {bedrock.model_id!r}")
+    if bedrock.guardrail_id and not bedrock.guardrail_version:
+        raise ConfigError("context 'bedrock_guardrail_version' is required with 'bedrock_guardrail_id'")
+
+    alert_email = read.string("alert_email")
+    if alert_email and not _EMAIL.match(alert_email):
+        raise ConfigError(f"context 'alert_email' is not an email address: {alert_email!r}")
+
+    throttle = ApiThrottle(
+        rate_limit=read.number("api_rate_limit", 50),
+        burst_limit=read.integer("api_burst_limit", 100, minimum=1, maximum=100_000),
+        quota_per_day=read.integer("api_quota_per_day", 100_000, minimum=1),
+    )
+
+    blocklist = BlocklistConfig(
+        db_endpoint=read.string("blocklist_db_endpoint"),
+        db_secret_arn=read.string("blocklist_db_secret_arn"),
+        db_name=read.string("blocklist_db_name", "returns"),
+        schedule_minutes=read.integer("blocklist_schedule_minutes", 60, minimum=1, maximum=1440),
+        vpc_id=read.string("vpc_id"),
+        subnet_ids=read.string_list("subnet_ids"),
+        security_group_id=read.string("security_group_id"),
+    )
+    if blocklist.db_secret_arn and not _SECRET_ARN.match(blocklist.db_secret_arn):
+        raise ConfigError(
+            f"context 'blocklist_db_secret_arn' is not a Secrets Manager ARN: {blocklist.db_secret_arn!r}"
+        )
+    if bool(blocklist.db_endpoint) != bool(blocklist.db_secret_arn):
+        raise ConfigError("context 'blocklist_db_endpoint' and 'blocklist_db_secret_arn' go together")
+    if blocklist.vpc_id and not (blocklist.subnet_ids and blocklist.security_group_id):
+        raise ConfigError("context 'vpc_id' needs 'subnet_ids' and 'security_group_id'")
+
+    model_dir = Path(read.string("model_dir", "build/model"))
+    if not model_dir.is_absolute():
+        model_dir = ROOT / model_dir
+
+    prefix = read.string("prefix", f"returnguard-{stage}")
+    if not re.match(r"^[a-z][a-z0-9-]{2,30}$", prefix):
+        raise ConfigError(
+            f"context 'prefix' must be 3-31 lowercase letters, digits or dashes, got {prefix!r}"
+        )
+
+    return StageConfig(
+        stage=stage,
+        account=environment.get("CDK_DEFAULT_ACCOUNT") or None,
+        region=environment.get("CDK_DEFAULT_REGION") or None,
+        prefix=prefix,
+        endpoint=endpoint,
+        bedrock=bedrock,
+        alert_email=alert_email,
+        api_throttle=throttle,
+        model=read_model_bootstrap(model_dir),
+        blocklist=blocklist,
+        waf=read.boolean("waf", False),
+        retraining_schedule_enabled=read.boolean("retraining_schedule", False),
+        log_retention_days=read.integer("log_retention_days", 7, minimum=1, maximum=3653),
+    )

@@ -1,0 +1,173 @@
+"""House constructs carrying the secure defaults once: encrypted TLS-only buckets, Python functions with
+their own role and log group, and fine-grained cdk-nag suppressions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
+from constructs import Construct
+
+from stacks.config import POWERTOOLS_LAYER_ACCOUNT, POWERTOOLS_LAYER_VERSION, StageConfig
+
+
+def removal_policy(config: StageConfig) -> RemovalPolicy:
+    """Data survives `cdk destroy` in prod; in dev nothing is left behind."""
+    return RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+
+
+def suppress(
+    construct: Construct, rule: str, reason: str, applies_to: Sequence[str | dict | RegexAppliesTo] = ()
+) -> None:
+    """One cdk-nag suppression on one construct (and its children), with a reason and, for IAM5, the exact
+    wildcard it accepts."""
+    patterns = [RegexAppliesTo(regex=a["regex"]) if isinstance(a, dict) else a for a in applies_to]
+    suppression = NagPackSuppression(id=rule, reason=reason, applies_to=patterns or None)
+    NagSuppressions.add_resource_suppressions(construct, [suppression], apply_to_children=True)
+
+
+def log_group(scope: Construct, id: str, *, config: StageConfig, name: str | None = None) -> logs.LogGroup:
+    return logs.LogGroup(
+        scope,
+        id,
+        log_group_name=name,
+        retention=_retention(config.log_retention_days),
+        removal_policy=removal_policy(config) if config.is_prod else RemovalPolicy.DESTROY,
+    )
+
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    """The shortest supported retention that keeps logs at least `days` days."""
+    return _RETENTION[min(value for value in _RETENTION if value >= days)]
+
+
+class SecureBucket(Construct):
+    """A versioned, KMS-encrypted (or SSE-S3 for log targets), TLS-only bucket without public access."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: StageConfig,
+        key: kms.IKey | None,
+        access_logs: s3.IBucket | None,
+        access_logs_prefix: str = "",
+        lifecycle_rules: Sequence[s3.LifecycleRule] = (),
+    ) -> None:
+        super().__init__(scope, id)
+        destroy = not config.retain_data
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.KMS if key else s3.BucketEncryption.S3_MANAGED,
+            encryption_key=key,
+            bucket_key_enabled=bool(key),
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED if access_logs else None,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix=access_logs_prefix or None,
+            lifecycle_rules=list(lifecycle_rules),
+            removal_policy=removal_policy(config),
+            auto_delete_objects=destroy,
+        )
+
+
+class PythonFunction(Construct):
+    """A Python 3.12 function: its own role and log group, X-Ray tracing, the pinned Powertools layer,
+    and code from a staging folder built without Docker."""
+
+    RUNTIME = lambda_.Runtime.PYTHON_3_12
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: StageConfig,
+        code_folder: Path,
+        environment: Mapping[str, str],
+        memory_size: int = 512,
+        timeout: Duration | None = None,
+        description: str = "",
+        reserved_concurrency: int | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        self.log_group = log_group(self, "Logs", config=config)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{config.prefix} {id} function",
+        )
+        self.log_group.grant_write(self.role)
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self,
+            "Powertools",
+            f"arn:{Aws.PARTITION}:lambda:{Stack.of(self).region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
+            f"AWSLambdaPowertoolsPythonV3-python312-x86_64:{POWERTOOLS_LAYER_VERSION}",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=self.RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            handler="handler.lambda_handler",
+            code=lambda_.Code.from_asset(str(code_folder)),
+            layers=[layer],
+            memory_size=memory_size,
+            timeout=timeout or Duration.seconds(10),
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment=dict(environment),
+            description=description,
+            reserved_concurrent_executions=reserved_concurrency,
+        )
+        suppress(
+            self.role,
+            "AwsSolutions-IAM5",
+            "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions; "
+            "log streams are created under this function's own log group only.",
+            applies_to=["Resource::*", f"Resource::<{_logical(self.log_group)}.Arn>:*"],
+        )
+        suppress(
+            self.function,
+            "AwsSolutions-L1",
+            "Python 3.12 is pinned: the AWS-managed Powertools v3 layer is published per Python version and "
+            "returnguard/ is tested on 3.12; moving runtimes is a deliberate, tested change.",
+        )
+
+
+def _logical(construct: Construct) -> str:
+    """The logical id cdk-nag prints inside `<...>` for a construct's default CloudFormation resource."""
+    child = construct.node.default_child
+    assert child is not None
+    return Stack.of(construct).get_logical_id(child)  # type: ignore[arg-type]
+
+
+logical_id = _logical

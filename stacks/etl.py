@@ -1,0 +1,200 @@
+"""ETL stack: Glue catalog and crawlers for raw/ and processed/, Glue 5.0 jobs for features and rules,
+`returnguard/` shipped as a zip in --extra-py-files, bookmarks, KMS security configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Annotations, Stack
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as assets
+from constructs import Construct
+
+from stacks.config import StageConfig
+from stacks.constructs import suppress
+from stacks.packaging import domain_zip, glue_script
+
+
+@dataclass(frozen=True)
+class EtlProps:
+    config: StageConfig
+    key: kms.IKey
+    lake: s3.IBucket
+
+
+class EtlStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, props: EtlProps, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        config = props.config
+        self.database_name = config.prefix.replace("-", "_")
+        glue.CfnDatabase(
+            self,
+            "Database",
+            catalog_id=self.account,
+            database_input=glue.CfnDatabase.DatabaseInputProperty(
+                name=self.database_name, description="ReturnGuard lake: raw/ and processed/"
+            ),
+        )
+        self.security_configuration = glue.CfnSecurityConfiguration(
+            self,
+            "SecurityConfiguration",
+            name=f"{config.prefix}-glue",
+            encryption_configuration=glue.CfnSecurityConfiguration.EncryptionConfigurationProperty(
+                s3_encryptions=[
+                    glue.CfnSecurityConfiguration.S3EncryptionProperty(
+                        s3_encryption_mode="SSE-KMS", kms_key_arn=props.key.key_arn
+                    )
+                ],
+                cloud_watch_encryption=glue.CfnSecurityConfiguration.CloudWatchEncryptionProperty(
+                    cloud_watch_encryption_mode="SSE-KMS", kms_key_arn=props.key.key_arn
+                ),
+                job_bookmarks_encryption=glue.CfnSecurityConfiguration.JobBookmarksEncryptionProperty(
+                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=props.key.key_arn
+                ),
+            ),
+        )
+
+        self.role = iam.Role(
+            self,
+            "GlueRole",
+            assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+            description=f"{config.prefix} Glue jobs and crawlers",
+        )
+        props.lake.grant_read(self.role, "raw/*")
+        props.lake.grant_read(self.role, "external/*")
+        props.lake.grant_read_write(self.role, "processed/*")
+        props.key.grant_encrypt_decrypt(self.role)
+        catalog = f"arn:{self.partition}:glue:{self.region}:{self.account}"
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "glue:GetDatabase",
+                    "glue:GetTable",
+                    "glue:GetTables",
+                    "glue:CreateTable",
+                    "glue:UpdateTable",
+                    "glue:GetPartition",
+                    "glue:GetPartitions",
+                    "glue:BatchCreatePartition",
+                    "glue:BatchGetPartition",
+                    "glue:CreatePartition",
+                    "glue:UpdatePartition",
+                    "glue:GetSecurityConfiguration",
+                    "glue:GetJobBookmark",
+                ],
+                resources=[
+                    f"{catalog}:catalog",
+                    f"{catalog}:database/{self.database_name}",
+                    f"{catalog}:table/{self.database_name}/*",
+                    f"{catalog}:job/{config.prefix}-*",
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:AssociateKmsKey",
+                ],
+                resources=[f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws-glue/*"],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": "Glue"}},
+            )
+        )
+
+        for name, prefix in (("raw", "raw/"), ("processed", "processed/")):
+            glue.CfnCrawler(
+                self,
+                f"{name.title()}Crawler",
+                name=f"{config.prefix}-{name}",
+                role=self.role.role_arn,
+                database_name=self.database_name,
+                table_prefix=f"{name}_",
+                crawler_security_configuration=self.security_configuration.name,
+                targets=glue.CfnCrawler.TargetsProperty(
+                    s3_targets=[glue.CfnCrawler.S3TargetProperty(path=props.lake.s3_url_for_object(prefix))]
+                ),
+                schema_change_policy=glue.CfnCrawler.SchemaChangePolicyProperty(
+                    update_behavior="UPDATE_IN_DATABASE", delete_behavior="LOG"
+                ),
+                recrawl_policy=glue.CfnCrawler.RecrawlPolicyProperty(
+                    recrawl_behavior="CRAWL_NEW_FOLDERS_ONLY"
+                ),
+            )
+
+        domain = assets.Asset(self, "DomainZip", path=str(domain_zip()))
+        domain.grant_read(self.role)
+        self.jobs: dict[str, glue.CfnJob] = {}
+        for name, script_name, description in (
+            ("features", "features.py", "raw/ -> point-in-time features and training data (processed/)"),
+            ("rules", "rules.py", "rules engine: blocklist, amount, velocity, risk categories (processed/)"),
+        ):
+            path, present = glue_script(script_name)
+            if not present:
+                Annotations.of(self).add_warning_v2(
+                    f"returnguard:glue-{name}",
+                    f"glue_jobs/{script_name} is missing: the job ships a failing stub",
+                )
+            script = assets.Asset(self, f"{name.title()}Script", path=str(path))
+            script.grant_read(self.role)
+            self.jobs[name] = glue.CfnJob(
+                self,
+                f"{name.title()}Job",
+                name=f"{config.prefix}-{name}",
+                description=description,
+                role=self.role.role_arn,
+                glue_version="5.0",
+                worker_type="G.1X",
+                number_of_workers=2 if not config.is_prod else 10,
+                timeout=120,
+                max_retries=1,
+                security_configuration=self.security_configuration.name,
+                command=glue.CfnJob.JobCommandProperty(
+                    name="glueetl", python_version="3", script_location=script.s3_object_url
+                ),
+                execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=1),
+                default_arguments={
+                    "--job-bookmark-option": "job-bookmark-enable",
+                    "--extra-py-files": domain.s3_object_url,
+                    "--enable-metrics": "true",
+                    "--enable-continuous-cloudwatch-log": "true",
+                    "--enable-glue-datacatalog": "true",
+                    "--lake_bucket": props.lake.bucket_name,
+                    "--database": self.database_name,
+                    "--raw_prefix": "raw/",
+                    "--output_prefix": "processed/",
+                },
+            )
+        self.features_job_name = f"{config.prefix}-features"
+        suppress(
+            self.role,
+            "AwsSolutions-IAM5",
+            "Glue reads raw/ and external/, writes processed/ only; its scripts and the returnguard zip are "
+            "objects in the CDK asset bucket; catalog tables of its own database; /aws-glue/* log groups; "
+            "PutMetricData is namespace-conditioned (no resource-level permissions).",
+            applies_to=[
+                "Resource::*",
+                "Action::s3:GetBucket*",
+                "Action::s3:GetObject*",
+                "Action::s3:List*",
+                "Action::s3:DeleteObject*",
+                "Action::s3:Abort*",
+                "Action::s3:PutObject*",
+                "Action::kms:GenerateDataKey*",
+                "Action::kms:ReEncrypt*",
+                {"regex": "/^Resource::arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-.*\\/\\*$/"},
+                {"regex": "/^Resource::.*Lake.*\\.Arn.*\\/(raw|external|processed)\\/\\*$/"},
+                {"regex": "/^Resource::arn:<AWS::Partition>:glue:.*:(table|job)\\/.*\\*$/"},
+                {"regex": "/^Resource::arn:<AWS::Partition>:logs:.*:log-group:\\/aws-glue\\/\\*$/"},
+            ],
+        )

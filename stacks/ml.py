@@ -1,0 +1,203 @@
+"""ML stack: SageMaker execution role, the bootstrap model from S3 file assets, endpoint config per stage,
+the endpoint and the Model Package Group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import CfnMapping, Fn, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as assets
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from stacks.config import XGBOOST_REGISTRIES, XGBOOST_VERSION, StageConfig
+from stacks.constructs import removal_policy, suppress
+
+INFERENCE_PROGRAM = "inference.py"
+TRAINING_PROGRAM = "train.py"
+
+
+@dataclass(frozen=True)
+class MlProps:
+    config: StageConfig
+    key: kms.IKey
+    lake: s3.IBucket
+
+
+def xgboost_image(scope: Stack) -> str:
+    """The XGBoost framework image of the stack's region, resolved by CloudFormation from a mapping."""
+    mapping = CfnMapping(
+        scope,
+        "XgboostRegistry",
+        mapping={region: {"account": account} for region, account in XGBOOST_REGISTRIES.items()},
+    )
+    account = mapping.find_in_map(scope.region, "account")
+    return Fn.join(
+        "",
+        [account, ".dkr.ecr.", scope.region, ".", scope.url_suffix, f"/sagemaker-xgboost:{XGBOOST_VERSION}"],
+    )
+
+
+class MlStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, props: MlProps, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        config = props.config
+        self.image_uri = xgboost_image(self)
+        self.model_artifact = assets.Asset(self, "ModelArtifact", path=str(config.model.model_tarball))
+        self.source_dir = assets.Asset(self, "SourceDir", path=str(config.model.sourcedir_tarball))
+
+        self.role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{config.prefix} SageMaker models, endpoints and training jobs",
+        )
+        self.model_artifact.grant_read(self.role)
+        self.source_dir.grant_read(self.role)
+        props.lake.grant_read_write(self.role, "processed/*")
+        props.lake.grant_read_write(self.role, "models/*")
+        props.key.grant_encrypt_decrypt(self.role)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[
+                    Fn.join(
+                        "",
+                        [
+                            f"arn:{self.partition}:ecr:{self.region}:",
+                            Fn.select(0, Fn.split(".", self.image_uri)),
+                            ":repository/sagemaker-xgboost",
+                        ],
+                    )
+                ],
+            )
+        )
+        self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[
+                    f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/*"
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
+            )
+        )
+        suppress(
+            self.role,
+            "AwsSolutions-IAM5",
+            "SageMaker reads its assets from the CDK staging bucket objects, reads/writes only the lake's "
+            "processed/ and models/ prefixes, logs to /aws/sagemaker/*; ecr:GetAuthorizationToken and "
+            "cloudwatch:PutMetricData (namespace-conditioned) have no resource-level permissions.",
+            applies_to=_iam5_patterns(),
+        )
+
+        self.model = sagemaker.CfnModel(
+            self,
+            "BootstrapModel",
+            execution_role_arn=self.role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=self.image_uri,
+                model_data_url=self.model_artifact.s3_object_url,
+                environment={
+                    "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
+                    "SAGEMAKER_SUBMIT_DIRECTORY": self.source_dir.s3_object_url,
+                    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                    "RG_MODEL_VERSION": config.model.model_version,
+                },
+            ),
+        )
+        self.model.node.add_dependency(self.role)
+
+        endpoint = config.endpoint
+        if endpoint.mode == "serverless":
+            variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name="primary",
+                model_name=self.model.attr_model_name,
+                serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                    memory_size_in_mb=endpoint.serverless_memory_mb,
+                    max_concurrency=endpoint.serverless_max_concurrency,
+                ),
+            )
+            data_capture = None
+            kms_key_id = None  # serverless endpoints take no KmsKeyId (no attached storage)
+        else:
+            variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name="primary",
+                model_name=self.model.attr_model_name,
+                initial_instance_count=endpoint.instance_count,
+                instance_type=endpoint.instance_type,
+                initial_variant_weight=1,
+            )
+            data_capture = sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+                enable_capture=True,
+                initial_sampling_percentage=20,
+                destination_s3_uri=props.lake.s3_url_for_object("models/data-capture"),
+                kms_key_id=props.key.key_arn,
+                capture_options=[
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
+                ],
+            )
+            kms_key_id = props.key.key_arn
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            production_variants=[variant],
+            data_capture_config=data_capture,
+            kms_key_id=kms_key_id,
+        )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            endpoint_name=f"{config.prefix}-scoring",
+        )
+        # The endpoint, its config and the model are compute, not data: always deleted with the stack.
+        self.endpoint_name = f"{config.prefix}-scoring"
+        self.endpoint_arn = (
+            f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:endpoint/{self.endpoint_name}"
+        )
+
+        self.model_package_group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=f"{config.prefix}-return-abuse",
+            model_package_group_description="Return-abuse XGBoost models that passed the evaluation gate",
+        )
+        self.model_package_group.apply_removal_policy(removal_policy(config))
+        self.model_package_group_name = f"{config.prefix}-return-abuse"
+
+
+def _iam5_patterns() -> list:
+    from cdk_nag import RegexAppliesTo
+
+    return [
+        "Resource::*",
+        "Action::s3:GetBucket*",
+        "Action::s3:GetObject*",
+        "Action::s3:List*",
+        "Action::s3:DeleteObject*",
+        "Action::s3:Abort*",
+        "Action::s3:PutObject*",
+        "Action::kms:GenerateDataKey*",
+        "Action::kms:ReEncrypt*",
+        RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-.*\\/\\*$/"),
+        RegexAppliesTo(
+            regex="/^Resource::<LakeBucket[A-F0-9]+\\.Arn>\\/(processed|models)\\/([a-z-]+\\/)?\\*$/"
+        ),
+        RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:logs:.*:log-group:\\/aws\\/sagemaker\\/\\*$/"),
+    ]

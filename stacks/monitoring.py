@@ -1,0 +1,168 @@
+"""Monitoring stack: one dashboard and alarms to a KMS-encrypted SNS topic (email from context)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.config import StageConfig
+
+NAMESPACE = "ReturnGuard"
+
+
+@dataclass(frozen=True)
+class MonitoringProps:
+    config: StageConfig
+    key: kms.IKey
+    api: apigw.RestApi
+    score_function: lambda_.IFunction
+    stream_function: lambda_.IFunction
+    stream: kinesis.IStream
+    dead_letters: sqs.IQueue
+    endpoint_name: str
+
+
+class MonitoringStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, props: MonitoringProps, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        config = props.config
+        self.topic = sns.Topic(
+            self, "Alerts", master_key=props.key, enforce_ssl=True, display_name="ReturnGuard alerts"
+        )
+        if config.alert_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alert_email))
+
+        api_name = props.api.rest_api_name
+        stage = props.api.deployment_stage.stage_name
+        api_dims = {"ApiName": api_name, "Stage": stage}
+        latency = cw.Metric(
+            namespace="AWS/ApiGateway", metric_name="Latency", dimensions_map=api_dims, statistic="p95"
+        )
+        server_errors = cw.Metric(
+            namespace="AWS/ApiGateway", metric_name="5XXError", dimensions_map=api_dims, statistic="Sum"
+        )
+        endpoint_dims = {"EndpointName": props.endpoint_name, "VariantName": "primary"}
+        endpoint_errors = cw.MathExpression(
+            expression="e4 + e5",
+            using_metrics={
+                "e4": cw.Metric(
+                    namespace="AWS/SageMaker",
+                    metric_name="Invocation4XXErrors",
+                    dimensions_map=endpoint_dims,
+                    statistic="Sum",
+                ),
+                "e5": cw.Metric(
+                    namespace="AWS/SageMaker",
+                    metric_name="Invocation5XXErrors",
+                    dimensions_map=endpoint_dims,
+                    statistic="Sum",
+                ),
+            },
+            label="endpoint errors",
+            period=Duration.minutes(5),
+        )
+        iterator_age = props.stream_function.metric("IteratorAge", statistic="Maximum")
+        dlq_depth = props.dead_letters.metric_approximate_number_of_messages_visible(statistic="Maximum")
+        service_dims = {"service": "returnguard"}
+        decisions = [
+            cw.Metric(
+                namespace=NAMESPACE,
+                metric_name="Decisions",
+                dimensions_map={**service_dims, "risk_level": level},
+                statistic="Sum",
+                label=level,
+            )
+            for level in ("low", "medium", "high")
+        ]
+        fallbacks = [
+            cw.Metric(
+                namespace=NAMESPACE,
+                metric_name=name,
+                dimensions_map=service_dims,
+                statistic="Sum",
+                label=name,
+            )
+            for name in ("ModelFallback", "ExplanationFallback")
+        ]
+
+        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-overview")
+        self.dashboard.add_widgets(
+            cw.GraphWidget(title="API latency p95 (ms)", left=[latency], width=12),
+            cw.GraphWidget(title="Decisions by risk level", left=decisions, stacked=True, width=12),
+            cw.GraphWidget(title="Fallbacks (model, explanation)", left=fallbacks, width=8),
+            cw.GraphWidget(title="Endpoint errors", left=[endpoint_errors], width=8),
+            cw.GraphWidget(
+                title="Stream iterator age (ms) / DLQ depth", left=[iterator_age], right=[dlq_depth], width=8
+            ),
+        )
+
+        action = cw_actions.SnsAction(self.topic)
+        alarms = [
+            cw.Alarm(
+                self,
+                "ApiLatency",
+                metric=latency,
+                threshold=1000,
+                evaluation_periods=3,
+                alarm_description="API p95 latency above 1 s",
+            ),
+            cw.Alarm(
+                self,
+                "Api5xx",
+                metric=server_errors,
+                threshold=5,
+                evaluation_periods=1,
+                alarm_description="API 5XX responses",
+            ),
+            cw.Alarm(
+                self,
+                "EndpointErrors",
+                metric=endpoint_errors,
+                threshold=5,
+                evaluation_periods=1,
+                alarm_description="SageMaker endpoint errors",
+            ),
+            cw.Alarm(
+                self,
+                "StreamIteratorAge",
+                metric=iterator_age,
+                threshold=60_000,
+                evaluation_periods=3,
+                alarm_description="Stream consumer more than 60 s behind",
+            ),
+            cw.Alarm(
+                self,
+                "DeadLetters",
+                metric=dlq_depth,
+                threshold=0,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                alarm_description="Stream events failed into the DLQ",
+            ),
+            cw.Alarm(
+                self,
+                "ScoreErrors",
+                metric=props.score_function.metric_errors(statistic="Sum"),
+                threshold=5,
+                evaluation_periods=1,
+                alarm_description="score function errors",
+            ),
+        ]
+        for alarm in alarms:
+            alarm.add_alarm_action(action)
+        CfnOutput(
+            self,
+            "DashboardUrl",
+            value=f"https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}#dashboards:name={config.prefix}-overview",
+        )

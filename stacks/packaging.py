@@ -1,0 +1,54 @@
+"""Build deployable folders and archives without Docker: Lambda staging folders, the Glue zip of `returnguard/`."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+from stacks.config import ROOT
+
+ASSETS = ROOT / "build" / "assets"
+DOMAIN = ROOT / "returnguard"
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", "tests")
+
+
+def lambda_staging_folder(name: str) -> Path:
+    """`lambdas/<name>/` + `returnguard/` copied into `build/assets/<name>/` (rebuilt each synth)."""
+    source = ROOT / "lambdas" / name
+    if not (source / "handler.py").is_file():
+        raise FileNotFoundError(
+            f"{source / 'handler.py'} is missing: every function folder needs a handler.py"
+        )
+    target = ASSETS / name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, ignore=_IGNORE)
+    shutil.copytree(DOMAIN, target / "returnguard", ignore=_IGNORE)
+    return target
+
+
+def domain_zip() -> Path:
+    """`returnguard/` as a zip for Glue `--extra-py-files` (deterministic member order and times)."""
+    target = ASSETS / "glue" / "returnguard.zip"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in DOMAIN.rglob("*.py") if "__pycache__" not in p.parts)
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            info = zipfile.ZipInfo(str(path.relative_to(ROOT)), date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return target
+
+
+def glue_script(name: str) -> tuple[Path, bool]:
+    """The Glue job script `glue_jobs/<name>`; a failing stub if it is not written yet (second value False)."""
+    script = ROOT / "glue_jobs" / name
+    if script.is_file():
+        return script, True
+    stub = ASSETS / "glue" / "pending" / name
+    stub.parent.mkdir(parents=True, exist_ok=True)
+    stub.write_text(
+        f'raise SystemExit("glue_jobs/{name} was not in the checkout when this stack was synthesized")\n'
+    )
+    return stub, False

@@ -1,0 +1,296 @@
+"""Pipeline stack: the retraining state machine (Glue features -> SageMaker training -> evaluate -> gate ->
+register -> update endpoint) and its EventBridge schedule (disabled in dev)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from stacks.config import StageConfig
+from stacks.constructs import log_group, suppress
+from stacks.ml import INFERENCE_PROGRAM, TRAINING_PROGRAM
+
+SERVING_METRICS_KEY = "models/metadata/serving-metrics.json"
+# Seed 003's batch path enters here: an S3 upload under this prefix (EventBridge "Object Created") starts a
+# batch-scoring state machine. The lake sends its events to EventBridge already; the machine is not built yet.
+BATCH_UPLOAD_PREFIX = "incoming/batch/"
+
+
+@dataclass(frozen=True)
+class PipelineProps:
+    config: StageConfig
+    key: kms.IKey
+    lake: s3.IBucket
+    features_job_name: str
+    image_uri: str
+    source_dir_url: str
+    sagemaker_role: iam.IRole
+    model_package_group_name: str
+    endpoint_name: str
+
+
+class PipelineStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, props: PipelineProps, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        config = props.config
+        sm = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
+
+        features = tasks.GlueStartJobRun(
+            self,
+            "BuildFeatures",
+            glue_job_name=props.features_job_name,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            result_path="$.glue",
+            task_timeout=sfn.Timeout.duration(Duration.hours(2)),
+        )
+        train = tasks.SageMakerCreateTrainingJob(
+            self,
+            "Train",
+            training_job_name=sfn.JsonPath.format(
+                "{}-{}", config.prefix, sfn.JsonPath.string_at("$$.Execution.Name")
+            ),
+            role=props.sagemaker_role,
+            algorithm_specification=tasks.AlgorithmSpecification(
+                training_image=tasks.DockerImage.from_registry(props.image_uri),
+                training_input_mode=tasks.InputMode.FILE,
+                metric_definitions=[
+                    tasks.MetricDefinition(name="validation:auc", regex="validation_auc=([0-9.]+)"),
+                    tasks.MetricDefinition(name="validation:pr_auc", regex="validation_pr_auc=([0-9.]+)"),
+                ],
+            ),
+            hyperparameters={
+                "sagemaker_program": TRAINING_PROGRAM,
+                "sagemaker_submit_directory": props.source_dir_url,
+            },
+            input_data_config=[
+                tasks.Channel(
+                    channel_name="train",
+                    data_source=tasks.DataSource(
+                        s3_data_source=tasks.S3DataSource(
+                            s3_location=tasks.S3Location.from_bucket(props.lake, "processed/training-data/")
+                        )
+                    ),
+                )
+            ],
+            output_data_config=tasks.OutputDataConfig(
+                s3_output_location=tasks.S3Location.from_bucket(props.lake, "models/artifacts/"),
+                encryption_key=props.key,
+            ),
+            resource_config=tasks.ResourceConfig(
+                instance_count=1,
+                instance_type=_instance("ml.m5.xlarge"),
+                volume_size=_size(10),
+                volume_encryption_key=props.key,
+            ),
+            stopping_condition=tasks.StoppingCondition(max_runtime=Duration.hours(2)),
+            result_path="$.training",
+        )
+        evaluate = sfn.Pass(
+            self,
+            "Evaluate",
+            parameters={
+                "auc.$": "$.training.FinalMetricDataList[?(@.MetricName == 'validation:auc')].Value",
+                "pr_auc.$": "$.training.FinalMetricDataList[?(@.MetricName == 'validation:pr_auc')].Value",
+            },
+            result_path="$.candidate_lists",
+        ).next(
+            sfn.Pass(
+                self,
+                "CandidateMetrics",
+                parameters={
+                    "auc.$": "States.ArrayGetItem($.candidate_lists.auc, 0)",
+                    "pr_auc.$": "States.ArrayGetItem($.candidate_lists.pr_auc, 0)",
+                },
+                result_path="$.candidate",
+            )
+        )
+        serving = tasks.CallAwsService(
+            self,
+            "ServingMetrics",
+            service="s3",
+            action="getObject",
+            parameters={"Bucket": props.lake.bucket_name, "Key": SERVING_METRICS_KEY},
+            iam_resources=[props.lake.arn_for_objects(SERVING_METRICS_KEY)],
+            result_selector={"metrics.$": "States.StringToJson($.Body)"},
+            result_path="$.serving",
+        )
+        no_serving = sfn.Pass(
+            self,
+            "NoServingMetrics",
+            result=sfn.Result.from_object({"metrics": {"auc": 0, "pr_auc": 0}}),
+            result_path="$.serving",
+        )
+        serving.add_catch(
+            no_serving, errors=["S3.NoSuchKeyException", "S3.S3Exception"], result_path="$.serving_error"
+        )
+
+        image_container = {
+            "Image": props.image_uri,
+            "ModelDataUrl.$": "$.training.ModelArtifacts.S3ModelArtifacts",
+            "Environment": {
+                "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
+                "SAGEMAKER_SUBMIT_DIRECTORY": props.source_dir_url,
+            },
+        }
+        register = tasks.CallAwsService(
+            self,
+            "RegisterModel",
+            service="sagemaker",
+            action="createModelPackage",
+            parameters={
+                "ModelPackageGroupName": props.model_package_group_name,
+                "ModelApprovalStatus": "Approved",
+                "InferenceSpecification": {
+                    "Containers": [image_container],
+                    "SupportedContentTypes": ["application/json", "text/csv"],
+                    "SupportedResponseMIMETypes": ["application/json"],
+                },
+            },
+            iam_resources=[
+                f"{sm}:model-package/{props.model_package_group_name}/*",
+                f"{sm}:model-package-group/{props.model_package_group_name}",
+            ],
+            result_path="$.package",
+        )
+        model_name = sfn.JsonPath.format("{}-{}", config.prefix, sfn.JsonPath.string_at("$$.Execution.Name"))
+        create_model = tasks.CallAwsService(
+            self,
+            "CreateModel",
+            service="sagemaker",
+            action="createModel",
+            parameters={
+                "ModelName": model_name,
+                "ExecutionRoleArn": props.sagemaker_role.role_arn,
+                "PrimaryContainer": image_container,
+            },
+            iam_resources=[f"{sm}:model/{config.prefix}-*"],
+            additional_iam_statements=[
+                iam.PolicyStatement(actions=["iam:PassRole"], resources=[props.sagemaker_role.role_arn])
+            ],
+            result_path="$.model",
+        )
+        endpoint = config.endpoint
+        if endpoint.mode == "serverless":
+            variant = {
+                "VariantName": "primary",
+                "ModelName": model_name,
+                "ServerlessConfig": {
+                    "MemorySizeInMB": endpoint.serverless_memory_mb,
+                    "MaxConcurrency": endpoint.serverless_max_concurrency,
+                },
+            }
+        else:
+            variant = {
+                "VariantName": "primary",
+                "ModelName": model_name,
+                "InitialInstanceCount": endpoint.instance_count,
+                "InstanceType": endpoint.instance_type,
+            }
+        create_config = tasks.CallAwsService(
+            self,
+            "CreateEndpointConfig",
+            service="sagemaker",
+            action="createEndpointConfig",
+            parameters={"EndpointConfigName": model_name, "ProductionVariants": [variant]},
+            iam_resources=[f"{sm}:endpoint-config/{config.prefix}-*"],
+            result_path="$.endpoint_config",
+        )
+        update_endpoint = tasks.CallAwsService(
+            self,
+            "UpdateEndpoint",
+            service="sagemaker",
+            action="updateEndpoint",
+            parameters={"EndpointName": props.endpoint_name, "EndpointConfigName": model_name},
+            iam_resources=[f"{sm}:endpoint/{props.endpoint_name}", f"{sm}:endpoint-config/{config.prefix}-*"],
+            result_path="$.update",
+        )
+        record = tasks.CallAwsService(
+            self,
+            "RecordServingMetrics",
+            service="s3",
+            action="putObject",
+            parameters={
+                "Bucket": props.lake.bucket_name,
+                "Key": SERVING_METRICS_KEY,
+                "Body.$": "States.JsonToString($.candidate)",
+                "ContentType": "application/json",
+            },
+            iam_resources=[props.lake.arn_for_objects(SERVING_METRICS_KEY)],
+            result_path="$.recorded",
+        )
+        promote = register.next(create_model).next(create_config).next(update_endpoint).next(record)
+        gate = (
+            sfn.Choice(self, "Gate")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.number_greater_than_equals_json_path(
+                        "$.candidate.auc", "$.serving.metrics.auc"
+                    ),
+                    sfn.Condition.number_greater_than_equals_json_path(
+                        "$.candidate.pr_auc", "$.serving.metrics.pr_auc"
+                    ),
+                ),
+                promote,
+            )
+            .otherwise(sfn.Succeed(self, "KeepServingModel", comment="Candidate was worse on AUC or PR-AUC"))
+        )
+        check_serving = serving.next(gate)
+        no_serving.next(gate)
+        definition = features.next(train).next(evaluate).next(check_serving)
+
+        logs = log_group(self, "Logs", config=config)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "Retraining",
+            state_machine_name=f"{config.prefix}-retraining",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=Duration.hours(6),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=logs, level=sfn.LogLevel.ALL, include_execution_data=False),
+        )
+        props.key.grant_encrypt_decrypt(self.state_machine.role)
+        events.Rule(
+            self,
+            "WeeklyRetraining",
+            schedule=events.Schedule.rate(Duration.days(7)),
+            enabled=config.retraining_schedule_enabled,
+            targets=[targets.SfnStateMachine(self.state_machine)],
+        )
+        suppress(
+            self.state_machine,
+            "AwsSolutions-IAM5",
+            "Step Functions' service integrations: X-Ray and log delivery have no resource-level permissions; "
+            "training jobs, models and endpoint configs are named per execution under this stage's prefix; "
+            "glue job runs of one job; KMS data-key actions on the stage key.",
+            applies_to=[
+                "Resource::*",
+                "Action::kms:GenerateDataKey*",
+                "Action::kms:ReEncrypt*",
+                {
+                    "regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:(training-job|model|endpoint-config)\\/.*\\*$/"
+                },
+                {"regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:model-package\\/.*\\/\\*$/"},
+            ],
+        )
+        self.state_machine_arn = self.state_machine.state_machine_arn
+
+
+def _instance(name: str):
+    from aws_cdk import aws_ec2 as ec2
+
+    return ec2.InstanceType(name.removeprefix("ml."))
+
+
+def _size(gb: int):
+    from aws_cdk import Size
+
+    return Size.gibibytes(gb)

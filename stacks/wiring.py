@@ -1,0 +1,122 @@
+"""Compose the stacks: each gets what it needs through its props; grants happen where two stacks meet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import App, Aspects, CfnOutput, Environment, Stack, Tags
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.api import ApiProps, ApiStack
+from stacks.blocklist import BlocklistProps, BlocklistStack
+from stacks.config import StageConfig
+from stacks.data import DataProps, DataStack
+from stacks.etl import EtlProps, EtlStack
+from stacks.ml import MlProps, MlStack
+from stacks.monitoring import MonitoringProps, MonitoringStack
+from stacks.pipeline import PipelineProps, PipelineStack
+from stacks.streaming import StreamingProps, StreamingStack
+
+
+@dataclass(frozen=True)
+class ReturnGuardStacks:
+    data: DataStack
+    streaming: StreamingStack
+    etl: EtlStack
+    ml: MlStack
+    api: ApiStack
+    pipeline: PipelineStack
+    monitoring: MonitoringStack
+    blocklist: BlocklistStack | None
+
+    def all(self) -> list[Stack]:
+        stacks = [self.data, self.streaming, self.etl, self.ml, self.api, self.pipeline, self.monitoring]
+        return stacks + ([self.blocklist] if self.blocklist else [])
+
+
+def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStacks:
+    env = (
+        Environment(account=config.account, region=config.region) if config.account or config.region else None
+    )
+    name = f"ReturnGuard-{config.stage}"
+
+    data = DataStack(app, f"{name}-Data", props=DataProps(config=config), env=env)
+    CfnOutput(data, "LakeBucket", value=data.lake.bucket_name)
+    streaming = StreamingStack(
+        app,
+        f"{name}-Streaming",
+        props=StreamingProps(
+            config=config,
+            key=data.key,
+            lake=data.lake,
+            features_table=data.tables["features"],
+            idempotency_table=data.tables["idempotency"],
+        ),
+        env=env,
+    )
+    CfnOutput(streaming, "StreamName", value=streaming.stream.stream_name)
+    etl = EtlStack(app, f"{name}-Etl", props=EtlProps(config=config, key=data.key, lake=data.lake), env=env)
+    ml = MlStack(app, f"{name}-Ml", props=MlProps(config=config, key=data.key, lake=data.lake), env=env)
+    CfnOutput(ml, "EndpointName", value=ml.endpoint.attr_endpoint_name)
+    api = ApiStack(
+        app,
+        f"{name}-Api",
+        props=ApiProps(
+            config=config,
+            tables=dict(data.tables),
+            endpoint_name=ml.endpoint_name,
+            endpoint_arn=ml.endpoint_arn,
+        ),
+        env=env,
+    )
+    api.add_stack_dependency(ml, "the score function calls the endpoint")
+    pipeline = PipelineStack(
+        app,
+        f"{name}-Pipeline",
+        props=PipelineProps(
+            config=config,
+            key=data.key,
+            lake=data.lake,
+            features_job_name=etl.features_job_name,
+            image_uri=ml.image_uri,
+            source_dir_url=ml.source_dir.s3_object_url,
+            sagemaker_role=ml.role,
+            model_package_group_name=ml.model_package_group_name,
+            endpoint_name=ml.endpoint_name,
+        ),
+        env=env,
+    )
+    pipeline.add_stack_dependency(etl, "the state machine starts the features job")
+    pipeline.add_stack_dependency(
+        ml, "the state machine registers into the model package group and updates the endpoint"
+    )
+    monitoring = MonitoringStack(
+        app,
+        f"{name}-Monitoring",
+        props=MonitoringProps(
+            config=config,
+            key=data.key,
+            api=api.api,
+            score_function=api.function,
+            stream_function=streaming.function,
+            stream=streaming.stream,
+            dead_letters=streaming.dead_letters,
+            endpoint_name=ml.endpoint_name,
+        ),
+        env=env,
+    )
+    blocklist = None
+    if config.blocklist.enabled:  # no database configured: no function, no (empty) stack
+        blocklist = BlocklistStack(
+            app,
+            f"{name}-Blocklist",
+            props=BlocklistProps(config=config, lake=data.lake, features_table=data.tables["features"]),
+            env=env,
+        )
+    stacks = ReturnGuardStacks(data, streaming, etl, ml, api, pipeline, monitoring, blocklist)
+    for stack in stacks.all():
+        Tags.of(stack).add("project", "returnguard")
+        Tags.of(stack).add("stage", config.stage)
+    if nag:
+        Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    return stacks

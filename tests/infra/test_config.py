@@ -1,0 +1,68 @@
+"""Context parsing: defaults per stage, and errors that name the offending key."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stacks.config import ConfigError, load
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_dev_defaults_to_a_serverless_endpoint(fake_model_dir):
+    config = load({"model_dir": str(fake_model_dir)}, {})
+    assert config.stage == "dev"
+    assert config.endpoint.mode == "serverless"
+    assert config.account is None and config.region is None
+    assert not config.retain_data
+
+
+def test_prod_defaults_to_realtime_and_reads_region_from_environment(fake_model_dir):
+    config = load({"stage": "prod", "model_dir": str(fake_model_dir)}, {"CDK_DEFAULT_REGION": "ap-south-1"})
+    assert config.endpoint.mode == "realtime"
+    assert config.region == "ap-south-1"
+    assert config.retain_data and config.point_in_time_recovery
+
+
+@pytest.mark.parametrize(
+    ("context", "key"),
+    [
+        ({"stage": "qa"}, "stage"),
+        ({"endpoint_mode": "batch"}, "endpoint_mode"),
+        ({"serverless_memory_mb": 1000}, "serverless_memory_mb"),
+        ({"api_rate_limit": "fast"}, "api_rate_limit"),
+        ({"api_burst_limit": 0}, "api_burst_limit"),
+        ({"alert_email": "not-an-email"}, "alert_email"),
+        ({"instance_type": "m5.large"}, "instance_type"),
+        ({"bedrock_guardrail_id": "gr-1"}, "bedrock_guardrail_version"),
+        ({"blocklist_db_secret_arn": "secret"}, "blocklist_db_secret_arn"),
+        ({"waf": "maybe"}, "waf"),
+    ],
+)
+def test_invalid_context_names_the_key(fake_model_dir, context, key):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        load({**context, "model_dir": str(fake_model_dir)}, {})
+
+
+def test_missing_model_tells_the_user_to_run_make_model(tmp_path):
+    with pytest.raises(ConfigError, match="make model"):
+        load({"model_dir": str(tmp_path)}, {})
+
+
+def test_app_exits_with_the_key_name_on_invalid_context(fake_model_dir, tmp_path):
+    env = dict(
+        os.environ,
+        CDK_CONTEXT_JSON=json.dumps({"stage": "qa", "model_dir": str(fake_model_dir)}),
+        CDK_OUTDIR=str(tmp_path),
+    )
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "context 'stage'" in result.stderr

@@ -1,0 +1,428 @@
+"""Fine-grained assertions on the synthesized templates, per stack and per stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from returnguard.tables import ALL_TABLES
+from tests.infra.conftest import MODEL_CONFIG, SECRET_ARN
+
+SCORE_ENV = {
+    "RG_FEATURES_TABLE",
+    "RG_DECISIONS_TABLE",
+    "RG_EXPLANATIONS_TABLE",
+    "RG_AUDIT_TABLE",
+    "RG_IDEMPOTENCY_TABLE",
+    "RG_ENDPOINT_NAME",
+    "RG_MODEL_CONFIG",
+    "RG_BEDROCK_MODEL_ID",
+    "RG_BEDROCK_GUARDRAIL_ID",
+    "RG_BEDROCK_GUARDRAIL_VERSION",
+    "RG_STAGE",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+
+
+def template(synth, name: str) -> Template:
+    return Template.from_stack(getattr(synth.stacks, name))
+
+
+def resources(synth, name: str, type_: str) -> dict:
+    return template(synth, name).find_resources(type_)
+
+
+def functions(synth, name: str) -> list[dict]:
+    found = resources(synth, name, "AWS::Lambda::Function")
+    return [
+        r["Properties"] for r in found.values() if r["Properties"].get("Handler") == "handler.lambda_handler"
+    ]
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+
+def test_tables_follow_the_shared_definitions(dev):
+    tables = list(resources(dev, "data", "AWS::DynamoDB::Table").values())
+    assert len(tables) == len(ALL_TABLES)
+    by_key = {json.dumps(t["Properties"]["KeySchema"], sort_keys=True): t["Properties"] for t in tables}
+    for definition in ALL_TABLES:
+        schema = [{"AttributeName": definition.partition_key.name, "KeyType": "HASH"}]
+        if definition.sort_key:
+            schema.append({"AttributeName": definition.sort_key.name, "KeyType": "RANGE"})
+        props = by_key[json.dumps(schema, sort_keys=True)]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["SSESpecification"]["SSEEnabled"] is True
+        assert props["SSESpecification"]["SSEType"] == "KMS"
+        if definition.ttl_attribute:
+            assert props["TimeToLiveSpecification"] == {
+                "AttributeName": definition.ttl_attribute,
+                "Enabled": True,
+            }
+        else:
+            assert "TimeToLiveSpecification" not in props
+        assert [g["IndexName"] for g in props.get("GlobalSecondaryIndexes", [])] == [
+            g.name for g in definition.global_indexes
+        ]
+
+
+@pytest.mark.parametrize(("stage", "policy", "pitr"), [("dev", "Delete", False), ("prod", "Retain", True)])
+def test_removal_policy_and_pitr_per_stage(request, stage, policy, pitr):
+    synth = request.getfixturevalue(stage)
+    data = template(synth, "data")
+    for type_ in ("AWS::DynamoDB::Table", "AWS::KMS::Key", "AWS::S3::Bucket"):
+        for resource in data.find_resources(type_).values():
+            assert resource["DeletionPolicy"] == policy, type_
+    for table in data.find_resources("AWS::DynamoDB::Table").values():
+        spec = table["Properties"]["PointInTimeRecoverySpecification"]
+        assert spec["PointInTimeRecoveryEnabled"] is pitr
+    auto_delete = data.find_resources("Custom::S3AutoDeleteObjects")
+    assert bool(auto_delete) is (stage == "dev")
+
+
+def test_key_rotates(dev):
+    template(dev, "data").has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_lake_is_private_versioned_logged_tls_only_with_lifecycle(dev):
+    data = template(dev, "data")
+    data.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    Match.object_like(
+                        {"ServerSideEncryptionByDefault": Match.object_like({"SSEAlgorithm": "aws:kms"})}
+                    )
+                ]
+            },
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "LoggingConfiguration": Match.object_like({"LogFilePrefix": "lake/"}),
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Prefix": "raw/",
+                                "Transitions": [{"StorageClass": "GLACIER", "TransitionInDays": 730}],
+                            }
+                        ),
+                        Match.object_like({"Prefix": "processed/features/", "ExpirationInDays": 365}),
+                        Match.object_like({"NoncurrentVersionExpiration": {"NoncurrentDays": 30}}),
+                    ]
+                )
+            },
+        },
+    )
+    policies = data.find_resources("AWS::S3::BucketPolicy")
+    denies = [
+        s
+        for p in policies.values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny"
+        and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+    ]
+    assert len(denies) == 2  # lake and access-log bucket
+
+
+# --- streaming ------------------------------------------------------------------------------------------
+
+
+def test_stream_is_kms_encrypted_and_consumer_fails_partially_into_an_encrypted_dlq(dev):
+    streaming = template(dev, "streaming")
+    streaming.has_resource_properties(
+        "AWS::Kinesis::Stream", {"StreamEncryption": {"EncryptionType": "KMS", "KeyId": Match.any_value()}}
+    )
+    streaming.has_resource_properties("AWS::SQS::Queue", {"KmsMasterKeyId": Match.any_value()})
+    streaming.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "BatchSize": 100,
+            "BisectBatchOnFunctionError": True,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "MaximumRetryAttempts": 3,
+            "MaximumRecordAgeInSeconds": 21600,
+            "DestinationConfig": {"OnFailure": {"Destination": Match.any_value()}},
+        },
+    )
+    (consumer,) = functions(dev, "streaming")
+    env = consumer["Environment"]["Variables"]
+    assert {
+        "RG_FEATURES_TABLE",
+        "RG_IDEMPOTENCY_TABLE",
+        "RG_LAKE_BUCKET",
+        "RG_STAGE",
+        "POWERTOOLS_SERVICE_NAME",
+    } <= set(env)
+    assert env["RG_STAGE"] == "dev"
+
+
+# --- api ------------------------------------------------------------------------------------------------
+
+
+def test_score_function_runtime_memory_timeout_env_and_layer(dev):
+    (score,) = functions(dev, "api")
+    assert score["Runtime"] == "python3.12"
+    assert score["MemorySize"] <= 512
+    assert score["Timeout"] <= 29
+    assert score["TracingConfig"] == {"Mode": "Active"}
+    env = score["Environment"]["Variables"]
+    assert set(env) == SCORE_ENV
+    assert json.loads(env["RG_MODEL_CONFIG"]) == MODEL_CONFIG
+    assert env["POWERTOOLS_SERVICE_NAME"] == "returnguard"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "ReturnGuard"
+    assert env["RG_BEDROCK_MODEL_ID"] == ""  # the dev test context configures no model: Bedrock off
+    layer = json.dumps(score["Layers"])
+    assert ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:" in layer
+
+
+def test_throttling_and_quota_come_from_config(dev, prod):
+    for synth in (dev, prod):
+        throttle = synth.config.api_throttle
+        api = template(synth, "api")
+        api.has_resource_properties(
+            "AWS::ApiGateway::UsagePlan",
+            {
+                "Throttle": {"RateLimit": throttle.rate_limit, "BurstLimit": throttle.burst_limit},
+                "Quota": {"Limit": throttle.quota_per_day, "Period": "DAY"},
+            },
+        )
+        api.has_resource_properties(
+            "AWS::ApiGateway::Stage",
+            {
+                "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
+                "MethodSettings": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "ThrottlingRateLimit": throttle.rate_limit,
+                                "ThrottlingBurstLimit": throttle.burst_limit,
+                            }
+                        )
+                    ]
+                ),
+            },
+        )
+    assert prod.config.api_throttle.rate_limit != dev.config.api_throttle.rate_limit
+
+
+def test_risk_score_post_requires_key_and_validates_body(dev):
+    api = template(dev, "api")
+    models = api.find_resources("AWS::ApiGateway::Model")
+    (model,) = models.values()
+    schema = model["Properties"]["Schema"]
+    assert schema["properties"]["event_type"]["enum"] == ["order", "return"]
+    assert set(schema["properties"]["order"]["required"]) >= {
+        "order_id",
+        "customer_id",
+        "product_id",
+        "amount",
+        "currency",
+        "payment_method",
+    }
+    api.has_resource_properties(
+        "AWS::ApiGateway::Method",
+        {
+            "HttpMethod": "POST",
+            "ApiKeyRequired": True,
+            "RequestValidatorId": Match.any_value(),
+            "RequestModels": {"application/json": Match.any_value()},
+        },
+    )
+    paths = {r["Properties"]["PathPart"] for r in api.find_resources("AWS::ApiGateway::Resource").values()}
+    assert {"v1", "risk-score", "decisions", "{decision_id}", "health"} <= paths
+
+
+def test_waf_only_in_prod(dev, prod):
+    assert not resources(dev, "api", "AWS::WAFv2::WebACL")
+    assert len(resources(prod, "api", "AWS::WAFv2::WebACLAssociation")) == 1
+
+
+def test_no_bedrock_permission_when_off(dev):
+    actions = [a for s in _statements(dev, "api") for a in _list(s["Action"])]
+    assert not [a for a in actions if a.startswith("bedrock:")]
+
+
+def test_bedrock_permission_is_the_configured_model_and_guardrail_only(prod):
+    (score,) = functions(prod, "api")
+    assert (
+        score["Environment"]["Variables"]["RG_BEDROCK_MODEL_ID"] == "anthropic.claude-3-haiku-20240307-v1:0"
+    )
+    statements = _statements(prod, "api")
+    bedrock = [s for s in statements if any(a.startswith("bedrock:") for a in _list(s["Action"]))]
+    resources_ = json.dumps([s["Resource"] for s in bedrock])
+    assert "foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in resources_
+    assert "guardrail/gr-abc123" in resources_
+    assert "*" not in resources_.replace("anthropic", "")
+
+
+def test_outputs_name_api_key_and_how_to_read_it(dev):
+    outputs = template(dev, "api").find_outputs("*")
+    assert {"ApiUrl", "ApiKeyId", "ApiKeyValueCommand"} <= set(outputs)
+    assert "EndpointName" in template(dev, "ml").find_outputs("*")
+    assert "LakeBucket" in template(dev, "data").find_outputs("*")
+    assert "StreamName" in template(dev, "streaming").find_outputs("*")
+    assert "DashboardUrl" in template(dev, "monitoring").find_outputs("*")
+
+
+# --- ml -------------------------------------------------------------------------------------------------
+
+
+def test_endpoint_config_is_serverless_in_dev_and_realtime_with_capture_in_prod(dev, prod):
+    (dev_config,) = resources(dev, "ml", "AWS::SageMaker::EndpointConfig").values()
+    variant = dev_config["Properties"]["ProductionVariants"][0]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert "DataCaptureConfig" not in dev_config["Properties"]
+    (prod_config,) = resources(prod, "ml", "AWS::SageMaker::EndpointConfig").values()
+    variant = prod_config["Properties"]["ProductionVariants"][0]
+    assert variant["InstanceType"] == prod.config.endpoint.instance_type
+    assert variant["InitialInstanceCount"] == prod.config.endpoint.instance_count
+    assert prod_config["Properties"]["DataCaptureConfig"]["EnableCapture"] is True
+    assert "KmsKeyId" in prod_config["Properties"]
+
+
+def test_model_points_at_sourcedir_asset_and_region_mapped_image(dev):
+    ml = template(dev, "ml")
+    (model,) = ml.find_resources("AWS::SageMaker::Model").values()
+    container = model["Properties"]["PrimaryContainer"]
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    submit = json.dumps(container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"])
+    model_data = json.dumps(container["ModelDataUrl"])
+    assert submit.startswith('{"Fn::Sub": "s3://cdk-') and submit.endswith('.gz"}')
+    assert submit != model_data  # sourcedir.tar.gz and model.tar.gz are two assets
+    assert "Fn::FindInMap" in json.dumps(container["Image"])
+    mapping = ml.to_json()["Mappings"]["XgboostRegistry"]
+    assert mapping["us-east-1"]["account"] == "683313688378"
+    assert mapping["ap-south-1"]["account"] == "720646828776"
+    assert len(mapping) > 20
+    ml.resource_count_is("AWS::SageMaker::ModelPackageGroup", 1)
+    ml.resource_count_is("AWS::SageMaker::Endpoint", 1)
+
+
+# --- etl, pipeline, monitoring, blocklist ---------------------------------------------------------------
+
+
+def test_glue_jobs_are_5_0_with_bookmarks_domain_zip_and_kms_security_configuration(dev):
+    etl = template(dev, "etl")
+    jobs = etl.find_resources("AWS::Glue::Job")
+    assert len(jobs) == 2
+    for job in jobs.values():
+        props = job["Properties"]
+        assert props["GlueVersion"] == "5.0"
+        assert props["DefaultArguments"]["--job-bookmark-option"] == "job-bookmark-enable"
+        assert ".zip" in json.dumps(props["DefaultArguments"]["--extra-py-files"])
+        assert props["SecurityConfiguration"]
+    etl.has_resource_properties(
+        "AWS::Glue::SecurityConfiguration",
+        {
+            "EncryptionConfiguration": {
+                "S3Encryptions": [Match.object_like({"S3EncryptionMode": "SSE-KMS"})],
+                "CloudWatchEncryption": Match.object_like({"CloudWatchEncryptionMode": "SSE-KMS"}),
+                "JobBookmarksEncryption": Match.object_like({"JobBookmarksEncryptionMode": "CSE-KMS"}),
+            }
+        },
+    )
+    assert len(etl.find_resources("AWS::Glue::Crawler")) == 2
+
+
+def test_retraining_state_machine_gates_and_schedule_per_stage(dev, prod):
+    for synth, enabled in ((dev, "DISABLED"), (prod, "ENABLED")):
+        pipeline = template(synth, "pipeline")
+        pipeline.has_resource_properties("AWS::Events::Rule", {"State": enabled})
+        (machine,) = pipeline.find_resources("AWS::StepFunctions::StateMachine").values()
+        definition = json.dumps(machine["Properties"]["DefinitionString"])
+        for step in ("BuildFeatures", "Train", "Evaluate", "Gate", "RegisterModel", "UpdateEndpoint"):
+            assert step in definition
+        assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+        assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_alarms_go_to_an_encrypted_topic_with_email_in_prod(dev, prod):
+    monitoring = template(prod, "monitoring")
+    monitoring.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    monitoring.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "alerts@example.com"}
+    )
+    alarms = monitoring.find_resources("AWS::CloudWatch::Alarm")
+    assert len(alarms) >= 6
+    assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
+    assert not resources(dev, "monitoring", "AWS::SNS::Subscription")
+    monitoring.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+def test_blocklist_sync_exists_only_with_a_database(dev, prod):
+    assert dev.stacks.blocklist is None
+    (sync,) = functions(prod, "blocklist")
+    env = sync["Environment"]["Variables"]
+    assert {"RG_FEATURES_TABLE", "RG_LAKE_BUCKET", "RG_DB_SECRET_ARN", "RG_DB_NAME", "RG_STAGE"} <= set(env)
+    assert env["RG_DB_SECRET_ARN"] == SECRET_ARN
+    assert sync["VpcConfig"]["SubnetIds"] == ["subnet-aaaa1111", "subnet-bbbb2222"]
+    template(prod, "blocklist").has_resource_properties(
+        "AWS::Events::Rule", {"ScheduleExpression": "rate(1 hour)"}
+    )
+
+
+# --- cross-cutting --------------------------------------------------------------------------------------
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(synth, name: str) -> list[dict]:
+    policies = resources(synth, name, "AWS::IAM::Policy")
+    return [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_no_wildcard_actions_anywhere(request, stage):
+    synth = request.getfixturevalue(stage)
+    for stack in synth.stacks.all():
+        for statement in _statements(synth, _attr(synth, stack)):
+            for action in _list(statement["Action"]):
+                assert action != "*" and not action.endswith(":*"), (stack.stack_name, action)
+
+
+def test_invoke_endpoint_is_scoped_to_the_scoring_endpoint(dev):
+    invoke = [s for s in _statements(dev, "api") if "sagemaker:InvokeEndpoint" in _list(s["Action"])]
+    assert len(invoke) == 1
+    assert "endpoint/returnguard-dev-scoring" in json.dumps(invoke[0]["Resource"])
+
+
+def test_every_log_group_has_retention(dev):
+    for stack in dev.stacks.all():
+        for group in resources(dev, _attr(dev, stack), "AWS::Logs::LogGroup").values():
+            assert group["Properties"]["RetentionInDays"] == 7
+            assert group["DeletionPolicy"] == "Delete"
+
+
+def test_assets_need_no_docker_and_lambda_folder_is_small_with_domain(dev):
+    for manifest in Path(dev.assembly_dir).glob("*.assets.json"):
+        assert json.loads(manifest.read_text()).get("dockerImages", {}) == {}, manifest.name
+    (score,) = functions(dev, "api")
+    folders = [
+        p for p in Path(dev.assembly_dir).glob("asset.*") if p.is_dir() and (p / "handler.py").exists()
+    ]
+    assert folders
+    for folder in folders:
+        assert (folder / "returnguard" / "tables.py").is_file()
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        assert size < 5 * 1024 * 1024
+
+
+def _attr(synth, stack) -> str:
+    for name in ("data", "streaming", "etl", "ml", "api", "pipeline", "monitoring", "blocklist"):
+        if getattr(synth.stacks, name) is stack:
+            return name
+    raise KeyError(stack.stack_name)
