@@ -6,6 +6,7 @@ import os
 
 import boto3
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
@@ -28,6 +29,8 @@ class Settings(BaseModel):
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 logger = Logger(service="blocklist_sync")
+# The sync's own log lines (summary, skipped rows) as the same structured JSON.
+copy_config_to_registered_loggers(source_logger=logger, include={"returnguard"})
 source = MySQLBlocklistSource(
     boto3.client("secretsmanager"), settings.db_secret_arn, settings.db_name or None
 )

@@ -202,6 +202,7 @@ def test_handler_syncs_and_never_logs_the_secret(world: World, monkeypatch, caps
     output = capsys.readouterr()
     logs = output.out + output.err + caplog.text
     assert "blocklist_source_unavailable" in logs
+    assert '"message":"blocklist sync done"' in output.out  # the sync's summary, as structured JSON
     assert DB_PASSWORD not in logs and DB_USER not in logs
 
 
