@@ -301,7 +301,8 @@ def _arguments(argv: list[str]) -> dict[str, str]:
         parser.add_argument("--raw_path", required=True)
         parser.add_argument("--processed_path", required=True)
         parser.add_argument("--rates_path")
-        return {k: v for k, v in vars(parser.parse_args(argv[1:])).items() if v is not None}
+        known, _ = parser.parse_known_args(argv[1:])  # Glue-style extras (--database ...) are ignored
+        return {k: v for k, v in vars(known).items() if v is not None}
 
 
 def main(argv: list[str] | None = None) -> None:
