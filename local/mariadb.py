@@ -11,6 +11,7 @@ Failures raise `MariaDBUnavailable` with the reason and the tail of the server l
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -139,6 +140,7 @@ def start(timeout: float = 60.0) -> MariaDB:
         stderr=subprocess.DEVNULL,
     )
     database = MariaDB(host="127.0.0.1", port=port, socket=socket, datadir=datadir, _process=process)
+    atexit.register(database.stop)  # an interrupted run still leaves no server behind
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -73,6 +73,20 @@ class RuleFlags:
         return tuple(name for name in names if getattr(self, name))
 
 
+def online_flags(amount_usd: float, customer_orders_last_60s: float, blocklisted: bool) -> RuleFlags:
+    """The hard rules the API can check for one order from its feature vector and blocklist items.
+
+    `customer_orders_last_60s` is the feature of that name (same window as `is_velocity`). The outlier
+    rule needs the spread of the customer's history, which the online aggregate does not keep, so it
+    is a batch flag only (processed/rules/transactions).
+    """
+    return RuleFlags(
+        blocklisted=blocklisted,
+        high_amount=is_high_amount(amount_usd),
+        velocity=customer_orders_last_60s > 0,
+    )
+
+
 def risk_score(flags: RuleFlags) -> int:
     score = (
         WEIGHT_BLOCKLISTED * flags.blocklisted

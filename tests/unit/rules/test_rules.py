@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 
 from returnguard import rules
 from returnguard.currency import to_usd
-from returnguard.rules import RuleFlags, is_high_amount, is_outlier, is_velocity, risk_category, risk_score
+from returnguard.rules import (
+    RuleFlags,
+    is_high_amount,
+    is_outlier,
+    is_velocity,
+    online_flags,
+    risk_category,
+    risk_score,
+)
 
 
 def test_high_amount_is_strictly_above_5000_usd_after_conversion():
@@ -65,3 +73,8 @@ def test_another_flag_never_lowers_the_score_or_category(base: RuleFlags, extra:
 )
 def test_category_boundaries(score: int, category: str):
     assert risk_category(score) == category
+
+
+def test_online_flags_from_the_feature_vector():
+    assert online_flags(5000.0, 0.0, False) == RuleFlags()
+    assert online_flags(5000.01, 1.0, True) == RuleFlags(blocklisted=True, high_amount=True, velocity=True)
