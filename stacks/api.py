@@ -69,7 +69,7 @@ class ApiStack(Stack):
         if bedrock.enabled:
             score.role.add_to_policy(
                 iam.PolicyStatement(
-                    actions=["bedrock:InvokeModel", "bedrock:Converse"],
+                    actions=["bedrock:InvokeModel"],  # Converse is authorized by InvokeModel
                     resources=[self.bedrock_model_arn(bedrock.model_id)],
                 )
             )

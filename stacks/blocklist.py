@@ -45,7 +45,6 @@ class BlocklistStack(Stack):
                 "RG_LAKE_BUCKET": props.lake.bucket_name,
                 "RG_DB_SECRET_ARN": source.db_secret_arn,
                 "RG_DB_NAME": source.db_name,
-                "RG_DB_HOST": source.db_endpoint,
                 "RG_STAGE": config.stage,
                 "POWERTOOLS_SERVICE_NAME": "returnguard",
                 "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
@@ -57,7 +56,7 @@ class BlocklistStack(Stack):
             sync.role
         )
         props.features_table.grant_read_write_data(sync.role)
-        props.lake.grant_put(sync.role, "external/blocklist/*")
+        props.lake.grant_put(sync.role, "raw/blocklist/*")
         if source.vpc_id:
             # VPC-agnostic: the function joins existing subnets without looking the VPC up at synth.
             cfn = sync.function.node.default_child
@@ -86,7 +85,7 @@ class BlocklistStack(Stack):
         suppress(
             sync.role,
             "AwsSolutions-IAM5",
-            "Writes only under the lake's external/blocklist/ prefix; KMS data-key actions on the stage key; "
+            "Writes only under the lake's raw/blocklist/ prefix; KMS data-key actions on the stage key; "
             "Lambda's VPC ENI actions have no resource-level permissions.",
             applies_to=[
                 "Resource::*",
@@ -95,7 +94,7 @@ class BlocklistStack(Stack):
                 "Action::kms:Describe*",
                 "Action::s3:Abort*",
                 "Action::s3:PutObject*",
-                {"regex": "/^Resource::.*Lake.*\\.Arn.*\\/external\\/blocklist\\/\\*$/"},
+                {"regex": "/^Resource::.*Lake.*\\.Arn.*\\/raw\\/blocklist\\/\\*$/"},
                 {"regex": "/^Resource::.*Table.*\\.Arn>\\/index\\/\\*$/"},
             ],
         )

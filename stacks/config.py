@@ -321,7 +321,7 @@ def load(context: dict[str, Any], environment: dict[str, str]) -> StageConfig:
         db_endpoint=read.string("blocklist_db_endpoint"),
         db_secret_arn=read.string("blocklist_db_secret_arn"),
         db_name=read.string("blocklist_db_name", "returns"),
-        schedule_minutes=read.integer("blocklist_schedule_minutes", 60, minimum=1, maximum=1440),
+        schedule_minutes=read.integer("blocklist_schedule_minutes", 5, minimum=1, maximum=1440),
         vpc_id=read.string("vpc_id"),
         subnet_ids=read.string_list("subnet_ids"),
         security_group_id=read.string("security_group_id"),

@@ -171,8 +171,8 @@ class EtlStack(Stack):
                     "--enable-glue-datacatalog": "true",
                     "--lake_bucket": props.lake.bucket_name,
                     "--database": self.database_name,
-                    "--raw_prefix": "raw/",
-                    "--output_prefix": "processed/",
+                    "--raw_path": props.lake.s3_url_for_object("raw"),
+                    "--processed_path": props.lake.s3_url_for_object("processed"),
                 },
             )
         self.features_job_name = f"{config.prefix}-features"
