@@ -21,7 +21,7 @@ for variable in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
 MODEL_CONFIG = {"model_version": "v-test-1", "thresholds": {"medium": 0.35, "high": 0.7}}
 SECRET_ARN = "arn:aws:secretsmanager:ap-south-1:123456789012:secret:returnguard/blocklist-AbCdEf"
 
-DEV_CONTEXT = {"stage": "dev"}
+DEV_CONTEXT = {"stage": "dev", "bedrock_enabled": False}
 PROD_CONTEXT = {
     "stage": "prod",
     "alert_email": "alerts@example.com",
@@ -65,7 +65,9 @@ def _synth(context: dict, model_dir: Path, outdir: Path) -> Synthesized:
     from stacks import config as stage_config
     from stacks.wiring import build
 
-    full = {**context, "model_dir": str(model_dir)}
+    # cdk.json's context (feature flags, defaults) under the test's, as the CDK CLI would merge it.
+    cdk_json = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]
+    full = {**cdk_json, **context, "model_dir": str(model_dir)}
     app = App(context=full, outdir=str(outdir))
     config = stage_config.load(full, {})
     stacks = build(app, config)

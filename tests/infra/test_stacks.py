@@ -182,7 +182,7 @@ def test_score_function_runtime_memory_timeout_env_and_layer(dev):
     assert json.loads(env["RG_MODEL_CONFIG"]) == MODEL_CONFIG
     assert env["POWERTOOLS_SERVICE_NAME"] == "returnguard"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "ReturnGuard"
-    assert env["RG_BEDROCK_MODEL_ID"] == ""  # the dev test context configures no model: Bedrock off
+    assert env["RG_BEDROCK_MODEL_ID"] == ""  # the dev test context turns Bedrock off
     layer = json.dumps(score["Layers"])
     assert ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:" in layer
 
