@@ -1,0 +1,566 @@
+"""Glue (PySpark) feature job: raw orders/returns → point-in-time training table + latest aggregates.
+
+Runs unchanged under AWS Glue 5.0 (arguments through getResolvedOptions) and locally:
+
+    python glue_jobs/features.py --raw_path build/demo/lake/raw --processed_path build/demo/lake/processed
+
+Every feature of an order uses only events strictly before the order's time (epoch milliseconds), with
+the same window bounds and the same integer arithmetic as `returnguard.features.compute_features`,
+so the training rows equal what the online function computes from the aggregates (the parity test
+compares them with ==). Outputs under processed_path:
+    training-data/       order_id, customer_id, order_time_ms, dt, <FEATURE_NAMES>, label
+    features/customers/  latest customer aggregates (layout of returnguard.aggregates)
+    features/entities/   latest product / seller / category / region counters
+    features/online/     JSON lines {"pk", "state"} ready for the DynamoDB features table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from returnguard.calendar import DAY_MS, ranges_ms
+from returnguard.features import (
+    COD_REFUSAL_REASON_CODE,
+    DAMAGE_REASON_CODES,
+    FEATURE_NAMES,
+    HOUR_MS,
+    RATE_PRIOR_ORDERS,
+    RATE_PRIOR_RETURNS,
+    RECENT_ORDERS,
+    RETURN_WINDOW_MS,
+    VELOCITY_LONG_MS,
+    VELOCITY_SHORT_MS,
+)
+from returnguard.tables import entity_key
+
+ENTITY_COLUMNS = {"product": "product_id", "seller": "seller_id", "category": "category", "region": "region"}
+NO_RETURN = 2**62  # stands in for "never returned" inside Spark arrays (collect_list drops nulls)
+
+
+def log(message: str) -> None:
+    print(f"[features] {time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+def address_key_column(address: Any) -> Any:
+    """sha1 of the normalised address, first 16 hex digits: returnguard.features.address_key."""
+    normalised = F.trim(F.regexp_replace(F.lower(address), r"\s+", " "))
+    return F.substring(F.sha1(normalised), 1, 16)
+
+
+def load_orders(spark: SparkSession, raw: str) -> DataFrame:
+    products = spark.read.parquet(f"{raw}/products").select("product_id", "category")
+    orders = spark.read.parquet(f"{raw}/orders")
+    return orders.join(products, "product_id", "left").select(
+        "order_id",
+        "customer_id",
+        "product_id",
+        "seller_id",
+        F.coalesce(F.col("category"), F.lit("unknown")).alias("category"),
+        F.col("delivery_region").alias("region"),
+        F.unix_millis(F.col("order_time")).alias("t"),
+        F.round(F.col("amount") * 100).cast("long").alias("amount_minor"),
+        "payment_method",
+        address_key_column(F.col("delivery_address")).alias("address_key"),
+        F.to_date(F.col("order_time")).alias("dt"),
+    )
+
+
+def load_returns(spark: SparkSession, raw: str, orders: DataFrame) -> DataFrame:
+    returns = spark.read.parquet(f"{raw}/returns")
+    facts = orders.select("order_id", "customer_id", "product_id", "seller_id", "category", "region")
+    return returns.join(facts, "order_id", "inner").select(
+        "return_id",
+        "order_id",
+        "customer_id",
+        "product_id",
+        "seller_id",
+        "category",
+        "region",
+        F.unix_millis(F.col("return_time")).alias("t"),
+        "reason_code",
+    )
+
+
+def load_profiles(spark: SparkSession, raw: str) -> DataFrame:
+    customers = spark.read.parquet(f"{raw}/customers")
+    return customers.select("customer_id", F.unix_millis(F.col("registered_at")).alias("registered_at_ms"))
+
+
+def load_labels(spark: SparkSession, raw: str) -> DataFrame | None:
+    if not _exists(spark, f"{raw}/labels"):
+        return None
+    labels = spark.read.parquet(f"{raw}/labels")
+    return labels.groupBy("order_id").agg(F.max(F.col("is_abuse").cast("int")).alias("label"))
+
+
+def _exists(spark: SparkSession, path: str) -> bool:
+    jvm_path = spark._jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[union-attr]
+    return bool(jvm_path.getFileSystem(spark._jsc.hadoopConfiguration()).exists(jvm_path))  # type: ignore[union-attr]
+
+
+# --- the training table ---------------------------------------------------------------------------
+
+
+def festival_flag(t: Any) -> Any:
+    condition = F.lit(False)
+    for start, end, _ in ranges_ms():
+        condition = condition | ((t >= F.lit(start)) & (t < F.lit(end)))
+    return F.when(condition, 1.0).otherwise(0.0)
+
+
+def customer_features(orders: DataFrame, returns: DataFrame, profiles: DataFrame) -> DataFrame:
+    """Customer features of every order from the customer's events strictly before it."""
+    first_use = Window.partitionBy("customer_id", "address_key")
+    events = orders.select(
+        "customer_id",
+        "order_id",
+        "t",
+        F.lit(1).alias("is_order"),
+        F.lit(0).alias("is_return"),
+        "amount_minor",
+        F.when(F.min("t").over(first_use) == F.col("t"), 1).otherwise(0).alias("first_address_use"),
+        F.lit(None).cast("string").alias("reason_code"),
+    ).unionByName(
+        returns.select(
+            "customer_id",
+            F.lit(None).cast("string").alias("order_id"),
+            "t",
+            F.lit(0).alias("is_order"),
+            F.lit(1).alias("is_return"),
+            F.lit(0).cast("long").alias("amount_minor"),
+            F.lit(0).alias("first_address_use"),
+            "reason_code",
+        )
+    )
+    by_time = Window.partitionBy("customer_id").orderBy("t")
+    history = by_time.rangeBetween(Window.unboundedPreceding, -1)
+    damaged = F.col("reason_code").isin(*sorted(DAMAGE_REASON_CODES)).cast("int")
+    refused = (F.col("reason_code") == COD_REFUSAL_REASON_CODE).cast("int")
+    counted = events.select(
+        "order_id",
+        "is_order",
+        F.coalesce(F.sum("is_order").over(history), F.lit(0)).alias("n"),
+        F.coalesce(F.sum("is_return").over(history), F.lit(0)).alias("k"),
+        F.coalesce(F.sum("amount_minor").over(history), F.lit(0)).alias("amount_sum"),
+        F.coalesce(F.sum(F.coalesce(damaged, F.lit(0))).over(history), F.lit(0)).alias("damaged"),
+        F.coalesce(F.sum(F.coalesce(refused, F.lit(0))).over(history), F.lit(0)).alias("refusals"),
+        F.max(F.when(F.col("is_return") == 1, F.col("t"))).over(history).alias("last_return"),
+        F.coalesce(F.sum("is_return").over(by_time.rangeBetween(-RETURN_WINDOW_MS, -1)), F.lit(0)).alias(
+            "r30"
+        ),
+        F.coalesce(F.sum("is_order").over(by_time.rangeBetween(-VELOCITY_SHORT_MS, -1)), F.lit(0)).alias(
+            "v60"
+        ),
+        F.coalesce(F.sum("is_order").over(by_time.rangeBetween(-VELOCITY_LONG_MS, -1)), F.lit(0)).alias(
+            "v1h"
+        ),
+        F.coalesce(F.sum("first_address_use").over(history), F.lit(0)).alias("addresses"),
+    ).where(F.col("is_order") == 1)
+
+    # Returned-before-t among the last 6 orders: each prior order's first return time, in a list.
+    returned_at = returns.groupBy("order_id").agg(F.min("t").alias("returned_at"))
+    last6 = Window.partitionBy("customer_id").orderBy("t", "order_id").rowsBetween(-RECENT_ORDERS, -1)
+    recent = (
+        orders.join(returned_at, "order_id", "left")
+        .select(
+            "order_id",
+            "t",
+            F.collect_list(F.coalesce(F.col("returned_at"), F.lit(NO_RETURN))).over(last6).alias("last6"),
+        )
+        .select(
+            "order_id",
+            F.size("last6").alias("last6_count"),
+            F.size(F.filter("last6", lambda r: r < F.col("t"))).alias("last6_returned"),
+        )
+    )
+
+    n, k, t = F.col("n"), F.col("k"), F.col("o.t")
+    registered = F.col("registered_at_ms")
+    joined = (
+        orders.alias("o")
+        .join(counted.drop("is_order"), "order_id")
+        .join(recent, "order_id")
+        .join(profiles, "customer_id", "left")
+    )
+    return joined.select(
+        "order_id",
+        F.when(registered.isNotNull() & (registered <= t), (t - registered) / F.lit(DAY_MS))
+        .otherwise(0.0)
+        .alias("customer_account_age_days"),
+        n.cast("double").alias("customer_order_count"),
+        k.cast("double").alias("customer_return_count"),
+        F.when(n > 0, k / n).otherwise(0.0).alias("customer_return_rate"),
+        F.col("last6_returned").cast("double").alias("customer_returns_last_6_orders"),
+        F.when(F.col("last6_count") > 0, F.col("last6_returned") / F.col("last6_count"))
+        .otherwise(0.0)
+        .alias("customer_return_rate_last_6"),
+        F.col("r30").cast("double").alias("customer_returns_last_30d"),
+        F.when(F.col("last_return").isNotNull(), (t - F.col("last_return")) / F.lit(DAY_MS))
+        .otherwise(-1.0)
+        .alias("customer_days_since_last_return"),
+        F.col("damaged").cast("double").alias("customer_damaged_claims"),
+        F.col("refusals").cast("double").alias("customer_cod_refusals"),
+        F.when(n > 0, F.col("amount_sum") / (n * 100)).otherwise(0.0).alias("customer_avg_order_amount"),
+        F.when((n > 0) & (F.col("amount_sum") > 0), (F.col("o.amount_minor") * n) / F.col("amount_sum"))
+        .otherwise(1.0)
+        .alias("amount_vs_customer_avg"),
+        F.col("addresses").cast("double").alias("customer_distinct_addresses"),
+        F.col("v60").cast("double").alias("customer_orders_last_60s"),
+        F.col("v1h").cast("double").alias("customer_orders_last_1h"),
+    )
+
+
+def address_is_new(orders: DataFrame) -> DataFrame:
+    """New unless this customer first used the address strictly earlier."""
+    first_use = Window.partitionBy("customer_id", "address_key")
+    return orders.select(
+        "order_id",
+        F.when(F.min("t").over(first_use) < F.col("t"), 0.0).otherwise(1.0).alias("delivery_address_is_new"),
+    )
+
+
+def entity_rates(orders: DataFrame, returns: DataFrame) -> DataFrame:
+    """product/seller/category/region return rates from counts strictly before each order."""
+    result = orders.select("order_id")
+    for group, column in ENTITY_COLUMNS.items():
+        events = orders.select(
+            F.col(column).alias("id"), "t", "order_id", F.lit(1).alias("o"), F.lit(0).alias("r")
+        )
+        events = events.unionByName(
+            returns.select(
+                F.col(column).alias("id"),
+                "t",
+                F.lit(None).cast("string").alias("order_id"),
+                F.lit(0).alias("o"),
+                F.lit(1).alias("r"),
+            )
+        )
+        history = Window.partitionBy("id").orderBy("t").rangeBetween(Window.unboundedPreceding, -1)
+        rates = (
+            events.select(
+                "order_id",
+                "o",
+                (
+                    (F.coalesce(F.sum("r").over(history), F.lit(0)) + F.lit(RATE_PRIOR_RETURNS))
+                    / (F.coalesce(F.sum("o").over(history), F.lit(0)) + F.lit(RATE_PRIOR_ORDERS))
+                ).alias(f"{group}_return_rate"),
+            )
+            .where(F.col("o") == 1)
+            .drop("o")
+        )
+        result = result.join(rates, "order_id")
+    return result
+
+
+def training_table(
+    orders: DataFrame, returns: DataFrame, profiles: DataFrame, labels: DataFrame | None
+) -> DataFrame:
+    base = orders.select(
+        "order_id",
+        "customer_id",
+        F.col("t").alias("order_time_ms"),
+        "dt",
+        (F.col("amount_minor") / 100).alias("order_amount"),
+        F.when(F.col("payment_method") == "cod", 1.0).otherwise(0.0).alias("payment_is_cod"),
+        festival_flag(F.col("t")).alias("is_festival_sale"),
+    )
+    table = (
+        base.join(customer_features(orders, returns, profiles), "order_id")
+        .join(address_is_new(orders), "order_id")
+        .join(entity_rates(orders, returns), "order_id")
+    )
+    if labels is not None:
+        table = table.join(labels, "order_id", "left")
+    table = table.withColumn(
+        "label", F.coalesce(F.col("label") if labels is not None else F.lit(0), F.lit(0))
+    )
+    return table.select(
+        "order_id",
+        "customer_id",
+        "order_time_ms",
+        "dt",
+        *[F.col(name).cast("double").alias(name) for name in FEATURE_NAMES],
+        F.col("label").cast("int").alias("label"),
+    )
+
+
+# --- latest aggregates ----------------------------------------------------------------------------
+
+
+def latest_customers(orders: DataFrame, returns: DataFrame, profiles: DataFrame) -> DataFrame:
+    """The state `returnguard.aggregates` holds for each customer after the whole history."""
+    returned_at = returns.groupBy("order_id").agg(F.min("t").alias("returned_at"))
+    order_totals = orders.groupBy("customer_id").agg(
+        F.count("*").alias("order_count"),
+        F.sum("amount_minor").alias("amount_sum_minor"),
+        F.max("t").alias("last_order_ms"),
+    )
+    damaged = F.col("reason_code").isin(*sorted(DAMAGE_REASON_CODES)).cast("int")
+    return_totals = returns.groupBy("customer_id").agg(
+        F.count("*").alias("return_count"),
+        F.sum(damaged).alias("damaged_claims"),
+        F.sum((F.col("reason_code") == COD_REFUSAL_REASON_CODE).cast("int")).alias("cod_refusals"),
+        F.max("t").alias("last_return_ms"),
+    )
+    addresses = (
+        orders.groupBy("customer_id", "address_key")
+        .agg(F.min("t").alias("first_used"))
+        .groupBy("customer_id")
+        .agg(F.map_from_entries(F.collect_list(F.struct("address_key", "first_used"))).alias("addresses"))
+    )
+    ids = (
+        profiles.select("customer_id")
+        .unionByName(orders.select("customer_id"))
+        .unionByName(returns.select("customer_id"))
+        .distinct()
+    )
+    customers = (
+        ids.join(profiles, "customer_id", "left")
+        .join(order_totals, "customer_id", "left")
+        .join(return_totals, "customer_id", "left")
+        .join(addresses, "customer_id", "left")
+        .select(
+            "customer_id",
+            "registered_at_ms",
+            F.coalesce("order_count", F.lit(0)).cast("long").alias("order_count"),
+            F.coalesce("amount_sum_minor", F.lit(0)).cast("long").alias("amount_sum_minor"),
+            F.coalesce("return_count", F.lit(0)).cast("long").alias("return_count"),
+            F.coalesce("damaged_claims", F.lit(0)).cast("long").alias("damaged_claims"),
+            F.coalesce("cod_refusals", F.lit(0)).cast("long").alias("cod_refusals"),
+            "last_return_ms",
+            F.greatest(F.coalesce("last_order_ms", F.lit(0)), F.coalesce("last_return_ms", F.lit(0)))
+            .cast("long")
+            .alias("last_event_ms"),
+            "addresses",
+        )
+    )
+    # Recent orders: the last 6, plus any within an hour of the customer's latest event.
+    newest_first = Window.partitionBy("customer_id").orderBy(F.col("t").desc(), F.col("order_id").desc())
+    recent_orders = (
+        orders.join(returned_at, "order_id", "left")
+        .join(customers.select("customer_id", "last_event_ms"), "customer_id")
+        .withColumn("rank", F.row_number().over(newest_first))
+        .where((F.col("rank") <= RECENT_ORDERS) | (F.col("t") >= F.col("last_event_ms") - HOUR_MS))
+        .groupBy("customer_id")
+        .agg(
+            F.array_sort(
+                F.collect_list(F.struct("t", "order_id", "amount_minor", "address_key", "returned_at"))
+            ).alias("recent_orders")
+        )
+    )
+    recent_returns = (
+        returns.join(customers.select("customer_id", "last_event_ms"), "customer_id")
+        .where(F.col("t") >= F.col("last_event_ms") - RETURN_WINDOW_MS)
+        .groupBy("customer_id")
+        .agg(F.array_sort(F.collect_list(F.struct("t", "reason_code"))).alias("recent_returns"))
+    )
+    return customers.join(recent_orders, "customer_id", "left").join(recent_returns, "customer_id", "left")
+
+
+def latest_entities(orders: DataFrame, returns: DataFrame) -> DataFrame:
+    frames = []
+    for group, column in ENTITY_COLUMNS.items():
+        events = orders.select(
+            F.col(column).alias("id"), "t", F.lit(1).alias("o"), F.lit(0).alias("r")
+        ).unionByName(
+            returns.select(F.col(column).alias("id"), "t", F.lit(0).alias("o"), F.lit(1).alias("r"))
+        )
+        frames.append(
+            events.groupBy("id").agg(
+                F.lit(group).alias("group"),
+                F.sum("o").cast("long").alias("order_count"),
+                F.sum("r").cast("long").alias("return_count"),
+                F.max("t").cast("long").alias("last_event_ms"),
+            )
+        )
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionByName(frame)
+    return result.select("group", "id", "order_count", "return_count", "last_event_ms")
+
+
+def customer_state(row: Any) -> dict[str, Any]:
+    """A `features/customers` row as the aggregate dict of returnguard.aggregates."""
+    data = row.asDict(recursive=True) if hasattr(row, "asDict") else dict(row)
+    return {
+        "registered_at_ms": data["registered_at_ms"],
+        "order_count": int(data["order_count"]),
+        "amount_sum_minor": int(data["amount_sum_minor"]),
+        "return_count": int(data["return_count"]),
+        "damaged_claims": int(data["damaged_claims"]),
+        "cod_refusals": int(data["cod_refusals"]),
+        "last_return_ms": data["last_return_ms"],
+        "last_event_ms": int(data["last_event_ms"]),
+        "addresses": dict(data["addresses"] or {}),
+        "recent_orders": [
+            [o["t"], o["order_id"], o["amount_minor"], o["address_key"], o["returned_at"]]
+            for o in data["recent_orders"] or []
+        ],
+        "recent_returns": [[r["t"], r["reason_code"]] for r in data["recent_returns"] or []],
+    }
+
+
+def entity_state(row: Any) -> dict[str, Any]:
+    return {
+        "order_count": int(row["order_count"]),
+        "return_count": int(row["return_count"]),
+        "last_event_ms": int(row["last_event_ms"]),
+    }
+
+
+def load_online(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(pk, state) pairs from a `features/online/` folder, for loading into the features table."""
+    for file in sorted(Path(path).glob("*.jsonl")):
+        with file.open() as lines:
+            for line in lines:
+                if line.strip():
+                    item = json.loads(line)
+                    yield item["pk"], item["state"]
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def write_parquet(frame: DataFrame, path: str, partition_by: list[str] | None = None) -> None:
+    """Local paths: write beside, then swap in, so a failed run never leaves a half table in place."""
+    writer = frame.write.mode("overwrite")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    if not _is_local(path):
+        writer.parquet(path)  # S3: Spark's committer writes _SUCCESS last; readers check for it
+        return
+    target = Path(path.removeprefix("file://"))
+    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+    writer.parquet(str(staging))
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+
+
+def write_online(customers: DataFrame, entities: DataFrame, path: str) -> int:
+    lines = 0
+    local = _is_local(path)
+    target = Path(path.removeprefix("file://")) if local else None
+    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}") if target else None
+    if not local:
+        rows = customers.rdd.map(
+            lambda r: json.dumps({"pk": entity_key("customer", r["customer_id"]), "state": customer_state(r)})
+        ).union(
+            entities.rdd.map(
+                lambda r: json.dumps({"pk": entity_key(r["group"], r["id"]), "state": entity_state(r)})
+            )
+        )
+        rows.saveAsTextFile(path)
+        return int(rows.count())
+    assert staging is not None and target is not None
+    staging.mkdir(parents=True)
+    with (staging / "part-0000.jsonl").open("w") as out:
+        for row in customers.toLocalIterator():
+            out.write(
+                json.dumps({"pk": entity_key("customer", row["customer_id"]), "state": customer_state(row)})
+                + "\n"
+            )
+            lines += 1
+        for row in entities.toLocalIterator():
+            out.write(
+                json.dumps({"pk": entity_key(row["group"], row["id"]), "state": entity_state(row)}) + "\n"
+            )
+            lines += 1
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    return lines
+
+
+# --- the job --------------------------------------------------------------------------------------
+
+
+def run(spark: SparkSession, raw_path: str, processed_path: str) -> dict[str, int]:
+    """Build every output from raw_path into processed_path; returns row counts."""
+    started = time.perf_counter()
+    raw, processed = raw_path.rstrip("/"), processed_path.rstrip("/")
+    orders = load_orders(spark, raw).cache()
+    returns = load_returns(spark, raw, orders).cache()
+    profiles = load_profiles(spark, raw).cache()
+    labels = load_labels(spark, raw)
+    counts = {"orders": orders.count(), "returns": returns.count(), "customers": profiles.count()}
+    log(f"read {counts['orders']:,} orders, {counts['returns']:,} returns, {counts['customers']:,} customers")
+
+    table = training_table(orders, returns, profiles, labels)
+    write_parquet(table, f"{processed}/training-data", partition_by=None)
+    counts["training_rows"] = spark.read.parquet(f"{processed}/training-data").count()
+    log(f"wrote training-data: {counts['training_rows']:,} rows")
+
+    customers = latest_customers(orders, returns, profiles)
+    entities = latest_entities(orders, returns)
+    write_parquet(customers, f"{processed}/features/customers")
+    write_parquet(entities, f"{processed}/features/entities")
+    customers = spark.read.parquet(f"{processed}/features/customers")
+    entities = spark.read.parquet(f"{processed}/features/entities")
+    counts["online_items"] = write_online(customers, entities, f"{processed}/features/online")
+    log(
+        f"wrote latest aggregates: {counts['online_items']:,} online items in {time.perf_counter() - started:.1f}s"
+    )
+    for frame in (orders, returns, profiles):
+        frame.unpersist()
+    return counts
+
+
+def local_session(cores: str = "local[*]") -> SparkSession:
+    return (
+        SparkSession.builder.master(cores)
+        .appName("returnguard-features")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "3g")
+        .getOrCreate()
+    )
+
+
+def main(argv: list[str]) -> int:
+    try:  # AWS Glue: arguments come as --raw_path ... and the context owns the session
+        from awsglue.context import GlueContext  # type: ignore[import-not-found]
+        from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
+        from pyspark.context import SparkContext
+    except ImportError:
+        parser = argparse.ArgumentParser(
+            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        parser.add_argument("--raw_path", required=True)
+        parser.add_argument("--processed_path", required=True)
+        args = parser.parse_args(argv)
+        spark = local_session()
+        spark.sparkContext.setLogLevel("WARN")
+        run(spark, args.raw_path, args.processed_path)
+        spark.stop()
+        return 0
+    options = getResolvedOptions(["job", *argv], ["JOB_NAME", "raw_path", "processed_path"])
+    glue = GlueContext(SparkContext.getOrCreate())
+    spark = glue.spark_session
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    run(spark, options["raw_path"], options["processed_path"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

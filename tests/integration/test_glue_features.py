@@ -1,0 +1,155 @@
+"""The Spark feature job against the pure-Python reference: same vectors, same latest aggregates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from glue_jobs import features as job
+from returnguard import synth
+from returnguard.aggregates import AggregateStore, replay
+from returnguard.features import FEATURE_NAMES
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory):
+    data = synth.generate(synth.SynthConfig(orders=4_000, seed=3, days=120))
+    root = tmp_path_factory.mktemp("lake")
+    synth.write_raw(data, root)
+    return data, root
+
+
+@pytest.fixture(scope="module")
+def outputs(spark, history):
+    _, root = history
+    processed = root / "processed"
+    counts = job.run(spark, str(root / "raw"), str(processed))
+    return counts, processed
+
+
+@pytest.fixture(scope="module")
+def reference(history):
+    data, _ = history
+    store, walk = replay(*synth.to_contexts(data))
+    vectors = {order.order_id: vector for order, vector in walk}
+    return store, vectors, synth.label_map(data)
+
+
+def test_every_training_row_equals_the_online_vector_exactly(outputs, reference):
+    counts, processed = outputs
+    _, vectors, labels = reference
+    table = pd.read_parquet(processed / "training-data")
+    assert len(table) == len(vectors) == counts["orders"]
+    assert list(table.columns[4:-1]) == list(FEATURE_NAMES)
+    mismatches = []
+    for row in table.itertuples(index=False):
+        expected = vectors[row.order_id]
+        actual = {name: getattr(row, name) for name in FEATURE_NAMES}
+        if actual != expected:
+            mismatches.append(
+                (
+                    row.order_id,
+                    {k: (actual[k], expected[k]) for k in FEATURE_NAMES if actual[k] != expected[k]},
+                )
+            )
+    assert not mismatches, mismatches[:5]
+    assert dict(zip(table.order_id, table.label, strict=True)) == {
+        o: labels.get(o, 0) for o in table.order_id
+    }
+    # The history really exercises the features (not a table of defaults).
+    assert table.customer_returns_last_6_orders.max() >= 2
+    assert table.customer_orders_last_60s.max() >= 1
+    assert 0 < table.label.mean() < 0.2
+
+
+def test_latest_aggregates_equal_the_replayed_state(spark, outputs, reference):
+    _, processed = outputs
+    store, _, _ = reference
+    customers = {
+        r["customer_id"]: job.customer_state(r)
+        for r in spark.read.parquet(str(processed / "features/customers")).collect()
+    }
+    assert customers == store.customers
+    entities = {
+        (r["group"], r["id"]): job.entity_state(r)
+        for r in spark.read.parquet(str(processed / "features/entities")).collect()
+    }
+    assert entities == store.entities
+
+
+def test_online_lines_feed_the_online_function_to_the_same_vectors(outputs, reference, history):
+    _, processed = outputs
+    store, _, _ = reference
+    loaded = AggregateStore()
+    for pk, state in job.load_online(processed / "features/online"):
+        entity, entity_id = pk.split("#", 1)
+        if entity == "customer":
+            loaded.customers[entity_id] = state
+        else:
+            loaded.entities[(entity, entity_id)] = state
+    assert len(loaded.customers) == len(store.customers)
+    data, _ = history
+    _, orders, _ = synth.to_contexts(data)
+    # A next order for each of a few customers, after the whole history: both stores agree.
+    last = max(o.order_time_ms for o in orders) + 1
+    for order in orders[:200]:
+        later = order.__class__(**{**order.__dict__, "order_id": "NEXT", "order_time_ms": last})
+        assert loaded.features(later) == store.features(later)
+
+
+def test_an_order_never_sees_its_own_return_or_label(spark, tmp_path):
+    # Given one customer whose single order is returned as abuse a day later
+    data = synth.generate(synth.SynthConfig(orders=1_000, seed=5, days=60))
+    synth.write_raw(data, tmp_path)
+    job.run(spark, str(tmp_path / "raw"), str(tmp_path / "processed"))
+    table = pd.read_parquet(tmp_path / "processed" / "training-data").set_index("order_id")
+    returned = data.returns.merge(data.orders, on="order_id")
+    first_orders = data.orders.sort_values("order_time").groupby("customer_id").head(1).order_id
+    rows = table.loc[table.index.intersection(first_orders)]
+    # Then a customer's first order has no history at all, whatever happened to it afterwards
+    assert (rows.customer_order_count == 0).all()
+    assert (rows.customer_return_count == 0).all()
+    assert len(set(first_orders) & set(returned.order_id)) > 0
+
+
+def test_written_table_replaces_the_old_one_whole(spark, tmp_path):
+    frame = spark.createDataFrame([(1,), (2,)], ["x"])
+    target = tmp_path / "t"
+    job.write_parquet(frame, str(target))
+    job.write_parquet(spark.createDataFrame([(3,)], ["x"]), str(target))
+    assert sorted(pd.read_parquet(target).x) == [3]
+    assert [p.name for p in tmp_path.iterdir()] == ["t"]
+
+
+def test_address_key_matches_python(spark):
+    from returnguard.features import address_key
+
+    samples = ["  12 MG Road,\tPune ", "Flat 4, Park  St, Kolkata", "x"]
+    rows = (
+        spark.createDataFrame([(s,) for s in samples], ["a"])
+        .select(job.address_key_column("a").alias("k"))
+        .collect()
+    )
+    assert [r.k for r in rows] == [address_key(s) for s in samples]
+
+
+def test_festival_flag_matches_python(spark):
+    from returnguard.calendar import WINDOWS, is_festival_sale
+
+    times = [w.start_ms for w in WINDOWS] + [w.end_ms for w in WINDOWS] + [w.start_ms - 1 for w in WINDOWS]
+    rows = (
+        spark.createDataFrame([(t,) for t in times], ["t"])
+        .select(job.festival_flag(job.F.col("t")).alias("f"))
+        .collect()
+    )
+    assert [r.f for r in rows] == [1.0 if is_festival_sale(t) else 0.0 for t in times]
+
+
+def test_path_helpers_know_local_from_s3():
+    assert job._is_local("/tmp/x") and job._is_local("file:///tmp/x")
+    assert not job._is_local("s3://bucket/processed")
+    assert Path("x").name == "x"
