@@ -20,8 +20,10 @@ from stacks.constructs import log_group, suppress
 from stacks.ml import INFERENCE_PROGRAM, TRAINING_PROGRAM
 
 SERVING_METRICS_KEY = "models/metadata/serving-metrics.json"
-# Seed 003's batch path enters here: an S3 upload under this prefix (EventBridge "Object Created") starts a
-# batch-scoring state machine. The lake sends its events to EventBridge already; the machine is not built yet.
+# Seam for seed 003's batch path (not built yet): an upload under this prefix of the lake ("Object Created"
+# through EventBridge, after `event_bridge_enabled=True` on the lake) starts a batch-scoring state machine
+# defined next to the retraining one, which scores the file, writes to processed/predictions/ and DynamoDB and
+# publishes high-risk rows to the alerts topic.
 BATCH_UPLOAD_PREFIX = "incoming/batch/"
 
 
