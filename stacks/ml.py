@@ -33,6 +33,7 @@ def xgboost_image(scope: Stack) -> str:
         scope,
         "XgboostRegistry",
         mapping={region: {"account": account} for region, account in XGBOOST_REGISTRIES.items()},
+        lazy=True,  # inlined when the region is known at synth, Fn::FindInMap when it is not
     )
     account = mapping.find_in_map(scope.region, "account")
     return Fn.join(

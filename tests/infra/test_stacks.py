@@ -432,3 +432,23 @@ def _attr(synth, stack) -> str:
         if getattr(synth.stacks, name) is stack:
             return name
     raise KeyError(stack.stack_name)
+
+
+def test_image_is_resolved_at_synth_when_the_region_is_known(fake_model_dir):
+    # Given a region from CDK_DEFAULT_REGION, when only the data and ml stacks are built,
+    # then the model image names that region's registry account directly.
+    from aws_cdk import App, Environment
+
+    from stacks import config as stage_config
+    from stacks.data import DataProps, DataStack
+    from stacks.ml import MlProps, MlStack
+
+    config = stage_config.load({"model_dir": str(fake_model_dir)}, {"CDK_DEFAULT_REGION": "ap-south-1"})
+    app = App()
+    env = Environment(region=config.region)
+    data = DataStack(app, "Data", props=DataProps(config=config), env=env)
+    ml = MlStack(app, "Ml", props=MlProps(config=config, key=data.key, lake=data.lake), env=env)
+    (model,) = Template.from_stack(ml).find_resources("AWS::SageMaker::Model").values()
+    image = json.dumps(model["Properties"]["PrimaryContainer"]["Image"])
+    assert "720646828776.dkr.ecr.ap-south-1." in image and "sagemaker-xgboost:3.0-5" in image
+    assert "FindInMap" not in image
