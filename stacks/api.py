@@ -54,7 +54,7 @@ class ApiStack(Stack):
                 "RG_STAGE": config.stage,
                 "POWERTOOLS_SERVICE_NAME": "returnguard",
                 "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
-                "POWERTOOLS_LOG_LEVEL": "INFO" if config.is_prod else "DEBUG",
+                "POWERTOOLS_LOG_LEVEL": config.log_level,
             },
         )
         self.function = score.function

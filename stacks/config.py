@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("dev", "prod")
@@ -138,6 +138,9 @@ class StageConfig:
     waf: bool
     retraining_schedule_enabled: bool
     log_retention_days: int
+    log_level: str
+    stream_retention_hours: int
+    glue_workers: int
 
     @property
     def is_prod(self) -> bool:
@@ -166,6 +169,9 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
         "waf": False,
         "retraining_schedule": False,
         "log_retention_days": 7,
+        "log_level": "DEBUG",
+        "stream_retention_hours": 24,
+        "glue_workers": 2,
     },
     "prod": {
         "endpoint_mode": "realtime",
@@ -179,6 +185,9 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
         "waf": True,
         "retraining_schedule": True,
         "log_retention_days": 90,
+        "log_level": "INFO",
+        "stream_retention_hours": 168,
+        "glue_workers": 10,
     },
 }
 
@@ -188,10 +197,14 @@ _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9.:_-]*$")
 
 
+class ContextSource(Protocol):
+    def get(self, key: str) -> Any: ...
+
+
 class _Context:
     """Typed reads of the context with errors that name the key."""
 
-    def __init__(self, raw: dict[str, Any], defaults: dict[str, Any]) -> None:
+    def __init__(self, raw: ContextSource, defaults: dict[str, Any]) -> None:
         self.raw = raw
         self.defaults = defaults
 
@@ -276,7 +289,7 @@ def read_model_bootstrap(model_dir: Path) -> ModelBootstrap:
     return ModelBootstrap(model_dir=model_dir, model_version=version, thresholds=thresholds)
 
 
-def load(context: dict[str, Any], environment: dict[str, str]) -> StageConfig:
+def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
     """Parse the context (cdk.json + `-c`) and CDK_DEFAULT_* environment once."""
     stage = _Context(context, {}).choice("stage", STAGES, "dev")
     read = _Context(context, STAGE_DEFAULTS[stage])
@@ -359,4 +372,7 @@ def load(context: dict[str, Any], environment: dict[str, str]) -> StageConfig:
         waf=read.boolean("waf", False),
         retraining_schedule_enabled=read.boolean("retraining_schedule", False),
         log_retention_days=read.integer("log_retention_days", 7, minimum=1, maximum=3653),
+        log_level=read.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+        stream_retention_hours=read.integer("stream_retention_hours", 24, minimum=24, maximum=8760),
+        glue_workers=read.integer("glue_workers", 2, minimum=2, maximum=100),
     )

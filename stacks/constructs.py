@@ -39,7 +39,7 @@ def log_group(scope: Construct, id: str, *, config: StageConfig, name: str | Non
         id,
         log_group_name=name,
         retention=_retention(config.log_retention_days),
-        removal_policy=removal_policy(config) if config.is_prod else RemovalPolicy.DESTROY,
+        removal_policy=removal_policy(config),
     )
 
 

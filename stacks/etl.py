@@ -155,7 +155,7 @@ class EtlStack(Stack):
                 role=self.role.role_arn,
                 glue_version="5.0",
                 worker_type="G.1X",
-                number_of_workers=2 if not config.is_prod else 10,
+                number_of_workers=config.glue_workers,
                 timeout=120,
                 max_retries=1,
                 security_configuration=self.security_configuration.name,

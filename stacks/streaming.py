@@ -38,7 +38,7 @@ class StreamingStack(Stack):
             stream_mode=kinesis.StreamMode.ON_DEMAND,
             encryption=kinesis.StreamEncryption.KMS,
             encryption_key=props.key,
-            retention_period=Duration.hours(24 if not config.is_prod else 168),
+            retention_period=Duration.hours(config.stream_retention_hours),
         )
         suppress(
             self.stream,
@@ -75,7 +75,7 @@ class StreamingStack(Stack):
                 "RG_STAGE": config.stage,
                 "POWERTOOLS_SERVICE_NAME": "returnguard",
                 "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
-                "POWERTOOLS_LOG_LEVEL": "INFO" if config.is_prod else "DEBUG",
+                "POWERTOOLS_LOG_LEVEL": config.log_level,
             },
         )
         self.function = consumer.function
