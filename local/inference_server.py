@@ -1,0 +1,127 @@
+"""Local stand-in for the SageMaker endpoint: /ping and /invocations over HTTP on 127.0.0.1.
+
+It calls exactly the functions SageMaker calls (training/inference.py), so what the demo and the
+end-to-end tests see is what the endpoint will answer.
+
+    python -m local.inference_server --model-dir build/demo/model --port 8080
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from training.inference import InferenceError, LoadedModel, input_fn, model_fn, output_fn, predict_fn
+
+MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker's real-time payload limit
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the demo prints its own progress
+        pass
+
+    def _send(self, status: int, body: dict[str, Any] | str) -> None:
+        payload = (body if isinstance(body, str) else json.dumps(body)).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        if self.path == "/ping":
+            self._send(200, {"status": "healthy", "model_version": self.server.model.version})
+        else:
+            self._send(404, {"error": {"code": "not_found", "message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:
+        if self.path != "/invocations":
+            self._send(404, {"error": {"code": "not_found", "message": f"no route {self.path}"}})
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._send(400, {"error": {"code": "bad_length", "message": "invalid Content-Length"}})
+            return
+        if length > MAX_BODY_BYTES:
+            self.rfile.read(length)
+            self._send(
+                413, {"error": {"code": "body_too_large", "message": f"body over {MAX_BODY_BYTES} bytes"}}
+            )
+            return
+        body = self.rfile.read(length)
+        try:
+            data = input_fn(body, self.headers.get("Content-Type", ""))
+            text, _ = output_fn(
+                predict_fn(data, self.server.model), self.headers.get("Accept", "application/json")
+            )
+            self._send(200, text)
+        except InferenceError as error:
+            self._send(error.status, error.body())
+        except UnicodeDecodeError:
+            self._send(400, {"error": {"code": "bad_encoding", "message": "body must be UTF-8"}})
+        except Exception:  # never a traceback on the wire
+            self._send(
+                500, {"error": {"code": "internal_error", "message": "the model failed on this input"}}
+            )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], model: LoadedModel):
+        super().__init__(address, _Handler)
+        self.model = model
+
+
+@dataclass
+class ServerHandle:
+    url: str
+    port: int
+    model_version: str
+    _server: _Server
+    _thread: threading.Thread
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def serve(model_dir: str, host: str = "127.0.0.1", port: int = 0) -> ServerHandle:
+    """Load the model and serve it in a background thread; port 0 picks a free port."""
+    server = _Server((host, port), model_fn(str(model_dir)))
+    thread = threading.Thread(target=server.serve_forever, name="inference-server", daemon=True)
+    thread.start()
+    bound = server.server_address[1]
+    return ServerHandle(f"http://{host}:{bound}", int(bound), server.model.version, server, thread)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model-dir", default="build/demo/model")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    handle = serve(args.model_dir, args.host, args.port)
+    print(f"serving model {handle.model_version} on {handle.url} (Ctrl-C to stop)", flush=True)
+    try:
+        handle._thread.join()
+    except KeyboardInterrupt:
+        handle.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

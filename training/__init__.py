@@ -1,0 +1,1 @@
+"""Model training (SageMaker script mode), inference functions and the evaluation report."""

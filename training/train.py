@@ -1,0 +1,362 @@
+"""Train the order-risk model: SageMaker XGBoost script mode, and the same script locally.
+
+SageMaker passes hyperparameters as CLI arguments and the data locations in SM_CHANNEL_TRAIN,
+SM_MODEL_DIR and SM_OUTPUT_DATA_DIR; locally pass --train (a Parquet/CSV file or folder) and
+--model-dir. The split is by time (train, then validation for early stopping and thresholds, then the
+latest window as test), never random. Logistic regression and random forest + SMOTE baselines are
+trained on the same split and reported beside XGBoost.
+
+Artifacts (model dir): xgboost-model.ubj, config.json (feature list, thresholds, model version, data
+window, code version), metrics.json. Output dir: test-window predictions for the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+from returnguard.features import FEATURE_NAMES
+
+MODEL_FILE = "xgboost-model.ubj"
+LABEL = "label"
+TIME = "order_time_ms"
+
+
+class TrainingDataError(ValueError):
+    """The training table can't be used; the message names what is wrong."""
+
+
+def log(message: str) -> None:
+    print(f"[train] {time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN"), help="table file or folder")
+    parser.add_argument(
+        "--model-dir", "--model_dir", default=os.environ.get("SM_MODEL_DIR", "build/model/model")
+    )
+    parser.add_argument(
+        "--output-data-dir",
+        "--output_data_dir",
+        default=os.environ.get("SM_OUTPUT_DATA_DIR", "build/model/output"),
+    )
+    parser.add_argument("--num_round", "--n_estimators", type=int, default=400, dest="num_round")
+    parser.add_argument("--max_depth", type=int, default=6)
+    parser.add_argument("--eta", type=float, default=0.08)
+    parser.add_argument("--subsample", type=float, default=0.9)
+    parser.add_argument("--colsample_bytree", type=float, default=0.9)
+    parser.add_argument("--min_child_weight", type=float, default=2.0)
+    parser.add_argument("--early_stopping_rounds", type=int, default=30)
+    parser.add_argument("--test_fraction", type=float, default=0.2, help="latest share of the time range")
+    parser.add_argument("--validation_fraction", type=float, default=0.15, help="share just before the test")
+    parser.add_argument(
+        "--cost_false_positive", type=float, default=1.0, help="cost of stepping up a good order"
+    )
+    parser.add_argument(
+        "--cost_false_negative", type=float, default=10.0, help="cost of missing an abusive one"
+    )
+    parser.add_argument("--baselines", type=int, default=1, help="1: also train LR and RF+SMOTE")
+    parser.add_argument("--baseline_max_rows", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--model_version", default=None)
+    args = parser.parse_args(argv)
+    if not args.train:
+        parser.error("--train is required (or SM_CHANNEL_TRAIN)")
+    return args
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    source = Path(path)
+    if not source.exists():
+        raise TrainingDataError(f"training data not found: {source}")
+    files = (
+        [source] if source.is_file() else sorted(source.rglob("*.parquet")) or sorted(source.rglob("*.csv"))
+    )
+    if not files:
+        raise TrainingDataError(f"no .parquet or .csv files under {source}")
+    frames = [pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_csv(f) for f in files]
+    table = pd.concat(frames, ignore_index=True)
+    missing = [c for c in (*FEATURE_NAMES, LABEL, TIME) if c not in table.columns]
+    if missing:
+        raise TrainingDataError(f"training data lacks column(s): {', '.join(missing)}")
+    if table.empty:
+        raise TrainingDataError("training data has no rows")
+    labels = set(table[LABEL].unique().tolist())
+    if not labels <= {0, 1}:
+        raise TrainingDataError(f"label must be 0/1, found {sorted(labels)[:5]}")
+    return table.sort_values([TIME, "order_id"] if "order_id" in table.columns else [TIME], kind="stable")
+
+
+def time_split(table: pd.DataFrame, test_fraction: float, validation_fraction: float):
+    """(train, validation, test) by time: the test window is the latest part of the time range."""
+    start, end = int(table[TIME].min()), int(table[TIME].max())
+    test_from = end - int((end - start) * test_fraction)
+    validation_from = test_from - int((end - start) * validation_fraction)
+    train = table[table[TIME] < validation_from]
+    validation = table[(table[TIME] >= validation_from) & (table[TIME] < test_from)]
+    test = table[table[TIME] >= test_from]
+    for name, part in (("train", train), ("validation", validation), ("test", test)):
+        if part[LABEL].nunique() < 2:
+            raise TrainingDataError(f"the {name} window has only one class; more data is needed")
+    return train, validation, test
+
+
+def matrix(frame: pd.DataFrame) -> np.ndarray:
+    return frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+
+
+def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr_target: float = 0.01) -> float:
+    fpr, tpr, _ = roc_curve(y, scores)
+    return float(np.max(tpr[fpr <= fpr_target])) if np.any(fpr <= fpr_target) else 0.0
+
+
+def evaluate(
+    y: np.ndarray, scores: np.ndarray, threshold: float, costs: tuple[float, float]
+) -> dict[str, float]:
+    flagged = scores >= threshold
+    tp = int(np.sum(flagged & (y == 1)))
+    fp = int(np.sum(flagged & (y == 0)))
+    fn = int(np.sum(~flagged & (y == 1)))
+    return {
+        "roc_auc": float(roc_auc_score(y, scores)),
+        "pr_auc": float(average_precision_score(y, scores)),
+        "recall_at_1pct_fpr": recall_at_fpr(y, scores),
+        "threshold": float(threshold),
+        "precision_at_threshold": tp / (tp + fp) if tp + fp else 0.0,
+        "recall_at_threshold": tp / (tp + fn) if tp + fn else 0.0,
+        "alerts_per_1000_orders": 1000.0 * float(np.mean(flagged)),
+        "cost_per_1000_orders": 1000.0 * (costs[0] * fp + costs[1] * fn) / len(y),
+        "positive_rate": float(np.mean(y)),
+        "rows": len(y),
+    }
+
+
+def cost_threshold(y: np.ndarray, scores: np.ndarray, cost_fp: float, cost_fn: float) -> float:
+    """The score cut that minimises cost_fp * FP + cost_fn * FN (ties: the higher, fewer alerts)."""
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores, sorted_y = scores[order], y[order]
+    tp = np.cumsum(sorted_y)
+    fp = np.cumsum(1 - sorted_y)
+    cost = cost_fp * fp + cost_fn * (tp[-1] - tp)
+    # Only cut between distinct scores.
+    distinct = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
+    candidates = np.where(distinct)[0]
+    best = candidates[np.argmin(cost[candidates])]
+    return float(sorted_scores[best])
+
+
+def level_thresholds(y: np.ndarray, scores: np.ndarray, decision: float) -> dict[str, float]:
+    """Risk levels from the validation window.
+
+    high = the cost-optimal decision threshold (manual review); critical = the lowest score whose
+    orders above it are at least 90% abusive on validation (block), never below high; medium = the
+    score that still catches 80% of abusive orders (step-up verification), never above high.
+    """
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores, sorted_y = scores[order], y[order]
+    tp = np.cumsum(sorted_y)
+    precision = tp / np.arange(1, len(y) + 1)
+    recall = tp / max(tp[-1], 1)
+    precise = np.where(precision >= 0.9)[0]
+    critical = float(sorted_scores[precise[-1]]) if len(precise) else float(np.quantile(scores, 0.999))
+    medium = float(sorted_scores[np.argmax(recall >= 0.8)])
+    high = decision
+    critical = max(critical, high)
+    medium = min(medium, high)
+    return {"decision": decision, "medium": medium, "high": high, "critical": critical}
+
+
+def train_xgboost(train: pd.DataFrame, validation: pd.DataFrame, args: argparse.Namespace) -> xgb.Booster:
+    positives = max(int(train[LABEL].sum()), 1)
+    params = {
+        "objective": "binary:logistic",
+        "eval_metric": ["aucpr", "auc"],
+        "tree_method": "hist",
+        "max_depth": args.max_depth,
+        "eta": args.eta,
+        "subsample": args.subsample,
+        "colsample_bytree": args.colsample_bytree,
+        "min_child_weight": args.min_child_weight,
+        "seed": args.seed,
+        "nthread": os.cpu_count() or 1,
+        # Moderate re-weighting only: scores stay close to probabilities for the report's calibration.
+        "scale_pos_weight": min(3.0, (len(train) - positives) / positives),
+    }
+    dtrain = xgb.DMatrix(matrix(train), label=train[LABEL].to_numpy(), feature_names=list(FEATURE_NAMES))
+    dvalid = xgb.DMatrix(
+        matrix(validation), label=validation[LABEL].to_numpy(), feature_names=list(FEATURE_NAMES)
+    )
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=args.num_round,
+        evals=[(dvalid, "validation")],
+        early_stopping_rounds=args.early_stopping_rounds,
+        verbose_eval=False,
+    )
+    log(f"xgboost: best iteration {booster.best_iteration} of {args.num_round}")
+    return booster[: booster.best_iteration + 1]
+
+
+def train_baselines(train: pd.DataFrame, args: argparse.Namespace) -> dict[str, Any]:
+    """The seeds' models on the same split: logistic regression; random forest after SMOTE."""
+    from imblearn.over_sampling import SMOTE
+    from imblearn.pipeline import Pipeline as ImbPipeline
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    sample = train
+    if len(train) > args.baseline_max_rows:  # SMOTE + a forest on millions of rows would dominate the run
+        sample = train.sample(args.baseline_max_rows, random_state=args.seed)
+    x, y = matrix(sample), sample[LABEL].to_numpy()
+    logistic = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
+    logistic.fit(x, y)
+    log("baseline: logistic regression trained")
+    forest = ImbPipeline(
+        [
+            ("smote", SMOTE(random_state=args.seed)),
+            (
+                "forest",
+                RandomForestClassifier(
+                    n_estimators=150, min_samples_leaf=5, n_jobs=-1, random_state=args.seed
+                ),
+            ),
+        ]
+    )
+    forest.fit(x, y)
+    log("baseline: random forest + SMOTE trained")
+    return {"logistic_regression": logistic, "random_forest_smote": forest}
+
+
+def code_version() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def window(frame: pd.DataFrame) -> dict[str, Any]:
+    return {"from": iso(int(frame[TIME].min())), "to": iso(int(frame[TIME].max())), "rows": len(frame)}
+
+
+def write_atomically(model_dir: Path, files: dict[str, Any]) -> None:
+    """Write every artifact into a staging folder, then move each into place: no half model."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_dir))
+    try:
+        for name, content in files.items():
+            target = staging / name
+            if isinstance(content, xgb.Booster):
+                content.save_model(str(target))
+            else:
+                target.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
+        for name in files:
+            os.replace(staging / name, model_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    table = load_table(args.train)
+    train, validation, test = time_split(table, args.test_fraction, args.validation_fraction)
+    log(
+        f"{len(table):,} rows; train {len(train):,} / validation {len(validation):,} / test {len(test):,} (by time)"
+    )
+    costs = (args.cost_false_positive, args.cost_false_negative)
+
+    booster = train_xgboost(train, validation, args)
+    dvalid = xgb.DMatrix(matrix(validation), feature_names=list(FEATURE_NAMES))
+    dtest = xgb.DMatrix(matrix(test), feature_names=list(FEATURE_NAMES))
+    y_valid, y_test = validation[LABEL].to_numpy(), test[LABEL].to_numpy()
+    valid_scores = booster.predict(dvalid)
+    # The retraining state machine's gate reads these two lines from the training job's log.
+    print(f"validation_auc={roc_auc_score(y_valid, valid_scores):.6f}", flush=True)
+    print(f"validation_pr_auc={average_precision_score(y_valid, valid_scores):.6f}", flush=True)
+    decision = cost_threshold(y_valid, valid_scores, *costs)
+    thresholds = level_thresholds(y_valid, valid_scores, decision)
+    test_scores = {"xgboost": booster.predict(dtest)}
+    models = {"xgboost": evaluate(y_test, test_scores["xgboost"], decision, costs)}
+
+    if args.baselines:
+        for name, model in train_baselines(train, args).items():
+            validation_baseline = model.predict_proba(matrix(validation))[:, 1]
+            baseline_threshold = cost_threshold(y_valid, validation_baseline, *costs)
+            test_scores[name] = model.predict_proba(matrix(test))[:, 1]
+            models[name] = evaluate(y_test, test_scores[name], baseline_threshold, costs)
+
+    version = args.model_version or f"v{datetime.now(timezone.utc):%Y%m%d}-{code_version()}"
+    config = {
+        "model_version": version,
+        "feature_names": list(FEATURE_NAMES),
+        "thresholds": thresholds,
+        "costs": {"false_positive": costs[0], "false_negative": costs[1]},
+        "data_window": {"train": window(train), "validation": window(validation), "test": window(test)},
+        "code_version": code_version(),
+        "hyperparameters": {
+            k: v for k, v in vars(args).items() if k not in {"train", "model_dir", "output_data_dir"}
+        },
+        "best_iteration": int(booster.num_boosted_rounds()),
+        "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    metrics = {"model_version": version, "split": "time", "test_window": window(test), "models": models}
+    write_atomically(
+        Path(args.model_dir), {MODEL_FILE: booster, "config.json": config, "metrics.json": metrics}
+    )
+
+    output = Path(args.output_data_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    predictions = pd.DataFrame(
+        {"order_id": test.get("order_id", pd.Series(range(len(test)))).to_numpy(), LABEL: y_test}
+    )
+    for name, scores in test_scores.items():
+        predictions[f"score_{name}"] = scores
+    predictions.to_parquet(output / "test_predictions.parquet", index=False)
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    for name, result in models.items():
+        log(
+            f"{name:<22} ROC-AUC {result['roc_auc']:.3f}  PR-AUC {result['pr_auc']:.3f}  "
+            f"recall@1%FPR {result['recall_at_1pct_fpr']:.2f}"
+        )
+    log(f"done in {time.perf_counter() - started:.1f}s; model {version} in {args.model_dir}")
+    return {"config": config, "metrics": metrics}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except TrainingDataError as error:
+        print(f"[train] error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
