@@ -43,3 +43,50 @@ def spark():
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def small_table():
+    """A point-in-time training table for 20k synthetic orders (the replay reference, no Spark)."""
+    import pandas as pd
+
+    from returnguard import synth
+    from returnguard.aggregates import replay
+
+    data = synth.generate(synth.SynthConfig(orders=20_000, seed=11))
+    profiles, orders, returns = synth.to_contexts(data)
+    labels = synth.label_map(data)
+    _, walk = replay(profiles, orders, returns)
+    rows = [
+        {
+            "order_id": o.order_id,
+            "order_time_ms": o.order_time_ms,
+            **vector,
+            "label": labels.get(o.order_id, 0),
+        }
+        for o, vector in walk
+    ]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def trained_model(small_table, tmp_path_factory):
+    """A real model trained by training/train.py on the small table: (model_dir, output_dir, result)."""
+    from training import train
+
+    root = tmp_path_factory.mktemp("model")
+    table_path = root / "table.parquet"
+    small_table.to_parquet(table_path, index=False)
+    args = train.parse_args(
+        [
+            "--train",
+            str(table_path),
+            "--model-dir",
+            str(root / "model"),
+            "--output-data-dir",
+            str(root / "output"),
+            "--num_round",
+            "150",
+        ]
+    )
+    return root / "model", root / "output", train.run(args)
