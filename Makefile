@@ -17,7 +17,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format unit synth bench model clean
+.PHONY: help setup demo test lint format unit synth bench model cfn-lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 
 setup: $(STAMP) ## create .venv with every dependency group from uv.lock
 
-demo: $(STAMP) ## run the whole local pipeline, serve the local API and score sample orders (offline)
+demo: $(STAMP) ## run the whole local pipeline, serve the model locally and score sample orders (offline)
 	@$(PY) -m local.demo
 
 test: $(STAMP) lint ## lint, then run the whole test suite
@@ -43,16 +43,21 @@ test: $(STAMP) lint ## lint, then run the whole test suite
 unit: $(STAMP) ## only the fast unit tests
 	@$(PY) -m pytest tests/unit -q
 
-lint: $(STAMP) ## ruff, mypy on returnguard/
+lint: $(STAMP) ## ruff, mypy on returnguard/, cfn-lint on cdk.out/ when synthesized (tests/infra runs it too)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@if ls cdk.out/*.template.json >/dev/null 2>&1; then bash scripts/cfn_lint.sh && echo "cfn-lint: clean"; \
+	else echo "cfn-lint: no cdk.out yet (make synth); tests/infra/test_cfn_lint.py lints both stages in make test"; fi
+
+cfn-lint: synth ## cfn-lint over the synthesized templates
+	@bash scripts/cfn_lint.sh
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	@$(VENV)/bin/ruff check --fix .
 	@$(VENV)/bin/ruff format .
 
-synth: $(STAMP) ## synthesize every stack into cdk.out/ (offline, no credentials)
+synth: build/model/model.tar.gz ## synthesize every stack into cdk.out/ (offline, no credentials)
 	@$(PY) app.py
 
 bench: $(STAMP) ## run the benchmarks, write benchmarks/results.json and print a table
@@ -62,4 +67,7 @@ clean: ## remove generated files (keeps the dependency caches in build/)
 	rm -rf cdk.out build/demo build/bench .pytest_cache
 
 model: $(STAMP) ## train the bootstrap model on synthetic data into build/model/ (what cdk deploy ships)
+	@$(PY) -m training.bootstrap
+
+build/model/model.tar.gz: | $(STAMP)
 	@$(PY) -m training.bootstrap
