@@ -40,6 +40,7 @@ def _table(orders: int) -> pd.DataFrame:
 def _train(table: pd.DataFrame, root: Path, baselines: bool) -> float:
     from training import train
 
+    root.mkdir(parents=True, exist_ok=True)
     path = root / "table.parquet"
     table.to_parquet(path, index=False)
     args = train.parse_args(

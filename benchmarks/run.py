@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "suites": {},
     }
+    if args.only and Path(args.out).exists():  # one suite re-run: keep the other suites' last results
+        previous = json.loads(Path(args.out).read_text())
+        if previous.get("scale") == args.scale:
+            results["suites"] = previous.get("suites", {})
     failed = False
     for name in modules:
         print(f"==> {name}", flush=True)
