@@ -15,26 +15,11 @@ import numpy as np
 import pandas as pd
 
 from returnguard import synth
-from returnguard.aggregates import replay
 from returnguard.features import FEATURE_NAMES
 
 
 def _table(orders: int) -> pd.DataFrame:
-    data = synth.generate(synth.SynthConfig(orders=orders, seed=7))
-    profiles, contexts, returns = synth.to_contexts(data)
-    labels = synth.label_map(data)
-    _, walk = replay(profiles, contexts, returns)
-    return pd.DataFrame(
-        [
-            {
-                "order_id": o.order_id,
-                "order_time_ms": o.order_time_ms,
-                **v,
-                "label": labels.get(o.order_id, 0),
-            }
-            for o, v in walk
-        ]
-    )
+    return synth.replay_table(synth.generate(synth.SynthConfig(orders=orders, seed=7)))
 
 
 def _train(table: pd.DataFrame, root: Path, baselines: bool) -> float:

@@ -895,6 +895,28 @@ def label_map(data: SyntheticData) -> dict[str, int]:
     return labels
 
 
+def replay_table(data: SyntheticData) -> pd.DataFrame:
+    """The training table by the pure-Python reference (no Spark): order_id, order_time_ms, features, label.
+
+    By contract the same rows the Glue job writes to processed/training-data (the parity tests prove it).
+    """
+    from returnguard.aggregates import replay
+
+    labels = label_map(data)
+    _, walk = replay(*to_contexts(data))
+    return pd.DataFrame(
+        [
+            {
+                "order_id": o.order_id,
+                "order_time_ms": o.order_time_ms,
+                **vector,
+                "label": labels.get(o.order_id, 0),
+            }
+            for o, vector in walk
+        ]
+    )
+
+
 def _ms(column: pd.Series) -> np.ndarray:
     return column.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ms]").astype(np.int64)
 

@@ -48,25 +48,9 @@ def spark():
 @pytest.fixture(scope="session")
 def small_table():
     """A point-in-time training table for 20k synthetic orders (the replay reference, no Spark)."""
-    import pandas as pd
-
     from returnguard import synth
-    from returnguard.aggregates import replay
 
-    data = synth.generate(synth.SynthConfig(orders=20_000, seed=11))
-    profiles, orders, returns = synth.to_contexts(data)
-    labels = synth.label_map(data)
-    _, walk = replay(profiles, orders, returns)
-    rows = [
-        {
-            "order_id": o.order_id,
-            "order_time_ms": o.order_time_ms,
-            **vector,
-            "label": labels.get(o.order_id, 0),
-        }
-        for o, vector in walk
-    ]
-    return pd.DataFrame(rows)
+    return synth.replay_table(synth.generate(synth.SynthConfig(orders=20_000, seed=11)))
 
 
 @pytest.fixture(scope="session")
