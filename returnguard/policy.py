@@ -1,0 +1,95 @@
+"""Decision policy: model score + hard rules -> risk level, recommended action, rules triggered.
+
+Config-driven: the thresholds come from the model's config.json (`thresholds`: decision, medium,
+high, critical) and can be overridden. Hard rules come from `returnguard.rules` so the API and the
+batch rules job agree on what "blocklisted", "high amount" and "velocity" mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from returnguard.rules import RuleFlags
+
+RiskLevel = Literal["low", "medium", "high", "critical"]
+Action = Literal["approve", "otp_verification", "manual_review", "block"]
+LEVELS: tuple[RiskLevel, ...] = ("low", "medium", "high", "critical")
+ACTIONS: dict[RiskLevel, Action] = {
+    "low": "approve",
+    "medium": "otp_verification",
+    "high": "manual_review",
+    "critical": "block",
+}
+COD_HINT_MIN_REFUSALS = 1  # the customer refused at least one COD order before
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    medium: float = 0.3
+    high: float = 0.6
+    critical: float = 0.85
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.medium <= self.high <= self.critical <= 1.0:
+            raise ValueError("thresholds must satisfy 0 <= medium <= high <= critical <= 1")
+
+    @classmethod
+    def from_model_config(
+        cls, config: Mapping[str, object], overrides: Mapping[str, float] | None = None
+    ) -> PolicyConfig:
+        raw = dict(config.get("thresholds", config))  # type: ignore[call-overload]
+        raw.update(overrides or {})
+        return cls(medium=float(raw["medium"]), high=float(raw["high"]), critical=float(raw["critical"]))
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    risk_level: RiskLevel
+    recommended_action: Action
+    rules_triggered: tuple[str, ...]
+    hints: tuple[str, ...]
+
+
+def level_for_score(score: float, config: PolicyConfig) -> RiskLevel:
+    if score >= config.critical:
+        return "critical"
+    if score >= config.high:
+        return "high"
+    if score >= config.medium:
+        return "medium"
+    return "low"
+
+
+def _at_least(level: RiskLevel, floor: RiskLevel) -> RiskLevel:
+    return level if LEVELS.index(level) >= LEVELS.index(floor) else floor
+
+
+def apply(
+    score: float | None,
+    flags: RuleFlags,
+    config: PolicyConfig,
+    *,
+    cod_refusals: float = 0.0,
+    payment_is_cod: bool = False,
+    cod_drives_risk: bool = False,
+) -> PolicyResult:
+    """The decision for one order. `score` None = degraded mode: the level comes from the rules only.
+
+    Hard rules only ever raise the level: blocklisted -> critical (block); amount over 5,000 USD ->
+    at least high (manual_review); velocity -> at least medium (otp_verification).
+    `cod_drives_risk` (COD refusals among the top risk-raising contributions) or a history of COD
+    refusals on a COD order above low adds a `prepaid_only` hint (`cod_disabled` when blocked).
+    """
+    level: RiskLevel = "low" if score is None else level_for_score(score, config)
+    if flags.velocity:
+        level = _at_least(level, "medium")
+    if flags.high_amount:
+        level = _at_least(level, "high")
+    if flags.blocklisted:
+        level = "critical"
+    hints: list[str] = []
+    if level != "low" and (cod_drives_risk or (payment_is_cod and cod_refusals >= COD_HINT_MIN_REFUSALS)):
+        hints.append("cod_disabled" if level == "critical" else "prepaid_only")
+    return PolicyResult(level, ACTIONS[level], flags.triggered(), tuple(hints))
