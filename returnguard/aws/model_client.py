@@ -1,0 +1,106 @@
+"""Model clients: the SageMaker endpoint or the local inference server, same contract.
+
+Both send {"instances": [vector]} and return a ModelScore; any failure (timeout, connection refused,
+HTTP error, malformed answer) raises ModelUnavailable so the caller can fall back to the rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+CONNECT_TIMEOUT_S = 1.0
+READ_TIMEOUT_S = 2.0
+MAX_ATTEMPTS = 2
+
+
+class ModelUnavailable(Exception):
+    """The model could not score this vector; decide without it (degraded mode)."""
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    score: float
+    contributions: dict[str, float]
+    model_version: str
+
+
+class Model(Protocol):
+    def score(self, vector: Mapping[str, float]) -> ModelScore: ...
+
+
+def _payload(vector: Mapping[str, float]) -> bytes:
+    return json.dumps({"instances": [dict(vector)]}).encode("utf-8")
+
+
+def parse_response(raw: bytes | str) -> ModelScore:
+    try:
+        body = json.loads(raw)
+        prediction = body["predictions"][0]
+        score = float(prediction["score"])
+        contributions = {str(k): float(v) for k, v in prediction.get("contributions", {}).items()}
+        version = str(body.get("model_version", "unknown"))
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
+        raise ModelUnavailable(f"malformed model response: {type(error).__name__}") from error
+    if not (math.isfinite(score) and 0.0 <= score <= 1.0):
+        raise ModelUnavailable("model score outside [0, 1]")
+    return ModelScore(score, contributions, version)
+
+
+class HttpModel:
+    """The local inference server (`local/inference_server.py`): POST {url}/invocations."""
+
+    def __init__(self, url: str, timeout_s: float = READ_TIMEOUT_S):
+        self._url = url.rstrip("/") + "/invocations"
+        self._timeout = timeout_s
+
+    def score(self, vector: Mapping[str, float]) -> ModelScore:
+        request = urllib.request.Request(
+            self._url,
+            data=_payload(vector),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                raw = response.read()
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            raise ModelUnavailable(f"inference server unreachable: {type(error).__name__}") from error
+        return parse_response(raw)
+
+
+def sagemaker_config() -> Any:
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+    )
+
+
+class SageMakerModel:
+    """A SageMaker real-time endpoint. `client` is a boto3 sagemaker-runtime client built with
+    `sagemaker_config()` (short timeouts, at most 2 attempts), created once at module load."""
+
+    def __init__(self, client: Any, endpoint_name: str):
+        self._client = client
+        self._endpoint = endpoint_name
+
+    def score(self, vector: Mapping[str, float]) -> ModelScore:
+        try:
+            response = self._client.invoke_endpoint(
+                EndpointName=self._endpoint,
+                ContentType="application/json",
+                Accept="application/json",
+                Body=_payload(vector),
+            )
+            raw = response["Body"].read()
+        except Exception as error:  # botocore errors, timeouts, throttling: all mean "no score"
+            raise ModelUnavailable(f"endpoint failed: {type(error).__name__}") from error
+        return parse_response(raw)

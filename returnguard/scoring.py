@@ -1,0 +1,160 @@
+"""One decision: features from the store, model score, policy, explanation.
+
+`decide` never raises for a model failure: without a score it decides from the hard rules alone and
+marks the decision `degraded`. Category and seller come from the request when given; the product
+aggregate does not record them, so a request without them scores those features at their prior.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from returnguard.aws.feature_store import FeatureStore, blocklist_key
+from returnguard.aws.model_client import Model, ModelUnavailable
+from returnguard.currency import to_usd
+from returnguard.explain import explain
+from returnguard.features import OrderContext, address_key, amount_to_minor, compute_features
+from returnguard.policy import LEVELS, PolicyConfig, PolicyResult, apply
+from returnguard.rules import online_flags
+from returnguard.schemas import ExplanationOut, RiskScoreRequest, RiskScoreResponse
+from returnguard.tables import entity_key
+
+CONFIDENCE_MARGIN = 0.15
+COD_FEATURES = frozenset({"customer_cod_refusals", "payment_is_cod"})
+UNKNOWN_VERSION = "rules-only"
+
+
+def decision_id(event_type: str, order_id: str) -> str:
+    """Deterministic: the same (event_type, order_id) always names the same decision."""
+    return "dec_" + hashlib.sha256(f"{event_type}\x00{order_id}".encode()).hexdigest()[:32]
+
+
+def confidence(score: float | None, config: PolicyConfig, rule_decided: bool) -> float:
+    """0.5 on a level boundary, 1.0 at CONFIDENCE_MARGIN or further inside the level (see schemas)."""
+    if score is None:
+        return 1.0 if rule_decided else 0.0
+    distance = min(abs(score - t) for t in (config.medium, config.high, config.critical))
+    return round(0.5 + 0.5 * min(1.0, distance / CONFIDENCE_MARGIN), 4)
+
+
+@dataclass
+class Decision:
+    response: RiskScoreResponse
+    vector: dict[str, float] = field(default_factory=dict)
+    contributions: dict[str, float] = field(default_factory=dict)
+    policy: PolicyResult | None = None
+
+
+def _state(item: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if item is None:
+        return None
+    state = item.get("state", item)
+    return state if isinstance(state, Mapping) else None
+
+
+def decide(
+    request: RiskScoreRequest,
+    store: FeatureStore,
+    model: Model | None,
+    policy_config: PolicyConfig,
+    now: datetime | None = None,
+    *,
+    started: float | None = None,
+) -> Decision:
+    started = time.perf_counter() if started is None else started
+    now = now or datetime.now(timezone.utc)
+    o = request.order
+    t_ms = int(o.order_time.timestamp() * 1000)
+    seller = o.seller_id or ""
+    category = o.category or ""
+    context = OrderContext(
+        order_id=o.order_id,
+        customer_id=o.customer_id,
+        product_id=o.product_id,
+        seller_id=seller,
+        category=category,
+        region=o.region,
+        order_time_ms=t_ms,
+        amount_minor=amount_to_minor(o.amount),
+        payment_method=o.payment_method,
+        delivery_address=o.delivery_address,
+    )
+    keys = {
+        "customer": entity_key("customer", o.customer_id),
+        "product": entity_key("product", o.product_id),
+        "region": entity_key("region", o.region),
+    }
+    if seller:
+        keys["seller"] = entity_key("seller", seller)
+    if category:
+        keys["category"] = entity_key("category", category)
+    block_keys = [
+        blocklist_key("customer", o.customer_id),
+        blocklist_key("address", address_key(o.delivery_address)),
+    ]
+    if o.card_fingerprint:
+        block_keys.append(blocklist_key("card", o.card_fingerprint))
+    items = store.get_many([*keys.values(), *block_keys])
+
+    customer = _state(items.get(keys["customer"]))
+    entities = {g: _state(items.get(k)) for g, k in keys.items() if g != "customer"}
+    vector = compute_features(context, customer, entities)
+    blocklisted = any(k in items for k in block_keys)
+    flags = online_flags(to_usd(o.amount, o.currency), vector["customer_orders_last_60s"], blocklisted)
+
+    score: float | None = None
+    contributions: dict[str, float] = {}
+    version = UNKNOWN_VERSION
+    if model is not None:
+        try:
+            result = model.score(vector)
+            score, contributions, version = result.score, result.contributions, result.model_version
+        except ModelUnavailable:
+            score = None
+    top = sorted(((c, n) for n, c in contributions.items() if c > 0), reverse=True)[:3]
+    policy = apply(
+        score,
+        flags,
+        policy_config,
+        cod_refusals=vector["customer_cod_refusals"],
+        payment_is_cod=o.payment_method == "cod",
+        cod_drives_risk=o.payment_method == "cod" and any(n in COD_FEATURES for _, n in top),
+    )
+    explanation = explain(
+        vector,
+        contributions,
+        risk_level=policy.risk_level,
+        action=policy.recommended_action,
+        hints=policy.hints,
+        rules_triggered=policy.rules_triggered,
+        order_time_ms=t_ms,
+        customer_known=customer is not None,
+        locale=request.locale,
+    )
+    rule_decided = flags.blocklisted or (score is None and LEVELS.index(policy.risk_level) > 0)
+    response = RiskScoreResponse(
+        order_id=o.order_id,
+        decision_id=decision_id(request.event_type, o.order_id),
+        risk_score=None if score is None else round(score, 4),
+        risk_level=policy.risk_level,
+        recommended_action=policy.recommended_action,
+        explanation=ExplanationOut(
+            summary=explanation.summary,
+            key_factors=list(explanation.key_factors),
+            recommendation=explanation.recommendation,
+            source=explanation.source,
+        ),
+        customer_message=explanation.customer_message,
+        rules_triggered=list(policy.rules_triggered),
+        confidence=confidence(score, policy_config, rule_decided),
+        degraded=score is None,
+        processing_time_ms=round((time.perf_counter() - started) * 1000, 2),
+        model_version=version,
+        timestamp=now.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+    )
+    return Decision(response, vector, contributions, policy)
