@@ -1,0 +1,129 @@
+"""The `decisions` and `audit` tables: idempotent decision records and an append-only trail.
+
+A decision's id is a hash of (event_type, order_id), so a retried request finds its earlier answer.
+The stored item carries a hash of the request body: a retry with the same body gets the stored
+decision back; the same order id with a different body is a Conflict (HTTP 409).
+Decisions expire after 90 days (`expires_at`, the table's TTL attribute); audit items are only ever
+added (a condition refuses to overwrite one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from returnguard.schemas import RiskScoreRequest, RiskScoreResponse
+
+TTL_SECONDS = 90 * 86_400
+
+
+class Conflict(Exception):
+    """The order id was already decided for a different request body."""
+
+    code = "conflict"
+
+    def __init__(self, decision_id: str):
+        super().__init__(f"order already decided with a different request ({decision_id})")
+        self.decision_id = decision_id
+
+
+def body_hash(request: RiskScoreRequest) -> str:
+    """SHA-256 of the request as sent (fields left to their defaults don't count, so a retry without
+    order_time hashes the same as the first call)."""
+    canonical = json.dumps(
+        request.model_dump(mode="json", exclude_unset=True), sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class DecisionStore:
+    """`client` is a boto3 DynamoDB client created once by the caller."""
+
+    def __init__(self, client: Any, decisions_table: str, audit_table: str):
+        self._client = client
+        self._decisions = decisions_table
+        self._audit = audit_table
+
+    def get(self, decision_id: str) -> dict[str, Any] | None:
+        """The stored decision item (`response` parsed), or None."""
+        item = self._client.get_item(
+            TableName=self._decisions, Key={"decision_id": {"S": decision_id}}, ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        return {
+            "decision_id": item["decision_id"]["S"],
+            "body_hash": item["body_hash"]["S"],
+            "response": json.loads(item["response"]["S"]),
+        }
+
+    def get_response(self, decision_id: str) -> dict[str, Any] | None:
+        stored = self.get(decision_id)
+        return None if stored is None else stored["response"]
+
+    def existing(self, decision_id: str, request_hash: str) -> dict[str, Any] | None:
+        """The stored response for a retry, None when never decided; Conflict on a different body."""
+        stored = self.get(decision_id)
+        if stored is None:
+            return None
+        if stored["body_hash"] != request_hash:
+            raise Conflict(decision_id)
+        return stored["response"]
+
+    def save(
+        self,
+        response: RiskScoreResponse,
+        *,
+        customer_id: str,
+        request_hash: str,
+        features: Mapping[str, float],
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Write the decision once; if another call won the race, return its answer (or Conflict)."""
+        now = now or datetime.now(timezone.utc)
+        body = response.model_dump(mode="json")
+        created = now.astimezone(timezone.utc).isoformat()
+        item = {
+            "decision_id": {"S": response.decision_id},
+            "customer_id": {"S": customer_id},
+            "created_at": {"S": created},
+            "body_hash": {"S": request_hash},
+            "response": {"S": json.dumps(body, separators=(",", ":"))},
+            "risk_level": {"S": response.risk_level},
+            "expires_at": {"N": str(int(now.timestamp()) + TTL_SECONDS)},
+        }
+        try:
+            self._client.put_item(
+                TableName=self._decisions,
+                Item=item,
+                ConditionExpression="attribute_not_exists(decision_id)",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            existing = self.existing(response.decision_id, request_hash)
+            if existing is None:  # pragma: no cover - deleted between the two calls
+                raise
+            return existing
+        self._audit_item(response, features, created)
+        return body
+
+    def _audit_item(self, response: RiskScoreResponse, features: Mapping[str, float], created: str) -> None:
+        recorded = f"{created}#{time.time_ns()}"
+        self._client.put_item(
+            TableName=self._audit,
+            Item={
+                "decision_id": {"S": response.decision_id},
+                "recorded_at": {"S": recorded},
+                "model_version": {"S": response.model_version},
+                "risk_score": {"S": "" if response.risk_score is None else str(response.risk_score)},
+                "risk_level": {"S": response.risk_level},
+                "action": {"S": response.recommended_action},
+                "rules_triggered": {"S": json.dumps(response.rules_triggered)},
+                "degraded": {"BOOL": response.degraded},
+                "features": {"S": json.dumps(dict(features), sort_keys=True, separators=(",", ":"))},
+            },
+            ConditionExpression="attribute_not_exists(decision_id)",
+        )
