@@ -17,7 +17,6 @@ Locale = Literal["en", "hi"]
 MAX_FACTORS = 3
 
 
-
 def _pct(x: float) -> int:
     return int(round(100 * x))
 

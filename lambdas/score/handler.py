@@ -1,5 +1,173 @@
-"""Placeholder: the score function is being written; the CDK stack stages this folder."""
+"""score Lambda: POST /v1/risk-score, GET /v1/decisions/{decision_id}, GET /v1/health.
+
+Thin: parse and validate, call `returnguard.scoring.decide`, store idempotently, shape the answer.
+Every error is {"error": {"code", "message", "field"}}; never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from returnguard.aws.decisions import Conflict, DecisionStore, body_hash
+from returnguard.aws.feature_store import DynamoFeatureStore
+from returnguard.aws.model_client import HttpModel, Model, SageMakerModel, sagemaker_config
+from returnguard.policy import PolicyConfig
+from returnguard.schemas import RiskScoreRequest
+from returnguard.scoring import decide, decision_id
+
+MAX_BODY_BYTES = 64 * 1024
 
 
-def lambda_handler(event, context):
-    raise NotImplementedError("score handler not written yet")
+class Settings(BaseModel):
+    features_table: str = Field(alias="RG_FEATURES_TABLE", min_length=1)
+    decisions_table: str = Field(alias="RG_DECISIONS_TABLE", min_length=1)
+    audit_table: str = Field(alias="RG_AUDIT_TABLE", min_length=1)
+    endpoint_name: str = Field(default="", alias="RG_ENDPOINT_NAME")
+    inference_url: str = Field(default="", alias="RG_INFERENCE_URL")
+    model_config_json: str = Field(alias="RG_MODEL_CONFIG", min_length=2)
+    stage: str = Field(default="dev", alias="RG_STAGE")
+
+    @field_validator("model_config_json")
+    @classmethod
+    def _valid_config(cls, value: str) -> str:
+        PolicyConfig.from_model_config(json.loads(value))
+        return value
+
+
+settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
+MODEL_CONFIG = json.loads(settings.model_config_json)
+POLICY = PolicyConfig.from_model_config(MODEL_CONFIG)
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+_dynamodb = boto3.client("dynamodb")
+features = DynamoFeatureStore(_dynamodb, settings.features_table)
+decisions = DecisionStore(_dynamodb, settings.decisions_table, settings.audit_table)
+model: Model = (
+    HttpModel(settings.inference_url)
+    if settings.inference_url
+    else SageMakerModel(boto3.client("sagemaker-runtime", config=sagemaker_config()), settings.endpoint_name)
+)
+app = APIGatewayRestResolver()
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> Response:
+    body = {"error": {"code": code, "message": message, "field": field}}
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def _read_body() -> dict[str, Any]:
+    event = app.current_event
+    content_type = (event.headers.get("content-type") or "").split(";")[0].strip()
+    if content_type.lower() != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Content-Type must be application/json")
+    raw = event.decoded_body or ""
+    if len(raw.encode("utf-8")) > MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", f"body over {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "malformed_json", "body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_request", "body must be a JSON object")
+    return body
+
+
+@app.post("/v1/risk-score")
+@tracer.capture_method
+def risk_score() -> Any:
+    started = time.perf_counter()
+    body = _read_body()
+    if body.get("event_type") == "return":
+        raise ApiError(501, "not_implemented", "return events are not scored yet", "event_type")
+    request = RiskScoreRequest.model_validate(body)
+    request_hash = body_hash(request)
+    key = decision_id(request.event_type, request.order.order_id)
+    stored = decisions.existing(key, request_hash)
+    if stored is not None:
+        logger.info("idempotent replay", extra={"decision_id": key})
+        return stored
+    decision = decide(request, features, model, POLICY, started=started)
+    response = decision.response
+    saved = decisions.save(
+        response, customer_id=request.order.customer_id, request_hash=request_hash, features=decision.vector
+    )
+    metrics.add_dimension("risk_level", response.risk_level)
+    metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
+    if response.degraded:
+        with single_metric(name="ModelFallback", unit=MetricUnit.Count, value=1) as metric:
+            metric.add_dimension("service", metrics.service or "returnguard")
+    logger.info(
+        "decided",
+        extra={"decision_id": key, "risk_level": response.risk_level, "degraded": response.degraded},
+    )
+    return saved
+
+
+@app.get("/v1/decisions/<decision_id>")
+def get_decision(decision_id: str) -> Any:
+    stored = decisions.get_response(decision_id)
+    if stored is None:
+        raise ApiError(404, "not_found", "no decision with this id", "decision_id")
+    return stored
+
+
+@app.get("/v1/health")
+def health() -> dict[str, Any]:
+    return {"status": "ok", "model_version": str(MODEL_CONFIG.get("model_version", "unknown"))}
+
+
+@app.not_found
+def _not_found(_: Exception) -> Response:
+    return _error(404, "not_found", "no such route")
+
+
+@app.exception_handler(ApiError)
+def _api_error(error: ApiError) -> Response:
+    return _error(error.status, error.code, error.message, error.field)
+
+
+@app.exception_handler(ValidationError)
+def _validation(error: ValidationError) -> Response:
+    first = error.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    return _error(422, "invalid_request", f"{field}: {first['msg']}", field)
+
+
+@app.exception_handler(Conflict)
+def _conflict(error: Conflict) -> Response:
+    return _error(409, "conflict", "this order was already scored with a different request", "order.order_id")
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response:
+    if isinstance(error, (ClientError, BotoCoreError)):
+        logger.error("storage unavailable", extra={"kind": type(error).__name__})
+        return _error(503, "unavailable", "the decision store is unavailable, retry later")
+    logger.exception("unexpected error")
+    return _error(500, "internal_error", "internal error")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

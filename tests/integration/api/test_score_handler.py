@@ -1,0 +1,188 @@
+"""The score Lambda end to end: API Gateway proxy events, moto tables, a real local inference server."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.inference_server import serve
+from local.stack import create_table, free_port
+from returnguard.aws.feature_store import encode_item
+from returnguard.tables import AUDIT, DECISIONS, FEATURES
+from tests.unit.api.fakes import ADDRESS, T0, customer_with_history
+
+HANDLER = Path(__file__).resolve().parents[3] / "lambdas" / "score" / "handler.py"
+
+
+@dataclass
+class Context:
+    function_name: str = "score"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:score"
+    aws_request_id: str = "req-1"
+
+
+def load_handler(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, HANDLER)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def handlers(trained_model) -> Iterator[dict[str, ModuleType]]:
+    model_dir = trained_model[0]
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    server = serve(str(model_dir))
+    env = {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "RG_FEATURES_TABLE": "features",
+        "RG_DECISIONS_TABLE": "decisions",
+        "RG_AUDIT_TABLE": "audit",
+        "RG_ENDPOINT_NAME": "unused",
+        "RG_MODEL_CONFIG": json.dumps(
+            {"model_version": config.get("model_version"), "thresholds": config["thresholds"]}
+        ),
+        "POWERTOOLS_SERVICE_NAME": "returnguard",
+        "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    patch = pytest.MonkeyPatch()
+    for key, value in env.items():
+        patch.setenv(key, value)
+    try:
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            for definition, name in ((FEATURES, "features"), (DECISIONS, "decisions"), (AUDIT, "audit")):
+                create_table(client, definition, name)
+            state = customer_with_history(orders=8, returned=4, last_order_ms=T0 - 86_400_000)
+            client.put_item(TableName="features", Item=encode_item("customer#C1", state, 1))
+            patch.setenv("RG_INFERENCE_URL", server.url)
+            live = load_handler("score_handler_live")
+            patch.setenv("RG_INFERENCE_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+            down = load_handler("score_handler_down")
+            yield {"live": live, "down": down}
+    finally:
+        server.stop()
+        patch.undo()
+
+
+def event(method: str, path: str, body: Any = None, content_type: str = "application/json") -> dict[str, Any]:
+    raw = body if isinstance(body, str) or body is None else json.dumps(body)
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": content_type, "X-Forwarded-For": "203.0.113.9"},
+        "multiValueHeaders": {"Content-Type": [content_type]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {"requestId": "api-req-1", "stage": "v1", "httpMethod": method, "path": path},
+        "body": raw,
+        "isBase64Encoded": False,
+    }
+
+
+def order(order_id: str, customer_id: str = "C1", **extra: Any) -> dict[str, Any]:
+    body = {
+        "order_id": order_id,
+        "customer_id": customer_id,
+        "product_id": "P1",
+        "seller_id": "S1",
+        "category": "electronics",
+        "region": "KA",
+        "amount": 2499.0,
+        "currency": "INR",
+        "payment_method": "cod",
+        "delivery_address": ADDRESS,
+        "order_time": "2023-11-14T22:13:20Z",
+    }
+    body.update(extra)
+    return {"event_type": "order", "order": body}
+
+
+def call(module: ModuleType, ev: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    result = module.lambda_handler(ev, Context())
+    return result["statusCode"], json.loads(result["body"])
+
+
+def test_happy_path_and_lookup(handlers) -> None:
+    status, body = call(handlers["live"], event("POST", "/v1/risk-score", order("ORD-A")))
+    assert status == 200, body
+    assert not body["degraded"] and 0.0 <= body["risk_score"] <= 1.0
+    assert body["recommended_action"] in {"approve", "otp_verification", "manual_review", "block"}
+    assert body["explanation"]["source"] == "template" and body["model_version"] != "rules-only"
+    assert "New customer: no order history" not in body["explanation"]["key_factors"]
+    status, fetched = call(handlers["live"], event("GET", f"/v1/decisions/{body['decision_id']}"))
+    assert status == 200 and fetched == body
+    status, health = call(handlers["live"], event("GET", "/v1/health"))
+    assert status == 200 and health["status"] == "ok"
+
+
+def test_unseen_customer(handlers) -> None:
+    status, body = call(
+        handlers["live"],
+        event("POST", "/v1/risk-score", {**order("ORD-B", customer_id="NEW1"), "locale": "hi"}),
+    )
+    assert status == 200, body
+    assert body["explanation"]["key_factors"][0] == "नया ग्राहक: कोई ऑर्डर इतिहास नहीं"
+
+
+def test_model_down_is_degraded_not_an_error(handlers) -> None:
+    status, body = call(handlers["down"], event("POST", "/v1/risk-score", order("ORD-C", amount=900_000.0)))
+    assert status == 200, body
+    assert body["degraded"] and body["risk_score"] is None
+    assert body["rules_triggered"] == ["high_amount"] and body["recommended_action"] == "manual_review"
+
+
+def test_idempotent_retry_and_conflict(handlers) -> None:
+    first = call(handlers["live"], event("POST", "/v1/risk-score", order("ORD-D")))
+    again = call(handlers["live"], event("POST", "/v1/risk-score", order("ORD-D")))
+    assert first[0] == again[0] == 200 and first[1] == again[1]
+    status, body = call(handlers["live"], event("POST", "/v1/risk-score", order("ORD-D", amount=10.0)))
+    assert status == 409 and body["error"]["code"] == "conflict"
+
+
+@pytest.mark.parametrize(
+    ("ev", "status", "code", "field"),
+    [
+        (event("POST", "/v1/risk-score", "{not json"), 400, "malformed_json", None),
+        (event("POST", "/v1/risk-score", "x" * (64 * 1024 + 1)), 413, "body_too_large", None),
+        (
+            event("POST", "/v1/risk-score", order("ORD-E"), content_type="text/plain"),
+            415,
+            "unsupported_media_type",
+            None,
+        ),
+        (event("POST", "/v1/risk-score", order("ORD-F", amount=-5)), 422, "invalid_request", "order.amount"),
+        (event("POST", "/v1/risk-score", {**order("ORD-G"), "debug": True}), 422, "invalid_request", "debug"),
+        (
+            event("POST", "/v1/risk-score", {"event_type": "return", "return": {}}),
+            501,
+            "not_implemented",
+            "event_type",
+        ),
+        (event("GET", "/v1/decisions/dec_unknown"), 404, "not_found", "decision_id"),
+    ],
+)
+def test_errors(handlers, ev, status, code, field) -> None:
+    got, body = call(handlers["live"], ev)
+    assert got == status
+    assert body["error"]["code"] == code and body["error"]["field"] == field
+    assert "Traceback" not in json.dumps(body)
