@@ -92,7 +92,6 @@ def _read_body() -> dict[str, Any]:
 
 
 @app.post("/v1/risk-score")
-@tracer.capture_method
 def risk_score() -> Any:
     started = time.perf_counter()
     body = _read_body()
