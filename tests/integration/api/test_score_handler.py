@@ -186,3 +186,17 @@ def test_errors(handlers, ev, status, code, field) -> None:
     assert got == status
     assert body["error"]["code"] == code and body["error"]["field"] == field
     assert "Traceback" not in json.dumps(body)
+
+
+class BrokenStore:
+    def get_many(self, keys: Any) -> dict[str, Any]:
+        from botocore.exceptions import EndpointConnectionError
+
+        raise EndpointConnectionError(endpoint_url="https://dynamodb")
+
+
+def test_store_down_is_503_without_traceback(handlers, monkeypatch) -> None:
+    monkeypatch.setattr(handlers["down"], "features", BrokenStore())
+    status, body = call(handlers["down"], event("POST", "/v1/risk-score", order("ORD-H")))
+    assert status == 503 and body["error"]["code"] == "unavailable"
+    assert "Traceback" not in json.dumps(body)
