@@ -220,13 +220,30 @@ def _json_schema(schema: dict[str, Any]) -> apigw.JsonSchema:
         if key == "$schema":
             kwargs["schema"] = apigw.JsonSchemaVersion.DRAFT4
         elif key == "type":
-            kwargs["type"] = types[value]
+            kwargs["type"] = [types[t] for t in value] if isinstance(value, list) else types[value]
         elif key == "properties":
             kwargs["properties"] = {name: _json_schema(sub) for name, sub in value.items()}
         elif key == "oneOf":
             kwargs["one_of"] = [_json_schema(sub) for sub in value]
-        elif key in ("minLength", "maxLength", "minimum", "pattern", "required", "enum", "title"):
-            kwargs[{"minLength": "min_length", "maxLength": "max_length"}.get(key, key)] = value
+        elif key == "additionalProperties":
+            kwargs["additional_properties"] = value
+        elif key in (
+            "minLength",
+            "maxLength",
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "pattern",
+            "required",
+            "enum",
+            "title",
+        ):
+            names = {
+                "minLength": "min_length",
+                "maxLength": "max_length",
+                "exclusiveMinimum": "exclusive_minimum",
+            }
+            kwargs[names.get(key, key)] = value
         else:
             raise ValueError(f"request schema keyword {key!r} is not mapped to API Gateway's JsonSchema")
     return apigw.JsonSchema(**kwargs)

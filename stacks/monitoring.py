@@ -83,7 +83,7 @@ class MonitoringStack(Stack):
                 statistic="Sum",
                 label=level,
             )
-            for level in ("low", "medium", "high")
+            for level in ("low", "medium", "high", "critical")
         ]
         fallbacks = [
             cw.Metric(

@@ -1,65 +1,49 @@
-"""The JSON schema API Gateway validates POST /v1/risk-score against (draft-04, what API Gateway supports).
+"""The JSON schema API Gateway validates POST /v1/risk-score against, derived from the pydantic model.
 
-The one copy in the infrastructure: when `docs/openapi.*` carries the request model, derive it from there.
+`returnguard.schemas.RiskScoreRequest` is the one definition of the request; this module converts its
+JSON schema (draft 2020-12) into draft-04, the dialect API Gateway request models speak: `$ref`s are
+inlined, optional fields become nullable types, numeric `exclusiveMinimum` becomes draft-04's boolean
+form, and annotations API Gateway has no use for (title, default, format) are dropped. The gateway
+thus rejects exactly the bodies the Lambda's own validation would reject, only earlier and cheaper.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-_MONEY = {"type": "number", "minimum": 0}
-_ID = {"type": "string", "minLength": 1, "maxLength": 64}
-_CURRENCY = {"type": "string", "pattern": "^[A-Z]{3}$"}
+from returnguard.schemas import RiskScoreRequest
 
-ORDER: dict[str, Any] = {
-    "type": "object",
-    "required": ["order_id", "customer_id", "product_id", "amount", "currency", "payment_method"],
-    "properties": {
-        "order_id": _ID,
-        "customer_id": _ID,
-        "product_id": _ID,
-        "seller_id": _ID,
-        "amount": _MONEY,
-        "currency": _CURRENCY,
-        "payment_method": {"type": "string", "enum": ["cod", "card", "upi", "netbanking", "wallet"]},
-        "order_time": {"type": "string", "maxLength": 40},
-        "category": {"type": "string", "maxLength": 64},
-        "delivery_address": {"type": "string", "maxLength": 512},
-        "delivery_pincode": {"type": "string", "maxLength": 16},
-        "region": {"type": "string", "maxLength": 64},
-    },
-}
+_DROPPED = {"title", "default", "format", "description"}
 
-RETURN: dict[str, Any] = {
-    "type": "object",
-    "required": ["return_id", "order_id", "customer_id"],
-    "properties": {
-        "return_id": _ID,
-        "order_id": _ID,
-        "customer_id": _ID,
-        "product_id": _ID,
-        "reason": {"type": "string", "maxLength": 1000},
-        "refund_amount": _MONEY,
-        "currency": _CURRENCY,
-        "return_method": {"type": "string", "maxLength": 32},
-        "return_time": {"type": "string", "maxLength": 40},
-    },
-}
 
-RISK_SCORE_REQUEST: dict[str, Any] = {
-    "$schema": "http://json-schema.org/draft-04/schema#",
-    "title": "RiskScoreRequest",
-    "type": "object",
-    "required": ["event_type"],
-    "properties": {
-        "event_type": {"type": "string", "enum": ["order", "return"]},
-        "order": ORDER,
-        "return": RETURN,
-        "locale": {"type": "string", "pattern": "^[a-z]{2}(-[A-Z]{2})?$"},
-        "explain": {"type": "boolean"},
-    },
-    "oneOf": [
-        {"properties": {"event_type": {"enum": ["order"]}}, "required": ["order"]},
-        {"properties": {"event_type": {"enum": ["return"]}}, "required": ["return"]},
-    ],
-}
+def _draft4(node: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in node:
+        return _draft4(definitions[node["$ref"].rsplit("/", 1)[1]], definitions)
+    if "anyOf" in node:
+        options = [option for option in node["anyOf"] if option.get("type") != "null"]
+        if len(options) != 1 or len(options) == len(node["anyOf"]):
+            raise ValueError(f"only Optional[X] unions convert to draft-04, got {node['anyOf']}")
+        inner = _draft4(options[0], definitions)
+        return {**inner, "type": [inner["type"], "null"]}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROPPED or key == "$defs":
+            continue
+        if key == "properties":
+            out[key] = {name: _draft4(sub, definitions) for name, sub in value.items()}
+        elif key == "exclusiveMinimum":
+            out["minimum"], out["exclusiveMinimum"] = value, True
+        elif key == "const":
+            out["enum"] = [value]
+        else:
+            out[key] = value
+    return out
+
+
+def risk_score_request_schema() -> dict[str, Any]:
+    source = RiskScoreRequest.model_json_schema()
+    schema = _draft4(source, source.get("$defs", {}))
+    return {"$schema": "http://json-schema.org/draft-04/schema#", "title": "RiskScoreRequest", **schema}
+
+
+RISK_SCORE_REQUEST: dict[str, Any] = risk_score_request_schema()

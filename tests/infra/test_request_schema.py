@@ -1,0 +1,76 @@
+"""API Gateway's request model accepts and rejects exactly what the Lambda's pydantic model does."""
+
+from __future__ import annotations
+
+import copy
+
+import jsonschema
+import pytest
+from pydantic import ValidationError
+
+from returnguard.schemas import RiskScoreRequest
+from stacks.request_schema import RISK_SCORE_REQUEST
+
+GOOD = {
+    "event_type": "order",
+    "order": {
+        "order_id": "O1",
+        "customer_id": "C1",
+        "product_id": "P1",
+        "region": "MH",
+        "amount": 1299.0,
+        "currency": "INR",
+        "payment_method": "cod",
+        "delivery_address": "12 MG Road, Pune",
+    },
+}
+
+
+def variants():
+    yield "minimal order", GOOD
+    yield (
+        "all optional fields",
+        {
+            **GOOD,
+            "locale": "hi",
+            "explain": "narrative",
+            "order": {
+                **GOOD["order"],
+                "seller_id": "S1",
+                "category": "fashion",
+                "card_fingerprint": "fp",
+                "order_time": "2025-10-20T10:00:00Z",
+            },
+        },
+    )
+    yield "explicit nulls", {**GOOD, "order": {**GOOD["order"], "seller_id": None, "card_fingerprint": None}}
+    for field in ("order_id", "region", "delivery_address", "amount", "payment_method"):
+        body = copy.deepcopy(GOOD)
+        del body["order"][field]
+        yield f"missing {field}", body
+    yield "zero amount", {**GOOD, "order": {**GOOD["order"], "amount": 0}}
+    yield "lower-case currency", {**GOOD, "order": {**GOOD["order"], "currency": "inr"}}
+    yield "unknown payment", {**GOOD, "order": {**GOOD["order"], "payment_method": "barter"}}
+    yield "extra field", {**GOOD, "order": {**GOOD["order"], "coupon": "X"}}
+    yield "extra top-level field", {**GOOD, "debug": True}
+    yield "unknown locale", {**GOOD, "locale": "fr"}
+    yield "boolean explain", {**GOOD, "explain": True}
+    yield "unknown event type", {**GOOD, "event_type": "payment"}
+    yield "empty id", {**GOOD, "order": {**GOOD["order"], "order_id": ""}}
+
+
+@pytest.mark.parametrize(("case", "body"), list(variants()), ids=[c for c, _ in variants()])
+def test_gateway_and_lambda_agree(case, body):
+    gateway_accepts = jsonschema.Draft4Validator(RISK_SCORE_REQUEST).is_valid(body)
+    try:
+        RiskScoreRequest.model_validate(body)
+        lambda_accepts = True
+    except ValidationError:
+        lambda_accepts = False
+    assert gateway_accepts == lambda_accepts, case
+
+
+def test_schema_is_draft4_without_references():
+    assert RISK_SCORE_REQUEST["$schema"] == "http://json-schema.org/draft-04/schema#"
+    assert "$ref" not in str(RISK_SCORE_REQUEST) and "$defs" not in RISK_SCORE_REQUEST
+    jsonschema.Draft4Validator.check_schema(RISK_SCORE_REQUEST)
