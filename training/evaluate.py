@@ -208,8 +208,7 @@ positive rate {positive:.3%}). Every feature uses only events before the order.<
 <h2>Targets</h2><ul>{"".join(f'<li class="{"ok" if ok else "miss"}">{"met" if ok else "missed"}: {html.escape(t)}</li>' for t, ok in checks)}</ul>
 <h2>Thresholds (from validation)</h2><ul>{thresholds}</ul>
 <h2>Plots</h2>{figures}
-<p>Code version {html.escape(str(config.get("code_version")))}; trained {html.escape(config["trained_at"])}.
-
+<p>Code version {html.escape(str(config.get("code_version")))}; trained {html.escape(config["trained_at"])}.</p>
 </body></html>"""
     path = report_dir / "report.html"
     path.write_text(page)
