@@ -17,6 +17,20 @@ from constructs import Construct
 
 from stacks.config import POWERTOOLS_LAYER_ACCOUNT, POWERTOOLS_LAYER_VERSION, StageConfig
 
+# What CDK's bucket/key grants (grant_read_write, grant_encrypt_decrypt) expand to: the wildcards every
+# role that reads and writes the lake carries, acknowledged once here.
+GRANT_READ_WRITE_WILDCARDS: tuple[str, ...] = (
+    "Action::s3:GetBucket*",
+    "Action::s3:GetObject*",
+    "Action::s3:List*",
+    "Action::s3:DeleteObject*",
+    "Action::s3:Abort*",
+    "Action::s3:PutObject*",
+    "Action::kms:GenerateDataKey*",
+    "Action::kms:ReEncrypt*",
+)
+ASSET_BUCKET_OBJECTS = r"/^Resource::arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-.*\/\*$/"
+
 
 def removal_policy(config: StageConfig) -> RemovalPolicy:
     """Data survives `cdk destroy` in prod; in dev nothing is left behind."""

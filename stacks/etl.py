@@ -14,7 +14,7 @@ from aws_cdk import aws_s3_assets as assets
 from constructs import Construct
 
 from stacks.config import StageConfig
-from stacks.constructs import suppress
+from stacks.constructs import ASSET_BUCKET_OBJECTS, GRANT_READ_WRITE_WILDCARDS, suppress
 from stacks.packaging import domain_zip, glue_script
 
 
@@ -184,15 +184,8 @@ class EtlStack(Stack):
             "PutMetricData is namespace-conditioned (no resource-level permissions).",
             applies_to=[
                 "Resource::*",
-                "Action::s3:GetBucket*",
-                "Action::s3:GetObject*",
-                "Action::s3:List*",
-                "Action::s3:DeleteObject*",
-                "Action::s3:Abort*",
-                "Action::s3:PutObject*",
-                "Action::kms:GenerateDataKey*",
-                "Action::kms:ReEncrypt*",
-                {"regex": "/^Resource::arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-.*\\/\\*$/"},
+                *GRANT_READ_WRITE_WILDCARDS,
+                {"regex": ASSET_BUCKET_OBJECTS},
                 {"regex": "/^Resource::.*Lake.*\\.Arn.*\\/(raw|external|processed)\\/\\*$/"},
                 {"regex": "/^Resource::arn:<AWS::Partition>:glue:.*:(table|job)\\/.*\\*$/"},
                 {"regex": "/^Resource::arn:<AWS::Partition>:logs:.*:log-group:\\/aws-glue\\/\\*$/"},

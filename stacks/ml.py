@@ -14,7 +14,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.config import XGBOOST_REGISTRIES, XGBOOST_VERSION, StageConfig
-from stacks.constructs import removal_policy, suppress
+from stacks.constructs import ASSET_BUCKET_OBJECTS, GRANT_READ_WRITE_WILDCARDS, removal_policy, suppress
 
 INFERENCE_PROGRAM = "inference.py"
 TRAINING_PROGRAM = "train.py"
@@ -188,15 +188,8 @@ def _iam5_patterns() -> list:
 
     return [
         "Resource::*",
-        "Action::s3:GetBucket*",
-        "Action::s3:GetObject*",
-        "Action::s3:List*",
-        "Action::s3:DeleteObject*",
-        "Action::s3:Abort*",
-        "Action::s3:PutObject*",
-        "Action::kms:GenerateDataKey*",
-        "Action::kms:ReEncrypt*",
-        RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-.*\\/\\*$/"),
+        *GRANT_READ_WRITE_WILDCARDS,
+        RegexAppliesTo(regex=ASSET_BUCKET_OBJECTS),
         RegexAppliesTo(
             regex="/^Resource::<LakeBucket[A-F0-9]+\\.Arn>\\/(processed|models)\\/([a-z-]+\\/)?\\*$/"
         ),
