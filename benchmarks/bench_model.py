@@ -25,23 +25,8 @@ def _table(orders: int) -> pd.DataFrame:
 def _train(table: pd.DataFrame, root: Path, baselines: bool) -> float:
     from training import train
 
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "table.parquet"
-    table.to_parquet(path, index=False)
-    args = train.parse_args(
-        [
-            "--train",
-            str(path),
-            "--model-dir",
-            str(root / "model"),
-            "--output-data-dir",
-            str(root / "out"),
-            "--baselines",
-            "1" if baselines else "0",
-        ]
-    )
     started = time.perf_counter()
-    train.run(args)
+    train.train_frame(table, root, "--baselines", "1" if baselines else "0")
     return time.perf_counter() - started
 
 

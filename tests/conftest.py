@@ -59,18 +59,5 @@ def trained_model(small_table, tmp_path_factory):
     from training import train
 
     root = tmp_path_factory.mktemp("model")
-    table_path = root / "table.parquet"
-    small_table.to_parquet(table_path, index=False)
-    args = train.parse_args(
-        [
-            "--train",
-            str(table_path),
-            "--model-dir",
-            str(root / "model"),
-            "--output-data-dir",
-            str(root / "output"),
-            "--num_round",
-            "150",
-        ]
-    )
-    return root / "model", root / "output", train.run(args)
+    result = train.train_frame(small_table, root, "--num_round", "150")
+    return root / "model", root / "output", result

@@ -348,6 +348,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"config": config, "metrics": metrics}
 
 
+def train_frame(table: pd.DataFrame, work_dir: str | Path, *extra: str) -> dict[str, Any]:
+    """Train on an in-memory table: it is written to work_dir/table.parquet, artifacts land in
+    work_dir/model and work_dir/output. For tests and benchmarks."""
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(work / "table.parquet", index=False)
+    return run(
+        parse_args(
+            [
+                "--train",
+                str(work / "table.parquet"),
+                "--model-dir",
+                str(work / "model"),
+                "--output-data-dir",
+                str(work / "output"),
+                *extra,
+            ]
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
