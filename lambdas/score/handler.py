@@ -69,9 +69,13 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.field = status, code, message, field
 
 
-def _error(status: int, code: str, message: str, field: str | None = None) -> Response:
-    body = {"error": {"code": code, "message": message, "field": field}}
-    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+def _error(
+    status: int, code: str, message: str, field: str | None = None, details: list[dict] | None = None
+) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message, "field": field}
+    if details:
+        error["details"] = details
+    return Response(status_code=status, content_type="application/json", body=json.dumps({"error": error}))
 
 
 def _read_body() -> dict[str, Any]:
@@ -99,16 +103,14 @@ def risk_score() -> Any:
         raise ApiError(501, "not_implemented", "return events are not scored yet", "event_type")
     request = RiskScoreRequest.model_validate(body)
     request_hash = body_hash(request)
-    key = decision_id(request.event_type, request.order.order_id)
-    stored = decisions.existing(key, request_hash)
-    if stored is not None:
-        logger.info("idempotent replay", extra={"decision_id": key})
-        return stored
     decision = decide(request, features, model, POLICY, started=started)
     response = decision.response
-    saved = decisions.save(
+    saved, replayed = decisions.save(
         response, customer_id=request.order.customer_id, request_hash=request_hash, features=decision.vector
     )
+    if replayed:
+        logger.info("idempotent replay", extra={"decision_id": response.decision_id})
+        return saved
     metrics.add_dimension("risk_level", response.risk_level)
     metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
     if response.degraded:
@@ -116,7 +118,11 @@ def risk_score() -> Any:
             metric.add_dimension("service", metrics.service or "returnguard")
     logger.info(
         "decided",
-        extra={"decision_id": key, "risk_level": response.risk_level, "degraded": response.degraded},
+        extra={
+            "decision_id": response.decision_id,
+            "risk_level": response.risk_level,
+            "degraded": response.degraded,
+        },
     )
     return saved
 
@@ -146,9 +152,14 @@ def _api_error(error: ApiError) -> Response:
 
 @app.exception_handler(ValidationError)
 def _validation(error: ValidationError) -> Response:
-    first = error.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or None
-    return _error(422, "invalid_request", f"{field}: {first['msg']}", field)
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"]) or None, "message": e["msg"]} for e in error.errors()
+    ]
+    first = problems[0]
+    summary = f"{first['field']}: {first['message']}"
+    if len(problems) > 1:
+        summary += f" (and {len(problems) - 1} more, see details)"
+    return _error(422, "invalid_request", summary, first["field"], problems)
 
 
 @app.exception_handler(Conflict)

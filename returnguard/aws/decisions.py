@@ -82,8 +82,12 @@ class DecisionStore:
         request_hash: str,
         features: Mapping[str, float],
         now: datetime | None = None,
-    ) -> dict[str, Any]:
-        """Write the decision once; if another call won the race, return its answer (or Conflict)."""
+    ) -> tuple[dict[str, Any], bool]:
+        """Write the decision, then its audit item: (answer, False). If this order was already decided:
+        (the stored answer, True) for the same body, else Conflict. No read comes first (retries are
+        rare). If the audit write fails the decision is deleted again before the error propagates, so
+        a decision is never stored without its audit item. (Not a TransactWriteItems: moto copies
+        every table on each transaction, which makes the local API slower with every decision.)"""
         now = now or datetime.now(timezone.utc)
         body = response.model_dump(mode="json")
         created = now.astimezone(timezone.utc).isoformat()
@@ -98,32 +102,42 @@ class DecisionStore:
         }
         try:
             self._client.put_item(
-                TableName=self._decisions,
-                Item=item,
-                ConditionExpression="attribute_not_exists(decision_id)",
+                TableName=self._decisions, Item=item, ConditionExpression="attribute_not_exists(decision_id)"
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             existing = self.existing(response.decision_id, request_hash)
             if existing is None:  # pragma: no cover - deleted between the two calls
                 raise
-            return existing
-        self._audit_item(response, features, created)
-        return body
+            return existing, True
+        try:
+            self._client.put_item(
+                TableName=self._audit,
+                Item=self._audit_item(response, features, created),
+                ConditionExpression="attribute_not_exists(decision_id)",
+            )
+        except Exception:
+            # no decision without its audit item: take the decision back so a retry decides afresh
+            self._client.delete_item(
+                TableName=self._decisions,
+                Key={"decision_id": {"S": response.decision_id}},
+                ConditionExpression="created_at = :created",
+                ExpressionAttributeValues={":created": {"S": created}},
+            )
+            raise
+        return body, False
 
-    def _audit_item(self, response: RiskScoreResponse, features: Mapping[str, float], created: str) -> None:
-        recorded = f"{created}#{time.time_ns()}"
-        self._client.put_item(
-            TableName=self._audit,
-            Item={
-                "decision_id": {"S": response.decision_id},
-                "recorded_at": {"S": recorded},
-                "model_version": {"S": response.model_version},
-                "risk_score": {"S": "" if response.risk_score is None else str(response.risk_score)},
-                "risk_level": {"S": response.risk_level},
-                "action": {"S": response.recommended_action},
-                "rules_triggered": {"S": json.dumps(response.rules_triggered)},
-                "degraded": {"BOOL": response.degraded},
-                "features": {"S": json.dumps(dict(features), sort_keys=True, separators=(",", ":"))},
-            },
-            ConditionExpression="attribute_not_exists(decision_id)",
-        )
+    @staticmethod
+    def _audit_item(
+        response: RiskScoreResponse, features: Mapping[str, float], created: str
+    ) -> dict[str, Any]:
+        return {
+            "decision_id": {"S": response.decision_id},
+            "recorded_at": {"S": f"{created}#{time.time_ns()}"},
+            "model_version": {"S": response.model_version},
+            "risk_score": {"S": "" if response.risk_score is None else str(response.risk_score)},
+            "risk_level": {"S": response.risk_level},
+            "action": {"S": response.recommended_action},
+            "rules_triggered": {"S": json.dumps(response.rules_triggered)},
+            "degraded": {"BOOL": response.degraded},
+            "features": {"S": json.dumps(dict(features), sort_keys=True, separators=(",", ":"))},
+        }

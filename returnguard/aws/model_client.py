@@ -6,10 +6,11 @@ HTTP error, malformed answer) raises ModelUnavailable so the caller can fall bac
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
-import urllib.error
-import urllib.request
+import threading
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -53,24 +54,57 @@ def parse_response(raw: bytes | str) -> ModelScore:
 
 
 class HttpModel:
-    """The local inference server (`local/inference_server.py`): POST {url}/invocations."""
+    """The local inference server (`local/inference_server.py`): POST {url}/invocations.
+
+    One kept-alive connection per thread (as boto3 keeps its connection to SageMaker), reopened once
+    when the server has closed it; a second failure is ModelUnavailable.
+    """
 
     def __init__(self, url: str, timeout_s: float = READ_TIMEOUT_S):
-        self._url = url.rstrip("/") + "/invocations"
+        parts = urllib.parse.urlsplit(url.rstrip("/"))
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"inference URL must be http://host:port, got {url!r}")
+        self._host, self._port = parts.hostname, parts.port or 80
+        self._path = parts.path + "/invocations"
         self._timeout = timeout_s
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+            self._local.connection = connection
+        return connection
+
+    def _post(self, body: bytes) -> tuple[int, bytes]:
+        connection = self._connection()
+        try:
+            connection.request(
+                "POST",
+                self._path,
+                body=body,
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+            )
+            response = connection.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            self._local.connection = None
+            raise
 
     def score(self, vector: Mapping[str, float]) -> ModelScore:
-        request = urllib.request.Request(
-            self._url,
-            data=_payload(vector),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
-                raw = response.read()
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise ModelUnavailable(f"inference server unreachable: {type(error).__name__}") from error
+        body = _payload(vector)
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                status, raw = self._post(body)
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
+                if attempt + 1 == MAX_ATTEMPTS:  # a kept-alive connection the server had closed: once more
+                    raise ModelUnavailable(f"inference server unreachable: {type(error).__name__}") from error
+            except (OSError, http.client.HTTPException) as error:
+                raise ModelUnavailable(f"inference server unreachable: {type(error).__name__}") from error
+        if status != 200:
+            raise ModelUnavailable(f"inference server answered HTTP {status}")
         return parse_response(raw)
 
 

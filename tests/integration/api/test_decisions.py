@@ -53,13 +53,15 @@ def test_save_then_retry_returns_the_stored_decision(tables) -> None:
     d = decided(req)
     h = body_hash(req)
     assert h == body_hash(make_request())  # order_time defaulted to now does not change the hash
-    saved = store.save(d.response, customer_id="C9", request_hash=h, features=d.vector, now=NOW)
+    saved, replayed = store.save(d.response, customer_id="C9", request_hash=h, features=d.vector, now=NOW)
+    assert not replayed
     assert saved["recommended_action"] == "otp_verification"
     assert store.existing(d.response.decision_id, h) == saved
     # a concurrent second save with the same body returns the first answer, no second audit item
     again = decided(req)
-    assert (
-        store.save(again.response, customer_id="C9", request_hash=h, features=again.vector, now=NOW) == saved
+    assert store.save(again.response, customer_id="C9", request_hash=h, features=again.vector, now=NOW) == (
+        saved,
+        True,
     )
     item = client.get_item(TableName="decisions", Key={"decision_id": {"S": d.response.decision_id}})["Item"]
     assert int(item["expires_at"]["N"]) == int(NOW.timestamp()) + TTL_SECONDS
@@ -88,3 +90,27 @@ def test_unknown_decision_is_none(tables) -> None:
     store, _ = tables
     assert store.get_response("dec_nope") is None
     assert store.existing("dec_nope", "h") is None
+
+
+def test_decision_and_audit_are_written_together_or_not_at_all(tables) -> None:
+    """An audit item that cannot be written (here: its key already taken) takes the decision back."""
+    store, client = tables
+    req = make_request(321.0)
+    d = decided(req)
+    created = NOW.isoformat()
+    import returnguard.aws.decisions as decisions_module
+
+    taken = {"decision_id": {"S": d.response.decision_id}, "recorded_at": {"S": f"{created}#1"}}
+    client.put_item(TableName="audit", Item=taken)
+    real_time_ns = decisions_module.time.time_ns
+    decisions_module.time.time_ns = lambda: 1  # the audit key collides with the item above
+    try:
+        with pytest.raises(client.exceptions.ConditionalCheckFailedException):
+            store.save(d.response, customer_id="C9", request_hash=body_hash(req), features=d.vector, now=NOW)
+    finally:
+        decisions_module.time.time_ns = real_time_ns
+    assert store.get(d.response.decision_id) is None
+    saved, replayed = store.save(
+        d.response, customer_id="C9", request_hash=body_hash(req), features=d.vector, now=NOW
+    )
+    assert not replayed and store.get_response(d.response.decision_id) == saved

@@ -200,3 +200,14 @@ def test_store_down_is_503_without_traceback(handlers, monkeypatch) -> None:
     status, body = call(handlers["down"], event("POST", "/v1/risk-score", order("ORD-H")))
     assert status == 503 and body["error"]["code"] == "unavailable"
     assert "Traceback" not in json.dumps(body)
+
+
+def test_every_bad_field_is_named(handlers) -> None:
+    bad = order("ORD-M", amount=-5)
+    bad["order"]["currency"] = "rupees"
+    bad["order"].pop("region")
+    status, body = call(handlers["live"], event("POST", "/v1/risk-score", bad))
+    assert status == 422
+    named = {d["field"] for d in body["error"]["details"]}
+    assert named == {"order.amount", "order.currency", "order.region"}
+    assert body["error"]["field"] in named and "2 more" in body["error"]["message"]
