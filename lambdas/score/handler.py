@@ -25,7 +25,7 @@ from returnguard.aws.feature_store import DynamoFeatureStore
 from returnguard.aws.model_client import HttpModel, Model, SageMakerModel, sagemaker_config
 from returnguard.policy import PolicyConfig
 from returnguard.schemas import RiskScoreRequest
-from returnguard.scoring import decide, decision_id
+from returnguard.scoring import decide
 
 MAX_BODY_BYTES = 64 * 1024
 
