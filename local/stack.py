@@ -187,7 +187,10 @@ def create_table(client: Any, definition: TableDefinition, name: str) -> None:
 
 
 def start(port: int | None = None, prefix: str = "returnguard-local") -> LocalStack:
-    """Start the moto server on 127.0.0.1 and create every resource the local stack needs."""
+    """Start the moto server on 127.0.0.1 and create every resource the local stack needs.
+
+    moto keeps its state per process, not per server: two stacks in one process need two prefixes.
+    """
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     server = _MotoServer(port or 0)

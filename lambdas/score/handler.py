@@ -114,7 +114,9 @@ def risk_score() -> Any:
     metrics.add_dimension("risk_level", response.risk_level)
     metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
     if response.degraded:
-        with single_metric(name="ModelFallback", unit=MetricUnit.Count, value=1) as metric:
+        with single_metric(
+            name="ModelFallback", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+        ) as metric:
             metric.add_dimension("service", metrics.service or "returnguard")
     logger.info(
         "decided",

@@ -1,0 +1,377 @@
+"""The risk-score API on 127.0.0.1: real HTTP in front of the score Lambda's own handler.
+
+Each request becomes an API Gateway REST proxy event and goes to `lambdas/score/handler.py`'s
+`lambda_handler`, unchanged. Behind it: the local moto server (tables from `returnguard.tables`, the
+definitions the CDK data stack uses, seeded with the Spark job's latest aggregates) and the local
+inference server (the SageMaker contract). What API Gateway itself does in front of the Lambda is
+mimicked where a caller can see it: the stage's token-bucket throttle answers 429 in the API's error
+shape, and a body over API Gateway's 10 MB limit answers 413 without reaching the function. The API
+key and the request-model validation are not enforced locally (the handler validates every body
+itself; see docs/api.md).
+
+    python -m local.api_server --work build/demo          # after `make demo` has built the model
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlsplit
+
+from local.stack import REGION, LocalStack
+from returnguard.aws.feature_store import encode_item
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDLER = ROOT / "lambdas" / "score" / "handler.py"
+GATEWAY_MAX_BODY = 10 * 1024 * 1024  # API Gateway REST payload limit
+STAGE = "local"
+ROUTES = (  # resource templates as the CDK api stack declares them
+    ("POST", "/v1/risk-score"),
+    ("GET", "/v1/decisions/{decision_id}"),
+    ("GET", "/v1/health"),
+)
+
+
+class TokenBucket:
+    """API Gateway's throttle: `rate` requests/s refilled continuously, at most `burst` at once."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self._tokens = float(burst)
+        self._updated = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            return False
+
+
+def resource_for(method: str, path: str) -> str:
+    """The declared resource template a path matches, as API Gateway puts it in `resource`."""
+    parts = path.rstrip("/").split("/")
+    for route_method, template in ROUTES:
+        pattern = template.split("/")
+        if (
+            route_method == method
+            and len(pattern) == len(parts)
+            and all(p == q or (p.startswith("{") and q) for p, q in zip(pattern, parts, strict=True))
+        ):
+            return template
+    return path
+
+
+def proxy_event(
+    method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes, source_ip: str = "127.0.0.1"
+) -> dict[str, Any]:
+    """An API Gateway REST (v1) proxy event, shaped as the deployed API hands it to the Lambda."""
+    url = urlsplit(target)
+    path = url.path or "/"
+    resource = resource_for(method, path)
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(url.query, keep_blank_values=True):
+        query.setdefault(name, []).append(value)
+    path_parameters = None
+    if "{" in resource:
+        path_parameters = {
+            p.strip("{}"): q
+            for p, q in zip(resource.split("/"), path.split("/"), strict=True)
+            if p.startswith("{")
+        }
+    now = datetime.now(timezone.utc)
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": {name: values[-1] for name, values in multi_headers.items()},
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/{STAGE}{path}",
+            "stage": STAGE,
+            "requestId": str(uuid.uuid4()),
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "protocol": "HTTP/1.1",
+            "identity": {"sourceIp": source_ip, "userAgent": dict(headers).get("User-Agent")},
+            "accountId": "000000000000",
+            "apiId": "local",
+        },
+        "body": body.decode("utf-8", errors="replace") if body else None,
+        "isBase64Encoded": False,
+    }
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "returnguard-local-score"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:000000000000:function:returnguard-local-score"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 10_000
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def handler_environment(
+    stack: LocalStack, model_config: Mapping[str, Any], inference_url: str
+) -> dict[str, str]:
+    """The function's environment as the CDK api stack sets it, pointed at the local servers."""
+    env = stack.environment()
+    env.update(
+        {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "RG_INFERENCE_URL": inference_url,
+            "RG_MODEL_CONFIG": json.dumps(
+                {"model_version": model_config.get("model_version"), "thresholds": model_config["thresholds"]}
+            ),
+            "RG_STAGE": STAGE,
+            "POWERTOOLS_SERVICE_NAME": "returnguard-score",
+            "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+    )
+    return env
+
+
+def load_handler(environment: Mapping[str, str], name: str) -> ModuleType:
+    """Import the score handler as a fresh module (one Lambda execution environment) under `environment`.
+
+    The handler reads its configuration and creates its clients at import, as in a cold start; the
+    process environment is restored afterwards.
+    """
+    spec = importlib.util.spec_from_file_location(name, HANDLER)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    with _environment(environment):
+        spec.loader.exec_module(module)
+    return module
+
+
+def seed_features(stack: LocalStack, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+    """Write (pk, state) aggregates into the local features table, 25 per BatchWriteItem."""
+    client = stack.client("dynamodb")
+    table = stack.table_names["features"]
+    written, batch = 0, []
+
+    def flush() -> None:
+        request = {table: [{"PutRequest": {"Item": encode_item(pk, state, 1)}} for pk, state in batch]}
+        for _ in range(8):
+            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
+                return
+        raise RuntimeError("the local features table kept returning unprocessed items")
+
+    for pk, state in items:
+        batch.append((pk, state))
+        if len(batch) == 25:
+            flush()
+            written, batch = written + 25, []
+    if batch:
+        flush()
+        written += len(batch)
+    return written
+
+
+def _gateway_error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    body = json.dumps({"error": {"code": code, "message": message, "field": None}}).encode()
+    return status, {"Content-Type": "application/json"}, body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
+
+    def log_message(self, format: str, *args: Any) -> None:  # the demo prints its own progress
+        pass
+
+    def _answer(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _dispatch(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._answer(*_gateway_error(400, "bad_request", "invalid Content-Length"))
+            return
+        if length > GATEWAY_MAX_BODY:
+            self.close_connection = True
+            self._answer(*_gateway_error(413, "body_too_large", "request body over 10 MB"))
+            return
+        body = self.rfile.read(length) if length else b""
+        if self.server.throttle is not None and not self.server.throttle.take():
+            self._answer(*_gateway_error(429, "throttled", "too many requests, retry with backoff"))
+            return
+        event = proxy_event(self.command, self.path, self.headers.items(), body, self.client_address[0])
+        self._answer(*self.server.invoke(event))
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    throttle: TokenBucket | None
+    handler: ModuleType
+    log: TextIO
+    _busy: threading.Lock
+
+    def invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        """One execution environment, one event at a time, as Lambda runs a function instance.
+
+        (Powertools keeps metrics and log keys in process-wide state, so two handler copies in one
+        process would mix their requests' metrics: concurrency locally means more processes.)
+        """
+        with self._busy, contextlib.redirect_stdout(self.log):  # EMF metrics are print()ed per request
+            result = self.handler.lambda_handler(event, LambdaContext())
+        headers = {k: v[-1] for k, v in (result.get("multiValueHeaders") or {}).items()}
+        headers.update(result.get("headers") or {})
+        return int(result["statusCode"]), headers, (result.get("body") or "").encode()
+
+
+@dataclass
+class ApiServer:
+    url: str
+    handler: ModuleType
+    _httpd: _Server = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+        if self._httpd.log is not sys.stdout:
+            self._httpd.log.close()
+
+
+def serve(
+    stack: LocalStack,
+    model_config: Mapping[str, Any],
+    inference_url: str,
+    *,
+    port: int = 0,
+    throttle: tuple[float, int] | None = None,
+    log_path: str | Path | None = None,
+) -> ApiServer:
+    """Start the API on 127.0.0.1 in front of one warm execution environment of the handler.
+
+    `throttle` = (requests per second, burst) as the stage's usage plan; None leaves it off.
+    What the function writes to stdout (structured logs, EMF metrics: its CloudWatch Logs stream in
+    AWS) goes to `log_path`, or to this process's stdout when None.
+    """
+    environment = handler_environment(stack, model_config, inference_url)
+    log: TextIO = open(log_path, "a", buffering=1) if log_path else sys.stdout  # noqa: SIM115
+    with contextlib.redirect_stdout(log):  # powertools' Logger binds its stream at import
+        module = load_handler(environment, f"returnguard_local_score_{uuid.uuid4().hex[:8]}")
+    httpd = _Server(("127.0.0.1", port), _Handler)
+    httpd.handler = module
+    httpd.log = log
+    httpd._busy = threading.Lock()
+    httpd.throttle = TokenBucket(*throttle) if throttle else None
+    thread = threading.Thread(target=httpd.serve_forever, name="local-api", daemon=True)
+    thread.start()
+    return ApiServer(f"http://127.0.0.1:{httpd.server_address[1]}", module, httpd, thread)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work", default=str(ROOT / "build" / "demo"), help="the demo's work folder")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--rate", type=float, default=0, help="throttle: requests/s (0: off)")
+    parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--log", help="write the function's logs and metrics here instead of stdout")
+    args = parser.parse_args(argv)
+    from glue_jobs.features import load_online
+    from local import stack as local_stack
+    from local.inference_server import serve as serve_model
+    from training.bootstrap import PipelinePaths
+
+    paths = PipelinePaths(Path(args.work))
+    config_file = paths.model / "config.json"
+    if not config_file.exists():
+        print(f"no model under {paths.model}: run `make demo` first", file=sys.stderr)
+        return 2
+    stack = local_stack.start()
+    model = serve_model(str(paths.model))
+    seeded = seed_features(stack, load_online(paths.online))
+    api = serve(
+        stack,
+        json.loads(config_file.read_text()),
+        model.url,
+        port=args.port,
+        throttle=(args.rate, args.burst) if args.rate > 0 else None,
+        log_path=args.log,
+    )
+    print(f"risk-score API on {api.url}/v1/risk-score ({seeded:,} aggregates loaded); Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        api.stop()
+        model.stop()
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""The local risk-score API over real HTTP: the score handler behind it, the moto server and the local
+inference server behind that. Every error code the API documents is provoked here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from local import stack as local_stack
+from local.api_server import ApiServer, TokenBucket, proxy_event, resource_for, seed_features, serve
+from local.inference_server import serve as serve_model
+from local.stack import free_port
+from returnguard.aws.feature_store import blocklist_key
+from tests.unit.api.fakes import ADDRESS, DAY, T0, customer_with_history
+
+pytestmark = pytest.mark.slow
+
+
+def order(order_id: str, customer_id: str = "C1", **extra: Any) -> dict[str, Any]:
+    body = {
+        "order_id": order_id,
+        "customer_id": customer_id,
+        "product_id": "P1",
+        "seller_id": "S1",
+        "category": "electronics",
+        "region": "KA",
+        "amount": 2499.0,
+        "currency": "INR",
+        "payment_method": "cod",
+        "delivery_address": ADDRESS,
+        "order_time": "2023-11-14T22:13:20Z",
+    }
+    body.update(extra)
+    return {"event_type": "order", "order": body}
+
+
+@pytest.fixture(scope="module")
+def servers(trained_model, tmp_path_factory) -> Iterator[dict[str, Any]]:
+    model_dir = trained_model[0]
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    logs = tmp_path_factory.mktemp("api-logs")
+    stack = local_stack.start()
+    model = serve_model(str(model_dir))
+    doomed_model = serve_model(str(model_dir))
+    started: list[Any] = [model, doomed_model]
+    try:
+        seeded = seed_features(
+            stack,
+            [
+                ("customer#C1", customer_with_history(orders=8, returned=5, last_order_ms=T0 - DAY)),
+                ("customer#C2", customer_with_history(orders=12, returned=0, last_order_ms=T0 - DAY)),
+                (blocklist_key("customer", "C666"), {"reason": "chargeback fraud"}),
+            ],
+        )
+        assert seeded == 3
+        live = serve(stack, config, model.url, log_path=logs / "live.log")
+        degraded = serve(stack, config, doomed_model.url, log_path=logs / "degraded.log")
+        throttled = serve(stack, config, model.url, throttle=(0.5, 2), log_path=logs / "throttled.log")
+        started += [live, degraded, throttled]
+        doomed_model.stop()  # the endpoint goes away after the API started: degraded mode from now on
+        started.remove(doomed_model)
+        yield {"live": live, "degraded": degraded, "throttled": throttled, "logs": logs, "stack": stack}
+    finally:
+        for server in started:
+            server.stop()
+        stack.stop()
+
+
+def post(api: ApiServer, body: Any, content_type: str = "application/json") -> requests.Response:
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return requests.post(
+        f"{api.url}/v1/risk-score", data=data, headers={"Content-Type": content_type}, timeout=10
+    )
+
+
+def test_health(servers) -> None:
+    response = requests.get(f"{servers['live'].url}/v1/health", timeout=5)
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_happy_path_explains_real_history_and_is_stored(servers) -> None:
+    response = post(servers["live"], order("E2E-1"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert not body["degraded"] and 0.0 <= body["risk_score"] <= 1.0
+    assert body["model_version"] != "rules-only" and body["explanation"]["source"] == "template"
+    assert any("returned 5 of the last 6 orders" in factor for factor in body["explanation"]["key_factors"])
+    assert body["processing_time_ms"] > 0 and body["timestamp"].endswith("Z")
+    fetched = requests.get(f"{servers['live'].url}/v1/decisions/{body['decision_id']}", timeout=5)
+    assert fetched.status_code == 200 and fetched.json() == body
+
+
+def test_heavy_returner_scores_above_a_clean_customer(servers) -> None:
+    risky = post(servers["live"], order("E2E-2", "C1")).json()
+    clean = post(servers["live"], order("E2E-3", "C2", payment_method="card")).json()
+    assert risky["risk_score"] > clean["risk_score"]
+
+
+def test_unknown_customer_is_called_new_not_given_a_history(servers) -> None:
+    body = post(servers["live"], order("E2E-4", "C-never-seen")).json()
+    assert "New customer: no order history" in body["explanation"]["key_factors"]
+
+
+def test_blocklisted_customer_is_blocked(servers) -> None:
+    body = post(servers["live"], order("E2E-5", "C666")).json()
+    assert body["recommended_action"] == "block" and "blocklisted" in " ".join(body["rules_triggered"])
+
+
+def test_idempotent_retry_and_conflict(servers) -> None:
+    first = post(servers["live"], order("E2E-6"))
+    again = post(servers["live"], order("E2E-6"))
+    assert first.status_code == again.status_code == 200 and first.json() == again.json()
+    conflict = post(servers["live"], order("E2E-6", amount=10.0))
+    assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "conflict"
+
+
+def test_degraded_mode_when_the_inference_server_is_gone(servers) -> None:
+    response = post(servers["degraded"], order("E2E-7", amount=900_000.0))  # ≈ 10,800 USD
+    assert response.status_code == 200
+    body = response.json()
+    assert body["degraded"] and body["risk_score"] is None and body["model_version"] == "rules-only"
+    assert body["rules_triggered"] == ["high_amount"] and body["recommended_action"] == "manual_review"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        ("{not json", "application/json", 400, "malformed_json"),
+        ("x" * (64 * 1024 + 1), "application/json", 413, "body_too_large"),
+        (order("E2E-8"), "text/plain", 415, "unsupported_media_type"),
+        (order("E2E-9", amount=-1), "application/json", 422, "invalid_request"),
+        ({"event_type": "return", "return": {}}, "application/json", 501, "not_implemented"),
+    ],
+)
+def test_error_codes(servers, body, content_type, status, code) -> None:
+    response = post(servers["live"], body, content_type)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code and set(error) >= {"code", "message", "field"}
+    assert "Traceback" not in response.text and "handler.py" not in response.text
+
+
+def test_not_found(servers) -> None:
+    unknown = requests.get(f"{servers['live'].url}/v1/decisions/dec_nope", timeout=5)
+    assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "decision_id"
+    route = requests.get(f"{servers['live'].url}/v2/anything", timeout=5)
+    assert route.status_code == 404 and route.json()["error"]["code"] == "not_found"
+
+
+def test_throttle_answers_429_in_the_api_error_shape(servers) -> None:
+    codes = [post(servers["throttled"], order(f"E2E-T{i}")).status_code for i in range(4)]
+    assert codes[:2] == [200, 200] and 429 in codes[2:]
+    response = post(servers["throttled"], order("E2E-T9"))
+    assert response.status_code == 429 and response.json()["error"]["code"] == "throttled"
+
+
+def test_store_down_is_503(servers, trained_model, tmp_path) -> None:
+    config = json.loads((Path(trained_model[0]) / "config.json").read_text())
+    stack = local_stack.start(prefix="returnguard-doomed")  # moto's state is per process: own names
+    api = serve(stack, config, f"http://127.0.0.1:{free_port()}", log_path=tmp_path / "api.log")
+    try:
+        stack.stop()  # DynamoDB vanishes: nothing can decide
+        response = post(api, order("E2E-10"))
+        assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"
+    finally:
+        api.stop()
+
+
+def test_function_logs_go_to_the_log_file_without_pii(servers) -> None:
+    post(servers["live"], order("E2E-11"))
+    lines = [json.loads(line) for line in (servers["logs"] / "live.log").read_text().splitlines() if line]
+    decided = [line for line in lines if line.get("message") == "decided"]
+    metrics = [line for line in lines if "_aws" in line]
+    assert decided and metrics and all(line["correlation_id"] for line in decided)
+    assert ADDRESS not in (servers["logs"] / "live.log").read_text()
+
+
+def test_proxy_event_matches_the_declared_resources() -> None:
+    assert resource_for("GET", "/v1/decisions/dec_1") == "/v1/decisions/{decision_id}"
+    assert resource_for("POST", "/v1/decisions/dec_1") == "/v1/decisions/dec_1"
+    event = proxy_event("GET", "/v1/decisions/dec_1?x=1&x=2", [("Accept", "application/json")], b"")
+    assert event["pathParameters"] == {"decision_id": "dec_1"}
+    assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"]}
+    assert event["body"] is None and event["requestContext"]["resourcePath"] == "/v1/decisions/{decision_id}"
+
+
+def test_token_bucket_refills_at_its_rate(monkeypatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("local.api_server.time.monotonic", lambda: clock[0])
+    bucket = TokenBucket(rate=2.0, burst=3)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    clock[0] += 0.5  # one token back
+    assert [bucket.take() for _ in range(2)] == [True, False]
