@@ -196,3 +196,33 @@ def test_token_bucket_refills_at_its_rate(monkeypatch) -> None:
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
     clock[0] += 0.5  # one token back
     assert [bucket.take() for _ in range(2)] == [True, False]
+
+
+def test_cli_scores_shows_and_reports_errors(servers, capsys) -> None:
+    from returnguard import cli
+
+    url = ["--url", servers["live"].url]
+    flags = ["--order-id", "CLI-1", "--customer-id", "C1", "--product-id", "P1", "--region", "KA"]
+    flags += [
+        "--amount",
+        "2499",
+        "--payment",
+        "cod",
+        "--address",
+        ADDRESS,
+        "--order-time",
+        "2023-11-14T22:13:20Z",
+    ]
+    assert cli.main([*url, "score", *flags]) == 0
+    shown = capsys.readouterr().out
+    assert "risk" in shown and "returned 5 of the last 6 orders" in shown and "decision dec_" in shown
+    assert cli.main([*url, "--json", "score", *flags]) == 0  # a retry: the stored answer
+    stored = json.loads(capsys.readouterr().out)
+    assert cli.main([*url, "--json", "decision", stored["decision_id"]]) == 0
+    assert json.loads(capsys.readouterr().out) == stored
+
+    bad = [*flags[:-4], "--amount", "-3", "--payment", "cod", "--address", ADDRESS]
+    assert cli.main([*url, "score", *[f if f != "CLI-1" else "CLI-2" for f in bad]]) == 1
+    assert "invalid_request" in capsys.readouterr().err
+    assert cli.main(["--url", f"http://127.0.0.1:{free_port()}", "health"]) == 2
+    assert "unreachable" in capsys.readouterr().err

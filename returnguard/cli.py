@@ -1,0 +1,191 @@
+"""`returnguard`: a small client for the risk-score API, for people who would rather not write curl.
+
+    returnguard score --order-id O1 --customer-id C1 --product-id P1 --region KA --amount 2499 \\
+        --currency INR --payment cod --address "12 MG Road, Bengaluru"
+    returnguard score --file order.json           # a whole request body ("-" reads stdin)
+    returnguard decision dec_0123...              # a stored decision
+    returnguard health
+
+The API's address comes from --url or RETURNGUARD_URL (default: the local API of `make demo`), the
+key from --api-key or RETURNGUARD_API_KEY (sent as x-api-key, as the deployed API expects). Exit
+status: 0 answered, 1 the API refused (its error code is printed), 2 bad usage or API unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, TextIO
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]):
+        found = body.get("error")
+        error: dict[str, Any] = found if isinstance(found, dict) else {}
+        self.status = status
+        self.code = str(error.get("code") or body.get("message") or "error")
+        self.message = str(error.get("message") or body.get("message") or "")
+        self.field = error.get("field")
+        self.details = error.get("details") or []
+        super().__init__(f"HTTP {status} {self.code}: {self.message}")
+
+
+class Unreachable(Exception):
+    pass
+
+
+class Client:
+    """The API over HTTP (stdlib only). `url` is the API's base, without /v1."""
+
+    def __init__(self, url: str = DEFAULT_URL, api_key: str | None = None, timeout_s: float = 10.0):
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
+        request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
+                return dict(json.loads(response.read()))
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = {"message": raw.decode("utf-8", "replace")[:200]}
+            raise ApiError(error.code, parsed if isinstance(parsed, dict) else {}) from None
+        except (urllib.error.URLError, OSError) as error:
+            raise Unreachable(f"{self.url} unreachable: {getattr(error, 'reason', error)}") from None
+
+    def score(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/risk-score", request)
+
+    def decision(self, decision_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/decisions/{decision_id}")
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/health")
+
+
+def order_request(args: argparse.Namespace) -> dict[str, Any]:
+    order: dict[str, Any] = {
+        "order_id": args.order_id,
+        "customer_id": args.customer_id,
+        "product_id": args.product_id,
+        "region": args.region,
+        "amount": args.amount,
+        "currency": args.currency,
+        "payment_method": args.payment,
+        "delivery_address": args.address,
+    }
+    for name in ("seller_id", "category", "card_fingerprint", "order_time"):
+        if getattr(args, name) is not None:
+            order[name] = getattr(args, name)
+    return {"event_type": "order", "order": order, "locale": args.locale, "explain": args.explain}
+
+
+def describe(decision: dict[str, Any]) -> str:
+    """A decision as a person reads it."""
+    score = decision.get("risk_score")
+    lines = [
+        f"{decision['risk_level'].upper()} risk"
+        + (f" ({score:.2f})" if isinstance(score, (int, float)) else " (model unavailable: rules only)")
+        + f" → {decision['recommended_action']}",
+        f"  {decision['explanation']['summary']}",
+    ]
+    lines += [f"  - {factor}" for factor in decision["explanation"]["key_factors"]]
+    lines.append(f"  recommendation: {decision['explanation']['recommendation']}")
+    if decision.get("rules_triggered"):
+        lines.append(f"  rules: {', '.join(decision['rules_triggered'])}")
+    lines.append(
+        f"  decision {decision['decision_id']} · confidence {decision['confidence']:.2f} · "
+        f"model {decision['model_version']} · {decision['processing_time_ms']:.1f} ms"
+    )
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="returnguard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", default=os.environ.get("RETURNGUARD_URL", DEFAULT_URL))
+    parser.add_argument("--api-key", default=os.environ.get("RETURNGUARD_API_KEY"))
+    parser.add_argument("--json", action="store_true", help="print the API's JSON answer as it is")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    score = commands.add_parser("score", help="score one order")
+    score.add_argument("--file", help="a request body as JSON ('-': stdin); the order flags are then ignored")
+    for flag in ("order-id", "customer-id", "product-id", "region", "address"):
+        score.add_argument(f"--{flag}")
+    score.add_argument("--amount", type=float)
+    score.add_argument("--currency", default="INR")
+    score.add_argument("--payment", default="card", choices=["card", "upi", "netbanking", "wallet", "cod"])
+    score.add_argument("--seller-id")
+    score.add_argument("--category")
+    score.add_argument("--card-fingerprint")
+    score.add_argument("--order-time", help="ISO 8601; default now")
+    score.add_argument("--locale", default="en", choices=["en", "hi"])
+    score.add_argument("--explain", default="template", choices=["template", "narrative"])
+
+    decision = commands.add_parser("decision", help="show a stored decision")
+    decision.add_argument("decision_id")
+    commands.add_parser("health", help="is the API up, which model does it serve")
+    return parser
+
+
+REQUIRED = ("order_id", "customer_id", "product_id", "region", "amount", "address")
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    parser = _parser()
+    args = parser.parse_args(argv)
+    client = Client(args.url, args.api_key)
+    try:
+        if args.command == "score":
+            if args.file:
+                text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+                request = json.loads(text)
+            else:
+                missing = [f"--{name.replace('_', '-')}" for name in REQUIRED if getattr(args, name) is None]
+                if missing:
+                    parser.error(f"score needs {', '.join(missing)} (or --file)")
+                request = order_request(args)
+            answer = client.score(request)
+            print(
+                json.dumps(answer, indent=2, ensure_ascii=False) if args.json else describe(answer), file=out
+            )
+        elif args.command == "decision":
+            answer = client.decision(args.decision_id)
+            print(
+                json.dumps(answer, indent=2, ensure_ascii=False) if args.json else describe(answer), file=out
+            )
+        else:
+            print(json.dumps(client.health()), file=out)
+    except ApiError as error:
+        print(f"error: HTTP {error.status} {error.code}: {error.message}", file=sys.stderr)
+        for detail in error.details:
+            print(f"  {detail.get('field')}: {detail.get('message')}", file=sys.stderr)
+        return 1
+    except (Unreachable, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
