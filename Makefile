@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 setup: $(STAMP) ## create .venv with every dependency group from uv.lock
 
 demo: $(STAMP) ## run the whole local pipeline, serve the model locally and score sample orders (offline)
-	@$(PY) -m local.demo
+	@$(PY) -m local.demo $(if $(SERVE),--serve)
 
 test: $(STAMP) lint ## lint, then run the whole test suite
 	@$(PY) -m pytest

@@ -1,7 +1,8 @@
-"""`make demo`: the whole local pipeline, offline, then sample orders scored over HTTP.
+"""`make demo`: the whole local pipeline, offline, then orders scored end to end over HTTP.
 
 synthetic lake → Spark point-in-time features → XGBoost + baselines on a time split → report →
-local inference server (the SageMaker contract) → 100 orders from the test window scored over HTTP.
+local inference server (the SageMaker contract) → moto server with the latest aggregates → the
+risk-score API (the score Lambda's own handler) → 100 new orders POSTed to /v1/risk-score.
 Outputs go under build/demo/; steps whose outputs exist for the same settings are reused.
 """
 
@@ -10,14 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 
-from returnguard.features import FEATURE_NAMES, FEATURES_BY_NAME
+from glue_jobs.features import load_online
 from training.bootstrap import (
     PipelinePaths,
     build_features,
@@ -29,51 +28,72 @@ from training.bootstrap import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-TOTAL_STEPS = 6
+TOTAL_STEPS = 7
 
 
-def risk_level(score: float, thresholds: dict[str, float]) -> str:
-    for level in ("critical", "high", "medium"):
-        if score >= thresholds[level]:
-            return level
-    return "low"
-
-
-def top_factors(contributions: dict[str, float], vector: dict[str, float], count: int = 3) -> str:
-    raising = sorted((item for item in contributions.items() if item[1] > 0), key=lambda kv: -kv[1])[:count]
-    return "; ".join(f"{FEATURES_BY_NAME[name].description} = {vector[name]:g}" for name, _ in raising) or "-"
-
-
-def score_samples(
-    url: str, table: pd.DataFrame, thresholds: dict[str, float], count: int = 100
-) -> pd.DataFrame:
-    """POST sample orders to /invocations (one request each, as the API does) and tabulate the answers."""
-    sample = pd.concat(
+def sample_requests(paths: PipelinePaths, count: int = 100, seed: int = 1) -> tuple[list[dict], list[bool]]:
+    """`count` new orders after the end of the history, from customers of the test window: one in five
+    from a customer whose test-window order ended in abuse. Same customer, product, amount, payment
+    and address as that order; a new id and a time after the last event, one every 90 s."""
+    table = pd.read_parquet(paths.table, columns=["order_id", "label", "order_time_ms"])
+    tested = set(pd.read_parquet(paths.output / "test_predictions.parquet").order_id)
+    table = table[table.order_id.isin(tested)]
+    positives = min(count // 5, int(table.label.sum()))
+    picked = pd.concat(
         [
-            table[table.label == 1].sample(min(count // 5, int(table.label.sum())), random_state=1),
-            table[table.label == 0].sample(count - min(count // 5, int(table.label.sum())), random_state=1),
+            table[table.label == 1].sample(positives, random_state=seed),
+            table[table.label == 0].sample(count - positives, random_state=seed),
         ]
-    ).sort_values("order_time_ms")
+    ).sample(frac=1.0, random_state=seed)
+    orders = pd.read_parquet(paths.raw / "orders").set_index("order_id").loc[picked.order_id]
+    products = pd.read_parquet(paths.raw / "products", columns=["product_id", "category"])
+    category = dict(zip(products.product_id, products.category, strict=True))
+    start = table.order_time_ms.max() + 86_400_000
+    requests_: list[dict] = []
+    for i, (order_id, row) in enumerate(orders.iterrows()):
+        order = {
+            "order_id": f"{order_id}-demo",
+            "customer_id": row.customer_id,
+            "product_id": row.product_id,
+            "seller_id": row.seller_id,
+            "category": category.get(row.product_id),
+            "region": row.delivery_region,
+            "amount": float(row.amount),
+            "currency": row.currency,
+            "payment_method": row.payment_method,
+            "delivery_address": row.delivery_address,
+            "order_time": pd.Timestamp(start + i * 90_000, unit="ms", tz="UTC")
+            .isoformat()
+            .replace("+00:00", "Z"),
+        }
+        if isinstance(row.card_fingerprint, str):
+            order["card_fingerprint"] = row.card_fingerprint
+        requests_.append({"event_type": "order", "order": {k: v for k, v in order.items() if v is not None}})
+    return requests_, [bool(label) for label in picked.label]
+
+
+def score_over_api(url: str, requests_: list[dict], abusive: list[bool]) -> pd.DataFrame:
+    """POST each order to the API (what a merchant's back end does) and tabulate the answers."""
+    from returnguard.cli import Client
+
+    client = Client(url)
     rows, latencies = [], []
-    for record in sample.to_dict("records"):
-        vector = {name: float(record[name]) for name in FEATURE_NAMES}
-        request = urllib.request.Request(
-            f"{url}/invocations",
-            data=json.dumps({"instances": [vector]}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
+    for request, flagged in zip(requests_, abusive, strict=True):
         started = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=5) as response:
-            prediction = json.loads(response.read())["predictions"][0]
+        answer = client.score(request)
         latencies.append((time.perf_counter() - started) * 1000)
         rows.append(
             {
-                "order_id": record["order_id"],
-                "abuse": int(record["label"]),
-                "score": round(prediction["score"], 3),
-                "level": risk_level(prediction["score"], thresholds),
-                "top factors": top_factors(prediction["contributions"], vector),
+                "order": request["order"]["order_id"],
+                "customer": request["order"]["customer_id"],
+                "amount": f"{request['order']['amount']:,.0f} {request['order']['currency']}",
+                "pay": request["order"]["payment_method"],
+                "abusive before": int(flagged),
+                "score": answer["risk_score"],
+                "level": answer["risk_level"],
+                "action": answer["recommended_action"],
+                "top factor": (answer["explanation"]["key_factors"] or ["-"])[0],
+                "decision_id": answer["decision_id"],
             }
         )
     result = pd.DataFrame(rows)
@@ -90,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=str(ROOT / "build" / "demo"))
     parser.add_argument("--force", action="store_true", help="redo every step")
     parser.add_argument("--serve", action="store_true", help="keep the servers up until Ctrl-C")
+    parser.add_argument("--port", type=int, default=0, help="the local API's port (default: any free one)")
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     paths = PipelinePaths(Path(args.work))
@@ -122,47 +143,88 @@ def main(argv: list[str] | None = None) -> int:
     print(f"      report: {report}", flush=True)
     done(started)
 
-    from local.inference_server import serve
+    from local import stack as local_stack
+    from local.api_server import seed_features
+    from local.api_server import serve as serve_api
+    from local.inference_server import serve as serve_model
 
     started = step(
         5, TOTAL_STEPS, "start the local inference server (SageMaker /ping + /invocations contract)"
     )
-    server = serve(str(paths.model))
-    print(f"      {server.url} serving model {server.model_version}", flush=True)
+    model = serve_model(str(paths.model))
+    print(f"      {model.url} serving model {model.model_version}", flush=True)
     done(started)
 
+    servers: list = [model]
     try:
-        started = step(6, TOTAL_STEPS, "score 100 sample orders from the test window over HTTP")
-        table = pd.read_parquet(paths.table)
-        test_from = pd.read_parquet(paths.output / "test_predictions.parquet").order_id
-        scored = score_samples(
-            server.url, table[table.order_id.isin(set(test_from))], result["config"]["thresholds"]
+        started = step(
+            6, TOTAL_STEPS, "local AWS (moto server) + the risk-score API in front of the score Lambda"
         )
-        with pd.option_context("display.max_colwidth", 110, "display.width", 200):
-            print(scored.head(25).to_string(index=False), flush=True)
-        by_level = scored.groupby("level").abuse.agg(["count", "sum"]).rename(columns={"sum": "abusive"})
-        print(f"\n      by level (100 orders, 20 of them known abuse):\n{by_level.to_string()}", flush=True)
-        latency = pd.Series(scored.attrs["latency_ms"])
+        aws = local_stack.start()
+        servers.append(aws)
+        seeded = seed_features(aws, load_online(paths.online))
         print(
-            f"      HTTP latency p50 {latency.quantile(0.5):.1f} ms, p95 {latency.quantile(0.95):.1f} ms",
+            f"      moto server {aws.endpoint_url}: tables created, {seeded:,} latest aggregates loaded",
+            flush=True,
+        )
+        api = serve_api(
+            aws, result["config"], model.url, port=args.port, log_path=paths.work / "score-function.log"
+        )
+        servers.append(api)
+        print(
+            f"      API {api.url}/v1/risk-score (function logs: {paths.work / 'score-function.log'})",
             flush=True,
         )
         done(started)
-        print(f"\nDemo finished in {time.perf_counter() - began:.0f}s. Try it yourself:", flush=True)
-        example = {name: float(v) for name, v in table.iloc[0][list(FEATURE_NAMES)].items()}
+
+        started = step(7, TOTAL_STEPS, "score 100 new orders end to end over HTTP (POST /v1/risk-score)")
+        requests_, abusive = sample_requests(paths)
+        scored = score_over_api(api.url, requests_, abusive)
+        with pd.option_context("display.max_colwidth", 90, "display.width", 220):
+            print(scored.drop(columns=["decision_id"]).head(20).to_string(index=False), flush=True)
+        by_level = (
+            scored.groupby("level", sort=False)
+            .agg(orders=("order", "count"), abusive_history=("abusive before", "sum"))
+            .reindex(["low", "medium", "high", "critical"])
+            .fillna(0)
+            .astype(int)
+        )
         print(
-            f"  curl -s {server.url}/invocations -H 'Content-Type: application/json' "
-            f"-d '{json.dumps({'instances': [example]})}'",
+            f"\n      by level ({len(scored)} orders; {int(scored['abusive before'].sum())} from customers whose "
+            f"test-window order ended in abuse):\n{by_level.to_string()}",
             flush=True,
         )
-        if args.serve and sys.stdin.isatty():
+        latency = pd.Series(scored.attrs["latency_ms"])
+        print(
+            f"      end-to-end HTTP latency p50 {latency.quantile(0.5):.1f} ms, p95 {latency.quantile(0.95):.1f} ms"
+            f" (one function instance, moto and the model in this process)",
+            flush=True,
+        )
+        done(started)
+
+        print(f"\nDemo finished in {time.perf_counter() - began:.0f}s. Try it yourself:", flush=True)
+        example = json.dumps(requests_[0], separators=(",", ":"))
+        print(
+            f"  curl -s {api.url}/v1/risk-score -H 'Content-Type: application/json' -d '{example}'\n"
+            f"  curl -s {api.url}/v1/decisions/{scored.decision_id.iloc[0]}\n"
+            f"  curl -s {api.url}/v1/health\n"
+            f"  .venv/bin/returnguard --url {api.url} score --order-id MY-1 --customer-id "
+            f"{requests_[0]['order']['customer_id']} --product-id {requests_[0]['order']['product_id']} "
+            f"--region {requests_[0]['order']['region']} --amount 4999 --payment cod "
+            f"--address '221B Baker Street, Mumbai'",
+            flush=True,
+        )
+        if args.serve:
             print("Servers are up; Ctrl-C to stop.", flush=True)
             while True:
                 time.sleep(3600)
+        else:
+            print("  (make demo SERVE=1, or python -m local.demo --serve, keeps them running)", flush=True)
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        for server in reversed(servers):
+            server.stop()
     return 0
 
 
