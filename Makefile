@@ -17,7 +17,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format unit synth bench model cfn-lint clean
+.PHONY: help setup demo test lint format unit synth bench model cfn-lint clean openapi
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -59,6 +59,9 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 
 synth: build/model/model.tar.gz ## synthesize every stack into cdk.out/ (offline, no credentials)
 	@$(PY) app.py
+
+openapi: $(STAMP) ## regenerate docs/openapi.yaml from returnguard/schemas.py (a test fails when they differ)
+	@$(PY) -m returnguard.openapi docs/openapi.yaml
 
 bench: $(STAMP) ## run the benchmarks, write benchmarks/results.json and print a table
 	@$(PY) -m benchmarks.run

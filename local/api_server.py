@@ -240,7 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _dispatch(self) -> None:
         try:
@@ -262,7 +263,11 @@ class _Handler(BaseHTTPRequestHandler):
         event = proxy_event(self.command, self.path, self.headers.items(), body, self.client_address[0])
         self._answer(*self.server.invoke(event))
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+    def __getattr__(self, name: str) -> Any:
+        # every method (QUERY, TRACE, ...) reaches the function, which answers 404 for what it does not route
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
 
 
 class _Server(ThreadingHTTPServer):

@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PaymentMethod = Literal["card", "upi", "netbanking", "wallet", "cod"]
-_ID = Field(min_length=1, max_length=64)
+NOT_BLANK = r"\S"  # strings are stripped before the length checks: all-blank is not "at least one character"
+_ID = Field(min_length=1, max_length=64, pattern=NOT_BLANK)
 
 
 class _Strict(BaseModel):
@@ -25,14 +26,14 @@ class Order(_Strict):
     order_id: str = _ID
     customer_id: str = _ID
     product_id: str = _ID
-    seller_id: str | None = Field(default=None, min_length=1, max_length=64)
-    category: str | None = Field(default=None, min_length=1, max_length=64)
-    region: str = Field(min_length=1, max_length=64)
+    seller_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=NOT_BLANK)
+    category: str | None = Field(default=None, min_length=1, max_length=64, pattern=NOT_BLANK)
+    region: str = Field(min_length=1, max_length=64, pattern=NOT_BLANK)
     amount: float = Field(gt=0, le=1e9, allow_inf_nan=False)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     payment_method: PaymentMethod
-    delivery_address: str = Field(min_length=1, max_length=512)
-    card_fingerprint: str | None = Field(default=None, min_length=1, max_length=128)
+    delivery_address: str = Field(min_length=1, max_length=512, pattern=NOT_BLANK)
+    card_fingerprint: str | None = Field(default=None, min_length=1, max_length=128, pattern=NOT_BLANK)
     order_time: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     @field_validator("order_time")

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from returnguard.aws.decisions import Conflict, DecisionStore, body_hash
 from returnguard.aws.feature_store import DynamoFeatureStore
 from returnguard.aws.model_client import HttpModel, Model, SageMakerModel, sagemaker_config
+from returnguard.currency import UnknownCurrency
 from returnguard.policy import PolicyConfig
 from returnguard.schemas import RiskScoreRequest
 from returnguard.scoring import decide
@@ -162,6 +163,11 @@ def _validation(error: ValidationError) -> Response:
     if len(problems) > 1:
         summary += f" (and {len(problems) - 1} more, see details)"
     return _error(422, "invalid_request", summary, first["field"], problems)
+
+
+@app.exception_handler(UnknownCurrency)
+def _currency(error: UnknownCurrency) -> Response:
+    return _error(422, "invalid_request", f"order.currency: {error}", "order.currency")
 
 
 @app.exception_handler(Conflict)
