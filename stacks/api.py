@@ -3,6 +3,7 @@ of the `score` function."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +136,7 @@ class ApiStack(Stack):
                 "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
             ],
         )
+        _gateway_errors(self.api)
         request_model = self.api.add_model(
             "RiskScoreRequest",
             content_type="application/json",
@@ -210,6 +212,43 @@ class ApiStack(Stack):
         if model_id.split(".", 1)[0] in ("us", "eu", "apac", "global"):
             return f"arn:{self.partition}:bedrock:{self.region}:{self.account}:inference-profile/{model_id}"
         return f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{model_id}"
+
+
+# What API Gateway answers itself, before the function runs, in the function's error shape
+# ({"error": {"code", "message", "field"}}). Gateway-response templates cannot escape $context values,
+# so messages are fixed text.
+GATEWAY_ERRORS: tuple[tuple[apigw.ResponseType, str, str, str], ...] = (
+    (apigw.ResponseType.THROTTLED, "429", "throttled", "too many requests, retry with backoff"),
+    (apigw.ResponseType.QUOTA_EXCEEDED, "429", "throttled", "this API key's daily quota is used up"),
+    (
+        apigw.ResponseType.BAD_REQUEST_BODY,
+        "422",
+        "invalid_request",
+        "the body is not JSON or does not match the RiskScoreRequest schema (docs/openapi.yaml)",
+    ),
+    (apigw.ResponseType.INVALID_API_KEY, "403", "forbidden", "missing or unknown x-api-key"),
+    (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "404", "not_found", "no such route"),
+    (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "body_too_large", "request body too large"),
+    (
+        apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE,
+        "415",
+        "unsupported_media_type",
+        "Content-Type must be application/json",
+    ),
+    (apigw.ResponseType.DEFAULT_4_XX, "", "bad_request", "the request was refused"),
+    (apigw.ResponseType.DEFAULT_5_XX, "", "unavailable", "the service is unavailable, retry later"),
+)
+
+
+def _gateway_errors(api: apigw.RestApi) -> None:
+    for response_type, status, code, message in GATEWAY_ERRORS:
+        body = json.dumps({"error": {"code": code, "message": message, "field": None}})
+        api.add_gateway_response(
+            f"GatewayResponse{response_type.response_type.title().replace('_', '')}",
+            type=response_type,
+            status_code=status or None,
+            templates={"application/json": body},
+        )
 
 
 def _json_schema(schema: dict[str, Any]) -> apigw.JsonSchema:

@@ -452,3 +452,26 @@ def test_image_is_resolved_at_synth_when_the_region_is_known(fake_model_dir):
     image = json.dumps(model["Properties"]["PrimaryContainer"]["Image"])
     assert "720646828776.dkr.ecr.ap-south-1." in image and "sagemaker-xgboost:3.0-5" in image
     assert "FindInMap" not in image
+
+
+def test_gateway_answers_in_the_api_error_shape(dev):
+    """Throttling, quota, a body the request model refuses, a bad key: what API Gateway itself answers
+    has the function's {"error": {"code", "message", "field"}} shape and the documented status."""
+    found = resources(dev, "api", "AWS::ApiGateway::GatewayResponse")
+    by_type = {r["Properties"]["ResponseType"]: r["Properties"] for r in found.values()}
+    expected = {
+        "THROTTLED": "429",
+        "QUOTA_EXCEEDED": "429",
+        "BAD_REQUEST_BODY": "422",
+        "INVALID_API_KEY": "403",
+    }
+    for response_type, status in expected.items():
+        assert by_type[response_type]["StatusCode"] == status
+    for properties in by_type.values():
+        body = json.loads(properties["ResponseTemplates"]["application/json"])
+        assert set(body["error"]) == {"code", "message", "field"}
+    assert (
+        json.loads(by_type["THROTTLED"]["ResponseTemplates"]["application/json"])["error"]["code"]
+        == "throttled"
+    )
+    assert "StatusCode" not in by_type["DEFAULT_5XX"]  # keeps the status API Gateway chose
