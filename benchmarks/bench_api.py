@@ -1,0 +1,334 @@
+"""Risk-score API benchmarks: the handler's own CPU per decision, its cold import, and POSTs end to end
+through the local API (moto server + local inference server), with the inference server's share.
+
+Baselines in the same run: `returnguard.scoring.decide` alone for the handler (so the ratio is what
+Powertools, validation and JSON cost on top of the decision), `import boto3` for the cold import (a
+floor every Python Lambda on boto3 pays), and a POST straight to the inference server for the API
+(ratio: how much slower a whole decision is than the model call inside it).
+Targets (issue 4): handler p99 ≤ 2 ms, import ≤ 300 ms, local API p95 ≤ 25 ms and ≥ 200 req/s.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDLER_ENV = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "RG_FEATURES_TABLE": "features",
+    "RG_DECISIONS_TABLE": "decisions",
+    "RG_AUDIT_TABLE": "audit",
+    "RG_ENDPOINT_NAME": "bench",
+    "POWERTOOLS_SERVICE_NAME": "returnguard-score",
+    "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+
+
+def _pct(samples: list[float], q: float) -> float:
+    return float(np.percentile(samples, q))
+
+
+class _Decisions:
+    """DecisionStore's interface in memory: no I/O in the handler CPU benchmark."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict] = {}
+
+    def save(self, response: Any, **_: Any) -> tuple[dict, bool]:
+        body = response.model_dump(mode="json")
+        self.items[response.decision_id] = body
+        return body, False
+
+    def get_response(self, decision_id: str) -> dict | None:
+        return self.items.get(decision_id)
+
+
+class _FixedModel:
+    def __init__(self, result: Any):
+        self.result = result
+
+    def score(self, vector: Mapping[str, float]) -> Any:
+        return self.result
+
+
+def _world(orders: int, root: Path) -> dict[str, Any]:
+    """Synthetic history → aggregates (pk, state), a trained model, and new orders to score."""
+    from returnguard import synth
+    from returnguard.aggregates import replay
+    from returnguard.tables import entity_key
+    from training import train
+
+    data = synth.generate(synth.SynthConfig(orders=orders, seed=5))
+    labels = synth.label_map(data)
+    profiles, contexts, returns = synth.to_contexts(data)
+    store, walk = replay(profiles, contexts, returns)
+    table = pd.DataFrame(
+        [
+            {
+                "order_id": o.order_id,
+                "order_time_ms": o.order_time_ms,
+                **v,
+                "label": labels.get(o.order_id, 0),
+            }
+            for o, v in walk
+        ]
+    )
+    train.train_frame(table, root, "--num_round", "150", "--baselines", "0")
+    items = [(entity_key("customer", cid), state) for cid, state in store.customers.items()]
+    items += [(entity_key(group, eid), state) for (group, eid), state in store.entities.items()]
+    end = max(o.order_time_ms for o in contexts)
+    requests = []
+    for i, o in enumerate(contexts[-2000:]):
+        requests.append(
+            {
+                "event_type": "order",
+                "order": {
+                    "order_id": f"{o.order_id}-b",
+                    "customer_id": o.customer_id,
+                    "product_id": o.product_id,
+                    "seller_id": o.seller_id,
+                    "category": o.category,
+                    "region": o.region,
+                    "amount": o.amount_minor / 100,
+                    "currency": "INR",
+                    "payment_method": o.payment_method,
+                    "delivery_address": o.delivery_address,
+                    "order_time": pd.Timestamp(
+                        end + 86_400_000 + i * 61_000, unit="ms", tz="UTC"
+                    ).isoformat(),
+                },
+            }
+        )
+    config = json.loads((root / "model" / "config.json").read_text())
+    return {"items": items, "requests": requests, "model_dir": root / "model", "config": config}
+
+
+def _event(request: dict) -> dict:
+    from local.api_server import proxy_event
+
+    return proxy_event(
+        "POST", "/v1/risk-score", [("Content-Type", "application/json")], json.dumps(request).encode()
+    )
+
+
+def bench_handler_cpu(world: dict[str, Any], count: int) -> list[dict]:
+    from local.api_server import LambdaContext, load_handler
+    from returnguard.aws.feature_store import InMemoryFeatureStore
+    from returnguard.aws.model_client import ModelScore
+    from returnguard.features import FEATURE_NAMES
+    from returnguard.policy import PolicyConfig
+    from returnguard.schemas import RiskScoreRequest
+    from returnguard.scoring import decide
+    from training.inference import input_fn, model_fn, predict_fn
+
+    env = {**HANDLER_ENV, "RG_MODEL_CONFIG": json.dumps(world["config"])}
+    module = load_handler(env, "bench_score_handler")
+    loaded = model_fn(str(world["model_dir"]))
+    vector = dict.fromkeys(FEATURE_NAMES, 1.0)
+    prediction = predict_fn(input_fn(json.dumps({"instances": [vector]}), "application/json"), loaded)[
+        "predictions"
+    ][0]
+    fixed = _FixedModel(ModelScore(prediction["score"], prediction["contributions"], loaded.version))
+    store = InMemoryFeatureStore(dict(world["items"]))
+    module.features, module.model, module.decisions = store, fixed, _Decisions()
+    requests = world["requests"][:count]
+    events = [_event(r) for r in requests]
+    context = LambdaContext()
+    with open(os.devnull, "w") as sink:  # EMF metrics are printed per request
+        real_stdout, sys.stdout = sys.stdout, sink
+        try:
+            for event in events[:50]:
+                module.lambda_handler(event, context)
+            module.decisions = _Decisions()
+            handler_ms = []
+            for event in events:
+                started = time.perf_counter()
+                result = module.lambda_handler(event, context)
+                handler_ms.append((time.perf_counter() - started) * 1000)
+                assert result["statusCode"] == 200, result["body"]
+        finally:
+            sys.stdout = real_stdout
+    policy = PolicyConfig.from_model_config(world["config"])
+    parsed = [RiskScoreRequest.model_validate(r) for r in requests]
+    decide_ms = []
+    for request in parsed:
+        started = time.perf_counter()
+        decide(request, store, fixed, policy)
+        decide_ms.append((time.perf_counter() - started) * 1000)
+    rows = []
+    for q in (50, 99):
+        rows.append(
+            {
+                "name": f"handler CPU per decision p{q} (no I/O)",
+                "value": _pct(handler_ms, q),
+                "unit": "ms",
+                "baseline": _pct(decide_ms, q),
+                "ratio": _pct(handler_ms, q) / _pct(decide_ms, q),
+                "note": "baseline: returnguard.scoring.decide alone; target p99 ≤ 2 ms",
+            }
+        )
+    return rows
+
+
+def _import_seconds(code: str, env: Mapping[str, str]) -> float:
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        check=True,
+    )
+    return float(run.stdout.strip().splitlines()[-1])
+
+
+def bench_cold_import(world: dict[str, Any], repeats: int) -> list[dict]:
+    env = {**HANDLER_ENV, "RG_MODEL_CONFIG": json.dumps(world["config"]), "PYTHONPATH": str(ROOT)}
+    handler = (
+        "import time, importlib.util; t = time.perf_counter(); "
+        f"spec = importlib.util.spec_from_file_location('h', {str(ROOT / 'lambdas/score/handler.py')!r}); "
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); print(time.perf_counter() - t)"
+    )
+    floor = "import time; t = time.perf_counter(); import boto3; boto3.client('dynamodb'); print(time.perf_counter() - t)"
+    ours = statistics.median(_import_seconds(handler, env) for _ in range(repeats)) * 1000
+    base = statistics.median(_import_seconds(floor, env) for _ in range(repeats)) * 1000
+    return [
+        {
+            "name": "cold import of the score handler (median)",
+            "value": ours,
+            "unit": "ms",
+            "baseline": base,
+            "ratio": ours / base,
+            "note": "baseline: import boto3 + one client; target ≤ 300 ms",
+        }
+    ]
+
+
+def _post_all(url: str, path: str, bodies: list[bytes], latencies: list[float], errors: list[int]) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    for body in bodies:
+        started = time.perf_counter()
+        connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        latencies.append((time.perf_counter() - started) * 1000)
+        if response.status != 200:
+            errors.append(response.status)
+    connection.close()
+
+
+def bench_local_api(world: dict[str, Any], count: int, root: Path) -> list[dict]:
+    from local import stack as local_stack
+    from local.api_server import seed_features, serve
+    from local.inference_server import serve as serve_model
+    from returnguard.features import OrderContext, amount_to_minor, compute_features
+
+    stack = local_stack.start(prefix="returnguard-bench")
+    model = serve_model(str(world["model_dir"]))
+    rows: list[dict] = []
+    try:
+        seed_features(stack, world["items"])
+        api = serve(stack, world["config"], model.url, log_path=root / "api.log")
+        try:
+            bodies = [json.dumps(r).encode() for r in world["requests"]]
+            first = world["requests"][0]
+            warm = [
+                json.dumps({**first, "order": {**first["order"], "order_id": f"warm-{i}"}}).encode()
+                for i in range(20)
+            ]
+            _post_all(api.url, "/v1/risk-score", warm, [], [])
+            sequential: list[float] = []
+            errors: list[int] = []
+            started = time.perf_counter()
+            _post_all(api.url, "/v1/risk-score", bodies[:count], sequential, errors)
+            sequential_rps = count / (time.perf_counter() - started)
+            concurrent: list[float] = []
+            threads = [
+                threading.Thread(
+                    target=_post_all,
+                    args=(
+                        api.url,
+                        "/v1/risk-score",
+                        bodies[count + i :: 4][: count // 4],
+                        concurrent,
+                        errors,
+                    ),
+                )
+                for i in range(4)
+            ]
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            concurrent_rps = len(concurrent) / (time.perf_counter() - started)
+        finally:
+            api.stop()
+        # the inference server's share: the same orders' vectors, POSTed straight to /invocations
+        vectors = []  # the model's cost does not depend on the values: the no-history vectors will do
+        for r in world["requests"][:count]:
+            o = r["order"]
+            context = OrderContext(
+                o["order_id"], o["customer_id"], o["product_id"], o["seller_id"], o["category"], o["region"],
+                int(pd.Timestamp(o["order_time"]).timestamp() * 1000), amount_to_minor(o["amount"]),
+                o["payment_method"], o["delivery_address"],
+            )  # fmt: skip
+            vectors.append(json.dumps({"instances": [compute_features(context, None, {})]}).encode())
+        model_ms: list[float] = []
+        _post_all(model.url, "/invocations", vectors[:20], [], [])
+        _post_all(model.url, "/invocations", vectors, model_ms, [])
+    finally:
+        model.stop()
+        stack.stop()
+    for q in (50, 95, 99):
+        rows.append(
+            {
+                "name": f"local API POST /v1/risk-score p{q} (1 client)",
+                "value": _pct(sequential, q),
+                "unit": "ms",
+                "baseline": _pct(model_ms, q),
+                "ratio": _pct(sequential, q) / _pct(model_ms, q),
+                "note": "baseline: the inference server's own POST /invocations (its share)",
+            }
+        )
+    rows.append({"name": "local API throughput, 1 client", "value": sequential_rps, "unit": "req/s"})
+    rows.append(
+        {
+            "name": "local API throughput, 4 clients",
+            "value": concurrent_rps,
+            "unit": "req/s",
+            "note": f"p95 {_pct(concurrent, 95):.1f} ms; one function instance as in one Lambda environment",
+        }
+    )
+    rows.append({"name": "local API errors (non-200)", "value": len(errors), "unit": "responses"})
+    return rows
+
+
+def run(scale: str) -> list[dict]:
+    count = 300 if scale == "quick" else 1000
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        world = _world(10_000 if scale == "quick" else 20_000, root)
+        rows = bench_handler_cpu(world, count)
+        rows += bench_cold_import(world, 3 if scale == "quick" else 5)
+        rows += bench_local_api(world, count, root)
+    return rows
