@@ -35,7 +35,7 @@ class BlocklistStack(Stack):
             self,
             "BlocklistSync",
             config=config,
-            code_folder=lambda_staging_folder("blocklist_sync"),
+            code_folder=lambda_staging_folder("blocklist_sync", vendor=("pymysql",)),
             memory_size=256,
             timeout=Duration.minutes(5),
             reserved_concurrency=1,

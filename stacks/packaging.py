@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import zipfile
 from pathlib import Path
@@ -13,8 +14,13 @@ DOMAIN = ROOT / "returnguard"
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", "tests")
 
 
-def lambda_staging_folder(name: str) -> Path:
-    """`lambdas/<name>/` + `returnguard/` copied into `build/assets/<name>/` (rebuilt each synth)."""
+def lambda_staging_folder(name: str, vendor: tuple[str, ...] = ()) -> Path:
+    """`lambdas/<name>/` + `returnguard/` copied into `build/assets/<name>/` (rebuilt each synth).
+
+    `vendor` names pure-Python packages the function needs beyond the runtime and the Powertools
+    layer; they are copied from this environment (the versions uv.lock pins), so no Docker build
+    is needed. A package with compiled files is refused: it would have to match Lambda's platform.
+    """
     source = ROOT / "lambdas" / name
     if not (source / "handler.py").is_file():
         raise FileNotFoundError(
@@ -25,6 +31,15 @@ def lambda_staging_folder(name: str) -> Path:
         shutil.rmtree(target)
     shutil.copytree(source, target, ignore=_IGNORE)
     shutil.copytree(DOMAIN, target / "returnguard", ignore=_IGNORE)
+    for package in vendor:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError(f"{package} is not installed here: run `make setup`")
+        location = Path(next(iter(spec.submodule_search_locations)))
+        compiled = [p.name for p in location.rglob("*") if p.suffix in (".so", ".pyd", ".dylib")]
+        if compiled:
+            raise ValueError(f"{package} is not pure Python ({compiled[:3]}): it cannot be vendored")
+        shutil.copytree(location, target / package, ignore=_IGNORE)
     return target
 
 

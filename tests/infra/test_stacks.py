@@ -377,6 +377,15 @@ def test_blocklist_sync_exists_only_with_a_database(dev, prod):
     template(prod, "blocklist").has_resource_properties(
         "AWS::Events::Rule", {"ScheduleExpression": "rate(5 minutes)"}
     )
+    # the function imports pymysql, which neither the runtime nor the Powertools layer has: it ships in the asset
+    (folder,) = [
+        p
+        for p in Path(prod.assembly_dir).glob("asset.*")
+        if (p / "handler.py").is_file() and "blocklist" in (p / "handler.py").read_text()
+    ]
+    assert (folder / "pymysql" / "__init__.py").is_file() and (
+        folder / "pymysql" / "connections.py"
+    ).is_file()
 
 
 # --- cross-cutting --------------------------------------------------------------------------------------
