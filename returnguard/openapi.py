@@ -81,7 +81,7 @@ def spec() -> dict[str, Any]:
         "required": ["status", "model_version"],
         "properties": {"status": {"const": "ok"}, "model_version": {"type": "string"}},
     }
-    api_key = [{"ApiKey": []}]
+    api_key: list[dict[str, list[str]]] = [{"ApiKey": []}]
     return {
         "openapi": "3.1.0",
         "info": {
