@@ -172,7 +172,7 @@ def handler_environment(
                 {"model_version": model_config.get("model_version"), "thresholds": model_config["thresholds"]}
             ),
             "RG_STAGE": STAGE,
-            "POWERTOOLS_SERVICE_NAME": "returnguard-score",
+            "POWERTOOLS_SERVICE_NAME": "returnguard",
             "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "INFO",

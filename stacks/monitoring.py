@@ -85,6 +85,26 @@ class MonitoringStack(Stack):
             )
             for level in ("low", "medium", "high", "critical")
         ]
+        actions = [
+            cw.Metric(
+                namespace=NAMESPACE,
+                metric_name="DecisionsByAction",
+                dimensions_map={**service_dims, "action": name},
+                statistic="Sum",
+                label=name,
+            )
+            for name in ("approve", "otp_verification", "manual_review", "block")
+        ]
+        decision_latency = [
+            cw.Metric(
+                namespace=NAMESPACE,
+                metric_name="DecisionLatency",
+                dimensions_map={**service_dims, "risk_level": level},
+                statistic="p99",
+                label=f"{level} p99",
+            )
+            for level in ("low", "medium", "high", "critical")
+        ]
         fallbacks = [
             cw.Metric(
                 namespace=NAMESPACE,
@@ -100,6 +120,8 @@ class MonitoringStack(Stack):
         self.dashboard.add_widgets(
             cw.GraphWidget(title="API latency p95 (ms)", left=[latency], width=12),
             cw.GraphWidget(title="Decisions by risk level", left=decisions, stacked=True, width=12),
+            cw.GraphWidget(title="Decisions by action", left=actions, stacked=True, width=12),
+            cw.GraphWidget(title="Decision time in the function p99 (ms)", left=decision_latency, width=12),
             cw.GraphWidget(title="Fallbacks (model, explanation)", left=fallbacks, width=8),
             cw.GraphWidget(title="Endpoint errors", left=[endpoint_errors], width=8),
             cw.GraphWidget(

@@ -114,6 +114,14 @@ def risk_score() -> Any:
         return saved
     metrics.add_dimension("risk_level", response.risk_level)
     metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name="DecisionLatency", unit=MetricUnit.Milliseconds, value=response.processing_time_ms
+    )
+    with single_metric(
+        name="DecisionsByAction", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+    ) as metric:
+        metric.add_dimension("service", metrics.service or "returnguard")
+        metric.add_dimension("action", response.recommended_action)
     if response.degraded:
         with single_metric(
             name="ModelFallback", unit=MetricUnit.Count, value=1, namespace=metrics.namespace

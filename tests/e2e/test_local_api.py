@@ -177,6 +177,10 @@ def test_function_logs_go_to_the_log_file_without_pii(servers) -> None:
     decided = [line for line in lines if line.get("message") == "decided"]
     metrics = [line for line in lines if "_aws" in line]
     assert decided and metrics and all(line["correlation_id"] for line in decided)
+    by_action = [line for line in metrics if "DecisionsByAction" in line]
+    assert by_action and by_action[-1]["action"] in {"approve", "otp_verification", "manual_review", "block"}
+    latency = [line for line in metrics if "DecisionLatency" in line]
+    assert latency and latency[-1]["risk_level"] and latency[-1]["DecisionLatency"][0] > 0
     assert ADDRESS not in (servers["logs"] / "live.log").read_text()
 
 
