@@ -53,7 +53,8 @@ class ExplanationOut(BaseModel):
     summary: str
     key_factors: list[str]
     recommendation: str
-    source: str = "template"
+    source: Literal["template", "bedrock"] = "template"
+    narrative: str | None = None  # Bedrock's paragraph for the reviewer, when source is "bedrock"
 
 
 class RiskScoreResponse(BaseModel):

@@ -147,7 +147,7 @@ def decide(
             summary=explanation.summary,
             key_factors=list(explanation.key_factors),
             recommendation=explanation.recommendation,
-            source=explanation.source,
+            source="template",
         ),
         customer_message=explanation.customer_message,
         rules_triggered=list(policy.rules_triggered),

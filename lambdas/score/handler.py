@@ -20,10 +20,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from returnguard import narrative
 from returnguard.aws.decisions import Conflict, DecisionStore, body_hash
 from returnguard.aws.feature_store import DynamoFeatureStore
 from returnguard.aws.model_client import HttpModel, Model, SageMakerModel, sagemaker_config
 from returnguard.currency import UnknownCurrency
+from returnguard.narrative import ExplanationCache, NarrativeConfig, Narrator, bedrock_config, wanted
 from returnguard.policy import PolicyConfig
 from returnguard.schemas import RiskScoreRequest
 from returnguard.scoring import decide
@@ -38,6 +40,11 @@ class Settings(BaseModel):
     endpoint_name: str = Field(default="", alias="RG_ENDPOINT_NAME")
     inference_url: str = Field(default="", alias="RG_INFERENCE_URL")
     model_config_json: str = Field(alias="RG_MODEL_CONFIG", min_length=2)
+    explanations_table: str = Field(default="", alias="RG_EXPLANATIONS_TABLE")
+    bedrock_model_id: str = Field(default="", alias="RG_BEDROCK_MODEL_ID")
+    bedrock_guardrail_id: str = Field(default="", alias="RG_BEDROCK_GUARDRAIL_ID")
+    bedrock_guardrail_version: str = Field(default="", alias="RG_BEDROCK_GUARDRAIL_VERSION")
+    bedrock_budget_ms: int = Field(default=1500, alias="RG_BEDROCK_BUDGET_MS", ge=100, le=10_000)
     stage: str = Field(default="dev", alias="RG_STAGE")
 
     @field_validator("model_config_json")
@@ -60,6 +67,21 @@ model: Model = (
     HttpModel(settings.inference_url)
     if settings.inference_url
     else SageMakerModel(boto3.client("sagemaker-runtime", config=sagemaker_config()), settings.endpoint_name)
+)
+NARRATIVE = NarrativeConfig(
+    model_id=settings.bedrock_model_id,
+    budget_s=settings.bedrock_budget_ms / 1000,
+    guardrail_id=settings.bedrock_guardrail_id,
+    guardrail_version=settings.bedrock_guardrail_version,
+)
+narrator: Narrator | None = (
+    Narrator(
+        boto3.client("bedrock-runtime", config=bedrock_config(NARRATIVE.budget_s)),
+        NARRATIVE,
+        ExplanationCache(_dynamodb, settings.explanations_table) if settings.explanations_table else None,
+    )
+    if NARRATIVE.enabled
+    else None
 )
 app = APIGatewayRestResolver()
 
@@ -106,6 +128,23 @@ def risk_score() -> Any:
     request_hash = body_hash(request)
     decision = decide(request, features, model, POLICY, started=started)
     response = decision.response
+    if narrator is not None and wanted(request.explain, response.risk_level, NARRATIVE):
+        explanation = response.explanation
+        told = narrator.narrate(
+            risk_level=response.risk_level,
+            action=response.recommended_action,
+            key_factors=explanation.key_factors,
+            recommendation=explanation.recommendation,
+            locale=request.locale,
+        )
+        response = narrative.apply(response, told)
+        response.processing_time_ms = round((time.perf_counter() - started) * 1000, 2)
+        if told.fallback_reason:
+            logger.warning("narrative fallback", extra={"reason": told.fallback_reason})
+            with single_metric(
+                name="ExplanationFallback", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+            ) as metric:
+                metric.add_dimension("service", metrics.service or "returnguard")
     saved, replayed = decisions.save(
         response, customer_id=request.order.customer_id, request_hash=request_hash, features=decision.vector
     )

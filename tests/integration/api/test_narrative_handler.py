@@ -1,0 +1,117 @@
+"""The score handler with Bedrock narratives on: Converse on a Stubber, tables on moto, the real
+local inference server for the score."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from local.inference_server import serve
+from local.stack import create_table
+from returnguard.aws.feature_store import blocklist_key, encode_item
+from returnguard.tables import AUDIT, DECISIONS, EXPLANATIONS, FEATURES
+from tests.integration.api.test_score_handler import call, event, load_handler, order
+from tests.unit.api.fakes import ADDRESS, T0, FakeModel, customer_with_history
+from tests.unit.api.test_narrative import GOOD, converse_reply
+
+
+@pytest.fixture(scope="module")
+def handler(trained_model) -> Iterator[ModuleType]:
+    config = json.loads((Path(trained_model[0]) / "config.json").read_text())
+    server = serve(str(trained_model[0]))
+    patch = pytest.MonkeyPatch()
+    env = {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "RG_FEATURES_TABLE": "features",
+        "RG_DECISIONS_TABLE": "decisions",
+        "RG_AUDIT_TABLE": "audit",
+        "RG_EXPLANATIONS_TABLE": "explanations",
+        "RG_BEDROCK_MODEL_ID": "anthropic.claude-3-haiku-20240307-v1:0",
+        "RG_INFERENCE_URL": server.url,
+        "RG_MODEL_CONFIG": json.dumps(
+            {"model_version": config["model_version"], "thresholds": config["thresholds"]}
+        ),
+        "POWERTOOLS_SERVICE_NAME": "returnguard",
+        "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    for key, value in env.items():
+        patch.setenv(key, value)
+    try:
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            for definition in (FEATURES, DECISIONS, AUDIT, EXPLANATIONS):
+                create_table(client, definition, definition.logical_name)
+            state = customer_with_history(orders=8, returned=4, last_order_ms=T0 - 86_400_000)
+            client.put_item(TableName="features", Item=encode_item("customer#C1", state, 1))
+            clean = customer_with_history(orders=12, returned=0, last_order_ms=T0 - 86_400_000)
+            client.put_item(TableName="features", Item=encode_item("customer#C2", clean, 1))
+            client.put_item(TableName="features", Item=encode_item(blocklist_key("customer", "C666"), {}, 1))
+            yield load_handler("score_handler_narrative")
+    finally:
+        patch.undo()
+        server.stop()
+
+
+def converse_params(module: ModuleType) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    module.narrator._client.meta.events.register(
+        "provide-client-params.bedrock-runtime.Converse", lambda params, **_: sent.append(dict(params))
+    )
+    return sent
+
+
+def test_narrative_on_request_comes_from_bedrock_without_pii(handler) -> None:
+    sent = converse_params(handler)
+    with Stubber(handler.narrator._client) as stub:
+        stub.add_response("converse", converse_reply(json.dumps(GOOD)))
+        request = {**order("NAR-1", card_fingerprint="fp_9f8e7d"), "explain": "narrative"}
+        status, body = call(handler, event("POST", "/v1/risk-score", request))
+    assert status == 200, body
+    assert (
+        body["explanation"]["source"] == "bedrock" and body["explanation"]["narrative"] == GOOD["narrative"]
+    )
+    assert body["customer_message"] == GOOD["customer_message"]
+    assert body["explanation"]["key_factors"]  # the template's factors stay
+    prompt = json.dumps(sent, ensure_ascii=False)
+    for private in ("NAR-1", 'C1"', ADDRESS, "fp_9f8e7d", "P1", "S1"):
+        assert private not in prompt
+    status, stored = call(handler, event("GET", f"/v1/decisions/{body['decision_id']}"))
+    assert stored["explanation"]["source"] == "bedrock"
+
+
+def test_a_critical_decision_gets_a_narrative_unasked(handler) -> None:
+    with Stubber(handler.narrator._client) as stub:
+        stub.add_response("converse", converse_reply(json.dumps(GOOD)))
+        status, body = call(handler, event("POST", "/v1/risk-score", order("NAR-2", customer_id="C666")))
+    assert status == 200 and body["risk_level"] == "critical"
+    assert body["explanation"]["source"] == "bedrock"
+
+
+def test_bedrock_failure_keeps_the_template_and_counts_it(handler, capsys, caplog) -> None:
+    with Stubber(handler.narrator._client) as stub:
+        stub.add_client_error("converse", service_error_code="ThrottlingException", http_status_code=429)
+        request = {**order("NAR-3", amount=17.0), "explain": "narrative", "locale": "hi"}
+        status, body = call(handler, event("POST", "/v1/risk-score", request))
+    assert status == 200 and body["explanation"]["source"] == "template"
+    assert body["explanation"]["narrative"] is None
+    assert '"ExplanationFallback"' in capsys.readouterr().out  # the EMF metric the dashboard plots
+    reasons = [getattr(r, "reason", None) for r in caplog.records if r.getMessage() == "narrative fallback"]
+    assert reasons == ["throttled"]
+
+
+def test_a_low_risk_template_request_does_not_call_bedrock(handler, monkeypatch) -> None:
+    monkeypatch.setattr(handler, "model", FakeModel(0.001))  # the gate is under test, not the model
+    sent = converse_params(handler)
+    request = order("NAR-4", customer_id="C2", amount=300.0, payment_method="card")
+    status, body = call(handler, event("POST", "/v1/risk-score", request))
+    assert status == 200 and body["risk_level"] == "low"
+    assert body["explanation"]["source"] == "template" and sent == []
