@@ -34,6 +34,7 @@ class LocalStack:
     table_names: dict[str, str]
     stream_name: str
     bucket: str
+    dlq_url: str = ""
     _server: Any = field(default=None, repr=False)
 
     def client(self, service: str) -> Any:
@@ -54,6 +55,7 @@ class LocalStack:
             {
                 "RG_STREAM_NAME": self.stream_name,
                 "RG_LAKE_BUCKET": self.bucket,
+                "RG_DLQ_URL": self.dlq_url,
                 "AWS_ENDPOINT_URL": self.endpoint_url,
             }
         )
@@ -208,4 +210,5 @@ def start(port: int | None = None, prefix: str = "returnguard-local") -> LocalSt
         create_table(dynamodb, definition, stack.table_names[definition.logical_name])
     stack.client("kinesis").create_stream(StreamName=stack.stream_name, ShardCount=1)
     stack.client("s3").create_bucket(Bucket=stack.bucket)
+    stack.dlq_url = stack.client("sqs").create_queue(QueueName=f"{prefix}-stream-dlq")["QueueUrl"]
     return stack

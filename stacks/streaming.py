@@ -72,6 +72,7 @@ class StreamingStack(Stack):
                 "RG_FEATURES_TABLE": props.features_table.table_name,
                 "RG_IDEMPOTENCY_TABLE": props.idempotency_table.table_name,
                 "RG_LAKE_BUCKET": props.lake.bucket_name,
+                "RG_DLQ_URL": self.dead_letters.queue_url,
                 "RG_STAGE": config.stage,
                 "POWERTOOLS_SERVICE_NAME": "returnguard",
                 "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
@@ -89,12 +90,15 @@ class StreamingStack(Stack):
                 report_batch_item_failures=True,
                 retry_attempts=3,
                 max_record_age=Duration.hours(6),
-                parallelization_factor=2,
+                # 1: a shard's records are applied in order, one batch at a time; the exactly-once
+                # bookkeeping (last sequence number per shard on each item) depends on it
+                parallelization_factor=1,
                 on_failure=sources.SqsDlq(self.dead_letters),
             )
         )
         props.features_table.grant_read_write_data(consumer.role)
         props.idempotency_table.grant_read_write_data(consumer.role)
+        self.dead_letters.grant_send_messages(consumer.role)  # poison records, with their reason
         props.lake.grant_put(consumer.role, "raw/*")
         suppress(
             consumer.role,

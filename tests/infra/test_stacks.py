@@ -153,6 +153,7 @@ def test_stream_is_kms_encrypted_and_consumer_fails_partially_into_an_encrypted_
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
             "MaximumRetryAttempts": 3,
             "MaximumRecordAgeInSeconds": 21600,
+            "ParallelizationFactor": 1,  # exactly-once bookkeeping needs a shard's records in order
             "DestinationConfig": {"OnFailure": {"Destination": Match.any_value()}},
         },
     )
@@ -162,10 +163,13 @@ def test_stream_is_kms_encrypted_and_consumer_fails_partially_into_an_encrypted_
         "RG_FEATURES_TABLE",
         "RG_IDEMPOTENCY_TABLE",
         "RG_LAKE_BUCKET",
+        "RG_DLQ_URL",
         "RG_STAGE",
         "POWERTOOLS_SERVICE_NAME",
     } <= set(env)
     assert env["RG_STAGE"] == "dev"
+    sends = [s for s in _statements(dev, "streaming") if "sqs:SendMessage" in _list(s["Action"])]
+    assert sends, "poison records are sent to the dead-letter queue by the function itself"
 
 
 # --- api ------------------------------------------------------------------------------------------------

@@ -1,0 +1,171 @@
+"""The stream Lambda on moto: exactly once under duplicates, reordering and throttling; poison records
+to the dead-letter queue; partial batch responses."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from local.streaming import history_events
+from returnguard import synth
+from returnguard.aggregates import replay
+from returnguard.events import envelope
+from returnguard.tables import entity_key
+from tests.integration.stream.conftest import Delivery, normalized, stored_states
+
+
+@pytest.fixture(scope="module")
+def history():
+    data = synth.generate(synth.SynthConfig(orders=600, seed=21, days=45))
+    store, walk = replay(*synth.to_contexts(data))
+    for _ in walk:
+        pass
+    expected = {entity_key("customer", cid): s for cid, s in store.customers.items()}
+    expected.update({entity_key(group, eid): s for (group, eid), s in store.entities.items()})
+    return list(history_events(data)), normalized(expected)
+
+
+def perturbed(events: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Shuffled in windows of 40 (late and early events across customers), 6% sent twice (the copy
+    somewhere later), with each return kept after its own order (see docs/events.md)."""
+    rng = random.Random(seed)
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(events), 40):
+        window = events[start : start + 40]
+        rng.shuffle(window)
+        out.extend(window)
+    placed: list[dict[str, Any]] = []
+    seen_orders: set[str] = set()
+    waiting: dict[str, list[dict[str, Any]]] = {}
+    for event in out:
+        if event["event_type"] == "return" and event["payload"]["order_id"] not in seen_orders:
+            waiting.setdefault(event["payload"]["order_id"], []).append(event)
+            continue
+        placed.append(event)
+        if event["event_type"] == "order":
+            seen_orders.add(event["payload"]["order_id"])
+            placed.extend(waiting.pop(event["payload"]["order_id"], []))
+    assert not waiting
+    for event in rng.sample(placed, k=len(placed) * 6 // 100):
+        placed.insert(rng.randrange(placed.index(event) + 1, len(placed) + 1), event)
+    return placed
+
+
+@pytest.mark.slow
+def test_duplicates_reordering_and_throttling_change_nothing(aws, stream_handler, history) -> None:
+    events, expected = history
+    stream = perturbed(events, seed=5)
+    assert len(stream) > len(events) and [e["event_id"] for e in stream] != [e["event_id"] for e in events]
+    calls = {"n": 0, "throttled": 0}
+
+    def throttle(**_: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] % 9 == 0:  # every ninth aggregate write is refused, mid-event
+            calls["throttled"] += 1
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+                "PutItem",
+            )
+
+    stream_handler.applier._db.meta.events.register("before-call.dynamodb.PutItem", throttle)
+    delivery = Delivery(stream_handler, batch_size=25)
+    delivery.run([json.dumps(e).encode() for e in stream])
+
+    assert calls["throttled"] > 20 and delivery.redelivered > 0  # the failure path really ran
+    assert normalized(stored_states(aws["dynamodb"])) == expected  # nothing lost, nothing twice
+    markers = aws["dynamodb"].scan(TableName="idempotency", Select="COUNT")["Count"]
+    assert markers == len({e["event_id"] for e in events})
+    landed = aws["s3"].list_objects_v2(Bucket="lake", Prefix="raw/events/event_type=order/")["KeyCount"]
+    assert landed == sum(1 for e in events if e["event_type"] == "order")
+
+
+def test_a_replayed_stream_changes_nothing(aws, stream_handler, history) -> None:
+    events, _ = history
+    first = [json.dumps(e).encode() for e in events[:120]]
+    Delivery(stream_handler).run(first)
+    before = stored_states(aws["dynamodb"])
+    again = Delivery(stream_handler)
+    again.run(first)  # the same events again, as a producer replaying its log would send them
+    assert stored_states(aws["dynamodb"]) == before
+    assert all(not r.get("batchItemFailures") for r in again.responses)
+
+
+def test_poison_records_go_to_the_dead_letter_queue_and_the_rest_applies(aws, stream_handler) -> None:
+    good = envelope(
+        "order",
+        "ord-ok-1",
+        1_700_000_000_000,
+        {
+            "order_id": "OK1",
+            "customer_id": "C1",
+            "product_id": "P1",
+            "seller_id": "S1",
+            "category": "fashion",
+            "region": "KA",
+            "amount": 499.0,
+            "currency": "INR",
+            "payment_method": "cod",
+            "delivery_address": "12 MG Road",
+        },
+    )
+    bad_payload = {**good, "event_id": "ord-bad-1", "payload": {**good["payload"], "amount": -3}}
+    no_zone = {**good, "event_id": "ord-bad-2", "event_time": "2026-01-01T10:00:00"}
+    records = [
+        b"\xff\xfe not json",
+        json.dumps(bad_payload).encode(),
+        json.dumps(good).encode(),
+        json.dumps(no_zone).encode(),
+    ]
+    delivery = Delivery(stream_handler, batch_size=10)
+    delivery.run(records)
+    assert delivery.responses == [{"batchItemFailures": []}]  # poison never blocks the shard
+    assert stored_states(aws["dynamodb"])["customer#C1"]["order_count"] == 1
+    messages = aws["sqs"].receive_message(QueueUrl=stream_handler.settings.dlq_url, MaxNumberOfMessages=10)[
+        "Messages"
+    ]
+    reasons = sorted(json.loads(m["Body"])["reason"] for m in messages)
+    assert len(reasons) == 3
+    assert any("not JSON" in r for r in reasons) and any("payload.amount" in r for r in reasons)
+    assert any("time zone" in r for r in reasons)
+
+
+def test_a_failure_fails_that_record_and_every_later_one(aws, stream_handler, history) -> None:
+    events, _ = history
+    records = [json.dumps(e).encode() for e in events[:10]]
+    state = {"calls": 0}
+
+    def fail_once_on_the_fourth_event(params: dict, **_: Any) -> None:
+        if params.get("Item", {}).get("id", {}).get("S", "").startswith("event#"):
+            state["calls"] += 1
+            if state["calls"] == 4:
+                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "x"}}, "PutItem")
+
+    stream_handler.applier._db.meta.events.register(
+        "provide-client-params.dynamodb.PutItem", fail_once_on_the_fourth_event
+    )
+    delivery = Delivery(stream_handler, batch_size=10)
+    delivery.run(records)
+    first = delivery.responses[0]["batchItemFailures"]
+    assert [int(f["itemIdentifier"]) - 1_000_000 for f in first] == list(range(3, 10))
+    assert delivery.responses[1] == {"batchItemFailures": []}
+    assert aws["dynamodb"].scan(TableName="idempotency", Select="COUNT")["Count"] == 10
+
+
+def test_the_handler_refuses_to_start_without_its_dead_letter_queue(monkeypatch) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    monkeypatch.delenv("RG_DLQ_URL", raising=False)
+    monkeypatch.setenv("RG_FEATURES_TABLE", "features")
+    monkeypatch.setenv("RG_IDEMPOTENCY_TABLE", "idempotency")
+    path = Path(__file__).resolve().parents[3] / "lambdas" / "stream" / "handler.py"
+    spec = importlib.util.spec_from_file_location("stream_handler_no_dlq", path)
+    assert spec and spec.loader
+    with pytest.raises(ValidationError, match="RG_DLQ_URL"):
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
