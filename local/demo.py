@@ -2,7 +2,8 @@
 
 synthetic lake → Spark point-in-time features → XGBoost + baselines on a time split → report →
 local inference server (the SageMaker contract) → moto server with the latest aggregates → the
-risk-score API (the score Lambda's own handler) → 100 new orders POSTed to /v1/risk-score.
+risk-score API (the score Lambda's own handler) → 100 new orders POSTed to /v1/risk-score → one
+customer's returns streamed through Kinesis to the stream Lambda, their next orders scored again.
 Outputs go under build/demo/; steps whose outputs exist for the same settings are reused.
 """
 
@@ -28,7 +29,7 @@ from training.bootstrap import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-TOTAL_STEPS = 7
+TOTAL_STEPS = 8
 
 
 def sample_requests(paths: PipelinePaths, count: int = 100, seed: int = 1) -> tuple[list[dict], list[bool]]:
@@ -99,6 +100,66 @@ def score_over_api(url: str, requests_: list[dict], abusive: list[bool]) -> pd.D
     result = pd.DataFrame(rows)
     result.attrs["latency_ms"] = latencies
     return result
+
+
+def returns_raise_the_score(aws, api_url: str, base: dict, log_path: Path, returns: int = 4) -> list[str]:
+    """Score a new order of one customer; then, one at a time, put a return of one of their recent
+    orders into the Kinesis stream, let the stream Lambda apply it, and score the next new order."""
+    from local.streaming import Poller, load_handler, produce
+    from returnguard.cli import Client
+    from returnguard.events import envelope
+
+    client = Client(api_url)
+    customer = base["order"]["customer_id"]
+    item = aws.client("dynamodb").get_item(
+        TableName=aws.table_names["features"], Key={"pk": {"S": f"customer#{customer}"}}
+    )["Item"]
+    history = json.loads(item["state"]["S"])
+    recent = [o for o in history["recent_orders"] if o[4] is None][-returns:]
+    log = open(log_path, "a", buffering=1)  # noqa: SIM115 - closed below
+    poller = Poller(aws, load_handler(aws), log=log)
+    poller.drain()  # start from the stream's end
+    start = pd.Timestamp(base["order"]["order_time"]).value // 1_000_000 + 86_400_000
+    lines = [
+        f"customer {customer}: {history['order_count']} orders, {history['return_count']} returns so far"
+    ]
+
+    def score(step: int, label: str) -> None:
+        when = pd.Timestamp(start + step * 2 * 86_400_000 + 3_600_000, unit="ms", tz="UTC")
+        order = {
+            **base["order"],
+            "order_id": f"{base['order']['order_id']}-s{step}",
+            "order_time": when.isoformat(),
+        }
+        answer = client.score({**base, "order": order})
+        lines.append(
+            f"{label:<34} score {answer['risk_score']:.3f}  {answer['risk_level']:<8} {answer['recommended_action']:<16}"
+            f" {(answer['explanation']['key_factors'] or ['-'])[0]}"
+        )
+
+    score(0, "before any new return")
+    for i, (_, order_id, *_rest) in enumerate(recent, start=1):
+        event = envelope(
+            "return",
+            f"ret-demo-{order_id}",
+            start + i * 2 * 86_400_000,
+            {
+                "return_id": f"R-demo-{order_id}",
+                "order_id": order_id,
+                "customer_id": customer,
+                "product_id": base["order"]["product_id"],
+                "seller_id": base["order"]["seller_id"],
+                "category": base["order"]["category"],
+                "region": base["order"]["region"],
+                "reason_code": "damaged",
+                "reason": "Item arrived damaged",
+            },
+        )
+        produce(aws, [event])
+        poller.drain()
+        score(i, f"after return {i} (damaged claim)")
+    log.close()
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,6 +261,19 @@ def main(argv: list[str] | None = None) -> int:
             f" (one function instance, moto and the model in this process)",
             flush=True,
         )
+        done(started)
+
+        started = step(
+            8, TOTAL_STEPS, "stream: a customer's returns arrive through Kinesis and their score rises"
+        )
+        low = scored[(scored.level == "low") & (scored["abusive before"] == 0)]
+        base = next(
+            r
+            for r in requests_
+            if r["order"]["order_id"] == (low.order.iloc[0] if len(low) else scored.order.iloc[0])
+        )
+        for row in returns_raise_the_score(aws, api.url, base, paths.work / "stream-function.log"):
+            print(f"      {row}", flush=True)
         done(started)
 
         print(f"\nDemo finished in {time.perf_counter() - began:.0f}s. Try it yourself:", flush=True)

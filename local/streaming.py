@@ -9,6 +9,7 @@ failed sequence number, so a record is retried, in order, until it goes through.
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib.util
 import json
 import time
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
 
 from local.api_server import LambdaContext, _environment
 from local.stack import REGION, LocalStack
@@ -115,6 +116,7 @@ class Poller:
     stack: LocalStack
     handler: ModuleType
     batch_size: int = 100
+    log: TextIO | None = None  # where the function's stdout (logs, EMF metrics) goes; None: this stdout
     stats: PollStats = field(default_factory=PollStats)
     _iterators: dict[str, str] = field(default_factory=dict)
 
@@ -136,9 +138,10 @@ class Poller:
             records = response["Records"]
             next_iterator = response["NextShardIterator"]
             if records:
-                result = self.handler.lambda_handler(
-                    lambda_event(records, shard_id, self._arn), LambdaContext()
-                )
+                with contextlib.redirect_stdout(self.log) if self.log else contextlib.nullcontext():
+                    result = self.handler.lambda_handler(
+                        lambda_event(records, shard_id, self._arn), LambdaContext()
+                    )
                 failures = [int(f["itemIdentifier"]) for f in (result or {}).get("batchItemFailures", [])]
                 self.stats.invocations += 1
                 self.stats.records += len(records)
