@@ -1,0 +1,39 @@
+"""`make demo` end to end on a small marketplace: every step runs and the output says what it did."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_demo_runs_every_step_offline(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # no credentials at all
+    run = subprocess.run(
+        [sys.executable, "-m", "local.demo", "--work", str(tmp_path), "--orders", "4000"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
+    out = run.stdout
+    assert run.returncode == 0, out[-3000:] + run.stderr[-3000:]
+    for number in range(1, 9):
+        assert f"[{number}/8]" in out
+    assert (tmp_path / "report" / "report.html").is_file()
+    scored = re.findall(r"^\S+-demo \S+ .* (low|medium|high|critical) ", out, re.MULTILINE)
+    assert len(scored) == 20  # the first 20 of the 100 rows are printed
+    rising = [float(s) for s in re.findall(r"score (\d\.\d{3})", out)]
+    assert len(rising) == 5 and rising[-1] > rising[0]  # returns streamed in raise the score
+    assert "curl -s http://127.0.0.1:" in out
+    lines = (tmp_path / "score-function.log").read_text().splitlines()
+    assert sum(1 for line in lines if json.loads(line).get("message") == "decided") >= 100
