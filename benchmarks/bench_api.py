@@ -73,6 +73,7 @@ def _world(orders: int, root: Path) -> dict[str, Any]:
     """Synthetic history → aggregates (pk, state), a trained model, and new orders to score."""
     from returnguard import synth
     from returnguard.aggregates import replay
+    from returnguard.events import order_payload
     from returnguard.tables import entity_key
     from training import train
 
@@ -97,26 +98,9 @@ def _world(orders: int, root: Path) -> dict[str, Any]:
     end = max(o.order_time_ms for o in contexts)
     requests = []
     for i, o in enumerate(contexts[-2000:]):
-        requests.append(
-            {
-                "event_type": "order",
-                "order": {
-                    "order_id": f"{o.order_id}-b",
-                    "customer_id": o.customer_id,
-                    "product_id": o.product_id,
-                    "seller_id": o.seller_id,
-                    "category": o.category,
-                    "region": o.region,
-                    "amount": o.amount_minor / 100,
-                    "currency": "INR",
-                    "payment_method": o.payment_method,
-                    "delivery_address": o.delivery_address,
-                    "order_time": pd.Timestamp(
-                        end + 86_400_000 + i * 61_000, unit="ms", tz="UTC"
-                    ).isoformat(),
-                },
-            }
-        )
+        when = pd.Timestamp(end + 86_400_000 + i * 61_000, unit="ms", tz="UTC").isoformat()
+        order = {**order_payload(o), "order_id": f"{o.order_id}-b", "order_time": when}
+        requests.append({"event_type": "order", "order": order})
     config = json.loads((root / "model" / "config.json").read_text())
     return {"items": items, "requests": requests, "model_dir": root / "model", "config": config}
 

@@ -366,15 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         log_path=args.log,
     )
     print(f"risk-score API on {api.url}/v1/risk-score ({seeded:,} aggregates loaded); Ctrl-C to stop")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        api.stop()
-        model.stop()
-        stack.stop()
+    local_stack.run_until_interrupted(stack, model, api)
     return 0
 
 

@@ -161,10 +161,6 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Co
 if __name__ == "__main__":
     local = start()
     print(f"MariaDB on {local.host}:{local.port} (socket {local.socket}); Ctrl-C stops it")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        local.stop()
+    from local.stack import run_until_interrupted
+
+    run_until_interrupted(local)

@@ -156,6 +156,20 @@ class _MotoServer(ThreadingHTTPServer):
         self._thread.join(timeout=5)
 
 
+def run_until_interrupted(*servers: Any) -> None:
+    """Block until Ctrl-C, then stop each server (anything with .stop()), last started first."""
+    import time
+
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
 def create_table(client: Any, definition: TableDefinition, name: str) -> None:
     attributes = {definition.partition_key.name: definition.partition_key.type}
     schema = [{"AttributeName": definition.partition_key.name, "KeyType": "HASH"}]

@@ -34,7 +34,7 @@ def load_handler(stack: LocalStack, name: str | None = None) -> ModuleType:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
-        "POWERTOOLS_SERVICE_NAME": "returnguard",
+        "POWERTOOLS_SERVICE_NAME": "returnguard-stream",  # its own logger: the local API shares this process
         "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -169,7 +169,7 @@ def history_events(data: Any) -> Iterator[dict[str, Any]]:
     """A synthetic history (returnguard.synth) as envelopes, in event-time order: customer profiles,
     orders, returns. Event ids are the entities' own ids, so a replay repeats them exactly."""
     from returnguard import synth
-    from returnguard.events import envelope
+    from returnguard.events import envelope, order_payload, return_payload
 
     profiles, orders, returns = synth.to_contexts(data)
     registered = {cid: ms for cid, ms in profiles.items()}
@@ -185,40 +185,13 @@ def history_events(data: Any) -> Iterator[dict[str, Any]]:
         )
     currency = dict(zip(data.orders["order_id"], data.orders["currency"], strict=True))
     for o in orders:
-        payload = {
-            "order_id": o.order_id,
-            "customer_id": o.customer_id,
-            "product_id": o.product_id,
-            "seller_id": o.seller_id,
-            "category": o.category,
-            "region": o.region,
-            "amount": o.amount_minor / 100,
-            "currency": currency.get(o.order_id, "INR"),
-            "payment_method": o.payment_method,
-            "delivery_address": o.delivery_address,
-        }
+        payload = order_payload(o, currency.get(o.order_id, "INR"))
         timeline.append(
             (o.order_time_ms, 1, o.order_id, envelope("order", f"ord-{o.order_id}", o.order_time_ms, payload))
         )
     for r in returns:
-        payload = {
-            "return_id": r.return_id,
-            "order_id": r.order_id,
-            "customer_id": r.customer_id,
-            "product_id": r.product_id,
-            "seller_id": r.seller_id,
-            "category": r.category,
-            "region": r.region,
-            "reason_code": r.reason_code,
-        }
-        timeline.append(
-            (
-                r.return_time_ms,
-                2,
-                r.return_id,
-                envelope("return", f"ret-{r.return_id}", r.return_time_ms, payload),
-            )
-        )
+        event = envelope("return", f"ret-{r.return_id}", r.return_time_ms, return_payload(r))
+        timeline.append((r.return_time_ms, 2, r.return_id, event))
     timeline.sort(key=lambda e: (e[0], e[1], e[2]))
     for *_, event in timeline:
         yield event

@@ -29,27 +29,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class OrderPayload(_Strict):
+class _OrderFacts(_Strict):
+    """What an order and its return both name: the entities the aggregates count them against."""
+
     order_id: _ID
     customer_id: _ID
     product_id: _ID
     seller_id: _ID
     category: _ID
     region: _ID
+
+
+class OrderPayload(_OrderFacts):
     amount: float = Field(gt=0, le=1e9, allow_inf_nan=False)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     payment_method: Literal["card", "upi", "netbanking", "wallet", "cod"]
     delivery_address: str = Field(min_length=1, max_length=512)
 
 
-class ReturnPayload(_Strict):
+class ReturnPayload(_OrderFacts):
     return_id: _ID
-    order_id: _ID
-    customer_id: _ID
-    product_id: _ID
-    seller_id: _ID
-    category: _ID
-    region: _ID
     reason_code: _ID
     reason: str | None = Field(default=None, max_length=2000)  # free text, never read by the aggregates
 
@@ -121,16 +120,14 @@ def parse(data: bytes | str) -> tuple[Envelope, _Strict]:
     return envelope, payload
 
 
+_SHARED = ("order_id", "customer_id", "product_id", "seller_id", "category", "region")
+
+
 def to_context(envelope: Envelope, payload: _Strict) -> OrderContext | ReturnContext | None:
     """What the aggregates apply; None for events they do not count (customer and product profiles)."""
     if isinstance(payload, OrderPayload):
         return OrderContext(
-            order_id=payload.order_id,
-            customer_id=payload.customer_id,
-            product_id=payload.product_id,
-            seller_id=payload.seller_id,
-            category=payload.category,
-            region=payload.region,
+            **payload.model_dump(include=set(_SHARED)),
             order_time_ms=envelope.time_ms,
             amount_minor=amount_to_minor(payload.amount),
             payment_method=payload.payment_method,
@@ -138,17 +135,26 @@ def to_context(envelope: Envelope, payload: _Strict) -> OrderContext | ReturnCon
         )
     if isinstance(payload, ReturnPayload):
         return ReturnContext(
-            return_id=payload.return_id,
-            order_id=payload.order_id,
-            customer_id=payload.customer_id,
-            product_id=payload.product_id,
-            seller_id=payload.seller_id,
-            category=payload.category,
-            region=payload.region,
+            **payload.model_dump(include={*_SHARED, "return_id", "reason_code"}),
             return_time_ms=envelope.time_ms,
-            reason_code=payload.reason_code,
         )
     return None
+
+
+def order_payload(order: OrderContext, currency: str = "INR") -> dict[str, Any]:
+    """An order's payload (the same fields as the API's `order`, without its time)."""
+    return {
+        **{name: getattr(order, name) for name in _SHARED},
+        "amount": order.amount_minor / 100,
+        "currency": currency,
+        "payment_method": order.payment_method,
+        "delivery_address": order.delivery_address,
+    }
+
+
+def return_payload(ret: ReturnContext, reason: str | None = None) -> dict[str, Any]:
+    payload = {name: getattr(ret, name) for name in (*_SHARED, "return_id", "reason_code")}
+    return payload if reason is None else {**payload, "reason": reason}
 
 
 def envelope(event_type: str, event_id: str, event_time_ms: int, payload: dict[str, Any]) -> dict[str, Any]:

@@ -75,46 +75,26 @@ class MonitoringStack(Stack):
         iterator_age = props.stream_function.metric("IteratorAge", statistic="Maximum")
         dlq_depth = props.dead_letters.metric_approximate_number_of_messages_visible(statistic="Maximum")
         service_dims = {"service": "returnguard"}
-        decisions = [
-            cw.Metric(
-                namespace=NAMESPACE,
-                metric_name="Decisions",
-                dimensions_map={**service_dims, "risk_level": level},
-                statistic="Sum",
-                label=level,
-            )
-            for level in ("low", "medium", "high", "critical")
-        ]
-        actions = [
-            cw.Metric(
-                namespace=NAMESPACE,
-                metric_name="DecisionsByAction",
-                dimensions_map={**service_dims, "action": name},
-                statistic="Sum",
-                label=name,
-            )
-            for name in ("approve", "otp_verification", "manual_review", "block")
-        ]
-        decision_latency = [
-            cw.Metric(
-                namespace=NAMESPACE,
-                metric_name="DecisionLatency",
-                dimensions_map={**service_dims, "risk_level": level},
-                statistic="p99",
-                label=f"{level} p99",
-            )
-            for level in ("low", "medium", "high", "critical")
-        ]
-        fallbacks = [
-            cw.Metric(
-                namespace=NAMESPACE,
-                metric_name=name,
-                dimensions_map=service_dims,
-                statistic="Sum",
-                label=name,
-            )
-            for name in ("ModelFallback", "ExplanationFallback")
-        ]
+
+        def series(name: str, dimension: str | None, values: tuple[str, ...], statistic: str = "Sum") -> list:
+            return [
+                cw.Metric(
+                    namespace=NAMESPACE,
+                    metric_name=name if dimension else value,
+                    dimensions_map={**service_dims, dimension: value} if dimension else service_dims,
+                    statistic=statistic,
+                    label=value,
+                )
+                for value in values
+            ]
+
+        levels = ("low", "medium", "high", "critical")
+        decisions = series("Decisions", "risk_level", levels)
+        actions = series(
+            "DecisionsByAction", "action", ("approve", "otp_verification", "manual_review", "block")
+        )
+        decision_latency = series("DecisionLatency", "risk_level", levels, statistic="p99")
+        fallbacks = series("", None, ("ModelFallback", "ExplanationFallback"))
 
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-overview")
         self.dashboard.add_widgets(

@@ -16,27 +16,10 @@ from local.api_server import ApiServer, TokenBucket, proxy_event, resource_for, 
 from local.inference_server import serve as serve_model
 from local.stack import free_port
 from returnguard.aws.feature_store import blocklist_key
+from tests.integration.api.test_score_handler import order
 from tests.unit.api.fakes import ADDRESS, DAY, T0, customer_with_history
 
 pytestmark = pytest.mark.slow
-
-
-def order(order_id: str, customer_id: str = "C1", **extra: Any) -> dict[str, Any]:
-    body = {
-        "order_id": order_id,
-        "customer_id": customer_id,
-        "product_id": "P1",
-        "seller_id": "S1",
-        "category": "electronics",
-        "region": "KA",
-        "amount": 2499.0,
-        "currency": "INR",
-        "payment_method": "cod",
-        "delivery_address": ADDRESS,
-        "order_time": "2023-11-14T22:13:20Z",
-    }
-    body.update(extra)
-    return {"event_type": "order", "order": body}
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ def aws(monkeypatch) -> Iterator[dict[str, Any]]:
         "RG_FEATURES_TABLE": "features",
         "RG_IDEMPOTENCY_TABLE": "idempotency",
         "RG_LAKE_BUCKET": "lake",
-        "POWERTOOLS_SERVICE_NAME": "returnguard",
+        "POWERTOOLS_SERVICE_NAME": "returnguard-stream",  # not the score handler's logger
         "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "ERROR",
