@@ -22,7 +22,10 @@ ERROR_CODES = {
     413: ("body_too_large", "The body is over 64 KB."),
     415: ("unsupported_media_type", "Content-Type is not application/json."),
     422: ("invalid_request", "The body breaks the schema; `details` names every bad field."),
-    429: ("throttled", "Over the stage's request rate or the API key's daily quota: retry with backoff."),
+    429: (
+        "throttled",
+        "Over the stage's rate or the key's quota, or the store throttled: retry with backoff.",
+    ),
     501: ("not_implemented", "`event_type: return` is not scored yet."),
     503: ("unavailable", "The feature or decision store cannot be reached: nothing can decide. Retry."),
 }

@@ -222,8 +222,16 @@ def _conflict(error: Conflict) -> Response:
     return _error(409, "conflict", "this order was already scored with a different request", "order.order_id")
 
 
+THROTTLE_CODES = frozenset(
+    {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"}
+)
+
+
 @app.exception_handler(Exception)
 def _unexpected(error: Exception) -> Response:
+    if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in THROTTLE_CODES:
+        logger.warning("storage throttled", extra={"kind": error.response["Error"]["Code"]})
+        return _error(429, "throttled", "too many requests right now, retry with backoff")
     if isinstance(error, (ClientError, BotoCoreError)):
         logger.error("storage unavailable", extra={"kind": type(error).__name__})
         return _error(503, "unavailable", "the decision store is unavailable, retry later")

@@ -202,6 +202,21 @@ def test_store_down_is_503_without_traceback(handlers, monkeypatch) -> None:
     assert "Traceback" not in json.dumps(body)
 
 
+class ThrottledStore:
+    def get_many(self, keys: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "x"}}, "BatchGetItem"
+        )
+
+
+def test_a_throttled_store_is_429_not_503(handlers, monkeypatch) -> None:
+    monkeypatch.setattr(handlers["down"], "features", ThrottledStore())
+    status, body = call(handlers["down"], event("POST", "/v1/risk-score", order("ORD-T")))
+    assert status == 429 and body["error"]["code"] == "throttled"
+
+
 def test_every_bad_field_is_named(handlers) -> None:
     bad = order("ORD-M", amount=-5)
     bad["order"]["currency"] = "rupees"
