@@ -62,6 +62,13 @@ class _MemoryDynamo:
         self.tables[TableName][key] = Item
         return {}
 
+    def batch_write_item(self, RequestItems: dict) -> dict:  # noqa: N803
+        for table, requests in RequestItems.items():
+            for request in requests:
+                item = request["PutRequest"]["Item"]
+                self.tables[table][self._key(table, item)] = item
+        return {"UnprocessedItems": {}}
+
 
 def _records(events: list[dict]) -> list[dict]:
     return [

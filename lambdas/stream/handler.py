@@ -1,12 +1,14 @@
 """stream Lambda: Kinesis `events` → online aggregates in `features` (exactly once) + raw events in the lake.
 
-Thin: Powertools batch processing with partial batch responses. Per record:
+Thin: the batch is parsed, applied as a whole by `returnguard.aws.stream_apply` (each touched item
+read and written once), and Powertools batch processing reports each record's outcome as a partial
+batch response:
 - a record that can never apply (not base64/JSON, envelope or payload invalid) goes to the
   dead-letter queue with its reason and counts as handled, so it never blocks the shard;
 - a duplicate event id is skipped;
 - anything transient (throttling, a version conflict that will not settle, S3 or SQS down) fails
-  the record, and every later record of the batch with it: Kinesis redelivers from the first
-  failure, in order, and `returnguard.aws.stream_apply` skips what each record already did.
+  the earliest record it touched, and every later record of the batch with it: Kinesis redelivers
+  from there, in order, and the applier skips what each record already did.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from returnguard.aws.stream_apply import Position, StreamApplier
+from returnguard.aws.stream_apply import Position, StreamApplier, StreamRecord
 from returnguard.events import InvalidEvent, parse
 
 
@@ -39,7 +41,9 @@ settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the m
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
+# A failure on an item the first record touched fails every record: answer that as a partial batch
+# response too (Kinesis retries from the first record) rather than as a function error.
+processor = BatchProcessor(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
 applier = StreamApplier(
     boto3.client("dynamodb"),
     settings.features_table,
@@ -55,10 +59,45 @@ class SkippedAfterFailure(RuntimeError):
 
 
 class _Batch:
-    failed = False
+    """This invocation's verdicts, by sequence number, for the record handler to report."""
+
+    outcome: dict[str, str] = {}  # 'applied', 'duplicate' or 'poison' (the reason in `poison`)
+    poison: dict[str, str] = {}
+    failed_from: int | None = None  # a sequence number: it and every later record failed
+    error: BaseException | None = None
 
 
 batch = _Batch()
+
+
+def _apply(records: list[dict[str, Any]]) -> None:
+    """Parse every record, apply the valid ones as one batch, and note each record's verdict."""
+    batch.outcome, batch.poison, batch.failed_from, batch.error = {}, {}, None, None
+    valid: list[StreamRecord] = []
+    sequences: list[str] = []
+    for raw_record in records:
+        record = KinesisStreamRecord(raw_record)
+        sequence = record.kinesis.sequence_number
+        try:
+            try:
+                data = base64.b64decode(record.kinesis.data, validate=True)
+            except ValueError:
+                raise InvalidEvent("data is not base64") from None
+            envelope, payload = parse(data)
+        except InvalidEvent as error:
+            batch.poison[sequence] = str(error)
+            continue
+        shard = record.event_id.split(":", 1)[0]
+        valid.append(StreamRecord(envelope, payload, Position(shard, int(sequence)), data))
+        sequences.append(sequence)
+    result = applier.apply_batch(valid)
+    batch.outcome = dict(zip(sequences, result.outcomes, strict=False))
+    if result.failed_from is not None:
+        batch.failed_from, batch.error = int(sequences[result.failed_from]), result.error
+        logger.error(
+            "batch failed from a record on, which will be redelivered",
+            extra={"sequence_number": sequences[result.failed_from], "error": repr(result.error)},
+        )
 
 
 def _dead_letter(record: KinesisStreamRecord, reason: str) -> None:
@@ -81,28 +120,19 @@ def _dead_letter(record: KinesisStreamRecord, reason: str) -> None:
 
 
 def record_handler(record: KinesisStreamRecord) -> str:
-    if batch.failed:
+    sequence = record.kinesis.sequence_number
+    if batch.failed_from is not None and int(sequence) >= batch.failed_from:
+        if int(sequence) == batch.failed_from and batch.error is not None:
+            raise batch.error
         raise SkippedAfterFailure(record.event_id)
-    try:
+    if sequence in batch.poison:
         try:
-            data = base64.b64decode(record.kinesis.data, validate=True)
-        except ValueError:
-            raise InvalidEvent("data is not base64") from None
-        envelope, payload = parse(data)
-    except InvalidEvent as error:
-        try:
-            _dead_letter(record, str(error))
+            _dead_letter(record, batch.poison[sequence])
         except Exception:
-            batch.failed = True
+            batch.failed_from = int(sequence)  # nothing later is reported done before this one is
             raise
         return "poison"
-    shard = record.event_id.split(":", 1)[0]
-    try:
-        outcome = applier.apply(envelope, payload, Position(shard, int(record.kinesis.sequence_number)), data)
-    except Exception:
-        batch.failed = True
-        logger.exception("record failed, will be redelivered", extra={"record": record.event_id})
-        raise
+    outcome = batch.outcome[sequence]
     metrics.add_metric(
         name="EventsApplied" if outcome == "applied" else "DuplicateEvents", unit=MetricUnit.Count, value=1
     )
@@ -113,7 +143,7 @@ def record_handler(record: KinesisStreamRecord) -> str:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    batch.failed = False
+    _apply(event.get("Records", []))
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -1,15 +1,23 @@
-"""Apply one stream event to the `features` table, exactly once, and land it in the lake.
+"""Apply a batch of stream events to the `features` table, exactly once, and land them in the lake.
+
+A batch is applied item by item, not event by event: one BatchGetItem reads every item the batch
+touches and every event's done marker, each item's events are folded in sequence order, and each
+changed item is written once, with the writes running in parallel. A hot item (a busy category, a
+big seller) costs one write per batch instead of one per event.
 
 Exactly once, per item and per event:
 - Each aggregate item remembers, per Kinesis shard, the sequence number of the last record applied
   to it (`positions`). A redelivered record (a retry after a partial failure, a crash between two
   item writes) finds its position already recorded on the items it reached and skips them, and
-  completes the ones it did not. This needs the records of a shard applied in order, one at a time:
-  the consumer runs with parallelization factor 1 and stops a batch at its first failure.
+  completes the ones it did not. This needs a shard's records in order: the consumer runs with
+  parallelization factor 1, and the batch is reported failed from its first record that did not
+  fully apply.
 - A producer that sent the same event twice (same `event_id`, another sequence number) is caught by
-  the `idempotency` table: `event#<id>` is written once the event is fully applied (TTL 7 days).
+  the `idempotency` table: `event#<id>` is written once the event is fully applied (TTL 7 days), and
+  a second copy inside one batch is caught before anything is written.
 Writes are conditional on the item's version (optimistic concurrency, bounded retries); a throttled
-or failed write raises, so the record is retried, never lost and never counted twice.
+or failed write fails the earliest record that needed it, so that record and every later one are
+redelivered, never lost and never counted twice.
 
 Late and out-of-order events land where their event time puts them: every aggregate is a count, a
 sum, a min/max, or a list kept sorted by time and pruned against the latest time, so applying a set
@@ -22,8 +30,10 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from returnguard.aggregates import (
@@ -42,14 +52,36 @@ from returnguard.features import OrderContext
 from returnguard.tables import entity_key
 
 MAX_VERSION_RETRIES = 8
+MAX_UNPROCESSED_RETRIES = 8
 MARKER_TTL_SECONDS = 7 * 86_400
 POSITION_KEEP_MS = 7 * 86_400_000  # shard marks untouched this long belong to closed shards
+BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
+BATCH_WRITE_ITEMS = 25  # and per BatchWriteItem
+WRITERS = 8  # parallel item writes; boto3's default pool has 10 connections
 
 
 @dataclass(frozen=True)
 class Position:
     shard_id: str
     sequence_number: int
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    envelope: Envelope
+    payload: Any
+    position: Position
+    raw: bytes
+
+
+@dataclass
+class BatchResult:
+    """`outcomes[i]` is 'applied' or 'duplicate' for every record before `failed_from`; that record
+    and every later one must be redelivered. `error` is what stopped the batch."""
+
+    outcomes: list[str] = field(default_factory=list)
+    failed_from: int | None = None
+    error: BaseException | None = None
 
 
 class VersionConflictExhausted(RuntimeError):
@@ -84,56 +116,120 @@ def changes(envelope: Envelope, payload: Any) -> list[tuple[str, Change]]:
     return []  # product profiles: landed in the lake, not counted
 
 
+@dataclass(frozen=True)
+class _Step:
+    index: int  # the record's place in the batch
+    change: Change
+    position: Position
+
+
+def _chunks(values: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 class StreamApplier:
-    """`dynamodb` and `s3` are boto3 clients created once by the caller."""
+    """`dynamodb` and `s3` are boto3 clients created once by the caller (they are thread-safe)."""
 
     def __init__(
         self, dynamodb: Any, features_table: str, idempotency_table: str, s3: Any = None, bucket: str = ""
     ):
         self._db, self._features, self._idempotency = dynamodb, features_table, idempotency_table
         self._s3, self._bucket = s3, bucket
+        self._pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="stream-write")
 
-    def _read(self, marker: str, keys: list[str]) -> tuple[bool, dict[str, dict[str, Any]]]:
-        """One BatchGetItem (strongly consistent) for the done marker and every item the event touches."""
-        request: dict[str, Any] = {
-            self._idempotency: {"Keys": [{"id": {"S": marker}}], "ConsistentRead": True},
-        }
-        if keys:
-            request[self._features] = {"Keys": [{"pk": {"S": k}} for k in keys], "ConsistentRead": True}
-        found: dict[str, dict[str, Any]] = {}
-        done = False
-        for attempt in range(8):
-            response = self._db.batch_get_item(RequestItems=request)
-            done = done or bool(response["Responses"].get(self._idempotency))
-            for item in response["Responses"].get(self._features, []):
-                found[item["pk"]["S"]] = item
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                return done, found
-            time.sleep(0.01 * 2**attempt)
-        raise RuntimeError("DynamoDB kept returning unprocessed keys")
+    def apply_batch(self, records: list[StreamRecord]) -> BatchResult:
+        """Never raises for a transient failure: it is reported as `failed_from` and `error`."""
+        touched: list[list[tuple[str, Change]]] = []
+        unusable: tuple[int, BaseException] | None = None
+        for i, record in enumerate(records):
+            try:
+                touched.append(changes(record.envelope, record.payload))
+            except Exception as error:  # a valid event our code cannot apply: it and the rest wait
+                unusable, records = (i, error), records[:i]
+                break
+        event_ids = [r.envelope.event_id for r in records]
+        try:
+            done, items = self._read(
+                list(dict.fromkeys(event_ids)), list(dict.fromkeys(k for t in touched for k, _ in t))
+            )
+        except Exception as error:  # nothing was written: the whole batch comes again
+            return BatchResult(failed_from=0, error=error)
 
-    def apply(self, envelope: Envelope, payload: Any, position: Position, raw: bytes) -> str:
-        """'applied' or 'duplicate'. Raises on anything transient (throttling, conflicts, S3)."""
-        touched = changes(envelope, payload)
-        done, items = self._read(f"event#{envelope.event_id}", list(dict.fromkeys(k for k, _ in touched)))
-        if done:
-            return "duplicate"
-        for key, change in touched:
-            self._apply_item(key, change, position, items.get(key))
-        self._land(envelope, raw)
-        self._db.put_item(
-            TableName=self._idempotency,
-            Item={
-                "id": {"S": f"event#{envelope.event_id}"},
-                "applied_at": {"N": str(int(time.time()))},
-                "expiration": {"N": str(int(time.time()) + MARKER_TTL_SECONDS)},
-            },
+        outcomes: list[str] = []
+        plan: dict[str, list[_Step]] = {}
+        for i, (record, event_id) in enumerate(zip(records, event_ids, strict=True)):
+            if event_id in done:
+                outcomes.append("duplicate")
+                continue
+            done.add(event_id)  # a second copy later in this batch is a duplicate too
+            outcomes.append("applied")
+            for key, change in touched[i]:
+                plan.setdefault(key, []).append(_Step(i, change, record.position))
+
+        result = BatchResult(outcomes=outcomes)
+        if unusable is not None:
+            self._fail(result, [unusable])
+        failures = self._run(
+            (steps[0].index, partial(self._write_item, key, steps, items.get(key)))
+            for key, steps in plan.items()
         )
-        return "applied"
+        self._fail(result, failures)
+        applied = [i for i in range(self._limit(result, records)) if outcomes[i] == "applied"]
+        self._fail(result, self._run((i, partial(self._land, records[i])) for i in applied))
+        self._fail(result, self._mark([i for i in applied if i < self._limit(result, records)], event_ids))
+        result.outcomes = outcomes[: self._limit(result, records)]
+        return result
 
-    def _apply_item(self, key: str, change: Change, position: Position, item: dict[str, Any] | None) -> None:
-        """`item`: as read with the event; after a version conflict it is read again."""
+    @staticmethod
+    def _limit(result: BatchResult, records: list[StreamRecord]) -> int:
+        return len(records) if result.failed_from is None else result.failed_from
+
+    @staticmethod
+    def _fail(result: BatchResult, failures: list[tuple[int, BaseException]]) -> None:
+        for index, error in failures:
+            if result.failed_from is None or index < result.failed_from:
+                result.failed_from, result.error = index, error
+
+    def _run(self, tasks: Iterable[tuple[int, Callable[[], None]]]) -> list[tuple[int, BaseException]]:
+        """Run every task on the writer pool; (record index, error) for each one that failed."""
+        futures = [(index, self._pool.submit(task)) for index, task in tasks]
+        failures = []
+        for index, future in futures:
+            error = future.exception()
+            if error is not None:
+                failures.append((index, error))
+        return failures
+
+    def _read(self, event_ids: list[str], keys: list[str]) -> tuple[set[str], dict[str, dict[str, Any]]]:
+        """Strongly consistent BatchGetItems over the done markers and every item the batch touches."""
+        wanted = [(self._idempotency, "id", f"event#{e}") for e in event_ids]
+        wanted += [(self._features, "pk", k) for k in keys]
+        done: set[str] = set()
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(wanted, BATCH_GET_KEYS):
+            request: dict[str, Any] = {}
+            for table, name, value in chunk:
+                request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(
+                    {name: {"S": value}}
+                )
+            for attempt in range(MAX_UNPROCESSED_RETRIES + 1):
+                response = self._db.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._idempotency, []):
+                    done.add(item["id"]["S"].removeprefix("event#"))
+                for item in response["Responses"].get(self._features, []):
+                    found[item["pk"]["S"]] = item
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                if attempt == MAX_UNPROCESSED_RETRIES:
+                    raise RuntimeError("DynamoDB kept returning unprocessed keys")
+                time.sleep(0.01 * 2**attempt)
+        return done, found
+
+    def _write_item(self, key: str, steps: list[_Step], item: dict[str, Any] | None) -> None:
+        """Fold this batch's changes to one item, in order, and write it once. `item`: as read with the
+        batch; after a version conflict it is read again and the fold starts over."""
         for attempt in range(MAX_VERSION_RETRIES):
             if attempt:
                 item = self._db.get_item(
@@ -142,13 +238,19 @@ class StreamApplier:
             decoded = decode_item(item) if item else {}
             version = int(decoded.get("version", 0))
             positions: dict[str, list[int]] = json.loads(decoded.get("positions") or "{}")
-            seen = positions.get(position.shard_id)
-            if seen is not None and int(seen[0]) >= position.sequence_number:
-                return  # this record already reached this item
-            state = change(copy.deepcopy(decoded.get("state")))
+            state: Any = copy.deepcopy(decoded.get("state"))
             now_ms = int(time.time() * 1000)
+            changed = False
+            for step in steps:
+                seen = positions.get(step.position.shard_id)
+                if seen is not None and int(seen[0]) >= step.position.sequence_number:
+                    continue  # this record already reached this item
+                state = step.change(state)
+                positions[step.position.shard_id] = [step.position.sequence_number, now_ms]
+                changed = True
+            if not changed:
+                return
             positions = {s: p for s, p in positions.items() if now_ms - int(p[1]) < POSITION_KEEP_MS}
-            positions[position.shard_id] = [position.sequence_number, now_ms]
             new_item = encode_item(key, state, version + 1)
             new_item["positions"] = {"S": json.dumps(positions, separators=(",", ":"), sort_keys=True)}
             condition = (
@@ -163,16 +265,48 @@ class StreamApplier:
                 self._db.put_item(TableName=self._features, Item=new_item, **condition)
                 return
             except self._db.exceptions.ConditionalCheckFailedException:
-                continue  # someone else wrote it: read again and reapply
+                continue  # someone else wrote it: read again and fold again
         raise VersionConflictExhausted(key)
 
-    def _land(self, envelope: Envelope, raw: bytes) -> None:
+    def _land(self, record: StreamRecord) -> None:
         if self._s3 is None or not self._bucket:
             return
+        envelope = record.envelope
         day = envelope.event_time.strftime("%Y-%m-%d")
         self._s3.put_object(
             Bucket=self._bucket,
             Key=f"raw/events/event_type={envelope.event_type}/dt={day}/{envelope.event_id}.json",
-            Body=raw,
+            Body=record.raw,
             ContentType="application/json",
         )
+
+    def _mark(self, indexes: list[int], event_ids: list[str]) -> list[tuple[int, BaseException]]:
+        """The done markers of fully applied events, 25 to a BatchWriteItem, in order; the first
+        chunk that cannot be written fails its earliest record (markers are safe to write twice)."""
+        now = int(time.time())
+        for chunk in _chunks(indexes, BATCH_WRITE_ITEMS):
+            pending = {
+                self._idempotency: [
+                    {
+                        "PutRequest": {
+                            "Item": {
+                                "id": {"S": f"event#{event_ids[i]}"},
+                                "applied_at": {"N": str(now)},
+                                "expiration": {"N": str(now + MARKER_TTL_SECONDS)},
+                            }
+                        }
+                    }
+                    for i in chunk
+                ]
+            }
+            try:
+                for attempt in range(MAX_UNPROCESSED_RETRIES + 1):
+                    pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                    if not pending:
+                        break
+                    if attempt == MAX_UNPROCESSED_RETRIES:
+                        raise RuntimeError("DynamoDB kept returning unprocessed items")
+                    time.sleep(0.01 * 2**attempt)
+            except Exception as error:
+                return [(chunk[0], error)]
+        return []

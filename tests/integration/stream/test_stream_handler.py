@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from typing import Any
 
 import pytest
@@ -13,7 +14,9 @@ from botocore.exceptions import ClientError
 from local.streaming import history_events
 from returnguard import synth
 from returnguard.aggregates import replay
-from returnguard.events import envelope
+from returnguard.aws import stream_apply
+from returnguard.aws.stream_apply import changes
+from returnguard.events import envelope, parse
 from returnguard.tables import entity_key
 from tests.integration.stream.conftest import Delivery, normalized, stored_states
 
@@ -61,11 +64,14 @@ def test_duplicates_reordering_and_throttling_change_nothing(aws, stream_handler
     stream = perturbed(events, seed=5)
     assert len(stream) > len(events) and [e["event_id"] for e in stream] != [e["event_id"] for e in events]
     calls = {"n": 0, "throttled": 0}
+    lock = threading.Lock()  # the applier writes items from several threads
 
     def throttle(**_: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] % 9 == 0:  # every ninth aggregate write is refused, mid-event
-            calls["throttled"] += 1
+        with lock:
+            calls["n"] += 1
+            refuse = calls["n"] % 9 == 0  # every ninth aggregate write is refused, mid-batch
+            calls["throttled"] += refuse
+        if refuse:
             raise ClientError(
                 {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
                 "PutItem",
@@ -133,26 +139,104 @@ def test_poison_records_go_to_the_dead_letter_queue_and_the_rest_applies(aws, st
     assert any("time zone" in r for r in reasons)
 
 
-def test_a_failure_fails_that_record_and_every_later_one(aws, stream_handler, history) -> None:
+def folded(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The aggregates the events leave when each change is applied once, in order: the pure functions
+    of returnguard.aggregates, with no store, no batching and no failures."""
+    states: dict[str, Any] = {}
+    for event in events:
+        for key, change in changes(*parse(json.dumps(event).encode())):
+            states[key] = change(states.get(key))
+    return states
+
+
+def _first_new_customer(events: list[dict[str, Any]], start: int) -> int:
+    """The first event from `start` on whose customer no earlier event of the list touches."""
+    seen = {e["payload"]["customer_id"] for e in events[:start]}
+    for i in range(start, len(events)):
+        if events[i]["payload"]["customer_id"] not in seen:
+            return i
+        seen.add(events[i]["payload"]["customer_id"])
+    raise AssertionError("no new customer in the batch")
+
+
+@pytest.mark.parametrize("where", ["aggregate write", "lake landing", "done markers", "our own code"])
+def test_a_failure_fails_the_earliest_record_it_touched_and_every_later_one(
+    aws, stream_handler, history, where, monkeypatch
+) -> None:
     events, _ = history
-    records = [json.dumps(e).encode() for e in events[:10]]
-    state = {"calls": 0}
+    batch = events[:10]
+    records = [json.dumps(e).encode() for e in batch]
+    state = {"failed": 0}
+    if where == "our own code":  # a valid event the aggregate functions choke on, once
+        failing = 3
+        original = stream_apply.changes
 
-    def fail_once_on_the_fourth_event(params: dict, **_: Any) -> None:
-        if params.get("Item", {}).get("id", {}).get("S", "").startswith("event#"):
-            state["calls"] += 1
-            if state["calls"] == 4:
-                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "x"}}, "PutItem")
+        def flaky(envelope: Any, payload: Any) -> Any:
+            if envelope.event_id == batch[failing]["event_id"] and not state["failed"]:
+                state["failed"] += 1
+                raise ZeroDivisionError("a bug")
+            return original(envelope, payload)
 
-    stream_handler.applier._db.meta.events.register(
-        "provide-client-params.dynamodb.PutItem", fail_once_on_the_fourth_event
-    )
+        monkeypatch.setattr(stream_apply, "changes", flaky)
+        hook, operation, client = "", "", None
+
+        def matches(params: dict) -> bool:
+            return False
+    elif where == "aggregate write":  # the first write of an item no earlier record touches
+        failing = _first_new_customer(batch, 3)
+        hook, operation = "before-parameter-build.dynamodb.PutItem", "PutItem"
+        client = stream_handler.applier._db
+
+        def matches(params: dict) -> bool:
+            return params["Item"]["pk"]["S"] == entity_key(
+                "customer", batch[failing]["payload"]["customer_id"]
+            )
+    elif where == "lake landing":
+        failing = 3
+        hook, operation = "before-parameter-build.s3.PutObject", "PutObject"
+        client = stream_handler.applier._s3
+
+        def matches(params: dict) -> bool:
+            return params["Key"].endswith(f"/{batch[failing]['event_id']}.json")
+    else:  # all ten markers share one BatchWriteItem: the batch fails from its first record
+        failing = 0
+        hook, operation = "before-parameter-build.dynamodb.BatchWriteItem", "BatchWriteItem"
+        client = stream_handler.applier._db
+
+        def matches(params: dict) -> bool:
+            return True
+
+    def fail_once(params: dict, **_: Any) -> None:
+        if matches(params) and not state["failed"]:
+            state["failed"] += 1
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "x"}}, operation)
+
+    if client is not None:
+        client.meta.events.register(hook, fail_once)
     delivery = Delivery(stream_handler, batch_size=10)
     delivery.run(records)
     first = delivery.responses[0]["batchItemFailures"]
-    assert [int(f["itemIdentifier"]) - 1_000_000 for f in first] == list(range(3, 10))
+    assert state["failed"] == 1
+    assert [int(f["itemIdentifier"]) - 1_000_000 for f in first] == list(range(failing, 10))
     assert delivery.responses[1] == {"batchItemFailures": []}
     assert aws["dynamodb"].scan(TableName="idempotency", Select="COUNT")["Count"] == 10
+    assert aws["s3"].list_objects_v2(Bucket="lake", Prefix="raw/events/")["KeyCount"] == 10
+    assert normalized(stored_states(aws["dynamodb"])) == normalized(folded(batch))  # each change once
+
+
+def test_one_batch_writes_each_item_once(aws, stream_handler, history) -> None:
+    events, _ = history
+    batch = events[:100]
+    puts = {"n": 0}
+
+    def count(**_: Any) -> None:
+        puts["n"] += 1
+
+    stream_handler.applier._db.meta.events.register("before-call.dynamodb.PutItem", count)
+    Delivery(stream_handler, batch_size=100).run([json.dumps(e).encode() for e in batch])
+    items = len(stored_states(aws["dynamodb"]))
+    assert puts["n"] == items  # not one write per event and item
+    assert items < sum(1 + 4 * (e["event_type"] != "customer") for e in batch)
 
 
 def test_the_handler_refuses_to_start_without_its_dead_letter_queue(monkeypatch) -> None:
