@@ -95,6 +95,9 @@ class MonitoringStack(Stack):
         )
         decision_latency = series("DecisionLatency", "risk_level", levels, statistic="p99")
         fallbacks = series("", None, ("ModelFallback", "ExplanationFallback"))
+        stream_records = series(
+            "", None, ("EventsApplied", "DuplicateEvents", "PoisonRecords", "RecordsRetried")
+        )
 
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-overview")
         self.dashboard.add_widgets(
@@ -106,6 +109,9 @@ class MonitoringStack(Stack):
             cw.GraphWidget(title="Endpoint errors", left=[endpoint_errors], width=8),
             cw.GraphWidget(
                 title="Stream iterator age (ms) / DLQ depth", left=[iterator_age], right=[dlq_depth], width=8
+            ),
+            cw.GraphWidget(
+                title="Stream records: applied, duplicate, poison, retried", left=stream_records, width=12
             ),
         )
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections import Counter
 from typing import Any
 
 import boto3
@@ -65,6 +66,7 @@ class _Batch:
     poison: dict[str, str] = {}
     failed_from: int | None = None  # a sequence number: it and every later record failed
     error: BaseException | None = None
+    counts: Counter[str] = Counter()  # this invocation's metrics, emitted once at its end
 
 
 batch = _Batch()
@@ -73,6 +75,7 @@ batch = _Batch()
 def _apply(records: list[dict[str, Any]]) -> None:
     """Parse every record, apply the valid ones as one batch, and note each record's verdict."""
     batch.outcome, batch.poison, batch.failed_from, batch.error = {}, {}, None, None
+    batch.counts = Counter()
     valid: list[StreamRecord] = []
     sequences: list[str] = []
     for raw_record in records:
@@ -116,7 +119,7 @@ def _dead_letter(record: KinesisStreamRecord, reason: str) -> None:
     logger.warning(
         "poison record to the dead-letter queue", extra={"reason": reason, "record": record.event_id}
     )
-    metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=1)
+    batch.counts["PoisonRecords"] += 1
 
 
 def record_handler(record: KinesisStreamRecord) -> str:
@@ -133,9 +136,7 @@ def record_handler(record: KinesisStreamRecord) -> str:
             raise
         return "poison"
     outcome = batch.outcome[sequence]
-    metrics.add_metric(
-        name="EventsApplied" if outcome == "applied" else "DuplicateEvents", unit=MetricUnit.Count, value=1
-    )
+    batch.counts["EventsApplied" if outcome == "applied" else "DuplicateEvents"] += 1
     return outcome
 
 
@@ -144,6 +145,12 @@ def record_handler(record: KinesisStreamRecord) -> str:
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     _apply(event.get("Records", []))
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    # RecordsRetried: redelivered by Kinesis; a steady count means throttling or a stuck record
+    batch.counts["RecordsRetried"] = len(response.get("batchItemFailures", []))
+    for name, count in batch.counts.items():
+        if count:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
+    return response

@@ -365,6 +365,16 @@ def test_alarms_go_to_an_encrypted_topic_with_email_in_prod(dev, prod):
     monitoring.resource_count_is("AWS::CloudWatch::Dashboard", 1)
 
 
+def test_the_dashboard_plots_every_metric_the_functions_emit(dev):
+    (dashboard,) = resources(dev, "monitoring", "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    emitted = {
+        "Decisions", "DecisionsByAction", "DecisionLatency", "ModelFallback", "ExplanationFallback",
+        "EventsApplied", "DuplicateEvents", "PoisonRecords", "RecordsRetried",
+    }  # fmt: skip
+    assert {name for name in emitted if f'\\"{name}\\"' in body} == emitted
+
+
 def test_blocklist_sync_exists_only_with_a_database(dev, prod):
     assert dev.stacks.blocklist is None
     (sync,) = functions(prod, "blocklist")

@@ -100,7 +100,7 @@ def test_a_replayed_stream_changes_nothing(aws, stream_handler, history) -> None
     assert all(not r.get("batchItemFailures") for r in again.responses)
 
 
-def test_poison_records_go_to_the_dead_letter_queue_and_the_rest_applies(aws, stream_handler) -> None:
+def test_poison_records_go_to_the_dead_letter_queue_and_the_rest_applies(aws, stream_handler, capsys) -> None:
     good = envelope(
         "order",
         "ord-ok-1",
@@ -129,6 +129,9 @@ def test_poison_records_go_to_the_dead_letter_queue_and_the_rest_applies(aws, st
     delivery = Delivery(stream_handler, batch_size=10)
     delivery.run(records)
     assert delivery.responses == [{"batchItemFailures": []}]  # poison never blocks the shard
+    (emitted,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert (emitted["PoisonRecords"], emitted["EventsApplied"]) == ([3.0], [1.0])  # once per invocation
+    assert "RecordsRetried" not in emitted
     assert stored_states(aws["dynamodb"])["customer#C1"]["order_count"] == 1
     messages = aws["sqs"].receive_message(QueueUrl=stream_handler.settings.dlq_url, MaxNumberOfMessages=10)[
         "Messages"
@@ -161,7 +164,7 @@ def _first_new_customer(events: list[dict[str, Any]], start: int) -> int:
 
 @pytest.mark.parametrize("where", ["aggregate write", "lake landing", "done markers", "our own code"])
 def test_a_failure_fails_the_earliest_record_it_touched_and_every_later_one(
-    aws, stream_handler, history, where, monkeypatch
+    aws, stream_handler, history, where, monkeypatch, capsys
 ) -> None:
     events, _ = history
     batch = events[:10]
@@ -219,6 +222,8 @@ def test_a_failure_fails_the_earliest_record_it_touched_and_every_later_one(
     assert state["failed"] == 1
     assert [int(f["itemIdentifier"]) - 1_000_000 for f in first] == list(range(failing, 10))
     assert delivery.responses[1] == {"batchItemFailures": []}
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m["RecordsRetried"] for m in emitted if "RecordsRetried" in m] == [[10 - failing]]
     assert aws["dynamodb"].scan(TableName="idempotency", Select="COUNT")["Count"] == 10
     assert aws["s3"].list_objects_v2(Bucket="lake", Prefix="raw/events/")["KeyCount"] == 10
     assert normalized(stored_states(aws["dynamodb"])) == normalized(folded(batch))  # each change once
