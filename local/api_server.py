@@ -34,6 +34,7 @@ from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 from local.stack import REGION, LocalStack
+from returnguard.aws.batches import until_processed
 from returnguard.aws.feature_store import encode_item
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,11 +204,10 @@ def seed_features(stack: LocalStack, items: Iterable[tuple[str, Mapping[str, Any
 
     def flush() -> None:
         request = {table: [{"PutRequest": {"Item": encode_item(pk, state, 1)}} for pk, state in batch]}
-        for _ in range(8):
-            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-            if not request:
-                return
-        raise RuntimeError("the local features table kept returning unprocessed items")
+        for _ in until_processed(
+            client.batch_write_item, request, what="the local features table", retries=7
+        ):
+            pass
 
     for pk, state in items:
         batch.append((pk, state))

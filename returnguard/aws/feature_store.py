@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from returnguard.aws.batches import until_processed
 from returnguard.tables import entity_key
 
 BLOCKLIST_KINDS = ("customer", "address", "card")
@@ -50,17 +51,11 @@ class DynamoFeatureStore:
                     "ConsistentRead": False,
                 }
             }
-            attempts = 0
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
+            for response in until_processed(
+                self._client.batch_get_item, request, what="features table", retries=4, first_backoff_s=0.02
+            ):
                 for item in response.get("Responses", {}).get(self._table, []):
                     found[item["pk"]["S"]] = decode_item(item)
-                request = response.get("UnprocessedKeys") or {}
-                attempts += 1
-                if request and attempts >= 5:
-                    raise RuntimeError("features table kept returning unprocessed keys")
-                if request:
-                    time.sleep(0.01 * 2**attempts)
         return found
 
     def get_aggregate(self, entity: str, entity_id: str) -> tuple[dict[str, Any] | None, int]:

@@ -46,6 +46,7 @@ from returnguard.aggregates import (
     apply_return_to_entity,
     order_entity_ids,
 )
+from returnguard.aws.batches import until_processed
 from returnguard.aws.feature_store import decode_item, encode_item
 from returnguard.events import CustomerPayload, Envelope, to_context
 from returnguard.features import OrderContext
@@ -213,18 +214,13 @@ class StreamApplier:
                 request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(
                     {name: {"S": value}}
                 )
-            for attempt in range(MAX_UNPROCESSED_RETRIES + 1):
-                response = self._db.batch_get_item(RequestItems=request)
+            for response in until_processed(
+                self._db.batch_get_item, request, what="DynamoDB", retries=MAX_UNPROCESSED_RETRIES
+            ):
                 for item in response["Responses"].get(self._idempotency, []):
                     done.add(item["id"]["S"].removeprefix("event#"))
                 for item in response["Responses"].get(self._features, []):
                     found[item["pk"]["S"]] = item
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                if attempt == MAX_UNPROCESSED_RETRIES:
-                    raise RuntimeError("DynamoDB kept returning unprocessed keys")
-                time.sleep(0.01 * 2**attempt)
         return done, found
 
     def _write_item(self, key: str, steps: list[_Step], item: dict[str, Any] | None) -> None:
@@ -300,13 +296,10 @@ class StreamApplier:
                 ]
             }
             try:
-                for attempt in range(MAX_UNPROCESSED_RETRIES + 1):
-                    pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-                    if not pending:
-                        break
-                    if attempt == MAX_UNPROCESSED_RETRIES:
-                        raise RuntimeError("DynamoDB kept returning unprocessed items")
-                    time.sleep(0.01 * 2**attempt)
+                for _ in until_processed(
+                    self._db.batch_write_item, pending, what="DynamoDB", retries=MAX_UNPROCESSED_RETRIES
+                ):
+                    pass
             except Exception as error:
                 return [(chunk[0], error)]
         return []
