@@ -137,14 +137,34 @@ class _WsgiHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _call
 
 
+def _dispatcher() -> Any:
+    """moto's WSGI dispatcher, remembering which backend serves which host.
+
+    moto finds the backend of every request by listing its own package folder, under a lock all
+    requests wait on (`get_backend_for_host`: 0.3 ms a DynamoDB call, measured; about 5% of a local
+    API decision's CPU). The answer depends on the host alone, so it is looked up once per host.
+    """
+    from moto.server import DomainDispatcherApplication, create_backend_app
+
+    class Dispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self._backends: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            if host not in self._backends:
+                self._backends[host] = super().get_backend_for_host(host)
+            return self._backends[host]
+
+    return Dispatcher()
+
+
 class _MotoServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, port: int):
-        from moto.server import DomainDispatcherApplication, create_backend_app
-
         super().__init__(("127.0.0.1", port), _WsgiHandler)
-        self.app = DomainDispatcherApplication(create_backend_app)
+        self.app = _dispatcher()
         self._thread = threading.Thread(target=self.serve_forever, name="moto-server", daemon=True)
 
     def start(self) -> None:
