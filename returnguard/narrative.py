@@ -22,7 +22,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from returnguard.schemas import RiskScoreResponse
@@ -92,34 +92,54 @@ def sanitize_untrusted(text: str) -> str:
     return cleaned[:MAX_UNTRUSTED_CHARS]
 
 
-def user_message(
-    *,
-    risk_level: str,
-    action: str,
-    key_factors: Sequence[str],
-    recommendation: str,
-    locale: str,
-    untrusted: Mapping[str, str] | None = None,
-) -> str:
-    lines = [
-        f"Write in {_LANGUAGE.get(locale, 'English')}.",
-        f"Risk level: {risk_level}. Recommended action: {action}.",
-        "Key factors:",
-        *[f"- {factor}" for factor in key_factors],
-        f"Recommendation: {recommendation}",
-    ]
-    for label, text in (untrusted or {}).items():
-        lines += [f"{label}:", UNTRUSTED_OPEN, sanitize_untrusted(text), UNTRUSTED_CLOSE]
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class NarrativeFacts:
+    """What a narrative is written from: no ids, names, addresses or card data. `untrusted` is
+    customer-written text by label (a return reason), fenced in the prompt and never cached."""
 
+    risk_level: str
+    action: str
+    key_factors: Sequence[str]
+    recommendation: str
+    locale: str
+    untrusted: Mapping[str, str] = field(default_factory=dict)
 
-def cache_key(
-    model_id: str, risk_level: str, action: str, key_factors: Sequence[str], recommendation: str, locale: str
-) -> str:
-    canonical = json.dumps(
-        [model_id, risk_level, action, sorted(key_factors), recommendation, locale], ensure_ascii=False
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    @classmethod
+    def of(cls, response: RiskScoreResponse, locale: str) -> NarrativeFacts:
+        return cls(
+            risk_level=response.risk_level,
+            action=response.recommended_action,
+            key_factors=response.explanation.key_factors,
+            recommendation=response.explanation.recommendation,
+            locale=locale,
+        )
+
+    def user_message(self) -> str:
+        lines = [
+            f"Write in {_LANGUAGE.get(self.locale, 'English')}.",
+            f"Risk level: {self.risk_level}. Recommended action: {self.action}.",
+            "Key factors:",
+            *[f"- {factor}" for factor in self.key_factors],
+            f"Recommendation: {self.recommendation}",
+        ]
+        for label, text in self.untrusted.items():
+            lines += [f"{label}:", UNTRUSTED_OPEN, sanitize_untrusted(text), UNTRUSTED_CLOSE]
+        return "\n".join(lines)
+
+    def cache_key(self, model_id: str) -> str:
+        """The same for the same model and facts, whatever the order of the key factors."""
+        canonical = json.dumps(
+            [
+                model_id,
+                self.risk_level,
+                self.action,
+                sorted(self.key_factors),
+                self.recommendation,
+                self.locale,
+            ],
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 class InvalidOutput(ValueError):
@@ -195,22 +215,14 @@ class Narrator:
     def __init__(self, client: Any, config: NarrativeConfig, cache: ExplanationCache | None = None):
         self._client, self._config, self._cache = client, config, cache
 
-    def narrate(
-        self,
-        *,
-        risk_level: str,
-        action: str,
-        key_factors: Sequence[str],
-        recommendation: str,
-        locale: str,
-        untrusted: Mapping[str, str] | None = None,
-    ) -> Narrative:
+    def narrate(self, facts: NarrativeFacts) -> Narrative:
         from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
-        key = cache_key(self._config.model_id, risk_level, action, key_factors, recommendation, locale)
-        if self._cache is not None and not untrusted:  # customer text makes each prompt its own
+        key = facts.cache_key(self._config.model_id)
+        cache = None if facts.untrusted else self._cache  # customer text makes each prompt its own
+        if cache is not None:
             try:
-                hit = self._cache.get(key)
+                hit = cache.get(key)
             except (BotoCoreError, ClientError):
                 hit = None
             if hit is not None:
@@ -221,18 +233,7 @@ class Narrator:
             "messages": [
                 {
                     "role": "user",
-                    "content": [
-                        {
-                            "text": user_message(
-                                risk_level=risk_level,
-                                action=action,
-                                key_factors=key_factors,
-                                recommendation=recommendation,
-                                locale=locale,
-                                untrusted=untrusted,
-                            )
-                        }
-                    ],
+                    "content": [{"text": facts.user_message()}],
                 }
             ],
             "inferenceConfig": {"maxTokens": self._config.max_tokens, "temperature": 0.2},
@@ -260,10 +261,10 @@ class Narrator:
             narrative, message = parse_output(text)
         except (InvalidOutput, KeyError, TypeError, AttributeError):
             return _fallback("invalid_output")
-        if self._cache is not None and not untrusted:
+        if cache is not None:
             # a cache that cannot be written costs a call next time, nothing more
             with contextlib.suppress(BotoCoreError, ClientError):
-                self._cache.put(key, self._config.model_id, narrative, message)
+                cache.put(key, self._config.model_id, narrative, message)
         return Narrative(narrative, message, "bedrock")
 
 

@@ -25,7 +25,14 @@ from returnguard.aws.decisions import Conflict, DecisionStore, body_hash
 from returnguard.aws.feature_store import DynamoFeatureStore
 from returnguard.aws.model_client import HttpModel, Model, SageMakerModel, sagemaker_config
 from returnguard.currency import UnknownCurrency
-from returnguard.narrative import ExplanationCache, NarrativeConfig, Narrator, bedrock_config, wanted
+from returnguard.narrative import (
+    ExplanationCache,
+    NarrativeConfig,
+    NarrativeFacts,
+    Narrator,
+    bedrock_config,
+    wanted,
+)
 from returnguard.policy import PolicyConfig
 from returnguard.schemas import RiskScoreRequest
 from returnguard.scoring import decide
@@ -129,14 +136,7 @@ def risk_score() -> Any:
     decision = decide(request, features, model, POLICY, started=started)
     response = decision.response
     if narrator is not None and wanted(request.explain, response.risk_level, NARRATIVE):
-        explanation = response.explanation
-        told = narrator.narrate(
-            risk_level=response.risk_level,
-            action=response.recommended_action,
-            key_factors=explanation.key_factors,
-            recommendation=explanation.recommendation,
-            locale=request.locale,
-        )
+        told = narrator.narrate(NarrativeFacts.of(response, request.locale))
         response = narrative.apply(response, told)
         response.processing_time_ms = round((time.perf_counter() - started) * 1000, 2)
         if told.fallback_reason:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -20,12 +21,11 @@ from returnguard.narrative import (
     ExplanationCache,
     InvalidOutput,
     NarrativeConfig,
+    NarrativeFacts,
     Narrator,
     bedrock_config,
-    cache_key,
     parse_output,
     sanitize_untrusted,
-    user_message,
     wanted,
 )
 from returnguard.tables import EXPLANATIONS
@@ -35,13 +35,13 @@ GOOD = {
     "narrative": "The customer returned most recent orders and pays cash on delivery; review before shipping.",
     "customer_message": "Your order is being verified. We will update you shortly.",
 }
-FACTS = {
-    "risk_level": "high",
-    "action": "manual_review",
-    "key_factors": ["Customer returned 4 of the last 6 orders (67%)", "Cash on delivery payment"],
-    "recommendation": "Hold the order for manual review.",
-    "locale": "en",
-}
+FACTS = NarrativeFacts(
+    risk_level="high",
+    action="manual_review",
+    key_factors=("Customer returned 4 of the last 6 orders (67%)", "Cash on delivery payment"),
+    recommendation="Hold the order for manual review.",
+    locale="en",
+)
 
 
 def converse_reply(text: str, stop: str = "end_turn") -> dict[str, Any]:
@@ -71,9 +71,9 @@ def test_success_is_bedrock_and_cached_then_served_without_a_call(client, cache)
     narrator = Narrator(client, CONFIG, store)
     with Stubber(client) as stub:
         stub.add_response("converse", converse_reply(json.dumps(GOOD)))
-        first = narrator.narrate(**FACTS)
+        first = narrator.narrate(FACTS)
         stub.assert_no_pending_responses()
-        second = narrator.narrate(**FACTS)  # a second Converse call would fail: nothing is stubbed
+        second = narrator.narrate(FACTS)  # a second Converse call would fail: nothing is stubbed
     assert first.source == second.source == "bedrock" and not first.cached and second.cached
     assert (first.narrative, first.customer_message) == (GOOD["narrative"], GOOD["customer_message"])
     assert (second.narrative, second.customer_message) == (first.narrative, first.customer_message)
@@ -81,11 +81,13 @@ def test_success_is_bedrock_and_cached_then_served_without_a_call(client, cache)
 
 
 def test_the_cache_is_keyed_by_level_factors_and_locale() -> None:
-    base = cache_key("m", "high", "manual_review", ["a", "b"], "r", "en")
-    assert base == cache_key("m", "high", "manual_review", ["b", "a"], "r", "en")  # order of factors
-    assert base != cache_key("m", "critical", "manual_review", ["a", "b"], "r", "en")
-    assert base != cache_key("m", "high", "manual_review", ["a", "c"], "r", "en")
-    assert base != cache_key("m", "high", "manual_review", ["a", "b"], "r", "hi")
+    facts = NarrativeFacts("high", "manual_review", ("a", "b"), "r", "en")
+    base = facts.cache_key("m")
+    assert base == replace(facts, key_factors=("b", "a")).cache_key("m")  # order of factors
+    assert base != replace(facts, risk_level="critical").cache_key("m")
+    assert base != replace(facts, key_factors=("a", "c")).cache_key("m")
+    assert base != replace(facts, locale="hi").cache_key("m")
+    assert base != facts.cache_key("another-model")
 
 
 def test_timeout_falls_back_to_the_template_and_caches_nothing(client, cache) -> None:
@@ -95,7 +97,7 @@ def test_timeout_falls_back_to_the_template_and_caches_nothing(client, cache) ->
         raise ReadTimeoutError(endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com")
 
     client.meta.events.register("before-send.bedrock-runtime.Converse", slow)
-    told = Narrator(client, CONFIG, store).narrate(**FACTS)
+    told = Narrator(client, CONFIG, store).narrate(FACTS)
     assert told.source == "template" and told.fallback_reason == "timeout" and told.narrative is None
     assert dynamodb.scan(TableName="explanations")["Count"] == 0
 
@@ -111,7 +113,7 @@ def test_timeout_falls_back_to_the_template_and_caches_nothing(client, cache) ->
 def test_service_errors_fall_back(client, code, reason) -> None:
     with Stubber(client) as stub:
         stub.add_client_error("converse", service_error_code=code, http_status_code=429)
-        told = Narrator(client, CONFIG).narrate(**FACTS)
+        told = Narrator(client, CONFIG).narrate(FACTS)
     assert told.source == "template" and told.fallback_reason == reason
 
 
@@ -132,7 +134,7 @@ def test_garbage_output_falls_back(client, cache, garbage) -> None:
     store, dynamodb = cache
     with Stubber(client) as stub:
         stub.add_response("converse", converse_reply(garbage))
-        told = Narrator(client, CONFIG, store).narrate(**FACTS)
+        told = Narrator(client, CONFIG, store).narrate(FACTS)
     assert told.source == "template" and told.fallback_reason == "invalid_output"
     assert dynamodb.scan(TableName="explanations")["Count"] == 0
 
@@ -140,7 +142,7 @@ def test_garbage_output_falls_back(client, cache, garbage) -> None:
 def test_a_guardrail_intervention_falls_back(client) -> None:
     with Stubber(client) as stub:
         stub.add_response("converse", converse_reply("I can't help with that.", stop="guardrail_intervened"))
-        told = Narrator(client, CONFIG).narrate(**FACTS)
+        told = Narrator(client, CONFIG).narrate(FACTS)
     assert told.fallback_reason == "guardrail"
 
 
@@ -167,7 +169,7 @@ def test_an_unreadable_cache_still_answers(client) -> None:
 
     with Stubber(client) as stub:
         stub.add_response("converse", converse_reply(json.dumps(GOOD)))
-        told = Narrator(client, CONFIG, DownCache()).narrate(**FACTS)
+        told = Narrator(client, CONFIG, DownCache()).narrate(FACTS)
     assert told.source == "bedrock" and told.narrative == GOOD["narrative"]
 
 
@@ -181,7 +183,7 @@ def test_prompt_fences_and_cleans_customer_text(client) -> None:
     client.meta.events.register("provide-client-params.bedrock-runtime.Converse", capture)
     with Stubber(client) as stub:
         stub.add_response("converse", converse_reply(json.dumps(GOOD)))
-        Narrator(client, CONFIG).narrate(**FACTS, untrusted={"Return reason": attack})
+        Narrator(client, CONFIG).narrate(replace(FACTS, untrusted={"Return reason": attack}))
     text = sent["messages"][0]["content"][0]["text"]
     fenced = text.split(UNTRUSTED_OPEN, 1)[1]
     assert fenced.count(UNTRUSTED_CLOSE) == 1  # the attacker's closing tag did not survive
@@ -198,7 +200,7 @@ def test_sanitize_caps_length_and_collapses_whitespace() -> None:
 
 
 def test_hindi_is_asked_for_in_hindi() -> None:
-    assert "Hindi" in user_message(**{**FACTS, "locale": "hi"})
+    assert "Hindi" in replace(FACTS, locale="hi").user_message()
 
 
 def test_when_a_narrative_is_wanted() -> None:
