@@ -52,8 +52,14 @@ def run(
     processed_path: str,
     rates: Mapping[str, float] | None = None,
     rates_path: str | None = None,
+    velocity_orders: int = rules.VELOCITY_ORDERS,
 ) -> dict[str, Any]:
-    """Run the rules over the whole raw history; returns counts (read, invalid by reason, flags, categories)."""
+    """Run the rules over the whole raw history; returns counts (read, invalid by reason, flags, categories).
+
+    `velocity_orders`: orders by one customer within 60 s that make velocity (the API's policy gets
+    the same number from the same deployment setting)."""
+    if velocity_orders < 2:
+        raise ValueError(f"velocity_orders must be at least 2, got {velocity_orders}")
     raw_path, processed_path = raw_path.rstrip("/"), processed_path.rstrip("/")
     rates_path = rates_path or raw_path.rsplit("/", 1)[0] + "/external/rates"
     rate_table = load_rates(spark, rates_path, rates)
@@ -66,7 +72,7 @@ def run(
 
     customers = _latest_customers(spark, f"{raw_path}/customers")
     blocklist = load_blocklist(spark, f"{raw_path}/blocklist")
-    transactions = _flag(valid, customers, blocklist).cache()
+    transactions = _flag(valid, customers, blocklist, velocity_orders).cache()
 
     transactions.write.mode("overwrite").partitionBy("dt").parquet(f"{processed_path}/rules/transactions")
     aggregates = customer_aggregates(transactions, customers)
@@ -168,7 +174,7 @@ def _latest_customers(spark: SparkSession, path: str) -> DataFrame:
     ).dropDuplicates(["customer_id"])
 
 
-def _flag(orders: DataFrame, customers: DataFrame, blocklist: DataFrame) -> DataFrame:
+def _flag(orders: DataFrame, customers: DataFrame, blocklist: DataFrame, velocity_orders: int) -> DataFrame:
     by_customer = Window.partitionBy("customer_id").orderBy("order_time_ms")
     before = by_customer.rangeBetween(Window.unboundedPreceding, -1)  # strictly earlier, point-in-time
     last_minute = by_customer.rangeBetween(-rules.VELOCITY_WINDOW_MS, -1)
@@ -183,7 +189,8 @@ def _flag(orders: DataFrame, customers: DataFrame, blocklist: DataFrame) -> Data
         .withColumn("previous_std_usd", F.coalesce(F.stddev_pop("amount_usd").over(before), F.lit(0.0)))
     )
     df = df.withColumn("is_high_amount", F.col("amount_usd") > F.lit(rules.HIGH_RISK_USD))
-    df = df.withColumn("is_velocity", F.col("orders_last_60s") > 0)
+    # rules.is_velocity: this order and the earlier ones in the minute make `velocity_orders`
+    df = df.withColumn("is_velocity", F.col("orders_last_60s") + 1 >= F.lit(velocity_orders))
     df = df.withColumn(
         "is_outlier",
         (F.col("previous_order_count") >= rules.OUTLIER_MIN_HISTORY)
@@ -293,14 +300,14 @@ def _arguments(argv: list[str]) -> dict[str, str]:
         from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
 
         options = ["raw_path", "processed_path"]
-        if any(a.startswith("--rates_path") for a in argv):
-            options.append("rates_path")
+        options += [o for o in ("rates_path", "velocity_orders") if any(a.startswith(f"--{o}") for a in argv)]
         return dict(getResolvedOptions(argv, options))
     except ImportError:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--raw_path", required=True)
         parser.add_argument("--processed_path", required=True)
         parser.add_argument("--rates_path")
+        parser.add_argument("--velocity_orders")
         known, _ = parser.parse_known_args(argv[1:])  # Glue-style extras (--database ...) are ignored
         return {k: v for k, v in vars(known).items() if v is not None}
 
@@ -312,7 +319,13 @@ def main(argv: list[str] | None = None) -> None:
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()
     )
-    result = run(spark, args["raw_path"], args["processed_path"], rates_path=args.get("rates_path"))
+    result = run(
+        spark,
+        args["raw_path"],
+        args["processed_path"],
+        rates_path=args.get("rates_path"),
+        velocity_orders=int(args.get("velocity_orders", rules.VELOCITY_ORDERS)),
+    )
     print(json.dumps(result, sort_keys=True))
 
 

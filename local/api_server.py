@@ -159,9 +159,13 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def handler_environment(
-    stack: LocalStack, model_config: Mapping[str, Any], inference_url: str
+    stack: LocalStack,
+    model_config: Mapping[str, Any],
+    inference_url: str,
+    policy: Mapping[str, float] | None = None,
 ) -> dict[str, str]:
-    """The function's environment as the CDK api stack sets it, pointed at the local servers."""
+    """The function's environment as the CDK api stack sets it, pointed at the local servers.
+    `policy`: overrides of the model's policy, as the `policy` context gives them in AWS."""
     env = stack.environment()
     env.update(
         {
@@ -172,6 +176,7 @@ def handler_environment(
             "RG_MODEL_CONFIG": json.dumps(
                 {"model_version": model_config.get("model_version"), "thresholds": model_config["thresholds"]}
             ),
+            "RG_POLICY": json.dumps(dict(policy or {})),
             "RG_STAGE": STAGE,
             "POWERTOOLS_SERVICE_NAME": "returnguard",
             "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
@@ -313,14 +318,16 @@ def serve(
     port: int = 0,
     throttle: tuple[float, int] | None = None,
     log_path: str | Path | None = None,
+    policy: Mapping[str, float] | None = None,
 ) -> ApiServer:
     """Start the API on 127.0.0.1 in front of one warm execution environment of the handler.
 
     `throttle` = (requests per second, burst) as the stage's usage plan; None leaves it off.
+    `policy` overrides the model's thresholds and the velocity count (returnguard.policy.POLICY_SETTINGS).
     What the function writes to stdout (structured logs, EMF metrics: its CloudWatch Logs stream in
     AWS) goes to `log_path`, or to this process's stdout when None.
     """
-    environment = handler_environment(stack, model_config, inference_url)
+    environment = handler_environment(stack, model_config, inference_url, policy)
     log: TextIO = open(log_path, "a", buffering=1) if log_path else sys.stdout  # noqa: SIM115
     with contextlib.redirect_stdout(log):  # powertools' Logger binds its stream at import
         module = load_handler(environment, f"returnguard_local_score_{uuid.uuid4().hex[:8]}")
@@ -343,10 +350,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0, help="throttle: requests/s (0: off)")
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--log", help="write the function's logs and metrics here instead of stdout")
+    parser.add_argument(
+        "--policy",
+        type=json.loads,
+        default={},
+        help='policy overrides as in the `policy` context, e.g. \'{"high": 0.5, "velocity_orders": 3}\'',
+    )
     args = parser.parse_args(argv)
     from glue_jobs.features import load_online
     from local import stack as local_stack
     from local.inference_server import serve as serve_model
+    from returnguard.policy import PolicyConfig
     from training.bootstrap import PipelinePaths
 
     paths = PipelinePaths(Path(args.work))
@@ -354,16 +368,23 @@ def main(argv: list[str] | None = None) -> int:
     if not config_file.exists():
         print(f"no model under {paths.model}: run `make demo` first", file=sys.stderr)
         return 2
+    model_config = json.loads(config_file.read_text())
+    try:
+        PolicyConfig.from_model_config(model_config, args.policy)
+    except (ValueError, TypeError, AttributeError) as error:
+        print(f"--policy: {error}", file=sys.stderr)
+        return 2
     stack = local_stack.start()
     model = serve_model(str(paths.model))
     seeded = seed_features(stack, load_online(paths.online))
     api = serve(
         stack,
-        json.loads(config_file.read_text()),
+        model_config,
         model.url,
         port=args.port,
         throttle=(args.rate, args.burst) if args.rate > 0 else None,
         log_path=args.log,
+        policy=args.policy,
     )
     print(f"risk-score API on {api.url}/v1/risk-score ({seeded:,} aggregates loaded); Ctrl-C to stop")
     local_stack.run_until_interrupted(stack, model, api)

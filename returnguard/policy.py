@@ -1,7 +1,8 @@
 """Decision policy: model score + hard rules -> risk level, recommended action, rules triggered.
 
 Config-driven: the thresholds come from the model's config.json (`thresholds`: decision, medium,
-high, critical) and can be overridden. Hard rules come from `returnguard.rules` so the API and the
+high, critical); a deployment may override them and the velocity rule's order count (RG_POLICY,
+from the `policy` context). Hard rules come from `returnguard.rules` so the API and the
 batch rules job agree on what "blocklisted", "high amount" and "velocity" mean.
 """
 
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from returnguard.rules import RuleFlags
+from returnguard.rules import VELOCITY_ORDERS, RuleFlags
 
 RiskLevel = Literal["low", "medium", "high", "critical"]
 Action = Literal["approve", "otp_verification", "manual_review", "block"]
@@ -25,23 +26,44 @@ ACTIONS: dict[RiskLevel, Action] = {
 COD_HINT_MIN_REFUSALS = 1  # the customer refused at least one COD order before
 
 
+POLICY_SETTINGS = ("medium", "high", "critical", "velocity_orders")  # what a deployment may override
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     medium: float = 0.3
     high: float = 0.6
     critical: float = 0.85
+    velocity_orders: int = VELOCITY_ORDERS  # orders by one customer within 60 s that mean velocity
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.medium <= self.high <= self.critical <= 1.0:
             raise ValueError("thresholds must satisfy 0 <= medium <= high <= critical <= 1")
+        if not 2 <= self.velocity_orders <= 100:
+            raise ValueError(f"velocity_orders must be between 2 and 100, got {self.velocity_orders}")
 
     @classmethod
     def from_model_config(
         cls, config: Mapping[str, object], overrides: Mapping[str, float] | None = None
     ) -> PolicyConfig:
+        """The model's thresholds (config.json `thresholds`), then the deployment's `overrides`: any of
+        POLICY_SETTINGS. An unknown setting or a value out of range is a ValueError naming it."""
+        unknown = sorted(set(overrides or {}) - set(POLICY_SETTINGS))
+        if unknown:
+            raise ValueError(
+                f"unknown policy setting {', '.join(unknown)} (known: {', '.join(POLICY_SETTINGS)})"
+            )
         raw = dict(config.get("thresholds", config))  # type: ignore[call-overload]
         raw.update(overrides or {})
-        return cls(medium=float(raw["medium"]), high=float(raw["high"]), critical=float(raw["critical"]))
+        orders = float(raw.get("velocity_orders", VELOCITY_ORDERS))
+        if not orders.is_integer():
+            raise ValueError(f"velocity_orders must be a whole number, got {orders}")
+        return cls(
+            medium=float(raw["medium"]),
+            high=float(raw["high"]),
+            critical=float(raw["critical"]),
+            velocity_orders=int(orders),
+        )
 
 
 @dataclass(frozen=True)

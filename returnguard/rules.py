@@ -14,7 +14,8 @@ from typing import Literal
 from returnguard.features import VELOCITY_SHORT_MS
 
 HIGH_RISK_USD = 5000.0  # an order strictly above this many US dollars is high risk
-VELOCITY_WINDOW_MS = VELOCITY_SHORT_MS  # another order by the customer in [t - 60 s, t)
+VELOCITY_WINDOW_MS = VELOCITY_SHORT_MS  # the customer's earlier orders in [t - 60 s, t) ...
+VELOCITY_ORDERS = 2  # ... velocity when they and this order make at least this many (seed 002: two)
 # Amount outlier, point-in-time: the customer's orders strictly before this one.
 OUTLIER_MIN_HISTORY = 3  # fewer previous orders than this: no baseline, never an outlier
 OUTLIER_STD_MULTIPLIER = 3.0  # amount > mean + 3 * population std of the previous amounts ...
@@ -37,15 +38,13 @@ def is_high_amount(amount_usd: float) -> bool:
     return amount_usd > HIGH_RISK_USD
 
 
-def is_velocity(order_time_ms: int, previous_order_time_ms: int | None) -> bool:
-    """True when the customer's latest earlier order lies within the 60 s before this one.
+def is_velocity(orders_in_window: float, velocity_orders: int = VELOCITY_ORDERS) -> bool:
+    """True when this order and the customer's `orders_in_window` earlier ones make `velocity_orders`.
 
-    Same window as the `customer_orders_last_60s` feature: `[t - 60 s, t)`, so an order exactly 60 s
-    earlier counts and one at the same millisecond does not (it is not "before").
+    `orders_in_window` counts the window `[t - 60 s, t)`: the `customer_orders_last_60s` feature
+    online, the same range window in the rules job, so both agree on every order.
     """
-    if previous_order_time_ms is None:
-        return False
-    return order_time_ms - VELOCITY_WINDOW_MS <= previous_order_time_ms < order_time_ms
+    return orders_in_window + 1 >= velocity_orders
 
 
 def is_outlier(amount_usd: float, history_count: int, history_mean: float, history_std: float) -> bool:
@@ -73,17 +72,22 @@ class RuleFlags:
         return tuple(name for name in names if getattr(self, name))
 
 
-def online_flags(amount_usd: float, customer_orders_last_60s: float, blocklisted: bool) -> RuleFlags:
+def online_flags(
+    amount_usd: float,
+    customer_orders_last_60s: float,
+    blocklisted: bool,
+    velocity_orders: int = VELOCITY_ORDERS,
+) -> RuleFlags:
     """The hard rules the API can check for one order from its feature vector and blocklist items.
 
-    `customer_orders_last_60s` is the feature of that name (same window as `is_velocity`). The outlier
+    `customer_orders_last_60s` is the feature of that name (the window of `is_velocity`). The outlier
     rule needs the spread of the customer's history, which the online aggregate does not keep, so it
     is a batch flag only (processed/rules/transactions).
     """
     return RuleFlags(
         blocklisted=blocklisted,
         high_amount=is_high_amount(amount_usd),
-        velocity=customer_orders_last_60s > 0,
+        velocity=is_velocity(customer_orders_last_60s, velocity_orders),
     )
 
 

@@ -105,7 +105,12 @@ def decide(
     entities = {g: _state(items.get(k)) for g, k in keys.items() if g != "customer"}
     vector = compute_features(context, customer, entities)
     blocklisted = any(k in items for k in block_keys)
-    flags = online_flags(to_usd(o.amount, o.currency), vector["customer_orders_last_60s"], blocklisted)
+    flags = online_flags(
+        to_usd(o.amount, o.currency),
+        vector["customer_orders_last_60s"],
+        blocklisted,
+        policy_config.velocity_orders,
+    )
 
     score: float | None = None
     contributions: dict[str, float] = {}

@@ -49,6 +49,7 @@ class ApiStack(Stack):
                 "RG_IDEMPOTENCY_TABLE": props.tables["idempotency"].table_name,
                 "RG_ENDPOINT_NAME": props.endpoint_name,
                 "RG_MODEL_CONFIG": config.model.serving_config_json,
+                "RG_POLICY": config.policy_json,
                 "RG_BEDROCK_MODEL_ID": bedrock.model_id,
                 "RG_BEDROCK_GUARDRAIL_ID": bedrock.guardrail_id,
                 "RG_BEDROCK_GUARDRAIL_VERSION": bedrock.guardrail_version,

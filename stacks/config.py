@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from returnguard.policy import PolicyConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("dev", "prod")
 ENDPOINT_MODES = ("serverless", "realtime")
@@ -134,6 +136,7 @@ class StageConfig:
     alert_email: str
     api_throttle: ApiThrottle
     model: ModelBootstrap
+    policy: dict[str, float]  # the deployment's policy overrides (RG_POLICY); {} = the model's
     blocklist: BlocklistConfig
     waf: bool
     retraining_schedule_enabled: bool
@@ -153,6 +156,18 @@ class StageConfig:
     @property
     def point_in_time_recovery(self) -> bool:
         return self.is_prod
+
+    @property
+    def policy_json(self) -> str:
+        """RG_POLICY: the policy overrides, compact JSON (`{}`: the model's thresholds as they are)."""
+        return json.dumps(self.policy, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def velocity_orders(self) -> int:
+        """The velocity rule's order count, for the Glue rules job (the API reads it from RG_POLICY)."""
+        return PolicyConfig.from_model_config(
+            {"thresholds": self.model.thresholds}, self.policy
+        ).velocity_orders
 
 
 # Defaults per stage; any key may be overridden with `-c key=value` or in cdk.json.
@@ -259,6 +274,20 @@ class _Context:
             raise ConfigError(f"context '{key}' must be one of {', '.join(choices)}, got {value!r}")
         return value
 
+    def mapping(self, key: str) -> dict[str, float]:
+        """A JSON object of numbers: in cdk.json as an object, with `-c key='{...}'` as its text."""
+        value = self._get(key, {})
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(f"context '{key}' must be a JSON object, got {value!r}") from None
+        if not isinstance(value, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+        ):
+            raise ConfigError(f"context '{key}' must be a JSON object of numbers, got {value!r}")
+        return {str(k): v for k, v in value.items()}
+
     def string_list(self, key: str) -> tuple[str, ...]:
         value = self._get(key, "")
         if isinstance(value, list):
@@ -282,9 +311,11 @@ def read_model_bootstrap(model_dir: Path) -> ModelBootstrap:
         config = json.loads((model_dir / "config.json").read_text())
         version = str(config["model_version"])
         thresholds = dict(config["thresholds"])
+        PolicyConfig.from_model_config({"thresholds": thresholds})  # what the score Lambda will read
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(
-            f"context 'model_dir': {model_dir / 'config.json'} needs 'model_version' and 'thresholds' ({error})"
+            f"context 'model_dir': {model_dir / 'config.json'} needs 'model_version' and 'thresholds' "
+            f"(medium, high, critical) ({error!r})"
         ) from None
     return ModelBootstrap(model_dir=model_dir, model_version=version, thresholds=thresholds)
 
@@ -352,6 +383,13 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
     if not model_dir.is_absolute():
         model_dir = ROOT / model_dir
 
+    model = read_model_bootstrap(model_dir)
+    policy = read.mapping("policy")
+    try:
+        PolicyConfig.from_model_config({"thresholds": model.thresholds}, policy)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"context 'policy': {error}") from None
+
     prefix = read.string("prefix", f"returnguard-{stage}")
     if not re.match(r"^[a-z][a-z0-9-]{2,30}$", prefix):
         raise ConfigError(
@@ -367,7 +405,8 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         bedrock=bedrock,
         alert_email=alert_email,
         api_throttle=throttle,
-        model=read_model_bootstrap(model_dir),
+        model=model,
+        policy=policy,
         blocklist=blocklist,
         waf=read.boolean("waf", False),
         retraining_schedule_enabled=read.boolean("retraining_schedule", False),

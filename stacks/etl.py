@@ -135,9 +135,14 @@ class EtlStack(Stack):
         domain = assets.Asset(self, "DomainZip", path=str(domain_zip()))
         domain.grant_read(self.role)
         self.jobs: dict[str, glue.CfnJob] = {}
-        for name, script_name, description in (
-            ("features", "features.py", "raw/ -> point-in-time features and training data (processed/)"),
-            ("rules", "rules.py", "rules engine: blocklist, amount, velocity, risk categories (processed/)"),
+        for name, script_name, description, job_arguments in (
+            ("features", "features.py", "raw/ -> point-in-time features and training data (processed/)", {}),
+            (
+                "rules",
+                "rules.py",
+                "rules engine: blocklist, amount, velocity, risk categories (processed/)",
+                {"--velocity_orders": str(config.velocity_orders)},  # the API's policy uses the same count
+            ),
         ):
             path, present = glue_script(script_name)
             if not present:
@@ -173,6 +178,7 @@ class EtlStack(Stack):
                     "--database": self.database_name,
                     "--raw_path": props.lake.s3_url_for_object("raw"),
                     "--processed_path": props.lake.s3_url_for_object("processed"),
+                    **job_arguments,
                 },
             )
         self.features_job_name = f"{config.prefix}-features"

@@ -18,7 +18,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from returnguard import narrative
 from returnguard.aws.decisions import Conflict, DecisionStore, body_hash
@@ -47,6 +47,7 @@ class Settings(BaseModel):
     endpoint_name: str = Field(default="", alias="RG_ENDPOINT_NAME")
     inference_url: str = Field(default="", alias="RG_INFERENCE_URL")
     model_config_json: str = Field(alias="RG_MODEL_CONFIG", min_length=2)
+    policy_json: str = Field(default="{}", alias="RG_POLICY")  # overrides of the model's policy
     explanations_table: str = Field(default="", alias="RG_EXPLANATIONS_TABLE")
     bedrock_model_id: str = Field(default="", alias="RG_BEDROCK_MODEL_ID")
     bedrock_guardrail_id: str = Field(default="", alias="RG_BEDROCK_GUARDRAIL_ID")
@@ -60,10 +61,20 @@ class Settings(BaseModel):
         PolicyConfig.from_model_config(json.loads(value))
         return value
 
+    @field_validator("policy_json")
+    @classmethod
+    def _valid_policy(cls, value: str, info: ValidationInfo) -> str:
+        overrides = json.loads(value)
+        if not isinstance(overrides, dict):
+            raise ValueError('must be a JSON object, e.g. {"velocity_orders": 3}')
+        if "model_config_json" in info.data:  # else that variable's own error says what is wrong
+            PolicyConfig.from_model_config(json.loads(info.data["model_config_json"]), overrides)
+        return value
+
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 MODEL_CONFIG = json.loads(settings.model_config_json)
-POLICY = PolicyConfig.from_model_config(MODEL_CONFIG)
+POLICY = PolicyConfig.from_model_config(MODEL_CONFIG, json.loads(settings.policy_json))
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()

@@ -213,3 +213,35 @@ def test_cli_scores_shows_and_reports_errors(servers, capsys) -> None:
     assert "invalid_request" in capsys.readouterr().err
     assert cli.main(["--url", f"http://127.0.0.1:{free_port()}", "health"]) == 2
     assert "unreachable" in capsys.readouterr().err
+
+
+def test_policy_overrides_reach_the_local_function(servers, trained_model, tmp_path) -> None:
+    # Given a deployment whose every threshold is 0: any score is critical
+    config = json.loads((Path(trained_model[0]) / "config.json").read_text())
+    model = serve_model(str(trained_model[0]))
+    strict = serve(
+        servers["stack"],
+        config,
+        model.url,
+        policy={"medium": 0.0, "high": 0.0, "critical": 0.0},
+        log_path=tmp_path / "strict.log",
+    )
+    try:
+        # When the clean customer orders through it and through the default policy
+        default = post(servers["live"], order("E2E-P1", "C2")).json()
+        blocked = post(strict, order("E2E-P2", "C2")).json()
+    finally:
+        strict.stop()
+        model.stop()
+    # Then only the strict deployment blocks them
+    assert default["recommended_action"] != "block"
+    assert blocked["risk_level"] == "critical" and blocked["recommended_action"] == "block"
+
+
+def test_the_api_command_refuses_a_bad_policy_before_starting(trained_model, tmp_path, capsys) -> None:
+    from local.api_server import main
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text((Path(trained_model[0]) / "config.json").read_text())
+    assert main(["--work", str(tmp_path), "--policy", '{"velocity_orders": 0}']) == 2
+    assert "--policy: velocity_orders must be between 2 and 100" in capsys.readouterr().err

@@ -18,7 +18,7 @@ os.environ.setdefault(
 for variable in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
     os.environ.pop(variable, None)
 
-MODEL_CONFIG = {"model_version": "v-test-1", "thresholds": {"medium": 0.35, "high": 0.7}}
+MODEL_CONFIG = {"model_version": "v-test-1", "thresholds": {"medium": 0.35, "high": 0.7, "critical": 0.9}}
 SECRET_ARN = "arn:aws:secretsmanager:ap-south-1:123456789012:secret:returnguard/blocklist-AbCdEf"
 
 DEV_CONTEXT = {"stage": "dev", "bedrock_enabled": False}
@@ -33,6 +33,7 @@ PROD_CONTEXT = {
     "vpc_id": "vpc-0123456789abcdef0",
     "subnet_ids": "subnet-aaaa1111,subnet-bbbb2222",
     "security_group_id": "sg-0123456789abcdef0",
+    "policy": '{"velocity_orders": 3, "critical": 0.95}',  # as `-c policy=...` passes it: text
 }
 
 

@@ -43,6 +43,10 @@ def test_prod_defaults_to_realtime_and_reads_region_from_environment(fake_model_
         ({"bedrock_guardrail_id": "gr-1"}, "bedrock_guardrail_version"),
         ({"blocklist_db_secret_arn": "secret"}, "blocklist_db_secret_arn"),
         ({"waf": "maybe"}, "waf"),
+        ({"policy": '{"velocity_orders": 1}'}, "policy"),
+        ({"policy": '{"decision": 0.2}'}, "policy"),
+        ({"policy": "velocity_orders=3"}, "policy"),
+        ({"policy": {"high": "0.5"}}, "policy"),
     ],
 )
 def test_invalid_context_names_the_key(fake_model_dir, context, key):
@@ -52,6 +56,14 @@ def test_invalid_context_names_the_key(fake_model_dir, context, key):
 
 def test_missing_model_tells_the_user_to_run_make_model(tmp_path):
     with pytest.raises(ConfigError, match="make model"):
+        load({"model_dir": str(tmp_path)}, {})
+
+
+def test_a_model_config_the_score_function_could_not_read_fails_the_synth(fake_model_dir, tmp_path):
+    for name in ("model.tar.gz", "sourcedir.tar.gz"):
+        (tmp_path / name).write_bytes((fake_model_dir / name).read_bytes())
+    (tmp_path / "config.json").write_text(json.dumps({"model_version": "v1", "thresholds": {"medium": 0.3}}))
+    with pytest.raises(ConfigError, match="'model_dir'.*critical"):
         load({"model_dir": str(tmp_path)}, {})
 
 

@@ -19,6 +19,7 @@ SCORE_ENV = {
     "RG_IDEMPOTENCY_TABLE",
     "RG_ENDPOINT_NAME",
     "RG_MODEL_CONFIG",
+    "RG_POLICY",
     "RG_BEDROCK_MODEL_ID",
     "RG_BEDROCK_GUARDRAIL_ID",
     "RG_BEDROCK_GUARDRAIL_VERSION",
@@ -338,6 +339,18 @@ def test_glue_jobs_are_5_0_with_bookmarks_domain_zip_and_kms_security_configurat
         },
     )
     assert len(etl.find_resources("AWS::Glue::Crawler")) == 2
+
+
+def test_the_policy_context_reaches_the_score_function_and_the_rules_job_alike(dev, prod):
+    for synth, policy, velocity_orders in (
+        (dev, {}, "2"),
+        (prod, {"velocity_orders": 3, "critical": 0.95}, "3"),
+    ):
+        (score,) = functions(synth, "api")
+        assert json.loads(score["Environment"]["Variables"]["RG_POLICY"]) == policy
+        jobs = template(synth, "etl").find_resources("AWS::Glue::Job")
+        (rules,) = [j["Properties"] for j in jobs.values() if j["Properties"]["Name"].endswith("-rules")]
+        assert rules["DefaultArguments"]["--velocity_orders"] == velocity_orders
 
 
 def test_retraining_state_machine_gates_and_schedule_per_stage(dev, prod):

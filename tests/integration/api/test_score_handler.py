@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from pydantic import ValidationError
 
 from local.inference_server import serve
 from local.stack import create_table, free_port
@@ -71,11 +72,16 @@ def handlers(trained_model) -> Iterator[dict[str, ModuleType]]:
                 create_table(client, definition, name)
             state = customer_with_history(orders=8, returned=4, last_order_ms=T0 - 86_400_000)
             client.put_item(TableName="features", Item=encode_item("customer#C1", state, 1))
+            hasty = customer_with_history(orders=3, returned=0, last_order_ms=T0 - 30_000)  # 30 s ago
+            client.put_item(TableName="features", Item=encode_item("customer#C2", hasty, 1))
             patch.setenv("RG_INFERENCE_URL", server.url)
             live = load_handler("score_handler_live")
+            patch.setenv("RG_POLICY", json.dumps({"velocity_orders": 3}))
+            strict = load_handler("score_handler_three_orders_a_minute")
+            patch.delenv("RG_POLICY")
             patch.setenv("RG_INFERENCE_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
             down = load_handler("score_handler_down")
-            yield {"live": live, "down": down}
+            yield {"live": live, "down": down, "three_orders_a_minute": strict}
     finally:
         server.stop()
         patch.undo()
@@ -133,6 +139,33 @@ def test_happy_path_and_lookup(handlers) -> None:
     assert status == 200 and fetched == body
     status, health = call(handlers["live"], event("GET", "/v1/health"))
     assert status == 200 and health["status"] == "ok"
+
+
+def test_the_deployment_sets_how_many_orders_a_minute_are_velocity(handlers) -> None:
+    # Given C2's last order 30 s before this one
+    default = call(handlers["live"], event("POST", "/v1/risk-score", order("ORD-V1", customer_id="C2")))
+    # When the deployment says velocity takes three orders in the minute (RG_POLICY), two do not
+    strict = call(
+        handlers["three_orders_a_minute"], event("POST", "/v1/risk-score", order("ORD-V2", customer_id="C2"))
+    )
+    assert default[0] == strict[0] == 200
+    assert "velocity" in default[1]["rules_triggered"] and default[1]["risk_level"] != "low"
+    assert "velocity" not in strict[1]["rules_triggered"]
+
+
+@pytest.mark.parametrize(
+    "policy,message",
+    [
+        ('{"velocity_orders": 1}', "velocity_orders must be between 2 and 100"),
+        ('{"threshold": 0.5}', "unknown policy setting threshold"),
+        ("[3]", "must be a JSON object"),
+    ],
+)
+def test_a_bad_policy_fails_the_cold_start_naming_rg_policy(handlers, monkeypatch, policy, message) -> None:
+    monkeypatch.setenv("RG_POLICY", policy)
+    with pytest.raises(ValidationError) as failure:
+        load_handler("score_handler_bad_policy")
+    assert "RG_POLICY" in str(failure.value) and message in str(failure.value)
 
 
 def test_unseen_customer(handlers) -> None:

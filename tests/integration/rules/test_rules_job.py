@@ -200,3 +200,23 @@ def test_rates_table_in_the_lake_overrides_the_defaults(spark, tmp_path):
     result = job.run(spark, str(root / "raw"), str(root / "processed"))
 
     assert result["flagged"]["is_high_amount"] == 1 and result["blocklist_entries"] == 0
+
+
+def test_the_velocity_count_is_a_setting_of_the_job(spark, tmp_path):
+    # Given one customer's orders at 0, 20, 40 and 100 s
+    orders = [order(f"T{i}", "CT", ms, 10.0) for i, ms in enumerate((0, 20_000, 40_000, 100_000), start=1)]
+    spark.createDataFrame(orders, ORDER_COLUMNS).write.parquet(str(tmp_path / "raw/orders/dt=2025-03-01"))
+    spark.createDataFrame([("CT", T0, "MH", "upi")], CUSTOMER_COLUMNS).write.parquet(
+        str(tmp_path / "raw/customers/dt=2025-03-01")
+    )
+    flagged_with = {}
+    for velocity_orders in (2, 3):
+        # When the job runs with that many orders a minute as velocity
+        out = tmp_path / f"processed-{velocity_orders}"
+        job.run(spark, str(tmp_path / "raw"), str(out), velocity_orders=velocity_orders)
+        rows = spark.read.parquet(str(out / "rules/transactions")).collect()
+        flagged_with[velocity_orders] = {r["order_id"] for r in rows if r["is_velocity"]}
+    # Then two orders in a minute are velocity by default, and only T3 has three
+    assert flagged_with == {2: {"T2", "T3", "T4"}, 3: {"T3"}}
+    with pytest.raises(ValueError, match="at least 2"):
+        job.run(spark, str(tmp_path / "raw"), str(tmp_path / "processed-1"), velocity_orders=1)

@@ -28,6 +28,20 @@ def test_thresholds_from_model_config_with_override() -> None:
         PolicyConfig(medium=0.7, high=0.5, critical=0.9)
 
 
+def test_a_deployment_overrides_the_velocity_count_and_nothing_unknown() -> None:
+    model = {"thresholds": {"decision": 0.5, "medium": 0.2, "high": 0.5, "critical": 0.8}}
+    assert PolicyConfig.from_model_config(model).velocity_orders == 2
+    assert PolicyConfig.from_model_config(model, {"velocity_orders": 3}).velocity_orders == 3
+    with pytest.raises(ValueError, match="unknown policy setting decision"):
+        PolicyConfig.from_model_config(model, {"decision": 0.4})
+    with pytest.raises(ValueError, match="whole number"):
+        PolicyConfig.from_model_config(model, {"velocity_orders": 2.5})
+    with pytest.raises(ValueError, match="between 2 and 100"):
+        PolicyConfig.from_model_config(model, {"velocity_orders": 1})
+    with pytest.raises(ValueError, match="medium <= high"):
+        PolicyConfig.from_model_config(model, {"high": 0.9})  # above the model's critical
+
+
 def test_hard_rules_raise_the_level() -> None:
     assert apply(0.0, RuleFlags(blocklisted=True), CONFIG).recommended_action == "block"
     high = apply(0.0, RuleFlags(high_amount=True), CONFIG)

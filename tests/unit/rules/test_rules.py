@@ -26,13 +26,14 @@ def test_high_amount_is_strictly_above_5000_usd_after_conversion():
     assert is_high_amount(to_usd(415_000.83, "INR"))
 
 
-def test_velocity_window_includes_60_s_and_excludes_same_millisecond():
-    t = 1_700_000_000_000
-    assert is_velocity(t, t - 60_000)
-    assert not is_velocity(t, t - 60_001)
-    assert is_velocity(t, t - 1)
-    assert not is_velocity(t, t)
-    assert not is_velocity(t, None)
+def test_velocity_counts_this_order_with_the_earlier_ones_in_the_window():
+    # the window itself ([t - 60 s, t)) is the feature's: tests/unit/test_features.py checks its edges
+    assert not is_velocity(0)
+    assert is_velocity(1)  # seed 002: another order within the minute before
+    assert not is_velocity(1, velocity_orders=3)
+    assert is_velocity(2, velocity_orders=3)
+    assert online_flags(10.0, 1, False).velocity
+    assert not online_flags(10.0, 1, False, velocity_orders=3).velocity
 
 
 def test_outlier_needs_history_and_both_margins():
