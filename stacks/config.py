@@ -137,6 +137,7 @@ class StageConfig:
     api_throttle: ApiThrottle
     model: ModelBootstrap
     policy: dict[str, float]  # the deployment's policy overrides (RG_POLICY); {} = the model's
+    velocity_orders: int  # the velocity rule's order count with those overrides, for the Glue rules job
     blocklist: BlocklistConfig
     waf: bool
     retraining_schedule_enabled: bool
@@ -161,13 +162,6 @@ class StageConfig:
     def policy_json(self) -> str:
         """RG_POLICY: the policy overrides, compact JSON (`{}`: the model's thresholds as they are)."""
         return json.dumps(self.policy, sort_keys=True, separators=(",", ":"))
-
-    @property
-    def velocity_orders(self) -> int:
-        """The velocity rule's order count, for the Glue rules job (the API reads it from RG_POLICY)."""
-        return PolicyConfig.from_model_config(
-            {"thresholds": self.model.thresholds}, self.policy
-        ).velocity_orders
 
 
 # Defaults per stage; any key may be overridden with `-c key=value` or in cdk.json.
@@ -386,7 +380,9 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
     model = read_model_bootstrap(model_dir)
     policy = read.mapping("policy")
     try:
-        PolicyConfig.from_model_config({"thresholds": model.thresholds}, policy)
+        velocity_orders = PolicyConfig.from_model_config(
+            {"thresholds": model.thresholds}, policy
+        ).velocity_orders
     except (ValueError, TypeError) as error:
         raise ConfigError(f"context 'policy': {error}") from None
 
@@ -407,6 +403,7 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         api_throttle=throttle,
         model=model,
         policy=policy,
+        velocity_orders=velocity_orders,
         blocklist=blocklist,
         waf=read.boolean("waf", False),
         retraining_schedule_enabled=read.boolean("retraining_schedule", False),
