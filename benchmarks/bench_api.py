@@ -231,7 +231,7 @@ def bench_cold_import(world: dict[str, Any], repeats: int) -> list[dict]:
             (False, "as in Lambda: our code from source"),
             (True, "all bytecode cached"),
         ):
-            if ours_cached:
+            if ours_cached:  # the from-source runs removed our .pyc: write them again first
                 _import_seconds(handler, env, Path(pycache), ours_cached=True)
             ours = statistics.median(
                 _import_seconds(handler, env, Path(pycache), ours_cached=ours_cached) for _ in range(repeats)
