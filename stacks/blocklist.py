@@ -38,7 +38,8 @@ class BlocklistStack(Stack):
             code_folder=lambda_staging_folder("blocklist_sync", vendor=("pymysql",)),
             memory_size=256,
             timeout=Duration.minutes(5),
-            reserved_concurrency=1,
+            # none by default: an account's unreserved concurrency must stay >= 10, and new accounts have 10
+            reserved_concurrency=source.reserved_concurrency or None,
             description="Copies the blocklist from the MySQL-compatible database into the features table",
             environment={
                 "RG_FEATURES_TABLE": props.features_table.table_name,

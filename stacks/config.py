@@ -50,6 +50,13 @@ XGBOOST_REGISTRIES: dict[str, str] = {
     "us-west-2": "246618743249",
 }
 
+# SageMaker names (training jobs, models, endpoint configs, endpoints) are at most 63 characters. The
+# retraining state machine names what it creates `<prefix>-<execution name>`, and a Step Functions execution
+# started without a name gets a 36-character UUID, so the prefix has 63 - 1 - 36 = 26 characters at most.
+SAGEMAKER_NAME_MAX = 63
+EXECUTION_NAME_LENGTH = 36
+PREFIX_MAX = SAGEMAKER_NAME_MAX - 1 - EXECUTION_NAME_LENGTH
+
 # AWS-managed Powertools for AWS Lambda (Python) v3 layer; includes pydantic. Pinned.
 POWERTOOLS_LAYER_ACCOUNT = "017000801446"
 POWERTOOLS_LAYER_VERSION = 27
@@ -97,6 +104,7 @@ class BlocklistConfig:
     vpc_id: str
     subnet_ids: tuple[str, ...]
     security_group_id: str
+    reserved_concurrency: int  # 0: reserve nothing (new accounts have a concurrency quota of 10)
 
     @property
     def enabled(self) -> bool:
@@ -363,6 +371,7 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         vpc_id=read.string("vpc_id"),
         subnet_ids=read.string_list("subnet_ids"),
         security_group_id=read.string("security_group_id"),
+        reserved_concurrency=read.integer("blocklist_reserved_concurrency", 0, minimum=0, maximum=1000),
     )
     if blocklist.db_secret_arn and not _SECRET_ARN.match(blocklist.db_secret_arn):
         raise ConfigError(
@@ -387,9 +396,16 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         raise ConfigError(f"context 'policy': {error}") from None
 
     prefix = read.string("prefix", f"returnguard-{stage}")
-    if not re.match(r"^[a-z][a-z0-9-]{2,30}$", prefix):
+    if not re.match(r"^[a-z][a-z0-9-]*[a-z0-9]$", prefix) or len(prefix) < 3:
         raise ConfigError(
-            f"context 'prefix' must be 3-31 lowercase letters, digits or dashes, got {prefix!r}"
+            f"context 'prefix' must be lowercase letters, digits or dashes, starting with a letter and "
+            f"ending with a letter or digit, got {prefix!r}"
+        )
+    if len(prefix) > PREFIX_MAX:
+        raise ConfigError(
+            f"context 'prefix' is {len(prefix)} characters, at most {PREFIX_MAX} fit: SageMaker names are at "
+            f"most {SAGEMAKER_NAME_MAX} characters and retraining names its training jobs, models and "
+            f"endpoint configs '<prefix>-<execution name>' ({EXECUTION_NAME_LENGTH} characters), got {prefix!r}"
         )
 
     return StageConfig(

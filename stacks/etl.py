@@ -30,7 +30,7 @@ class EtlStack(Stack):
         super().__init__(scope, id, **kwargs)
         config = props.config
         self.database_name = config.prefix.replace("-", "_")
-        glue.CfnDatabase(
+        self.database = glue.CfnDatabase(
             self,
             "Database",
             catalog_id=self.account,
@@ -118,9 +118,11 @@ class EtlStack(Stack):
                 f"{name.title()}Crawler",
                 name=f"{config.prefix}-{name}",
                 role=self.role.role_arn,
-                database_name=self.database_name,
+                # Refs, not the names as text: CloudFormation then creates the database and the security
+                # configuration before the crawlers and jobs that use them
+                database_name=self.database.ref,
                 table_prefix=f"{name}_",
-                crawler_security_configuration=self.security_configuration.name,
+                crawler_security_configuration=self.security_configuration.ref,
                 targets=glue.CfnCrawler.TargetsProperty(
                     s3_targets=[glue.CfnCrawler.S3TargetProperty(path=props.lake.s3_url_for_object(prefix))]
                 ),
@@ -163,7 +165,7 @@ class EtlStack(Stack):
                 number_of_workers=config.glue_workers,
                 timeout=120,
                 max_retries=1,
-                security_configuration=self.security_configuration.name,
+                security_configuration=self.security_configuration.ref,
                 command=glue.CfnJob.JobCommandProperty(
                     name="glueetl", python_version="3", script_location=script.s3_object_url
                 ),
@@ -175,7 +177,7 @@ class EtlStack(Stack):
                     "--enable-continuous-cloudwatch-log": "true",
                     "--enable-glue-datacatalog": "true",
                     "--lake_bucket": props.lake.bucket_name,
-                    "--database": self.database_name,
+                    "--database": self.database.ref,
                     "--raw_path": props.lake.s3_url_for_object("raw"),
                     "--processed_path": props.lake.s3_url_for_object("processed"),
                     **job_arguments,

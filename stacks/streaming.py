@@ -15,7 +15,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.config import StageConfig
-from stacks.constructs import PythonFunction, logical_id, suppress
+from stacks.constructs import PythonFunction, logical_id, removal_policy, suppress
 from stacks.packaging import lambda_staging_folder
 
 
@@ -39,6 +39,9 @@ class StreamingStack(Stack):
             encryption=kinesis.StreamEncryption.KMS,
             encryption_key=props.key,
             retention_period=Duration.hours(config.stream_retention_hours),
+            # dev: deleted with the stack (an on-demand stream bills ~$29/month idle); prod: retained like
+            # the tables, since it may hold events the consumer has not applied yet (docs/deploy.md)
+            removal_policy=removal_policy(config),
         )
         suppress(
             self.stream,

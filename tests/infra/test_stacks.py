@@ -395,7 +395,6 @@ def test_blocklist_sync_exists_only_with_a_database(dev, prod):
     assert {"RG_FEATURES_TABLE", "RG_LAKE_BUCKET", "RG_DB_SECRET_ARN", "RG_DB_NAME", "RG_STAGE"} <= set(env)
     assert env["RG_DB_SECRET_ARN"] == SECRET_ARN
     assert sync["VpcConfig"]["SubnetIds"] == ["subnet-aaaa1111", "subnet-bbbb2222"]
-    assert sync["ReservedConcurrentExecutions"] == 1
     statements = _statements(prod, "blocklist")
     secret = [s for s in statements if "secretsmanager:GetSecretValue" in _list(s["Action"])]
     assert json.dumps(secret[0]["Resource"]) == json.dumps(SECRET_ARN)

@@ -1,0 +1,100 @@
+"""What a first `cdk deploy` and `cdk destroy` would hit (issue 15), asserted on the synthesized templates."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Template
+
+from stacks.config import ConfigError, load
+
+PREFIX_MAX = 26  # 63 (SageMaker names) - 1 - 36 (an execution name)
+
+
+def template(synth, name: str) -> Template:
+    return Template.from_stack(getattr(synth.stacks, name))
+
+
+def only(found: dict) -> tuple[str, dict]:
+    assert len(found) == 1, list(found)
+    return next(iter(found.items()))
+
+
+# --- 1. the Kinesis stream ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("stage", "policy"), [("dev", "Delete"), ("prod", "Retain")])
+def test_stream_is_deleted_with_dev_and_retained_in_prod(request, stage, policy):
+    synth = request.getfixturevalue(stage)
+    _, stream = only(template(synth, "streaming").find_resources("AWS::Kinesis::Stream"))
+    assert stream["DeletionPolicy"] == policy
+    assert stream["UpdateReplacePolicy"] == policy
+
+
+# --- 3. reserved concurrency ----------------------------------------------------------------------------
+
+
+def test_blocklist_sync_reserves_no_concurrency_by_default(prod):
+    functions = template(prod, "blocklist").find_resources("AWS::Lambda::Function")
+    sync = [f for f in functions.values() if f["Properties"].get("Handler") == "handler.lambda_handler"]
+    assert len(sync) == 1
+    assert "ReservedConcurrentExecutions" not in sync[0]["Properties"]
+
+
+def test_blocklist_reserved_concurrency_is_a_stage_setting(fake_model_dir, tmp_path):
+    from aws_cdk import App
+
+    from stacks.blocklist import BlocklistProps, BlocklistStack
+    from stacks.data import DataProps, DataStack
+    from tests.infra.conftest import PROD_CONTEXT
+
+    context = {**PROD_CONTEXT, "model_dir": str(fake_model_dir), "blocklist_reserved_concurrency": 2}
+    config = load(context, {})
+    assert config.blocklist.reserved_concurrency == 2
+    app = App(outdir=str(tmp_path))
+    data = DataStack(app, "Data", props=DataProps(config=config))
+    stack = BlocklistStack(
+        app,
+        "Blocklist",
+        props=BlocklistProps(config=config, lake=data.lake, features_table=data.tables["features"]),
+    )
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": "handler.lambda_handler", "ReservedConcurrentExecutions": 2}
+    )
+
+
+# --- 5. Glue references ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_glue_crawlers_and_jobs_reference_database_and_security_configuration(request, stage):
+    etl = template(request.getfixturevalue(stage), "etl")
+    database, _ = only(etl.find_resources("AWS::Glue::Database"))
+    security, _ = only(etl.find_resources("AWS::Glue::SecurityConfiguration"))
+    crawlers = etl.find_resources("AWS::Glue::Crawler")
+    assert len(crawlers) == 2
+    for crawler in crawlers.values():
+        assert crawler["Properties"]["DatabaseName"] == {"Ref": database}
+        assert crawler["Properties"]["CrawlerSecurityConfiguration"] == {"Ref": security}
+    jobs = etl.find_resources("AWS::Glue::Job")
+    assert len(jobs) == 2
+    for job in jobs.values():
+        assert job["Properties"]["SecurityConfiguration"] == {"Ref": security}
+        assert job["Properties"]["DefaultArguments"]["--database"] == {"Ref": database}
+
+
+# --- 14. prefix length ----------------------------------------------------------------------------------
+
+
+def test_prefix_longer_than_sagemaker_names_allow_is_refused_naming_prefix(fake_model_dir):
+    longest = "r" + "x" * (PREFIX_MAX - 1)
+    assert load({"prefix": longest, "model_dir": str(fake_model_dir)}, {}).prefix == longest
+    # what retraining names from it stays within SageMaker's 63 characters
+    assert len(f"{longest}-{'0' * 8}-{'0' * 4}-{'0' * 4}-{'0' * 4}-{'0' * 12}") == 63
+    with pytest.raises(ConfigError, match=r"context 'prefix' is 27 characters, at most 26 .* 63"):
+        load({"prefix": longest + "y", "model_dir": str(fake_model_dir)}, {})
+
+
+@pytest.mark.parametrize("prefix", ["ab", "Returnguard", "rg-", "1rg", "rg_dev"])
+def test_prefix_that_is_not_a_name_is_refused_naming_prefix(fake_model_dir, prefix):
+    with pytest.raises(ConfigError, match="context 'prefix'"):
+        load({"prefix": prefix, "model_dir": str(fake_model_dir)}, {})
