@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from returnguard.aws.feature_store import FeatureStore, blocklist_key
-from returnguard.aws.model_client import Model, ModelUnavailable
 from returnguard.currency import to_usd
 from returnguard.explain import explain
 from returnguard.features import OrderContext, address_key, amount_to_minor, compute_features
 from returnguard.policy import LEVELS, PolicyConfig, PolicyResult, apply
+from returnguard.ports import FeatureStore, Model, ModelUnavailable
 from returnguard.rules import online_flags
 from returnguard.schemas import ExplanationOut, RiskScoreRequest, RiskScoreResponse
-from returnguard.tables import entity_key
+from returnguard.tables import blocklist_key, entity_key
 
 CONFIDENCE_MARGIN = 0.15
 COD_FEATURES = frozenset({"customer_cod_refusals", "payment_is_cod"})

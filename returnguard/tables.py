@@ -71,3 +71,13 @@ ALL_TABLES: tuple[TableDefinition, ...] = (FEATURES, DECISIONS, EXPLANATIONS, AU
 def entity_key(entity: str, entity_id: str) -> str:
     """The `features` table partition key of one entity's aggregates."""
     return f"{entity}#{entity_id}"
+
+
+BLOCKLIST_KINDS = ("customer", "address", "card")
+
+
+def blocklist_key(kind: str, value: str) -> str:
+    """The `features` table partition key of one blocklist entry (see FEATURES.purpose)."""
+    if kind not in BLOCKLIST_KINDS:
+        raise ValueError(f"unknown blocklist kind: {kind}")
+    return f"blocklist_{kind}#{value}"

@@ -10,24 +10,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from returnguard.aws.batches import until_processed
-from returnguard.tables import entity_key
+from returnguard.ports import FeatureStore
+from returnguard.tables import BLOCKLIST_KINDS, blocklist_key, entity_key
 
-BLOCKLIST_KINDS = ("customer", "address", "card")
-
-
-def blocklist_key(kind: str, value: str) -> str:
-    if kind not in BLOCKLIST_KINDS:
-        raise ValueError(f"unknown blocklist kind: {kind}")
-    return f"blocklist_{kind}#{value}"
-
-
-class FeatureStore(Protocol):
-    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Items by partition key (absent keys are simply missing from the result)."""
-        ...
+__all__ = ["BLOCKLIST_KINDS", "DynamoFeatureStore", "FeatureStore", "InMemoryFeatureStore", "blocklist_key"]
 
 
 class VersionConflict(Exception):

@@ -12,27 +12,15 @@ import math
 import threading
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+from returnguard.ports import Model, ModelScore, ModelUnavailable
+
+__all__ = ["HttpModel", "Model", "ModelScore", "ModelUnavailable", "SageMakerModel", "parse_response"]
 
 CONNECT_TIMEOUT_S = 1.0
 READ_TIMEOUT_S = 2.0
 MAX_ATTEMPTS = 2
-
-
-class ModelUnavailable(Exception):
-    """The model could not score this vector; decide without it (degraded mode)."""
-
-
-@dataclass(frozen=True)
-class ModelScore:
-    score: float
-    contributions: dict[str, float]
-    model_version: str
-
-
-class Model(Protocol):
-    def score(self, vector: Mapping[str, float]) -> ModelScore: ...
 
 
 def _payload(vector: Mapping[str, float]) -> bytes:

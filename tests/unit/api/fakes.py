@@ -11,8 +11,8 @@ from returnguard.aggregates import (
     apply_return_to_customer,
     new_customer,
 )
-from returnguard.aws.model_client import ModelScore, ModelUnavailable
 from returnguard.features import OrderContext, address_key
+from returnguard.ports import ModelScore, ModelUnavailable
 
 T0 = 1_700_000_000_000  # 2023-11-14, outside every sale window
 DAY = 86_400_000
