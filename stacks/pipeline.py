@@ -94,6 +94,8 @@ class PipelineStack(Stack):
                 volume_encryption_key=props.key,
             ),
             stopping_condition=tasks.StoppingCondition(max_runtime=Duration.hours(2)),
+            # Wait for the job: Evaluate reads the final metrics, which exist only once it has finished.
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             result_path="$.training",
         )
         evaluate = sfn.Pass(
