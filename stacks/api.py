@@ -7,10 +7,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, Duration, Stack
+from aws_cdk import ArnFormat, Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
@@ -23,6 +24,7 @@ from stacks.request_schema import RISK_SCORE_REQUEST
 @dataclass(frozen=True)
 class ApiProps:
     config: StageConfig
+    key: kms.IKey
     tables: dict[str, dynamodb.ITable]
     endpoint_name: str
     endpoint_arn: str
@@ -37,6 +39,7 @@ class ApiStack(Stack):
             self,
             "Score",
             config=config,
+            key=props.key,
             code_folder=lambda_staging_folder("score"),
             memory_size=512,
             timeout=Duration.seconds(10),
@@ -97,7 +100,7 @@ class ApiStack(Stack):
             ],
         )
 
-        access_logs = log_group(self, "AccessLogs", config=config)
+        access_logs = log_group(self, "AccessLogs", config=config, key=props.key)
         self.api = apigw.RestApi(
             self,
             "Api",
@@ -108,7 +111,8 @@ class ApiStack(Stack):
             deploy_options=apigw.StageOptions(
                 stage_name=config.stage,
                 tracing_enabled=True,
-                logging_level=apigw.MethodLoggingLevel.INFO,
+                # INFO writes each request's execution trace (request data included); prod keeps ERROR
+                logging_level=apigw.MethodLoggingLevel[config.api_execution_log_level],
                 data_trace_enabled=False,
                 metrics_enabled=True,
                 throttling_rate_limit=config.api_throttle.rate_limit,
@@ -187,6 +191,7 @@ class ApiStack(Stack):
 
         if config.waf:
             self.web_acl = _web_acl(self, config)
+            _waf_logging(self, config, props.key, self.web_acl)
             wafv2.CfnWebACLAssociation(
                 self,
                 "WebAclAssociation",
@@ -214,6 +219,9 @@ class ApiStack(Stack):
             return f"arn:{self.partition}:bedrock:{self.region}:{self.account}:inference-profile/{model_id}"
         return f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{model_id}"
 
+
+API_KEY_HEADER = "x-api-key"
+_NO_TRANSFORMATION = wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
 
 # What API Gateway answers itself, before the function runs, in the function's error shape
 # ({"error": {"code", "message", "field"}}). Gateway-response templates cannot escape $context values,
@@ -303,16 +311,51 @@ def _web_acl(scope: Construct, config: StageConfig) -> wafv2.CfnWebACL:
             visibility_config=_visibility(name),
         )
 
-    rate_limit = wafv2.CfnWebACL.RuleProperty(
-        name="per-ip-rate-limit",
+    api_key_header = wafv2.CfnWebACL.StatementProperty(
+        size_constraint_statement=wafv2.CfnWebACL.SizeConstraintStatementProperty(
+            field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(single_header={"Name": API_KEY_HEADER}),
+            comparison_operator="GT",
+            size=0,
+            text_transformations=[_NO_TRANSFORMATION],
+        )
+    )
+    # Merchant back-ends call from a few IPs: their limit is per API key, not per IP.
+    per_key = wafv2.CfnWebACL.RuleProperty(
+        name="per-api-key-rate-limit",
         priority=0,
         action=wafv2.CfnWebACL.RuleActionProperty(block={}),
         statement=wafv2.CfnWebACL.StatementProperty(
             rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                limit=2000, aggregate_key_type="IP"
+                limit=config.waf_rate_limit_per_key,
+                evaluation_window_sec=300,
+                aggregate_key_type="CUSTOM_KEYS",
+                custom_keys=[
+                    wafv2.CfnWebACL.RateBasedStatementCustomKeyProperty(
+                        header=wafv2.CfnWebACL.RateLimitHeaderProperty(
+                            name=API_KEY_HEADER, text_transformations=[_NO_TRANSFORMATION]
+                        )
+                    )
+                ],
             )
         ),
-        visibility_config=_visibility("per-ip-rate-limit"),
+        visibility_config=_visibility("per-api-key-rate-limit"),
+    )
+    # Requests without an API key (GET /v1/health, probes) are limited per IP.
+    per_ip = wafv2.CfnWebACL.RuleProperty(
+        name="per-ip-rate-limit-without-api-key",
+        priority=1,
+        action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                limit=config.waf_rate_limit_per_ip,
+                evaluation_window_sec=300,
+                aggregate_key_type="IP",
+                scope_down_statement=wafv2.CfnWebACL.StatementProperty(
+                    not_statement=wafv2.CfnWebACL.NotStatementProperty(statement=api_key_header)
+                ),
+            )
+        ),
+        visibility_config=_visibility("per-ip-rate-limit-without-api-key"),
     )
     return wafv2.CfnWebACL(
         scope,
@@ -320,12 +363,50 @@ def _web_acl(scope: Construct, config: StageConfig) -> wafv2.CfnWebACL:
         scope="REGIONAL",
         default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
         rules=[
-            rate_limit,
-            managed("AWSManagedRulesCommonRuleSet", 1),
-            managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
+            per_key,
+            per_ip,
+            managed("AWSManagedRulesCommonRuleSet", 2),
+            managed("AWSManagedRulesKnownBadInputsRuleSet", 3),
         ],
         visibility_config=_visibility(f"{config.prefix}-api"),
     )
+
+
+def _waf_logging(scope: Stack, config: StageConfig, key: kms.IKey, web_acl: wafv2.CfnWebACL) -> None:
+    """WAF logs to an encrypted `aws-waf-logs-<prefix>` log group: the requests it blocked or counted
+    (allowed traffic is in the API's access logs), with the API key header redacted."""
+    name = f"aws-waf-logs-{config.prefix}"  # WAF accepts only log groups named aws-waf-logs-*
+    group = log_group(scope, "WafLogs", config=config, key=key, name=name)
+    logging = wafv2.CfnLoggingConfiguration(
+        scope,
+        "WafLogging",
+        resource_arn=web_acl.attr_arn,
+        log_destination_configs=[
+            scope.format_arn(
+                service="logs",
+                resource="log-group",
+                resource_name=name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+        ],
+        redacted_fields=[
+            wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": API_KEY_HEADER})
+        ],
+        logging_filter={
+            "DefaultBehavior": "DROP",
+            "Filters": [
+                {
+                    "Behavior": "KEEP",
+                    "Requirement": "MEETS_ANY",
+                    "Conditions": [
+                        {"ActionCondition": {"Action": "BLOCK"}},
+                        {"ActionCondition": {"Action": "COUNT"}},
+                    ],
+                }
+            ],
+        },
+    )
+    logging.node.add_dependency(group)
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

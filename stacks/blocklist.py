@@ -10,6 +10,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -22,6 +23,7 @@ from stacks.packaging import lambda_staging_folder
 @dataclass(frozen=True)
 class BlocklistProps:
     config: StageConfig
+    key: kms.IKey
     lake: s3.IBucket
     features_table: dynamodb.ITable
 
@@ -35,6 +37,7 @@ class BlocklistStack(Stack):
             self,
             "BlocklistSync",
             config=config,
+            key=props.key,
             code_folder=lambda_staging_folder("blocklist_sync", vendor=("pymysql",)),
             memory_size=256,
             timeout=Duration.minutes(5),

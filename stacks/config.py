@@ -148,6 +148,9 @@ class StageConfig:
     velocity_orders: int  # the velocity rule's order count with those overrides, for the Glue rules job
     blocklist: BlocklistConfig
     waf: bool
+    waf_rate_limit_per_key: int  # requests per API key per 5 minutes
+    waf_rate_limit_per_ip: int  # requests per IP per 5 minutes, for requests without an API key only
+    api_execution_log_level: str  # API Gateway execution logs: INFO logs request data, ERROR only failures
     retraining_schedule_enabled: bool
     log_retention_days: int
     log_level: str
@@ -184,6 +187,7 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
         "api_burst_limit": 100,
         "api_quota_per_day": 100_000,
         "waf": False,
+        "api_execution_log_level": "INFO",
         "retraining_schedule": False,
         "log_retention_days": 7,
         "log_level": "DEBUG",
@@ -200,6 +204,7 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
         "api_burst_limit": 1000,
         "api_quota_per_day": 5_000_000,
         "waf": True,
+        "api_execution_log_level": "ERROR",
         "retraining_schedule": True,
         "log_retention_days": 90,
         "log_level": "INFO",
@@ -422,6 +427,16 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         velocity_orders=velocity_orders,
         blocklist=blocklist,
         waf=read.boolean("waf", False),
+        # Default: the usage plan's steady rate over WAF's 5-minute window, so WAF only stops a key
+        # that the usage plan would already be throttling.
+        waf_rate_limit_per_key=read.integer(
+            "waf_rate_limit_per_key",
+            max(100, int(throttle.rate_limit * 300)),
+            minimum=100,
+            maximum=2_000_000_000,
+        ),
+        waf_rate_limit_per_ip=read.integer("waf_rate_limit_per_ip", 2000, minimum=100, maximum=2_000_000_000),
+        api_execution_log_level=read.choice("api_execution_log_level", ("OFF", "ERROR", "INFO"), "ERROR"),
         retraining_schedule_enabled=read.boolean("retraining_schedule", False),
         log_retention_days=read.integer("log_retention_days", 7, minimum=1, maximum=3653),
         log_level=read.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),

@@ -47,11 +47,16 @@ def suppress(
     NagSuppressions.add_resource_suppressions(construct, [suppression], apply_to_children=True)
 
 
-def log_group(scope: Construct, id: str, *, config: StageConfig, name: str | None = None) -> logs.LogGroup:
+def log_group(
+    scope: Construct, id: str, *, config: StageConfig, key: kms.IKey, name: str | None = None
+) -> logs.LogGroup:
+    """A log group with the stage's retention and removal policy, encrypted with the stage key (the key
+    policy lets CloudWatch Logs use it for this account's log groups only)."""
     return logs.LogGroup(
         scope,
         id,
         log_group_name=name,
+        encryption_key=key,
         retention=_retention(config.log_retention_days),
         removal_policy=removal_policy(config),
     )
@@ -123,6 +128,7 @@ class PythonFunction(Construct):
         id: str,
         *,
         config: StageConfig,
+        key: kms.IKey,
         code_folder: Path,
         environment: Mapping[str, str],
         memory_size: int = 512,
@@ -131,7 +137,7 @@ class PythonFunction(Construct):
         reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, id)
-        self.log_group = log_group(self, "Logs", config=config)
+        self.log_group = log_group(self, "Logs", config=config, key=key)
         self.role = iam.Role(
             self,
             "Role",

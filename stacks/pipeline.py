@@ -251,7 +251,7 @@ class PipelineStack(Stack):
         no_serving.next(gate)
         definition = features.next(train).next(evaluate).next(check_serving)
 
-        logs = log_group(self, "Logs", config=config)
+        logs = log_group(self, "Logs", config=config, key=props.key)
         self.state_machine = sfn.StateMachine(
             self,
             "Retraining",

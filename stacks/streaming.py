@@ -67,6 +67,7 @@ class StreamingStack(Stack):
             self,
             "StreamConsumer",
             config=config,
+            key=props.key,
             code_folder=lambda_staging_folder("stream"),
             memory_size=512,
             timeout=Duration.seconds(60),

@@ -63,6 +63,7 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
         f"{name}-Api",
         props=ApiProps(
             config=config,
+            key=data.key,
             tables=dict(data.tables),
             endpoint_name=ml.endpoint_name,
             endpoint_arn=ml.endpoint_arn,
@@ -110,7 +111,9 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
         blocklist = BlocklistStack(
             app,
             f"{name}-Blocklist",
-            props=BlocklistProps(config=config, lake=data.lake, features_table=data.tables["features"]),
+            props=BlocklistProps(
+                config=config, key=data.key, lake=data.lake, features_table=data.tables["features"]
+            ),
             env=env,
         )
     stacks = ReturnGuardStacks(data, streaming, etl, ml, api, pipeline, monitoring, blocklist)
