@@ -55,7 +55,9 @@ def test_blocklist_reserved_concurrency_is_a_stage_setting(fake_model_dir, tmp_p
     stack = BlocklistStack(
         app,
         "Blocklist",
-        props=BlocklistProps(config=config, lake=data.lake, features_table=data.tables["features"]),
+        props=BlocklistProps(
+            config=config, key=data.key, lake=data.lake, features_table=data.tables["features"]
+        ),
     )
     Template.from_stack(stack).has_resource_properties(
         "AWS::Lambda::Function", {"Handler": "handler.lambda_handler", "ReservedConcurrentExecutions": 2}
