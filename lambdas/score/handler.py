@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
@@ -152,10 +153,14 @@ def risk_score() -> Any:
         response.processing_time_ms = round((time.perf_counter() - started) * 1000, 2)
         if told.fallback_reason:
             logger.warning("narrative fallback", extra={"reason": told.fallback_reason})
-            with single_metric(
-                name="ExplanationFallback", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
-            ) as metric:
-                metric.add_dimension("service", metrics.service or "returnguard")
+            # two dimension sets: the dashboard keeps its per-service total, and each reason (timeout,
+            # guardrail, a failed output check, ...) can be graphed on its own
+            service = metrics.service or "returnguard"
+            fallback = AmazonCloudWatchEMFProvider(namespace=metrics.namespace, service=service)
+            fallback.add_metric(name="ExplanationFallback", unit=MetricUnit.Count, value=1)
+            fallback.add_dimension("service", service)
+            fallback.add_dimensions(service=service, reason=told.fallback_reason)
+            fallback.flush_metrics()
     saved, replayed = decisions.save(
         response, customer_id=request.order.customer_id, request_hash=request_hash, features=decision.vector
     )

@@ -115,3 +115,26 @@ def test_a_low_risk_template_request_does_not_call_bedrock(handler, monkeypatch)
     status, body = call(handler, event("POST", "/v1/risk-score", request))
     assert status == 200 and body["risk_level"] == "low"
     assert body["explanation"]["source"] == "template" and sent == []
+
+
+def test_an_output_that_fails_a_check_keeps_the_template_and_counts_the_reason(
+    handler, capsys, caplog
+) -> None:
+    # Given Bedrock answers a review or block decision with "confirmed", when the order is scored,
+    # then the shopper reads the template's message and the fallback metric carries the reason.
+    bad = {**GOOD, "customer_message": "Good news: your order is confirmed and will ship today."}
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    for item in dynamodb.scan(TableName="explanations")["Items"]:  # earlier tests cached a good answer
+        dynamodb.delete_item(TableName="explanations", Key={"cache_key": item["cache_key"]})
+    with Stubber(handler.narrator._client) as stub:
+        stub.add_response("converse", converse_reply(json.dumps(bad)))
+        request = {**order("NAR-5", customer_id="C666"), "explain": "narrative"}
+        status, body = call(handler, event("POST", "/v1/risk-score", request))
+    assert status == 200 and body["recommended_action"] in ("manual_review", "block")
+    assert body["explanation"]["source"] == "template" and "confirmed" not in body["customer_message"]
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "ExplanationFallback" in line]
+    (document,) = emf
+    assert document["reason"] == "contradicts_action"
+    assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"], ["service", "reason"]]
+    reasons = [getattr(r, "reason", None) for r in caplog.records if r.getMessage() == "narrative fallback"]
+    assert reasons == ["contradicts_action"]
