@@ -16,7 +16,7 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from stacks.config import StageConfig
-from stacks.constructs import PythonFunction, log_group, removal_policy, suppress
+from stacks.constructs import PythonFunction, log_group, suppress
 from stacks.packaging import lambda_staging_folder
 from stacks.request_schema import RISK_SCORE_REQUEST
 
@@ -106,8 +106,8 @@ class ApiStack(Stack):
             "Api",
             rest_api_name=f"{config.prefix}-api",
             description="ReturnGuard risk-score API",
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=removal_policy(config),
+            # the account's CloudWatch role is the ApiGatewayAccount stack's (one per account, not per stage)
+            cloud_watch_role=False,
             deploy_options=apigw.StageOptions(
                 stage_name=config.stage,
                 tracing_enabled=True,
@@ -131,15 +131,6 @@ class ApiStack(Stack):
                 ),
             ),
             endpoint_types=[apigw.EndpointType.REGIONAL],
-        )
-        suppress(
-            self.api,
-            "AwsSolutions-IAM4",
-            "API Gateway's account-level CloudWatch role uses the AWS-managed "
-            "AmazonAPIGatewayPushToCloudWatchLogs policy, which is what the service documents for access logs.",
-            applies_to=[
-                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-            ],
         )
         _gateway_errors(self.api)
         request_model = self.api.add_model(

@@ -151,6 +151,8 @@ class StageConfig:
     waf_rate_limit_per_key: int  # requests per API key per 5 minutes
     waf_rate_limit_per_ip: int  # requests per IP per 5 minutes, for requests without an API key only
     api_execution_log_level: str  # API Gateway execution logs: INFO logs request data, ERROR only failures
+    # deploy the ReturnGuard-ApiGatewayAccount stack (the account's API Gateway CloudWatch role)
+    api_gateway_account: bool
     retraining_schedule_enabled: bool
     log_retention_days: int
     log_level: str
@@ -437,6 +439,7 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         ),
         waf_rate_limit_per_ip=read.integer("waf_rate_limit_per_ip", 2000, minimum=100, maximum=2_000_000_000),
         api_execution_log_level=read.choice("api_execution_log_level", ("OFF", "ERROR", "INFO"), "ERROR"),
+        api_gateway_account=read.boolean("api_gateway_account", True),
         retraining_schedule_enabled=read.boolean("retraining_schedule", False),
         log_retention_days=read.integer("log_retention_days", 7, minimum=1, maximum=3653),
         log_level=read.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import CfnMapping, Fn, Stack
+from aws_cdk import CfnMapping, CfnOutput, Fn, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -173,14 +173,27 @@ class MlStack(Stack):
             f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:endpoint/{self.endpoint_name}"
         )
 
+        # CloudFormation requires a name here; a fixed one would make the next deploy after a prod destroy
+        # (which retains the group) fail with AlreadyExists. The first block of the stack's id is new with
+        # every stack creation, so a re-deploy gets a new group and the retained one keeps its history.
         self.model_package_group = sagemaker.CfnModelPackageGroup(
             self,
             "ModelPackageGroup",
-            model_package_group_name=f"{config.prefix}-return-abuse",
+            model_package_group_name=Fn.join(
+                "-",
+                [
+                    f"{config.prefix}-return-abuse",
+                    Fn.select(0, Fn.split("-", Fn.select(2, Fn.split("/", self.stack_id)))),
+                ],
+            ),
             model_package_group_description="Return-abuse XGBoost models that passed the evaluation gate",
         )
         self.model_package_group.apply_removal_policy(removal_policy(config))
-        self.model_package_group_name = f"{config.prefix}-return-abuse"
+        # read back from the group's ARN, so other stacks import it (AWS::StackId would be their own there)
+        self.model_package_group_name = Fn.select(
+            1, Fn.split("/", self.model_package_group.attr_model_package_group_arn)
+        )
+        CfnOutput(self, "ModelPackageGroupName", value=self.model_package_group_name)
 
 
 def _iam5_patterns() -> list:

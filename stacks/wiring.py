@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aws_cdk import App, Aspects, CfnOutput, Environment, Stack, Tags
 from cdk_nag import AwsSolutionsChecks
 
+from stacks.account import ACCOUNT_STACK_NAME, ApiGatewayAccountStack
 from stacks.api import ApiProps, ApiStack
 from stacks.blocklist import BlocklistProps, BlocklistStack
 from stacks.config import StageConfig
@@ -28,8 +29,10 @@ class ReturnGuardStacks:
     pipeline: PipelineStack
     monitoring: MonitoringStack
     blocklist: BlocklistStack | None
+    account: ApiGatewayAccountStack | None = None  # shared by every stage of the account and region
 
     def all(self) -> list[Stack]:
+        """The stage's stacks (the shared account stack is not one of them)."""
         stacks = [self.data, self.streaming, self.etl, self.ml, self.api, self.pipeline, self.monitoring]
         return stacks + ([self.blocklist] if self.blocklist else [])
 
@@ -71,6 +74,11 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
         env=env,
     )
     api.add_stack_dependency(ml, "the score function calls the endpoint")
+    account = None
+    if config.api_gateway_account:
+        account = ApiGatewayAccountStack(app, ACCOUNT_STACK_NAME, env=env)
+        Tags.of(account).add("project", "returnguard")  # no stage tag: it belongs to every stage
+        api.add_stack_dependency(account, "the stage's execution logging needs the account's CloudWatch role")
     pipeline = PipelineStack(
         app,
         f"{name}-Pipeline",
@@ -116,7 +124,7 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
             ),
             env=env,
         )
-    stacks = ReturnGuardStacks(data, streaming, etl, ml, api, pipeline, monitoring, blocklist)
+    stacks = ReturnGuardStacks(data, streaming, etl, ml, api, pipeline, monitoring, blocklist, account)
     for stack in stacks.all():
         Tags.of(stack).add("project", "returnguard")
         Tags.of(stack).add("stage", config.stage)

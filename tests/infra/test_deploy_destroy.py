@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk.assertions import Template
 
@@ -100,3 +102,63 @@ def test_prefix_longer_than_sagemaker_names_allow_is_refused_naming_prefix(fake_
 def test_prefix_that_is_not_a_name_is_refused_naming_prefix(fake_model_dir, prefix):
     with pytest.raises(ConfigError, match="context 'prefix'"):
         load({"prefix": prefix, "model_dir": str(fake_model_dir)}, {})
+
+
+# --- 2. the model package group can be created again after a prod destroy -------------------------------
+
+
+@pytest.mark.parametrize(("stage", "policy"), [("dev", "Delete"), ("prod", "Retain")])
+def test_model_package_group_name_is_new_with_every_stack_creation(request, stage, policy):
+    synth = request.getfixturevalue(stage)
+    _, group = only(template(synth, "ml").find_resources("AWS::SageMaker::ModelPackageGroup"))
+    assert group["DeletionPolicy"] == policy
+    name = group["Properties"]["ModelPackageGroupName"]
+    # not a fixed string: the retained group of a destroyed prod stack must not block the next CREATE
+    assert not isinstance(name, str)
+    assert "AWS::StackId" in json.dumps(name)
+    assert f"{synth.config.prefix}-return-abuse" in json.dumps(name)
+    # the pipeline registers into that group: it imports the name, it does not spell it
+    pipeline = json.dumps(template(synth, "pipeline").to_json())
+    assert f'"{synth.config.prefix}-return-abuse"' not in pipeline
+    assert "AWS::StackId" not in pipeline  # it would be the Pipeline stack's own id there
+    assert "ModelPackageGroup" in json.dumps([v for v in _imports(pipeline)])
+    assert "ModelPackageGroupName" in template(synth, "ml").find_outputs("*")
+
+
+# --- 4. API Gateway's account setting -------------------------------------------------------------------
+
+
+def test_no_stage_sets_the_account_cloudwatch_role(dev, prod):
+    for synth in (dev, prod):
+        for stack in synth.stacks.all():
+            assert not Template.from_stack(stack).find_resources("AWS::ApiGateway::Account"), stack.stack_name
+
+
+def test_one_account_stack_shared_by_the_stages_and_retained(dev, prod):
+    assert dev.stacks.account.stack_name == prod.stacks.account.stack_name == "ReturnGuard-ApiGatewayAccount"
+    account = template(dev, "account")
+    assert account.to_json() == template(prod, "account").to_json()  # same template: no fight between stages
+    _, setting = only(account.find_resources("AWS::ApiGateway::Account"))
+    _, role = only(account.find_resources("AWS::IAM::Role"))
+    # destroying either stage leaves the setting and its role, so the other stage keeps logging
+    assert setting["DeletionPolicy"] == role["DeletionPolicy"] == "Retain"
+    tags = {t["Key"]: t["Value"] for t in role["Properties"].get("Tags", [])}
+    assert "stage" not in tags
+    assert dev.stacks.account in dev.stacks.api.dependencies
+
+
+def test_account_stack_can_be_left_out(fake_model_dir, tmp_path):
+    from aws_cdk import App
+
+    from stacks.wiring import build
+
+    context = {"model_dir": str(fake_model_dir), "api_gateway_account": "false", "bedrock_enabled": False}
+    stacks = build(App(outdir=str(tmp_path)), load(context, {}), nag=False)
+    assert stacks.account is None
+
+
+def _imports(template_text: str) -> list[str]:
+    """The export names a template imports."""
+    import re
+
+    return re.findall(r'"Fn::ImportValue": "([^"]+)"', template_text)
