@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from returnguard import narrative
+from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, RequestBudget
 from returnguard.aws.decisions import Conflict, DecisionStore, body_hash
 from returnguard.aws.feature_store import DynamoFeatureStore
 from returnguard.aws.model_client import HttpModel, Model, SageMakerModel, sagemaker_config
@@ -79,13 +80,16 @@ POLICY = PolicyConfig.from_model_config(MODEL_CONFIG, json.loads(settings.policy
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-_dynamodb = boto3.client("dynamodb")
+budget = RequestBudget()  # every AWS call of a request fits in DECISION_BUDGET_S (clients.py)
+_dynamodb = budget.attach(boto3.client("dynamodb", config=DYNAMODB.config()))
 features = DynamoFeatureStore(_dynamodb, settings.features_table)
 decisions = DecisionStore(_dynamodb, settings.decisions_table, settings.audit_table)
 model: Model = (
     HttpModel(settings.inference_url)
     if settings.inference_url
-    else SageMakerModel(boto3.client("sagemaker-runtime", config=sagemaker_config()), settings.endpoint_name)
+    else SageMakerModel(
+        budget.attach(boto3.client("sagemaker-runtime", config=sagemaker_config())), settings.endpoint_name
+    )
 )
 NARRATIVE = NarrativeConfig(
     model_id=settings.bedrock_model_id,
@@ -95,7 +99,7 @@ NARRATIVE = NarrativeConfig(
 )
 narrator: Narrator | None = (
     Narrator(
-        boto3.client("bedrock-runtime", config=bedrock_config(NARRATIVE.budget_s)),
+        budget.attach(boto3.client("bedrock-runtime", config=bedrock_config(NARRATIVE.budget_s))),
         NARRATIVE,
         ExplanationCache(_dynamodb, settings.explanations_table) if settings.explanations_table else None,
     )
@@ -140,6 +144,7 @@ def _read_body() -> dict[str, Any]:
 @app.post("/v1/risk-score")
 def risk_score() -> Any:
     started = time.perf_counter()
+    budget.start(DECISION_BUDGET_S)
     body = _read_body()
     if body.get("event_type") == "return":
         raise ApiError(501, "not_implemented", "return events are not scored yet", "event_type")
@@ -195,6 +200,7 @@ def risk_score() -> Any:
 
 @app.get("/v1/decisions/<decision_id>")
 def get_decision(decision_id: str) -> Any:
+    budget.start(DECISION_BUDGET_S)
     stored = decisions.get_response(decision_id)
     if stored is None:
         raise ApiError(404, "not_found", "no decision with this id", "decision_id")

@@ -14,12 +14,11 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from returnguard.ports import Model, ModelScore, ModelUnavailable
+from returnguard.ports import Model, ModelScore, ModelUnavailable, UnavailableReason
 
 __all__ = ["HttpModel", "Model", "ModelScore", "ModelUnavailable", "SageMakerModel", "parse_response"]
 
-CONNECT_TIMEOUT_S = 1.0
-READ_TIMEOUT_S = 2.0
+READ_TIMEOUT_S = 2.0  # the local inference server; the endpoint's bounds are clients.SAGEMAKER
 MAX_ATTEMPTS = 2
 
 
@@ -89,6 +88,8 @@ class HttpModel:
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
                 if attempt + 1 == MAX_ATTEMPTS:  # a kept-alive connection the server had closed: once more
                     raise ModelUnavailable(f"inference server unreachable: {type(error).__name__}") from error
+            except TimeoutError as error:
+                raise ModelUnavailable("inference server timed out", "model_timeout") from error
             except (OSError, http.client.HTTPException) as error:
                 raise ModelUnavailable(f"inference server unreachable: {type(error).__name__}") from error
         if status != 200:
@@ -97,18 +98,15 @@ class HttpModel:
 
 
 def sagemaker_config() -> Any:
-    from botocore.config import Config
+    from returnguard.aws.clients import SAGEMAKER
 
-    return Config(
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
-    )
+    return SAGEMAKER.config()
 
 
 class SageMakerModel:
     """A SageMaker real-time endpoint. `client` is a boto3 sagemaker-runtime client built with
-    `sagemaker_config()` (short timeouts, at most 2 attempts), created once at module load."""
+    `sagemaker_config()` (short timeouts, at most 2 attempts), created once at module load.
+    Timeouts (and a request budget too short for another attempt) are `model_timeout`."""
 
     def __init__(self, client: Any, endpoint_name: str):
         self._client = client
@@ -124,5 +122,14 @@ class SageMakerModel:
             )
             raw = response["Body"].read()
         except Exception as error:  # botocore errors, timeouts, throttling: all mean "no score"
-            raise ModelUnavailable(f"endpoint failed: {type(error).__name__}") from error
+            reason: UnavailableReason = "model_timeout" if _timed_out(error) else "model_error"
+            raise ModelUnavailable(f"endpoint failed: {type(error).__name__}", reason) from error
         return parse_response(raw)
+
+
+def _timed_out(error: Exception) -> bool:
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    from returnguard.aws.clients import BudgetExhausted
+
+    return isinstance(error, (ConnectTimeoutError, ReadTimeoutError, BudgetExhausted, TimeoutError))

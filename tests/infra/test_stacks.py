@@ -192,6 +192,19 @@ def test_score_function_runtime_memory_timeout_env_and_layer(dev):
     assert ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:" in layer
 
 
+def test_a_decision_fits_the_function_timeout_which_fits_api_gateway(dev, prod):
+    from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, SAGEMAKER
+
+    api_gateway_integration_timeout_s = 29
+    # a hung model (its one call timing out) still leaves the feature read and two writes an attempt
+    assert SAGEMAKER.worst_case_s + 3 * DYNAMODB.attempt_s <= DECISION_BUDGET_S
+    assert DYNAMODB.worst_case_s <= DECISION_BUDGET_S
+    for synth in (dev, prod):
+        (score,) = functions(synth, "api")
+        # every AWS call of a request ends inside the budget; the rest is room for our own code
+        assert DECISION_BUDGET_S + 2 <= score["Timeout"] < api_gateway_integration_timeout_s
+
+
 def test_throttling_and_quota_come_from_config(dev, prod):
     for synth in (dev, prod):
         throttle = synth.config.api_throttle

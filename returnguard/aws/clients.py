@@ -1,0 +1,100 @@
+"""Bounded AWS calls: per-attempt timeouts, few retries, and a per-request time budget.
+
+Every client the score function makes gets connect/read timeouts and standard-mode retries from
+`CallBounds.config()`, so one attempt against a frozen service ends after connect + read seconds.
+On top of that a `RequestBudget` (one per execution environment, restarted for every request) refuses
+to start an attempt that could not finish before the request's deadline: however many calls a
+decision makes and however slowly each answers, the request ends within its budget plus the time
+our own code needs. The refusal is `BudgetExhausted`, a BotoCoreError, so callers treat it as the
+dependency being unavailable (the handler answers 503, the model falls back, the narrative uses the
+template).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError
+
+# Standard-mode backoff before retry i (0-based) is at most min(base * 2**i, 20) s with a base of 1 s
+# for throttling errors (50 ms, 25 ms for DynamoDB, otherwise).
+_THROTTLING_BACKOFF_BASE_S = 1.0
+_MAX_BACKOFF_S = 20.0
+
+
+@dataclass(frozen=True)
+class CallBounds:
+    connect_timeout_s: float
+    read_timeout_s: float
+    max_attempts: int
+
+    @property
+    def attempt_s(self) -> float:
+        """The longest one attempt can take: connecting, then waiting for the answer."""
+        return self.connect_timeout_s + self.read_timeout_s
+
+    @property
+    def worst_case_s(self) -> float:
+        """The longest one call can take with every attempt timing out and the longest backoffs."""
+        backoff = sum(
+            min(_THROTTLING_BACKOFF_BASE_S * 2**i, _MAX_BACKOFF_S) for i in range(self.max_attempts - 1)
+        )
+        return self.max_attempts * self.attempt_s + backoff
+
+    def config(self, **extra: Any) -> Config:
+        return Config(
+            connect_timeout=self.connect_timeout_s,
+            read_timeout=self.read_timeout_s,
+            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            **extra,
+        )
+
+
+# DynamoDB answers single-digit milliseconds; a second without an answer means it is not answering.
+DYNAMODB = CallBounds(connect_timeout_s=0.5, read_timeout_s=1.0, max_attempts=2)
+# The model endpoint, one attempt: a failed call is answered by the fallback model at once, and a
+# hung endpoint costs one timeout, after which the circuit breaker skips it (returnguard.circuit).
+SAGEMAKER = CallBounds(connect_timeout_s=0.5, read_timeout_s=2.0, max_attempts=1)
+
+# The time a request's AWS calls may take. A hung model still leaves the feature read and the
+# decision's two writes an attempt each; the score function's timeout leaves room above it for our
+# own code (both asserted in tests/infra/test_stacks.py).
+DECISION_BUDGET_S = 7.0
+HEALTH_BUDGET_S = 2.0
+
+
+class BudgetExhausted(BotoCoreError):
+    fmt = "no time left in this request's budget for another {service} call"
+
+
+class RequestBudget:
+    """A deadline for the AWS calls of the request in progress (one request at a time, as Lambda runs
+    an execution environment). Attach it to each client once; `start()` it per request."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._deadline: float | None = None
+
+    def start(self, seconds: float) -> None:
+        self._deadline = self._clock() + seconds
+
+    def remaining_s(self) -> float | None:
+        return None if self._deadline is None else self._deadline - self._clock()
+
+    def attach(self, client: Any) -> Any:
+        """Check the budget before each attempt (retries included) the client sends: an attempt
+        starts only if its connect + read timeouts (the client's own config) end before the deadline."""
+        service = client.meta.service_model.service_name
+        attempt_s = float(client.meta.config.connect_timeout) + float(client.meta.config.read_timeout)
+
+        def check(**_: Any) -> None:
+            remaining = self.remaining_s()
+            if remaining is not None and remaining < attempt_s:
+                raise BudgetExhausted(service=service)
+
+        client.meta.events.register("before-send", check)
+        return client
