@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import ArnFormat, Aws, CfnOutput, Duration, Stack
+from aws_cdk import ArnFormat, Aws, CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -132,6 +132,16 @@ class ApiStack(Stack):
             ),
             endpoint_types=[apigw.EndpointType.REGIONAL],
         )
+        # API Gateway would create this one itself on the first logged request, with no retention and outside
+        # the stack; made here (before the stage) it has the stage's retention and goes with the stack.
+        execution_logs = log_group(
+            self,
+            "ExecutionLogs",
+            config=config,
+            key=props.key,
+            name=Fn.join("", ["API-Gateway-Execution-Logs_", self.api.rest_api_id, f"/{config.stage}"]),
+        )
+        self.api.deployment_stage.node.add_dependency(execution_logs)
         _gateway_errors(self.api)
         request_model = self.api.add_model(
             "RiskScoreRequest",

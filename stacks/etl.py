@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Annotations, Stack
+from aws_cdk import Annotations, Fn, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -14,7 +14,7 @@ from aws_cdk import aws_s3_assets as assets
 from constructs import Construct
 
 from stacks.config import StageConfig
-from stacks.constructs import ASSET_BUCKET_OBJECTS, GRANT_READ_WRITE_WILDCARDS, suppress
+from stacks.constructs import ASSET_BUCKET_OBJECTS, GRANT_READ_WRITE_WILDCARDS, log_group, suppress
 from stacks.packaging import domain_zip, glue_script
 
 
@@ -112,8 +112,21 @@ class EtlStack(Stack):
             )
         )
 
+        # The log groups Glue writes to under this security configuration (CloudWatch encryption on): Glue
+        # would create them itself, with no retention and outside the stack. Jobs and crawlers wait for them.
+        security = self.security_configuration.ref
+        role_name = self.role.role_name
+        self.log_groups = [
+            log_group(self, id_, config=config, key=props.key, name=Fn.join("", parts))
+            for id_, parts in (
+                ("JobOutputLogs", ["/aws-glue/jobs/", security, "-role/", role_name, "/output"]),
+                ("JobErrorLogs", ["/aws-glue/jobs/", security, "-role/", role_name, "/error"]),
+                ("JobContinuousLogs", ["/aws-glue/jobs/logs-v2-", security]),
+                ("CrawlerLogs", ["/aws-glue/crawlers-role/", role_name, "-", security]),
+            )
+        ]
         for name, prefix in (("raw", "raw/"), ("processed", "processed/")):
-            glue.CfnCrawler(
+            crawler = glue.CfnCrawler(
                 self,
                 f"{name.title()}Crawler",
                 name=f"{config.prefix}-{name}",
@@ -133,6 +146,8 @@ class EtlStack(Stack):
                     recrawl_behavior="CRAWL_NEW_FOLDERS_ONLY"
                 ),
             )
+            for group in self.log_groups:
+                crawler.node.add_dependency(group)
 
         domain = assets.Asset(self, "DomainZip", path=str(domain_zip()))
         domain.grant_read(self.role)
@@ -183,6 +198,8 @@ class EtlStack(Stack):
                     **job_arguments,
                 },
             )
+            for group in self.log_groups:
+                self.jobs[name].node.add_dependency(group)
         self.features_job_name = f"{config.prefix}-features"
         suppress(
             self.role,

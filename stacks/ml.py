@@ -14,7 +14,13 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.config import XGBOOST_REGISTRIES, XGBOOST_VERSION, StageConfig
-from stacks.constructs import ASSET_BUCKET_OBJECTS, GRANT_READ_WRITE_WILDCARDS, removal_policy, suppress
+from stacks.constructs import (
+    ASSET_BUCKET_OBJECTS,
+    GRANT_READ_WRITE_WILDCARDS,
+    log_group,
+    removal_policy,
+    suppress,
+)
 
 INFERENCE_PROGRAM = "inference.py"
 TRAINING_PROGRAM = "train.py"
@@ -167,6 +173,15 @@ class MlStack(Stack):
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
             endpoint_name=f"{config.prefix}-scoring",
         )
+        # SageMaker would create the endpoint's log group itself, with no retention and outside the stack.
+        self.endpoint_logs = log_group(
+            self,
+            "EndpointLogs",
+            config=config,
+            key=props.key,
+            name=f"/aws/sagemaker/Endpoints/{config.prefix}-scoring",
+        )
+        self.endpoint.node.add_dependency(self.endpoint_logs)
         # The endpoint, its config and the model are compute, not data: always deleted with the stack.
         self.endpoint_name = f"{config.prefix}-scoring"
         self.endpoint_arn = (

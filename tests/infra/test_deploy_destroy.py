@@ -162,3 +162,57 @@ def _imports(template_text: str) -> list[str]:
     import re
 
     return re.findall(r'"Fn::ImportValue": "([^"]+)"', template_text)
+
+
+# --- 7. log groups the services would otherwise create outside the stacks -------------------------------
+
+
+def _named_log_groups(synth, stack: str) -> dict[str, dict]:
+    """Log groups of a stack by their name rendered as text (tokens included), with their resource."""
+    groups = template(synth, stack).find_resources("AWS::Logs::LogGroup")
+    return {json.dumps(g["Properties"].get("LogGroupName")): g for g in groups.values()}
+
+
+@pytest.mark.parametrize(("stage", "policy"), [("dev", "Delete"), ("prod", "Retain")])
+def test_service_log_groups_are_created_in_the_stacks_with_retention_and_removal_policy(
+    request, stage, policy
+):
+    synth = request.getfixturevalue(stage)
+    retention = {"dev": 7, "prod": 90}[stage]
+    expected = {
+        "api": ["API-Gateway-Execution-Logs_", f"/{stage}"],
+        "ml": [f"/aws/sagemaker/Endpoints/{synth.config.prefix}-scoring"],
+        "etl": ["/aws-glue/jobs/", "-role/", "/output"],
+    }
+    for stack, fragments in expected.items():
+        matching = [
+            group
+            for name, group in _named_log_groups(synth, stack).items()
+            if all(fragment in name for fragment in fragments)
+        ]
+        assert len(matching) == 1, (stack, list(_named_log_groups(synth, stack)))
+        (group,) = matching
+        assert group["Properties"]["RetentionInDays"] == retention
+        assert group["DeletionPolicy"] == policy
+    etl_names = list(_named_log_groups(synth, "etl"))
+    for fragments in (["-role/", "/error"], ["/aws-glue/jobs/logs-v2-"], ["/aws-glue/crawlers-role/"]):
+        assert [n for n in etl_names if all(f in n for f in fragments)], fragments
+
+
+def test_the_users_of_each_log_group_wait_for_it(dev):
+    api = template(dev, "api")
+    (stage_id, stage) = only(api.find_resources("AWS::ApiGateway::Stage"))
+    execution_logs = [
+        logical
+        for logical, group in api.find_resources("AWS::Logs::LogGroup").items()
+        if "API-Gateway-Execution-Logs_" in json.dumps(group["Properties"].get("LogGroupName"))
+    ]
+    assert set(execution_logs) <= set(stage.get("DependsOn", []))
+    etl = template(dev, "etl")
+    glue_logs = set(etl.find_resources("AWS::Logs::LogGroup"))
+    for type_ in ("AWS::Glue::Crawler", "AWS::Glue::Job"):
+        for resource in etl.find_resources(type_).values():
+            assert glue_logs <= set(resource.get("DependsOn", [])), type_
+    ml = template(dev, "ml")
+    _, endpoint = only(ml.find_resources("AWS::SageMaker::Endpoint"))
+    assert set(ml.find_resources("AWS::Logs::LogGroup")) <= set(endpoint.get("DependsOn", []))
