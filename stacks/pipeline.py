@@ -1,5 +1,6 @@
 """Pipeline stack: the retraining state machine (Glue features -> SageMaker training -> evaluate -> gate ->
-register -> update endpoint) and its EventBridge schedule (disabled in dev)."""
+register -> promote onto the endpoint -> wait for InService -> record) and its EventBridge schedule
+(disabled in dev)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,14 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks.config import StageConfig
-from stacks.constructs import log_group, suppress
+from stacks.constructs import PythonFunction, log_group, logical_id, suppress
 from stacks.ml import INFERENCE_PROGRAM, TRAINING_PROGRAM
+from stacks.packaging import lambda_staging_folder
 
 SERVING_METRICS_KEY = "models/metadata/serving-metrics.json"
+# How often the state machine looks at an endpoint being updated, and the states that mean "not yet".
+ENDPOINT_POLL_SECONDS = 60
+ENDPOINT_IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 # Seam for seed 003's batch path (not built yet): an upload under this prefix of the lake ("Object Created"
 # through EventBridge, after `event_bridge_enabled=True` on the lake) starts a batch-scoring state machine
 # defined next to the retraining one, which scores the file, writes to processed/predictions/ and DynamoDB and
@@ -38,6 +43,7 @@ class PipelineProps:
     sagemaker_role: iam.IRole
     model_package_group_name: str
     endpoint_name: str
+    bootstrap_endpoint_config_arn: str  # the Ml stack's config: the one a first promotion copies
 
 
 class PipelineStack(Stack):
@@ -45,6 +51,7 @@ class PipelineStack(Stack):
         super().__init__(scope, id, **kwargs)
         config = props.config
         sm = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
+        endpoint_arn = f"{sm}:endpoint/{props.endpoint_name}"
 
         features = tasks.GlueStartJobRun(
             self,
@@ -124,6 +131,14 @@ class PipelineStack(Stack):
             action="getObject",
             parameters={"Bucket": props.lake.bucket_name, "Key": SERVING_METRICS_KEY},
             iam_resources=[props.lake.arn_for_objects(SERVING_METRICS_KEY)],
+            # Without ListBucket S3 answers a missing key with AccessDenied, which must fail the run.
+            additional_iam_statements=[
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[props.lake.bucket_arn],
+                    conditions={"StringEquals": {"s3:prefix": [SERVING_METRICS_KEY]}},
+                )
+            ],
             result_selector={"metrics.$": "States.StringToJson($.Body)"},
             result_path="$.serving",
         )
@@ -133,9 +148,10 @@ class PipelineStack(Stack):
             result=sfn.Result.from_object({"metrics": {"auc": 0, "pr_auc": 0}}),
             result_path="$.serving",
         )
-        serving.add_catch(
-            no_serving, errors=["S3.NoSuchKeyException", "S3.S3Exception"], result_path="$.serving_error"
-        )
+        # Only a missing object means "no serving model yet". Any other error (AccessDenied, a KMS key
+        # that cannot decrypt, throttling) fails the execution: treating it as "no serving model" would
+        # let any candidate through the gate.
+        serving.add_catch(no_serving, errors=["S3.NoSuchKeyException"], result_path="$.serving_error")
 
         image_container = {
             "Image": props.image_uri,
@@ -182,40 +198,89 @@ class PipelineStack(Stack):
             ],
             result_path="$.model",
         )
-        endpoint = config.endpoint
-        if endpoint.mode == "serverless":
-            variant = {
-                "VariantName": "primary",
-                "ModelName": model_name,
-                "ServerlessConfig": {
-                    "MemorySizeInMB": endpoint.serverless_memory_mb,
-                    "MaxConcurrency": endpoint.serverless_max_concurrency,
-                },
-            }
-        else:
-            variant = {
-                "VariantName": "primary",
-                "ModelName": model_name,
-                "InitialInstanceCount": endpoint.instance_count,
-                "InstanceType": endpoint.instance_type,
-            }
-        create_config = tasks.CallAwsService(
+        promote_function = PythonFunction(
             self,
-            "CreateEndpointConfig",
-            service="sagemaker",
-            action="createEndpointConfig",
-            parameters={"EndpointConfigName": model_name, "ProductionVariants": [variant]},
-            iam_resources=[f"{sm}:endpoint-config/{config.prefix}-*"],
-            result_path="$.endpoint_config",
+            "Promote",
+            config=config,
+            key=props.key,
+            code_folder=lambda_staging_folder("promote"),
+            memory_size=256,
+            timeout=Duration.seconds(60),
+            description="Retraining: serve a new model with a copy of the endpoint's current config",
+            environment={
+                "RG_ENDPOINT_NAME": props.endpoint_name,
+                "POWERTOOLS_SERVICE_NAME": "returnguard-promote",
+                "POWERTOOLS_LOG_LEVEL": config.log_level,
+            },
         )
-        update_endpoint = tasks.CallAwsService(
+        serving_configs = [
+            f"{sm}:endpoint-config/{config.prefix}-*",
+            props.bootstrap_endpoint_config_arn,
+        ]
+        promote_function.role.add_to_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn])
+        )
+        promote_function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpointConfig", "sagemaker:ListTags"], resources=serving_configs
+            )
+        )
+        promote_function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateEndpointConfig", "sagemaker:AddTags"],
+                resources=[serving_configs[0]],
+            )
+        )
+        promote_function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:UpdateEndpoint"], resources=[endpoint_arn, serving_configs[0]]
+            )
+        )
+        # A config with KmsKeyId (prod: storage and data capture) needs the caller to let SageMaker use the key.
+        promote_function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                resources=[props.key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
+        suppress(
+            promote_function.role,
+            "AwsSolutions-IAM5",
+            "Endpoint configs the pipeline creates are named <prefix>-<execution name> (one per run), so "
+            "their ARNs are only known as this stage's prefix followed by a wildcard.",
+            applies_to=[{"regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:endpoint-config\\/.*\\*$/"}],
+        )
+        promote_endpoint = tasks.LambdaInvoke(
             self,
-            "UpdateEndpoint",
+            "PromoteEndpoint",
+            lambda_function=promote_function.function,
+            payload=sfn.TaskInput.from_object({"ModelName": model_name, "EndpointConfigName": model_name}),
+            result_selector={
+                "endpoint_config_name.$": "$.Payload.EndpointConfigName",
+                "previous_endpoint_config_name.$": "$.Payload.PreviousEndpointConfigName",
+            },
+            result_path="$.promotion",
+        )
+        wait = sfn.Wait(
+            self, "WaitForEndpoint", time=sfn.WaitTime.duration(Duration.seconds(ENDPOINT_POLL_SECONDS))
+        )
+        describe_endpoint = tasks.CallAwsService(
+            self,
+            "DescribeEndpoint",
             service="sagemaker",
-            action="updateEndpoint",
-            parameters={"EndpointName": props.endpoint_name, "EndpointConfigName": model_name},
-            iam_resources=[f"{sm}:endpoint/{props.endpoint_name}", f"{sm}:endpoint-config/{config.prefix}-*"],
-            result_path="$.update",
+            action="describeEndpoint",
+            parameters={"EndpointName": props.endpoint_name},
+            iam_resources=[endpoint_arn],
+            result_selector={"status.$": "$.EndpointStatus", "config_name.$": "$.EndpointConfigName"},
+            result_path="$.endpoint",
+        )
+        endpoint_failed = sfn.Fail(
+            self,
+            "EndpointUpdateFailed",
+            error="EndpointUpdateFailed",
+            cause="The endpoint did not reach InService on the new config; SageMaker kept or rolled back "
+            "to the previous one, whose serving metrics stay recorded.",
         )
         record = tasks.CallAwsService(
             self,
@@ -231,7 +296,25 @@ class PipelineStack(Stack):
             iam_resources=[props.lake.arn_for_objects(SERVING_METRICS_KEY)],
             result_path="$.recorded",
         )
-        promote = register.next(create_model).next(create_config).next(update_endpoint).next(record)
+        # Record the new serving metrics only once the endpoint serves the new config: SageMaker rolls a
+        # failed update back to the old config and reports InService again, so the config name counts.
+        record_after_update = sfn.Choice(self, "EndpointUpdated")
+        record_after_update.when(
+            sfn.Condition.and_(
+                sfn.Condition.string_equals("$.endpoint.status", "InService"),
+                sfn.Condition.string_equals_json_path(
+                    "$.endpoint.config_name", "$.promotion.endpoint_config_name"
+                ),
+            ),
+            record,
+        ).when(
+            sfn.Condition.or_(
+                *(sfn.Condition.string_equals("$.endpoint.status", status) for status in ENDPOINT_IN_PROGRESS)
+            ),
+            wait,
+        ).otherwise(endpoint_failed)
+        promote = register.next(create_model).next(promote_endpoint).next(wait).next(describe_endpoint)
+        describe_endpoint.next(record_after_update)
         gate = (
             sfn.Choice(self, "Gate")
             .when(
@@ -273,15 +356,15 @@ class PipelineStack(Stack):
             self.state_machine,
             "AwsSolutions-IAM5",
             "Step Functions' service integrations: X-Ray and log delivery have no resource-level permissions; "
-            "training jobs, models and endpoint configs are named per execution under this stage's prefix; "
-            "glue job runs of one job; KMS data-key actions on the stage key.",
+            "training jobs and models are named per execution under this stage's prefix; "
+            "glue job runs of one job; KMS data-key actions on the stage key; the promote function's "
+            "versions (<function ARN>:*, how Step Functions' Lambda integration grants invoke).",
             applies_to=[
                 "Resource::*",
+                f"Resource::<{logical_id(promote_function.function)}.Arn>:*",
                 "Action::kms:GenerateDataKey*",
                 "Action::kms:ReEncrypt*",
-                {
-                    "regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:(training-job|model|endpoint-config)\\/.*\\*$/"
-                },
+                {"regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:(training-job|model)\\/.*\\*$/"},
                 {"regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:model-package\\/.*\\/\\*$/"},
             ],
         )

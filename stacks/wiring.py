@@ -92,6 +92,7 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
             sagemaker_role=ml.role,
             model_package_group_name=ml.model_package_group_name,
             endpoint_name=ml.endpoint_name,
+            bootstrap_endpoint_config_arn=ml.endpoint_config.ref,
         ),
         env=env,
     )
