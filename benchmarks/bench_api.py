@@ -79,20 +79,11 @@ def _world(orders: int, root: Path) -> dict[str, Any]:
     from training import train
 
     data = synth.generate(synth.SynthConfig(orders=orders, seed=5))
-    labels = synth.label_map(data)
     profiles, contexts, returns = synth.to_contexts(data)
     store, walk = replay(profiles, contexts, returns)
     table = pd.DataFrame(
-        [
-            {
-                "order_id": o.order_id,
-                "order_time_ms": o.order_time_ms,
-                **v,
-                "label": labels.get(o.order_id, 0),
-            }
-            for o, v in walk
-        ]
-    )
+        [{"order_id": o.order_id, "order_time_ms": o.order_time_ms, **v} for o, v in walk]
+    ).merge(synth.label_facts(data), on="order_id")
     train.train_frame(table, root, "--num_round", "150", "--baselines", "0")
     items = [(entity_key("customer", cid), state) for cid, state in store.customers.items()]
     items += [(entity_key(group, eid), state) for (group, eid), state in store.entities.items()]

@@ -8,7 +8,9 @@ Every feature of an order uses only events strictly before the order's time (epo
 the same window bounds and the same integer arithmetic as `returnguard.features.compute_features`,
 so the training rows equal what the online function computes from the aggregates (the parity test
 compares them with ==). Outputs under processed_path:
-    training-data/       order_id, customer_id, order_time_ms, dt, <FEATURE_NAMES>, label
+    training-data/       order_id, customer_id, order_time_ms, dt, <FEATURE_NAMES>, label,
+                         labeled_at_ms (when the label row became known; null: none yet, label 0),
+                         abuse_type (the label's pattern when the lake has one, else null)
     features/customers/  latest customer aggregates (layout of returnguard.aggregates)
     features/entities/   latest product / seller / category / region counters
     features/online/     JSON lines {"pk", "state"} ready for the DynamoDB features table
@@ -102,10 +104,34 @@ def load_profiles(spark: SparkSession, raw: str) -> DataFrame:
 
 
 def load_labels(spark: SparkSession, raw: str) -> DataFrame | None:
+    """One row per labelled order: label (any abusive label row wins), when it became known, pattern.
+
+    labeled_at_ms is the earliest time the final label was known (the first abusive row for a
+    positive, the first row for a negative); training uses it to leave out labels not yet known.
+    """
     if not _exists(spark, f"{raw}/labels"):
         return None
     labels = spark.read.parquet(f"{raw}/labels")
-    return labels.groupBy("order_id").agg(F.max(F.col("is_abuse").cast("int")).alias("label"))
+    abuse_type = (
+        F.col("abuse_type").cast("string") if "abuse_type" in labels.columns else F.lit(None).cast("string")
+    )
+    rows = labels.select(
+        "order_id",
+        F.col("is_abuse").cast("int").alias("is_abuse"),
+        F.unix_millis(F.col("labeled_at")).alias("labeled_at_ms"),
+        abuse_type.alias("abuse_type"),
+    )
+    final = rows.groupBy("order_id").agg(F.max("is_abuse").alias("label"))
+    return (
+        rows.join(final, "order_id")
+        .where(F.col("is_abuse") == F.col("label"))
+        .groupBy("order_id")
+        .agg(
+            F.first("label").alias("label"),
+            F.min("labeled_at_ms").alias("labeled_at_ms"),
+            F.min_by("abuse_type", "labeled_at_ms").alias("abuse_type"),
+        )
+    )
 
 
 def _exists(spark: SparkSession, path: str) -> bool:
@@ -286,16 +312,24 @@ def training_table(
     )
     if labels is not None:
         table = table.join(labels, "order_id", "left")
-    table = table.withColumn(
-        "label", F.coalesce(F.col("label") if labels is not None else F.lit(0), F.lit(0))
-    )
+    else:
+        table = table.select(
+            "*",
+            F.lit(None).cast("int").alias("label"),
+            F.lit(None).cast("long").alias("labeled_at_ms"),
+            F.lit(None).cast("string").alias("abuse_type"),
+        )
+    # No label row: label 0 with labeled_at_ms null, so training can tell "known not abusive" (a label
+    # row, or an order old enough that none will come) from "not known yet" (a young order).
     return table.select(
         "order_id",
         "customer_id",
         "order_time_ms",
         "dt",
         *[F.col(name).cast("double").alias(name) for name in FEATURE_NAMES],
-        F.col("label").cast("int").alias("label"),
+        F.coalesce(F.col("label"), F.lit(0)).cast("int").alias("label"),
+        F.col("labeled_at_ms").cast("long").alias("labeled_at_ms"),
+        F.col("abuse_type"),
     )
 
 

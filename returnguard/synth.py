@@ -658,8 +658,10 @@ def generate(config: SynthConfig) -> SyntheticData:
     )
     for i in np.flatnonzero(worn):
         comments[i] = "Wore it once for the function, " + (comments[i].lower() or "not needed now")
-    labeled_at = np.minimum(return_time + (rng.uniform(1, 21, n_ret) * DAY_MS).astype(np.int64), end - 1)
-    labeled_at = np.maximum(labeled_at, return_time + 1)
+    # Inspection takes 1-21 days after the return; a label that would come after the extract's end is
+    # not known yet (no label row), exactly like a return after the end.
+    labeled_at = return_time + (rng.uniform(1, 21, n_ret) * DAY_MS).astype(np.int64)
+    labeled = labeled_at < end
 
     # Order ids follow time; return ids follow return time.
     chrono = np.lexsort((customer, times))
@@ -700,7 +702,7 @@ def generate(config: SynthConfig) -> SyntheticData:
             "return_method": np.array(RETURN_METHODS, dtype=object)[method[by_return]],
         }
     )
-    by_label = np.lexsort((return_order_ids, labeled_at))
+    by_label = np.flatnonzero(labeled)[np.lexsort((return_order_ids[labeled], labeled_at[labeled]))]
     labels = pd.DataFrame(
         {
             "order_id": return_order_ids[by_label],
@@ -895,26 +897,31 @@ def label_map(data: SyntheticData) -> dict[str, int]:
     return labels
 
 
+def label_facts(data: SyntheticData) -> pd.DataFrame:
+    """Per order: label (0 without a label row), labeled_at_ms (None without one) and abuse_type,
+    the columns the Glue job adds to the training table."""
+    facts = pd.DataFrame({"order_id": data.orders["order_id"]})
+    known = data.labels.set_index("order_id")
+    facts["label"] = facts["order_id"].map(known["is_abuse"]).fillna(0).astype(np.int64)
+    labeled_at = pd.Series(_ms(known["labeled_at"]), index=known.index)
+    facts["labeled_at_ms"] = facts["order_id"].map(labeled_at).astype("Int64")
+    facts["abuse_type"] = facts["order_id"].map(known["abuse_type"]).astype(object)
+    return facts
+
+
 def replay_table(data: SyntheticData) -> pd.DataFrame:
-    """The training table by the pure-Python reference (no Spark): order_id, order_time_ms, features, label.
+    """The training table by the pure-Python reference (no Spark): order_id, order_time_ms, features,
+    label, labeled_at_ms, abuse_type.
 
     By contract the same rows the Glue job writes to processed/training-data (the parity tests prove it).
     """
     from returnguard.aggregates import replay
 
-    labels = label_map(data)
     _, walk = replay(*to_contexts(data))
-    return pd.DataFrame(
-        [
-            {
-                "order_id": o.order_id,
-                "order_time_ms": o.order_time_ms,
-                **vector,
-                "label": labels.get(o.order_id, 0),
-            }
-            for o, vector in walk
-        ]
+    table = pd.DataFrame(
+        [{"order_id": o.order_id, "order_time_ms": o.order_time_ms, **vector} for o, vector in walk]
     )
+    return table.merge(label_facts(data), on="order_id", how="left")
 
 
 def _ms(column: pd.Series) -> np.ndarray:

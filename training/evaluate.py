@@ -144,6 +144,116 @@ def plot_shap(model_dir: Path, table: pd.DataFrame | None, out: Path, sample: in
     return _save(fig, out / "shap_summary.png")
 
 
+# What the model is aimed at on data we did not generate ourselves. This run is on our own generator,
+# so the report shows where it stands against them; it never passes or fails a model on them.
+TARGETS = (
+    ("ROC-AUC", "roc_auc", 0.90, "≥ 0.90"),
+    ("PR-AUC / positive rate", "pr_lift", 9.0, "≥ 9×"),
+)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def targets_section(metrics: dict[str, Any]) -> str:
+    rows = []
+    for name, m in metrics["models"].items():
+        values = {**m, "pr_lift": m["pr_auc"] / m["positive_rate"] if m["positive_rate"] else 0.0}
+        rows.append([NAMES.get(name, name), *(values[key] for _, key, _, _ in TARGETS)])
+    header = ["model", *(f"{label} (target {text})" for label, _, _, text in TARGETS)]
+    return (
+        "<h2>Targets</h2><p>Targets for data we did not generate (an independent generator run through "
+        "this pipeline). This window is our own generator's, so these numbers are reported, not a pass "
+        "mark.</p>" + _table(header, rows)
+    )
+
+
+def maturity_section(metrics: dict[str, Any]) -> str:
+    m = metrics.get("label_maturity")
+    if not m:
+        return ""
+    rows = [
+        [
+            name,
+            split["labels_as_of"],
+            split["rows"],
+            split["positives"],
+            split["excluded"]["too_young"],
+            split["excluded"]["labelled_later"],
+            split["excluded"]["labelled_later_positive"],
+        ]
+        for name, split in m["splits"].items()
+    ]
+    return (
+        f"<h2>Label maturity</h2><p>Each split uses only labels known when the next one starts, with a "
+        f"{m['maturity_days']:g}-day maturity gap (return window + inspection delay) between splits; "
+        f"extract as of {html.escape(m['as_of'])}. Of {m['orders']:,} orders, {m['used']:,} are used; "
+        f"{m['in_gaps']:,} fall in the gaps and {m['too_young_at_end']:,} are too young for a mature "
+        "label.</p>"
+        + _table(
+            [
+                "split",
+                "labels as of",
+                "rows",
+                "positives",
+                "left out: too young",
+                "left out: labelled later",
+                "of which positive",
+            ],
+            rows,
+        )
+    )
+
+
+def controls_section(metrics: dict[str, Any]) -> str:
+    c = metrics.get("controls")
+    if not c:
+        return ""
+    model = metrics["models"]["xgboost"]
+    permuted, shuffled = c["permuted_labels"], c["shuffled_time"]
+    low, high = permuted["expected_roc_auc"]
+    rows = [
+        ["XGBoost, time split (the model)", model["roc_auc"], model["pr_auc"], model["positive_rate"]],
+        [
+            f"permuted labels (chance: ROC-AUC {low}-{high})",
+            permuted["roc_auc"],
+            permuted["pr_auc"],
+            permuted["positive_rate"],
+        ],
+        [
+            "shuffled time order (random split)",
+            shuffled["roc_auc"],
+            shuffled["pr_auc"],
+            shuffled["positive_rate"],
+        ],
+    ]
+    verdict = (
+        "at chance, as it must be" if permuted["at_chance"] else "NOT at chance: something leaks the label"
+    )
+    return f"<h2>Honesty controls</h2><p>Trained in the same run. Permuted labels: {verdict}.</p>" + _table(
+        ["model", "ROC-AUC", "PR-AUC", "positive rate"], rows
+    )
+
+
+def patterns_section(metrics: dict[str, Any]) -> str:
+    patterns = metrics.get("per_pattern", {}).get("xgboost")
+    if not patterns:
+        return ""
+    rows = [[name, p["positives"], p["roc_auc"], p["recall_top_2pct"]] for name, p in patterns.items()]
+    return (
+        "<h2>Per abuse pattern (XGBoost, test window)</h2><p>Each pattern's abusive orders against all "
+        "non-abusive ones; recall in the top 2% = share of them among the 2% highest scores.</p>"
+        + _table(["pattern", "abusive orders", "ROC-AUC", "recall in top 2%"], rows)
+    )
+
+
 def build_report(
     model_dir: Path, output_dir: Path, report_dir: Path, table: pd.DataFrame | None = None
 ) -> Path:
@@ -180,18 +290,6 @@ def build_report(
     )
     xgb_metrics = metrics["models"]["xgboost"]
     positive = xgb_metrics["positive_rate"]
-    checks = [
-        ("ROC-AUC ≥ 0.90", xgb_metrics["roc_auc"] >= 0.90),
-        ("PR-AUC ≥ 3× positive rate", xgb_metrics["pr_auc"] >= 3 * positive),
-        (
-            "XGBoost above both baselines (ROC-AUC and PR-AUC)",
-            all(
-                xgb_metrics["roc_auc"] > m["roc_auc"] and xgb_metrics["pr_auc"] > m["pr_auc"]
-                for n, m in metrics["models"].items()
-                if n != "xgboost"
-            ),
-        ),
-    ]
     window = config["data_window"]
     thresholds = "".join(f"<li>{html.escape(k)}: {v:.4f}</li>" for k, v in config["thresholds"].items())
     figures = "".join(f'<figure><img src="{name}" alt="{key}"></figure>' for key, name in images.items())
@@ -205,7 +303,10 @@ thresholds chosen on {window["validation"]["from"]} → {window["validation"]["t
 tested on the latest window {window["test"]["from"]} → {window["test"]["to"]} ({window["test"]["rows"]:,} orders,
 positive rate {positive:.3%}). Every feature uses only events before the order.</p>
 <h2>Metrics on the test window</h2><table><tr><th>model</th>{header}</tr>{rows}</table>
-<h2>Targets</h2><ul>{"".join(f'<li class="{"ok" if ok else "miss"}">{"met" if ok else "missed"}: {html.escape(t)}</li>' for t, ok in checks)}</ul>
+{targets_section(metrics)}
+{maturity_section(metrics)}
+{controls_section(metrics)}
+{patterns_section(metrics)}
 <h2>Thresholds (from validation)</h2><ul>{thresholds}</ul>
 <h2>Plots</h2>{figures}
 <p>Code version {html.escape(str(config.get("code_version")))}; trained {html.escape(config["trained_at"])}.</p>

@@ -3,8 +3,12 @@
 SageMaker passes hyperparameters as CLI arguments and the data locations in SM_CHANNEL_TRAIN,
 SM_MODEL_DIR and SM_OUTPUT_DATA_DIR; locally pass --train (a Parquet/CSV file or folder) and
 --model-dir. The split is by time (train, then validation for early stopping and thresholds, then the
-latest window as test), never random. Logistic regression and random forest + SMOTE baselines are
-trained on the same split and reported beside XGBoost.
+latest window as test), never random, and honest about label timing: a label known at time T is only
+used by a split that is judged at or after T (train at the validation start, validation at the test
+start, test at the extract's end), each split is separated from the next by a maturity gap (return
+window + inspection delay), and orders too young for a mature label are left out and counted.
+Logistic regression and random forest + SMOTE baselines are trained on the same split and reported
+beside XGBoost.
 
 Artifacts (model dir): xgboost-model.ubj, config.json (feature list, thresholds, model version, data
 window, code version), metrics.json. Output dir: test-window predictions for the report.
@@ -34,6 +38,8 @@ from returnguard.features import FEATURE_NAMES
 MODEL_FILE = "xgboost-model.ubj"
 LABEL = "label"
 TIME = "order_time_ms"
+LABELED_AT = "labeled_at_ms"  # when the order's label row became known; null: no label row (yet)
+DAY_MS = 86_400_000
 
 
 class TrainingDataError(ValueError):
@@ -67,6 +73,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--test_fraction", type=float, default=0.2, help="latest share of the time range")
     parser.add_argument("--validation_fraction", type=float, default=0.15, help="share just before the test")
     parser.add_argument(
+        "--return_window_days", type=float, default=30.0, help="how long after an order a return can come"
+    )
+    parser.add_argument(
+        "--inspection_delay_days",
+        type=float,
+        default=21.0,
+        help="how long after a return its abuse label is final; with the return window, the maturity gap",
+    )
+    parser.add_argument(
+        "--as_of_ms",
+        type=int,
+        default=None,
+        help="when the extract was taken (default: the latest order or label time in the table)",
+    )
+    parser.add_argument(
         "--cost_false_positive", type=float, default=1.0, help="cost of stepping up a good order"
     )
     parser.add_argument(
@@ -74,6 +95,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--baselines", type=int, default=1, help="1: also train LR and RF+SMOTE")
     parser.add_argument("--baseline_max_rows", type=int, default=200_000)
+    parser.add_argument(
+        "--controls", type=int, default=1, help="1: also train the permuted-label and shuffled-time controls"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model_version", default=None)
     args = parser.parse_args(argv)
@@ -93,7 +117,7 @@ def load_table(path: str | Path) -> pd.DataFrame:
         raise TrainingDataError(f"no .parquet or .csv files under {source}")
     frames = [pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_csv(f) for f in files]
     table = pd.concat(frames, ignore_index=True)
-    missing = [c for c in (*FEATURE_NAMES, LABEL, TIME) if c not in table.columns]
+    missing = [c for c in (*FEATURE_NAMES, LABEL, TIME, LABELED_AT) if c not in table.columns]
     if missing:
         raise TrainingDataError(f"training data lacks column(s): {', '.join(missing)}")
     if table.empty:
@@ -104,18 +128,95 @@ def load_table(path: str | Path) -> pd.DataFrame:
     return table.sort_values([TIME, "order_id"] if "order_id" in table.columns else [TIME], kind="stable")
 
 
-def time_split(table: pd.DataFrame, test_fraction: float, validation_fraction: float):
-    """(train, validation, test) by time: the test window is the latest part of the time range."""
-    start, end = int(table[TIME].min()), int(table[TIME].max())
-    test_from = end - int((end - start) * test_fraction)
-    validation_from = test_from - int((end - start) * validation_fraction)
-    train = table[table[TIME] < validation_from]
-    validation = table[(table[TIME] >= validation_from) & (table[TIME] < test_from)]
-    test = table[table[TIME] >= test_from]
-    for name, part in (("train", train), ("validation", validation), ("test", test)):
+def maturity_ms(args: argparse.Namespace) -> int:
+    return int((args.return_window_days + args.inspection_delay_days) * DAY_MS)
+
+
+def labels_known_at(frame: pd.DataFrame, cut_ms: int, maturity: int) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows of `frame` whose label a training run at `cut_ms` could know, and what was left out.
+
+    A row with a label row counts once that label is known (labeled_at < cut); a row without one is a
+    negative only once its order is mature (order time + maturity <= cut). Everything else is unknown
+    at cut_ms: orders too young, and labels that arrived later (a late positive here would otherwise
+    leak the future into the split, or be used before anyone knew it).
+    """
+    labeled_at = frame[LABELED_AT]
+    has_label = labeled_at.notna()
+    mature = frame[TIME] + maturity <= cut_ms
+    known = (has_label & (labeled_at < cut_ms)) | (~has_label & mature)
+    too_young = ~known & ~mature
+    late = ~known & mature
+    excluded = {
+        "too_young": int(too_young.sum()),
+        "labelled_later": int(late.sum()),
+        "labelled_later_positive": int((late & (frame[LABEL] == 1)).sum()),
+    }
+    return frame[known], excluded
+
+
+def time_split(
+    table: pd.DataFrame,
+    test_fraction: float,
+    validation_fraction: float,
+    maturity: int = 0,
+    as_of_ms: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """(train, validation, test, maturity report) by time, each split judged when the next begins.
+
+    The extract ends at as_of_ms (default: the latest order or label time). The test window is the
+    latest test_fraction of the matured range (orders at least `maturity` old at as_of), labels as of
+    as_of; validation ends `maturity` before the test starts, labels as of the test start; training
+    ends `maturity` before validation starts, labels as of the validation start. Orders inside the
+    gaps and orders too young at the end are left out and counted.
+    """
+    start = int(table[TIME].min())
+    if as_of_ms is None:
+        labeled = table[LABELED_AT].dropna()
+        as_of_ms = max(int(table[TIME].max()), int(labeled.max()) if len(labeled) else 0)
+    mature_end = as_of_ms - maturity  # orders after this are too young for a final label
+    span = mature_end - start
+    test_from = mature_end - int(span * test_fraction)
+    validation_to = test_from - maturity
+    validation_from = validation_to - int(span * validation_fraction)
+    train_to = validation_from - maturity
+    if train_to <= start or span <= 0:
+        raise TrainingDataError(
+            f"the history ({(as_of_ms - start) / DAY_MS:.0f} days) is too short for three splits "
+            f"separated by a {maturity / DAY_MS:g}-day maturity gap"
+        )
+    windows = {
+        "train": (table[TIME] < train_to, validation_from),
+        "validation": ((table[TIME] >= validation_from) & (table[TIME] < validation_to), test_from),
+        "test": ((table[TIME] >= test_from) & (table[TIME] <= mature_end), as_of_ms + 1),
+    }
+    parts: dict[str, pd.DataFrame] = {}
+    report: dict[str, Any] = {
+        "maturity_days": maturity / DAY_MS,
+        "as_of": iso(as_of_ms),
+        "orders": len(table),
+        "in_gaps": int(
+            (
+                ((table[TIME] >= train_to) & (table[TIME] < validation_from))
+                | ((table[TIME] >= validation_to) & (table[TIME] < test_from))
+            ).sum()
+        ),
+        "too_young_at_end": int((table[TIME] > mature_end).sum()),
+        "splits": {},
+    }
+    for name, (rows, cut) in windows.items():
+        part, excluded = labels_known_at(table[rows], cut, maturity)
+        parts[name] = part
+        report["splits"][name] = {
+            "labels_as_of": iso(cut - 1 if name == "test" else cut),
+            "rows": len(part),
+            "positives": int(part[LABEL].sum()),
+            "excluded": excluded,
+        }
         if part[LABEL].nunique() < 2:
             raise TrainingDataError(f"the {name} window has only one class; more data is needed")
-    return train, validation, test
+    report["used"] = sum(len(p) for p in parts.values())
+    report["left_out"] = len(table) - report["used"]
+    return parts["train"], parts["validation"], parts["test"], report
 
 
 def matrix(frame: pd.DataFrame) -> np.ndarray:
@@ -247,6 +348,88 @@ def train_baselines(train: pd.DataFrame, args: argparse.Namespace) -> dict[str, 
     return {"logistic_regression": logistic, "random_forest_smote": forest}
 
 
+TOP_SHARE = 0.02  # "recall in the top 2%": the share of abusive orders among the 2% highest scores
+PERMUTED_AUC_RANGE = (0.45, 0.55)  # a model trained on permuted labels must be no better than chance
+
+
+def per_pattern(frame: pd.DataFrame, scores: np.ndarray) -> dict[str, dict[str, float]]:
+    """ROC-AUC and recall in the top 2% per hidden abuse pattern (the lake's abuse_type), on one split.
+
+    Each pattern's positives are ranked against every negative of the split, so a regression on one
+    pattern shows even when the others carry the overall AUC.
+    """
+    if "abuse_type" not in frame.columns:
+        return {}
+    y = frame[LABEL].to_numpy()
+    pattern = frame["abuse_type"].to_numpy(dtype=object)
+    cut = np.quantile(scores, 1.0 - TOP_SHARE)
+    negatives = y == 0
+    result = {}
+    names = sorted({str(p) for p in pattern[y == 1] if p is not None and p == p})
+    for name in ["all", *names]:
+        rows = (y == 1) if name == "all" else (y == 1) & (pattern == name)
+        if not rows.any():
+            continue
+        pair = rows | negatives
+        result[name] = {
+            "positives": int(rows.sum()),
+            "roc_auc": float(roc_auc_score(rows[pair], scores[pair])),
+            "recall_top_2pct": float(np.mean(scores[rows] >= cut)),
+        }
+    return result
+
+
+def honesty_controls(
+    train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Two controls trained in the same run with the same settings as the model.
+
+    permuted_labels: the labels of every row of the three splits shuffled at random once, then the
+    same training and the same test; a score that tells these labels apart (ROC-AUC outside
+    0.45-0.55) means the training or evaluation code, not the features, carries the label.
+    shuffled_time: the same rows split at random instead of by time; the gap to the time split shows
+    how much a random split would overstate the model.
+    """
+    rng = np.random.default_rng(args.seed + 1)
+    quiet = argparse.Namespace(**{**vars(args), "early_stopping_rounds": min(args.early_stopping_rounds, 10)})
+    shuffled_labels = rng.permutation(
+        np.concatenate([train[LABEL].to_numpy(), validation[LABEL].to_numpy(), test[LABEL].to_numpy()])
+    )
+    a, b = len(train), len(train) + len(validation)
+    booster = train_xgboost(
+        train.assign(**{LABEL: shuffled_labels[:a]}),
+        validation.assign(**{LABEL: shuffled_labels[a:b]}),
+        quiet,
+    )
+    y_test = shuffled_labels[b:]
+    permuted = booster.predict(xgb.DMatrix(matrix(test), feature_names=list(FEATURE_NAMES)))
+    low, high = PERMUTED_AUC_RANGE
+    permuted_auc = float(roc_auc_score(y_test, permuted))
+
+    pooled = pd.concat([train, validation, test], ignore_index=True)
+    order = rng.permutation(len(pooled))
+    shuffled_train, shuffled_valid = pooled.iloc[order[:a]], pooled.iloc[order[a:b]]
+    shuffled_test = pooled.iloc[order[b:]]
+    booster = train_xgboost(shuffled_train, shuffled_valid, args)
+    shuffled = booster.predict(xgb.DMatrix(matrix(shuffled_test), feature_names=list(FEATURE_NAMES)))
+    y_shuffled = shuffled_test[LABEL].to_numpy()
+    return {
+        "permuted_labels": {
+            "roc_auc": permuted_auc,
+            "pr_auc": float(average_precision_score(y_test, permuted)),
+            "positive_rate": float(np.mean(y_test)),
+            "expected_roc_auc": [low, high],
+            "at_chance": bool(low <= permuted_auc <= high),
+        },
+        "shuffled_time": {
+            "roc_auc": float(roc_auc_score(y_shuffled, shuffled)),
+            "pr_auc": float(average_precision_score(y_shuffled, shuffled)),
+            "positive_rate": float(np.mean(y_shuffled)),
+            "rows": len(shuffled_test),
+        },
+    }
+
+
 def code_version() -> str:
     try:
         out = subprocess.run(
@@ -285,9 +468,13 @@ def write_atomically(model_dir: Path, files: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     table = load_table(args.train)
-    train, validation, test = time_split(table, args.test_fraction, args.validation_fraction)
+    train, validation, test, maturity = time_split(
+        table, args.test_fraction, args.validation_fraction, maturity_ms(args), args.as_of_ms
+    )
     log(
-        f"{len(table):,} rows; train {len(train):,} / validation {len(validation):,} / test {len(test):,} (by time)"
+        f"{len(table):,} rows; train {len(train):,} / validation {len(validation):,} / test {len(test):,} "
+        f"(by time, {maturity['maturity_days']:g}-day maturity gaps; {maturity['left_out']:,} left out "
+        "with no mature label)"
     )
     costs = (args.cost_false_positive, args.cost_false_negative)
 
@@ -311,6 +498,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             test_scores[name] = model.predict_proba(matrix(test))[:, 1]
             models[name] = evaluate(y_test, test_scores[name], baseline_threshold, costs)
 
+    patterns = per_pattern(test, test_scores["xgboost"])
+    controls = honesty_controls(train, validation, test, args) if args.controls else {}
+    if controls:
+        log(
+            f"controls: permuted labels ROC-AUC {controls['permuted_labels']['roc_auc']:.3f} (chance 0.45-0.55); "
+            f"shuffled time order ROC-AUC {controls['shuffled_time']['roc_auc']:.3f}"
+        )
+
     version = args.model_version or f"v{datetime.now(timezone.utc):%Y%m%d}-{code_version()}"
     config = {
         "model_version": version,
@@ -318,6 +513,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "thresholds": thresholds,
         "costs": {"false_positive": costs[0], "false_negative": costs[1]},
         "data_window": {"train": window(train), "validation": window(validation), "test": window(test)},
+        "label_maturity": maturity,
         "code_version": code_version(),
         "hyperparameters": {
             k: v for k, v in vars(args).items() if k not in {"train", "model_dir", "output_data_dir"}
@@ -325,7 +521,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "best_iteration": int(booster.num_boosted_rounds()),
         "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    metrics = {"model_version": version, "split": "time", "test_window": window(test), "models": models}
+    metrics = {
+        "model_version": version,
+        "split": "time",
+        "test_window": window(test),
+        "label_maturity": maturity,
+        "models": models,
+        "per_pattern": {"xgboost": patterns},
+        "controls": controls,
+    }
     write_atomically(
         Path(args.model_dir), {MODEL_FILE: booster, "config.json": config, "metrics.json": metrics}
     )
@@ -335,6 +539,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     predictions = pd.DataFrame(
         {"order_id": test.get("order_id", pd.Series(range(len(test)))).to_numpy(), LABEL: y_test}
     )
+    if "abuse_type" in test.columns:
+        predictions["abuse_type"] = test["abuse_type"].to_numpy(dtype=object)
     for name, scores in test_scores.items():
         predictions[f"score_{name}"] = scores
     predictions.to_parquet(output / "test_predictions.parquet", index=False)

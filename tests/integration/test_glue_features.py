@@ -44,7 +44,7 @@ def test_every_training_row_equals_the_online_vector_exactly(outputs, reference)
     _, vectors, labels = reference
     table = pd.read_parquet(processed / "training-data")
     assert len(table) == len(vectors) == counts["orders"]
-    assert list(table.columns[4:-1]) == list(FEATURE_NAMES)
+    assert list(table.columns[4:-3]) == list(FEATURE_NAMES)
     mismatches = []
     for row in table.itertuples(index=False):
         expected = vectors[row.order_id]
@@ -64,6 +64,22 @@ def test_every_training_row_equals_the_online_vector_exactly(outputs, reference)
     assert table.customer_returns_last_6_orders.max() >= 2
     assert table.customer_orders_last_60s.max() >= 1
     assert 0 < table.label.mean() < 0.2
+
+
+def test_label_timing_is_carried_not_turned_into_zero(outputs, history):
+    # Returns inspected after the extract's end have no label yet: the row keeps labeled_at_ms null,
+    # so training can leave young orders out instead of learning them as negatives.
+    _, processed = outputs
+    data, _ = history
+    table = pd.read_parquet(processed / "training-data").set_index("order_id").sort_index()
+    facts = synth.label_facts(data).set_index("order_id").sort_index()
+    assert table.labeled_at_ms.isna().tolist() == facts.labeled_at_ms.isna().tolist()
+    known = facts.labeled_at_ms.notna()
+    assert table.labeled_at_ms[known].astype("int64").tolist() == facts.labeled_at_ms[known].tolist()
+    assert table.abuse_type[known].tolist() == facts.abuse_type[known].tolist()
+    assert table.abuse_type[~known].isna().all()
+    returned_unlabelled = set(data.returns.order_id) - set(data.labels.order_id)
+    assert returned_unlabelled and table.labeled_at_ms[sorted(returned_unlabelled)].isna().all()
 
 
 def test_latest_aggregates_equal_the_replayed_state(spark, outputs, reference):

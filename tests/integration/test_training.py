@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from returnguard import synth
 from returnguard.features import FEATURE_NAMES
 from training import train
 from training.evaluate import build_report
@@ -47,12 +48,85 @@ def test_model_beats_chance_by_a_wide_margin_on_the_later_window(trained_model):
     assert xgb_metrics["pr_auc"] >= 3 * xgb_metrics["positive_rate"]
 
 
+def _timeline(days: int = 400, labelled_every: int = 5) -> pd.DataFrame:
+    """One order a day; every fifth order labelled (alternately abusive) 10 days after it was placed."""
+    t = np.arange(days, dtype=np.int64) * train.DAY_MS
+    labelled = np.arange(days) % labelled_every == 0
+    label = np.where(labelled, (np.arange(days) // labelled_every) % 2, 0)
+    labeled_at = pd.array(np.where(labelled, t + 10 * train.DAY_MS, 0), dtype="Int64")
+    labeled_at[~labelled] = pd.NA
+    return pd.DataFrame({"order_time_ms": t, "label": label, "labeled_at_ms": labeled_at})
+
+
 def test_split_is_by_time_never_random():
-    table = pd.DataFrame({"order_time_ms": np.arange(1000) * 1000, "label": np.tile([0, 1], 500)})
-    tr, va, te = train.time_split(table, 0.2, 0.15)
+    table = _timeline()
+    tr, va, te, report = train.time_split(table, 0.2, 0.15)
     assert tr.order_time_ms.max() < va.order_time_ms.min()
     assert va.order_time_ms.max() < te.order_time_ms.min()
-    assert len(tr) + len(va) + len(te) == 1000
+    assert len(tr) + len(va) + len(te) + report["left_out"] == len(table)
+
+
+def test_splits_are_separated_by_the_maturity_gap_and_young_orders_are_counted():
+    table = _timeline()
+    maturity = 30 * train.DAY_MS
+    tr, va, te, report = train.time_split(table, 0.2, 0.15, maturity)
+    assert va.order_time_ms.min() - tr.order_time_ms.max() > maturity - train.DAY_MS
+    assert te.order_time_ms.min() - va.order_time_ms.max() > maturity - train.DAY_MS
+    as_of = int(table.labeled_at_ms.max())
+    assert te.order_time_ms.max() <= as_of - maturity
+    young = int((table.order_time_ms > as_of - maturity).sum())
+    assert report["too_young_at_end"] == young > 0
+    assert report["in_gaps"] > 0
+    assert report["left_out"] == len(table) - len(tr) - len(va) - len(te) >= young + report["in_gaps"]
+    assert report["splits"]["test"]["rows"] == len(te)
+
+
+def test_a_validation_positive_labelled_after_the_test_window_starts_is_left_out():
+    # Given a validation-window positive whose label only arrived after the test window began
+    table = _timeline()
+    maturity = 30 * train.DAY_MS
+    _, va, te, _ = train.time_split(table, 0.2, 0.15, maturity)
+    test_from = int(te.order_time_ms.min())
+    late = int(va.index[va.label == 1][-1])
+    table.loc[late, "labeled_at_ms"] = test_from + train.DAY_MS
+    # When the split is made again
+    _, va, _, report = train.time_split(table, 0.2, 0.15, maturity)
+    # Then the validation window neither uses it as a positive nor as a negative, and counts it
+    assert late not in va.index
+    assert report["splits"]["validation"]["excluded"]["labelled_later_positive"] == 1
+
+
+def test_a_training_row_uses_only_labels_known_when_validation_starts():
+    table = _timeline()
+    maturity = 30 * train.DAY_MS
+    tr, va, _, report = train.time_split(table, 0.2, 0.15, maturity)
+    validation_from = int(va.order_time_ms.min())
+    assert (tr.labeled_at_ms.dropna() < validation_from).all()
+    # An unlabelled order is a known negative only once it is mature at the cut.
+    assert (tr.order_time_ms[tr.labeled_at_ms.isna()] + maturity <= validation_from).all()
+    assert report["splits"]["train"]["positives"] == int(tr.label.sum())
+
+
+def test_history_too_short_for_the_gaps_is_refused():
+    with pytest.raises(train.TrainingDataError, match="maturity gap"):
+        train.time_split(_timeline(days=100), 0.2, 0.15, 40 * train.DAY_MS)
+
+
+def test_a_table_without_label_times_is_refused(tmp_path):
+    table = pd.DataFrame({name: [0.0] for name in FEATURE_NAMES} | {"order_time_ms": [1], "label": [0]})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(train.TrainingDataError, match="labeled_at_ms"):
+        train.load_table(tmp_path / "t.csv")
+
+
+def test_metrics_count_the_orders_left_out_for_label_maturity(trained_model):
+    model_dir, _, _ = trained_model
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    maturity = metrics["label_maturity"]
+    assert maturity["maturity_days"] == 51
+    assert maturity["too_young_at_end"] > 0 and maturity["in_gaps"] > 0
+    assert maturity["used"] + maturity["left_out"] == maturity["orders"]
+    assert maturity["splits"]["test"]["rows"] == metrics["models"]["xgboost"]["rows"]
 
 
 def test_cost_threshold_minimises_expected_cost():
@@ -96,3 +170,50 @@ def test_report_has_every_plot_and_the_metrics(trained_model, small_table, tmp_p
         assert image in page
     assert "Random forest + SMOTE" in page and "Logistic regression" in page
     assert json.loads((tmp_path / "metrics.json").read_text())["split"] == "time"
+
+
+def test_permuted_label_control_is_at_chance_and_the_shuffled_time_control_is_reported(trained_model):
+    model_dir, _, _ = trained_model
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    permuted = metrics["controls"]["permuted_labels"]
+    assert 0.45 <= permuted["roc_auc"] <= 0.55
+    assert permuted["at_chance"] is True
+    shuffled = metrics["controls"]["shuffled_time"]
+    assert 0.5 < shuffled["roc_auc"] <= 1 and shuffled["rows"] > 0
+
+
+def test_results_per_hidden_abuse_pattern(trained_model):
+    model_dir, output_dir, _ = trained_model
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    patterns = metrics["per_pattern"]["xgboost"]
+    assert set(patterns) - {"all"} <= set(synth.ABUSE_TYPES) - {"none"}
+    assert len(patterns) >= 5
+    assert sum(p["positives"] for n, p in patterns.items() if n != "all") == patterns["all"]["positives"]
+    for p in patterns.values():
+        assert 0 <= p["roc_auc"] <= 1 and 0 <= p["recall_top_2pct"] <= 1
+    predictions = pd.read_parquet(output_dir / "test_predictions.parquet")
+    assert predictions.loc[predictions.label == 1, "abuse_type"].isin(list(patterns)).all()
+
+
+def test_per_pattern_ranks_each_pattern_against_every_negative():
+    frame = pd.DataFrame(
+        {
+            "label": [0] * 96 + [1, 1, 1, 1],
+            "abuse_type": [None] * 96 + ["wardrobing", "wardrobing", "cod_refusal", "cod_refusal"],
+        }
+    )
+    scores = np.r_[np.linspace(0.1, 0.5, 96), [0.99, 0.98, 0.01, 0.02]]
+    result = train.per_pattern(frame, scores)
+    assert result["wardrobing"] == {"positives": 2, "roc_auc": 1.0, "recall_top_2pct": 1.0}
+    assert result["cod_refusal"] == {"positives": 2, "roc_auc": 0.0, "recall_top_2pct": 0.0}
+    assert result["all"]["positives"] == 4 and result["all"]["roc_auc"] == 0.5
+
+
+def test_report_states_targets_without_passing_or_failing_the_model(trained_model, small_table, tmp_path):
+    model_dir, output_dir, _ = trained_model
+    page = build_report(model_dir, output_dir, tmp_path, small_table).read_text()
+    for section in ("Targets", "Label maturity", "Honesty controls", "Per abuse pattern"):
+        assert f"<h2>{section}" in page
+    assert "target ≥ 0.90" in page and "target ≥ 9×" in page
+    assert "missed" not in page and "met:" not in page
+    assert "permuted labels" in page and "shuffled time order" in page

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from returnguard import synth
-from returnguard.calendar import WINDOWS, is_festival_sale
+from returnguard.calendar import DAY_MS, WINDOWS, is_festival_sale
 from returnguard.synth import SynthConfig, generate, label_map, to_contexts, write_raw
 
 UTC_MS = "datetime64[ms, UTC]"
@@ -109,11 +109,16 @@ def check_invariants(d: synth.SyntheticData) -> None:
     order_amount = returns["order_id"].map(orders.set_index("order_id")["amount"])
     assert (returns["refund_amount"] <= order_amount + 1e-9).all()
 
-    # Labels: one per returned order, after the return, ground truth consistent with the flag.
+    # Labels: at most one per returned order, an inspection (1-21 days) after the return and before the
+    # extract's end; a return inspected after the end has no label yet, like a real extract.
     assert labels["order_id"].is_unique
-    assert set(labels["order_id"]) == set(returns["order_id"])
+    assert set(labels["order_id"]) <= set(returns["order_id"])
     return_time = labels["order_id"].map(returns.set_index("order_id")["return_time"])
-    assert (labels["labeled_at"] > return_time).all()
+    inspection = ms(labels["labeled_at"]) - ms(return_time)
+    assert (inspection >= DAY_MS).all() and (inspection <= 21 * DAY_MS).all()
+    assert (ms(labels["labeled_at"]) < end).all()
+    unlabelled = returns[~returns["order_id"].isin(labels["order_id"])]
+    assert (ms(unlabelled["return_time"]) >= end - 21 * DAY_MS).all()
     assert labels["abuse_type"].isin(synth.ABUSE_TYPES).all()
     assert labels["is_abuse"].eq((labels["abuse_type"] != "none").astype(int)).all()
 
@@ -320,6 +325,21 @@ def test_contexts_carry_the_order_facts_and_labels_default_to_zero(data: synth.S
     assert sum(labels.values()) == data.labels["is_abuse"].sum()
     never_returned = set(data.orders["order_id"]) - set(data.returns["order_id"])
     assert all(labels[o] == 0 for o in list(never_returned)[:500])
+
+
+def test_late_labels_are_left_out_not_clamped_to_the_end(data: synth.SyntheticData) -> None:
+    # Returns in the last days of the range are not inspected yet: no label row, not one dated the last ms.
+    end = data.config.end_ms
+    returns = data.returns
+    late = returns[ms(returns["return_time"]) >= end - DAY_MS]
+    assert len(late) > 0
+    assert not late["order_id"].isin(data.labels["order_id"]).any()
+    facts = synth.label_facts(data).set_index("order_id")
+    assert facts.loc[late["order_id"], "labeled_at_ms"].isna().all()
+    assert (facts.loc[late["order_id"], "label"] == 0).all()
+    labelled = facts.dropna(subset=["labeled_at_ms"])
+    assert len(labelled) == len(data.labels)
+    assert labelled["label"].sum() == data.labels["is_abuse"].sum()
 
 
 def test_abuse_is_learnable_from_point_in_time_features_on_a_time_split(data: synth.SyntheticData) -> None:
