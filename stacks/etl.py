@@ -125,8 +125,9 @@ class EtlStack(Stack):
                 ("CrawlerLogs", ["/aws-glue/crawlers-role/", role_name, "-", security]),
             )
         ]
+        self.crawlers: dict[str, glue.CfnCrawler] = {}
         for name, prefix in (("raw", "raw/"), ("processed", "processed/")):
-            crawler = glue.CfnCrawler(
+            crawler = self.crawlers[name] = glue.CfnCrawler(
                 self,
                 f"{name.title()}Crawler",
                 name=f"{config.prefix}-{name}",
@@ -201,6 +202,7 @@ class EtlStack(Stack):
             for group in self.log_groups:
                 self.jobs[name].node.add_dependency(group)
         self.features_job_name = f"{config.prefix}-features"
+        self.triggers = _nightly_triggers(self, config, self.jobs["rules"], self.crawlers)
         suppress(
             self.role,
             "AwsSolutions-IAM5",
@@ -216,3 +218,42 @@ class EtlStack(Stack):
                 {"regex": "/^Resource::arn:<AWS::Partition>:logs:.*:log-group:\\/aws-glue\\/\\*$/"},
             ],
         )
+
+
+NIGHTLY_SCHEDULE = (
+    "cron(0 2 * * ? *)"  # 02:00 UTC, after the day's orders (docs/cost-model.md prices daily runs)
+)
+
+
+def _nightly_triggers(
+    scope: Construct, config: StageConfig, rules: glue.CfnJob, crawlers: dict[str, glue.CfnCrawler]
+) -> list[glue.CfnTrigger]:
+    """The rules job every night, then both crawlers once it succeeded (so processed/rules/ is catalogued).
+    Created in every stage; started only where `etl_schedule` is on (prod), so dev runs them by hand."""
+    nightly = glue.CfnTrigger(
+        scope,
+        "NightlyRules",
+        name=f"{config.prefix}-nightly-rules",
+        description="Runs the rules job every night",
+        type="SCHEDULED",
+        schedule=NIGHTLY_SCHEDULE,
+        start_on_creation=config.etl_schedule_enabled,
+        actions=[glue.CfnTrigger.ActionProperty(job_name=rules.ref)],
+    )
+    catalogue = glue.CfnTrigger(
+        scope,
+        "CrawlAfterRules",
+        name=f"{config.prefix}-crawl-after-rules",
+        description="Crawls raw/ and processed/ after the nightly rules job succeeded",
+        type="CONDITIONAL",
+        start_on_creation=config.etl_schedule_enabled,
+        predicate=glue.CfnTrigger.PredicateProperty(
+            conditions=[
+                glue.CfnTrigger.ConditionProperty(
+                    job_name=rules.ref, logical_operator="EQUALS", state="SUCCEEDED"
+                )
+            ]
+        ),
+        actions=[glue.CfnTrigger.ActionProperty(crawler_name=c.ref) for c in crawlers.values()],
+    )
+    return [nightly, catalogue]

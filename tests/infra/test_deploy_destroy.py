@@ -216,3 +216,25 @@ def test_the_users_of_each_log_group_wait_for_it(dev):
     ml = template(dev, "ml")
     _, endpoint = only(ml.find_resources("AWS::SageMaker::Endpoint"))
     assert set(ml.find_resources("AWS::Logs::LogGroup")) <= set(endpoint.get("DependsOn", []))
+
+
+# --- 13. the nightly rules job and crawlers the cost model charges for ----------------------------------
+
+
+@pytest.mark.parametrize(("stage", "started"), [("dev", False), ("prod", True)])
+def test_rules_job_and_crawlers_are_scheduled_nightly_and_started_in_prod_only(request, stage, started):
+    etl = template(request.getfixturevalue(stage), "etl")
+    jobs = etl.find_resources("AWS::Glue::Job")
+    (rules,) = [logical for logical, job in jobs.items() if job["Properties"]["Name"].endswith("-rules")]
+    crawlers = set(etl.find_resources("AWS::Glue::Crawler"))
+    triggers = [t["Properties"] for t in etl.find_resources("AWS::Glue::Trigger").values()]
+    assert len(triggers) == 2
+    assert all(t["StartOnCreation"] is started for t in triggers)
+    (scheduled,) = [t for t in triggers if t["Type"] == "SCHEDULED"]
+    assert scheduled["Schedule"] == "cron(0 2 * * ? *)"  # daily, as docs/cost-model.md prices it
+    assert scheduled["Actions"] == [{"JobName": {"Ref": rules}}]
+    (after,) = [t for t in triggers if t["Type"] == "CONDITIONAL"]
+    assert after["Predicate"]["Conditions"] == [
+        {"JobName": {"Ref": rules}, "LogicalOperator": "EQUALS", "State": "SUCCEEDED"}
+    ]
+    assert {a["CrawlerName"]["Ref"] for a in after["Actions"]} == crawlers
