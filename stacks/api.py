@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import ArnFormat, Aws, CfnOutput, Duration, Fn, Stack
+from aws_cdk import ArnFormat, Aws, CfnCondition, CfnMapping, CfnOutput, Duration, Fn, Stack, Token
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -15,7 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from stacks.config import StageConfig
+from stacks.config import BedrockConfig, StageConfig
 from stacks.constructs import PythonFunction, log_group, suppress
 from stacks.packaging import lambda_staging_folder
 from stacks.request_schema import RISK_SCORE_REQUEST
@@ -35,6 +35,9 @@ class ApiStack(Stack):
         super().__init__(scope, id, **kwargs)
         config = props.config
         bedrock = config.bedrock
+        bedrock_model_id, bedrock_resources = (
+            self.bedrock_model(config.bedrock) if bedrock.enabled else ("", [])
+        )
         score = PythonFunction(
             self,
             "Score",
@@ -53,7 +56,7 @@ class ApiStack(Stack):
                 "RG_ENDPOINT_NAME": props.endpoint_name,
                 "RG_MODEL_CONFIG": config.model.serving_config_json,
                 "RG_POLICY": config.policy_json,
-                "RG_BEDROCK_MODEL_ID": bedrock.model_id,
+                "RG_BEDROCK_MODEL_ID": bedrock_model_id,
                 "RG_BEDROCK_GUARDRAIL_ID": bedrock.guardrail_id,
                 "RG_BEDROCK_GUARDRAIL_VERSION": bedrock.guardrail_version,
                 "RG_STAGE": config.stage,
@@ -75,7 +78,7 @@ class ApiStack(Stack):
             score.role.add_to_policy(
                 iam.PolicyStatement(
                     actions=["bedrock:InvokeModel"],  # Converse is authorized by InvokeModel
-                    resources=[self.bedrock_model_arn(bedrock.model_id)],
+                    resources=bedrock_resources,
                 )
             )
             if bedrock.guardrail_id:
@@ -214,11 +217,50 @@ class ApiStack(Stack):
             description="Run this to read the API key's value",
         )
 
-    def bedrock_model_arn(self, model_id: str) -> str:
-        """Only the configured foundation model (cross-region inference profiles start with a geo prefix)."""
-        if model_id.split(".", 1)[0] in ("us", "eu", "apac", "global"):
-            return f"arn:{self.partition}:bedrock:{self.region}:{self.account}:inference-profile/{model_id}"
-        return f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{model_id}"
+    def bedrock_model(self, bedrock: BedrockConfig) -> tuple[str, list[str]]:
+        """The model id the function calls and the ARNs it may invoke: the inference profile of the
+        stack's geography and the foundation model in every Region that profile routes to (a request
+        may be served in any of them); without a profile, the foundation model in this Region only."""
+
+        def foundation_model(region: str) -> str:
+            return f"arn:{self.partition}:bedrock:{region}::foundation-model/{bedrock.model_id}"
+
+        if not bedrock.uses_profile:
+            return bedrock.model_id, [foundation_model(self.region)]
+        if not Token.is_unresolved(self.region):
+            geography = bedrock.geography(self.region)
+            profile_id = bedrock.invoked_id(self.region)
+            routed = [foundation_model(r) for r in bedrock.profile_regions[geography]]
+            return profile_id, [self._inference_profile_arn(profile_id), *routed]
+        # The Region is known only at deploy: a mapping from each Region the profiles serve to its
+        # geography picks the profile, and a condition per geography keeps only that geography's
+        # foundation-model ARNs. (A Region outside the lists fails the deploy at the mapping.)
+        geographies = CfnMapping(
+            self,
+            "BedrockGeography",
+            mapping={
+                region: {"profile": geography}
+                for geography, regions in bedrock.profile_regions.items()
+                for region in regions
+            },
+        )
+        geography = geographies.find_in_map(Aws.REGION, "profile")
+        profile_id = Fn.join(".", [geography, bedrock.model_id])
+        resources = [self._inference_profile_arn(profile_id)]
+        for name, regions in bedrock.profile_regions.items():
+            condition = CfnCondition(
+                self,
+                f"BedrockIn{name.title()}",
+                expression=Fn.condition_equals(geography, name),
+            )
+            resources += [
+                Fn.condition_if(condition.logical_id, foundation_model(region), Aws.NO_VALUE).to_string()
+                for region in regions
+            ]
+        return profile_id, resources
+
+    def _inference_profile_arn(self, profile_id: str) -> str:
+        return f"arn:{self.partition}:bedrock:{self.region}:{self.account}:inference-profile/{profile_id}"
 
 
 API_KEY_HEADER = "x-api-key"

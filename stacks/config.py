@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,15 +82,50 @@ class ApiThrottle:
     quota_per_day: int
 
 
+# Where each geography's cross-Region inference profile may send a request, as published for Amazon
+# Nova Lite (`aws bedrock get-inference-profile --inference-profile-identifier apac.amazon.nova-lite-v1:0
+# --query 'models[].modelArn'` lists them). The function needs InvokeModel on the foundation model in
+# each, or a request routed there is denied. AWS adds Regions to profiles: `bedrock_profile_regions`
+# replaces a list without a code change.
+PROFILE_REGIONS: dict[str, tuple[str, ...]] = {
+    "us": ("us-east-1", "us-east-2", "us-west-2"),
+    "eu": ("eu-central-1", "eu-north-1", "eu-west-1", "eu-west-3"),
+    "apac": ("ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1", "ap-southeast-2"),
+}
+# a Region's geography from its first part: us-east-1 -> us, ap-south-1 -> apac
+REGION_GEOGRAPHY = {"us": "us", "eu": "eu", "ap": "apac"}
+
+
 @dataclass(frozen=True)
 class BedrockConfig:
-    model_id: str  # empty: off
+    model_id: str  # a foundation model id; empty: off
     guardrail_id: str
     guardrail_version: str
+    # "auto": call the model through the cross-Region inference profile of the stack's geography
+    # (`us.` in us-east-1, `apac.` in ap-south-1); "none": call the foundation model in the stack's Region
+    inference_profile: str = "auto"
+    profile_regions: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(PROFILE_REGIONS))
 
     @property
     def enabled(self) -> bool:
         return bool(self.model_id)
+
+    @property
+    def uses_profile(self) -> bool:
+        return self.inference_profile == "auto"
+
+    def geography(self, region: str) -> str:
+        geography = REGION_GEOGRAPHY.get(region.split("-", 1)[0], "")
+        if geography not in self.profile_regions:
+            raise ConfigError(
+                f"no cross-Region inference profile for region {region!r} (known: "
+                f"{', '.join(self.profile_regions)}); set 'bedrock_inference_profile' to none"
+            )
+        return geography
+
+    def invoked_id(self, region: str) -> str:
+        """What the function passes as modelId in `region`."""
+        return f"{self.geography(region)}.{self.model_id}" if self.uses_profile else self.model_id
 
 
 @dataclass(frozen=True)
@@ -222,6 +257,29 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9.:_-]*$")
+
+
+def _profile_regions(read: _Context) -> dict[str, tuple[str, ...]]:
+    """`bedrock_profile_regions`: {"apac": ["ap-south-1", ...]}, as an object or its JSON text."""
+    value = read.raw.get("bedrock_profile_regions") or {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    region = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+    if not isinstance(value, dict) or not all(
+        geography in PROFILE_REGIONS
+        and isinstance(regions, list)
+        and regions
+        and all(isinstance(r, str) and region.match(r) for r in regions)
+        for geography, regions in value.items()
+    ):
+        raise ConfigError(
+            "context 'bedrock_profile_regions' must be a JSON object from geography "
+            f"({', '.join(PROFILE_REGIONS)}) to a list of regions, got {value!r}"
+        )
+    return {geography: tuple(regions) for geography, regions in value.items()}
 
 
 class ContextSource(Protocol):
@@ -357,9 +415,16 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         model_id=read.string("bedrock_model_id") if read.boolean("bedrock_enabled", True) else "",
         guardrail_id=read.string("bedrock_guardrail_id"),
         guardrail_version=read.string("bedrock_guardrail_version"),
+        inference_profile=read.choice("bedrock_inference_profile", ("auto", "none"), "auto"),
+        profile_regions={**PROFILE_REGIONS, **_profile_regions(read)},
     )
     if not _MODEL_ID.match(bedrock.model_id):
         raise ConfigError(f"context 'bedrock_model_id' is not a model id: {bedrock.model_id!r}")
+    if bedrock.model_id.split(".", 1)[0] in (*PROFILE_REGIONS, "global"):
+        raise ConfigError(
+            f"context 'bedrock_model_id' names an inference profile ({bedrock.model_id!r}): give the "
+            "foundation model id; the profile follows the region ('bedrock_inference_profile')"
+        )
     if bedrock.guardrail_id and not bedrock.guardrail_version:
         raise ConfigError("context 'bedrock_guardrail_version' is required with 'bedrock_guardrail_id'")
 

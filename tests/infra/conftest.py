@@ -25,7 +25,7 @@ DEV_CONTEXT = {"stage": "dev", "bedrock_enabled": False}
 PROD_CONTEXT = {
     "stage": "prod",
     "alert_email": "alerts@example.com",
-    "bedrock_model_id": "anthropic.claude-3-haiku-20240307-v1:0",
+    "bedrock_model_id": "amazon.nova-lite-v1:0",
     "bedrock_guardrail_id": "gr-abc123",
     "bedrock_guardrail_version": "1",
     "blocklist_db_endpoint": "blocklist.cluster-x.ap-south-1.rds.amazonaws.com",

@@ -47,11 +47,37 @@ def test_prod_defaults_to_realtime_and_reads_region_from_environment(fake_model_
         ({"policy": '{"decision": 0.2}'}, "policy"),
         ({"policy": "velocity_orders=3"}, "policy"),
         ({"policy": {"high": "0.5"}}, "policy"),
+        ({"bedrock_model_id": "us.amazon.nova-lite-v1:0"}, "bedrock_model_id"),
+        ({"bedrock_inference_profile": "global"}, "bedrock_inference_profile"),
+        ({"bedrock_profile_regions": '{"apac": "ap-south-1"}'}, "bedrock_profile_regions"),
+        ({"bedrock_profile_regions": {"mars": ["mars-north-1"]}}, "bedrock_profile_regions"),
     ],
 )
 def test_invalid_context_names_the_key(fake_model_dir, context, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
         load({**context, "model_dir": str(fake_model_dir)}, {})
+
+
+def test_the_default_model_is_current_and_called_through_the_region_s_profile(fake_model_dir):
+    # Claude 3 Haiku (the old default) reached end of life on Bedrock on 2026-09-10.
+    cdk_json = json.loads((ROOT / "cdk.json").read_text())["context"]
+    bedrock = load({**cdk_json, "model_dir": str(fake_model_dir)}, {}).bedrock
+    assert bedrock.model_id == "amazon.nova-lite-v1:0" and bedrock.uses_profile
+    assert bedrock.invoked_id("us-east-1") == "us.amazon.nova-lite-v1:0"
+    assert bedrock.invoked_id("ap-south-1") == "apac.amazon.nova-lite-v1:0"
+    assert bedrock.invoked_id("eu-west-1") == "eu.amazon.nova-lite-v1:0"
+    with pytest.raises(ConfigError, match="sa-east-1.*bedrock_inference_profile"):
+        bedrock.invoked_id("sa-east-1")
+
+
+def test_profile_regions_can_be_replaced_per_geography(fake_model_dir):
+    context = {
+        "model_dir": str(fake_model_dir),
+        "bedrock_profile_regions": '{"apac": ["ap-south-1", "ap-south-2"]}',
+    }
+    regions = load(context, {}).bedrock.profile_regions
+    assert regions["apac"] == ("ap-south-1", "ap-south-2")
+    assert regions["us"] == ("us-east-1", "us-east-2", "us-west-2")
 
 
 def test_missing_model_tells_the_user_to_run_make_model(tmp_path):

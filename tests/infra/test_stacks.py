@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from returnguard.tables import ALL_TABLES
+from stacks.config import PROFILE_REGIONS
 from tests.infra.conftest import MODEL_CONFIG, SECRET_ARN
 
 SCORE_ENV = {
@@ -272,17 +273,139 @@ def test_no_bedrock_permission_when_off(dev):
     assert not [a for a in actions if a.startswith("bedrock:")]
 
 
-def test_bedrock_permission_is_the_configured_model_and_guardrail_only(prod):
+def test_bedrock_model_follows_the_region_when_known_only_at_deploy(prod):
+    # Given a region-agnostic synth (no CDK_DEFAULT_REGION), then the function calls the inference
+    # profile of the deploy region's geography, and IAM keeps, by condition, the foundation model in
+    # exactly the Regions that geography's profile routes to, plus the profile and the guardrail.
+    api = template(prod, "api")
     (score,) = functions(prod, "api")
-    assert (
-        score["Environment"]["Variables"]["RG_BEDROCK_MODEL_ID"] == "anthropic.claude-3-haiku-20240307-v1:0"
-    )
+    model_id = json.dumps(score["Environment"]["Variables"]["RG_BEDROCK_MODEL_ID"])
+    assert "BedrockGeography" in model_id and "amazon.nova-lite-v1:0" in model_id
+    mapping = api.to_json()["Mappings"]["BedrockGeography"]
+    assert mapping == {
+        region: {"profile": geography} for geography, regions in PROFILE_REGIONS.items() for region in regions
+    }
     statements = _statements(prod, "api")
-    bedrock = [s for s in statements if any(a.startswith("bedrock:") for a in _list(s["Action"]))]
-    resources_ = json.dumps([s["Resource"] for s in bedrock])
-    assert "foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in resources_
+    (invoke,) = [s for s in statements if "bedrock:InvokeModel" in _list(s["Action"])]
+    by_condition: dict[str, set[str]] = {}
+    unconditional = []
+    for resource in invoke["Resource"]:
+        if "Fn::If" in resource:
+            condition, arn, _ = resource["Fn::If"]
+            by_condition.setdefault(condition, set()).add(json.dumps(arn))
+        else:
+            unconditional.append(json.dumps(resource))
+    (profile,) = unconditional
+    assert "inference-profile/" in profile and "BedrockGeography" in profile
+    for geography, regions in PROFILE_REGIONS.items():
+        (condition,) = [c for c in by_condition if c.startswith(f"BedrockIn{geography.title()}")]
+        assert by_condition[condition] == {
+            json.dumps(
+                {
+                    "Fn::Join": [
+                        "",
+                        [
+                            "arn:",
+                            {"Ref": "AWS::Partition"},
+                            f":bedrock:{region}::foundation-model/amazon.nova-lite-v1:0",
+                        ],
+                    ]
+                }
+            )
+            for region in regions
+        }
+    conditions = api.to_json()["Conditions"]
+    assert (
+        json.dumps(conditions[next(c for c in by_condition if c.startswith("BedrockInApac"))]).count("apac")
+        == 1
+    )
+    resources_ = json.dumps(
+        [s["Resource"] for s in statements if "bedrock:ApplyGuardrail" in _list(s["Action"])]
+    )
     assert "guardrail/gr-abc123" in resources_
-    assert "*" not in resources_.replace("anthropic", "")
+    assert "*" not in json.dumps(invoke["Resource"])
+
+
+def _plain(value) -> str:
+    """An ARN built with Fn::Join over the partition, as the text it becomes in the aws partition."""
+    if isinstance(value, str):
+        return value
+    (parts,) = [value["Fn::Join"][1]]
+    return "".join("aws" if part == {"Ref": "AWS::Partition"} else part for part in parts)
+
+
+def _api_in(region: str, fake_model_dir, **context) -> Template:
+    from aws_cdk import App, Environment
+
+    from stacks import config as stage_config
+    from stacks.api import ApiProps, ApiStack
+    from stacks.data import DataProps, DataStack
+
+    config = stage_config.load(
+        {"model_dir": str(fake_model_dir), "bedrock_model_id": "amazon.nova-lite-v1:0", **context},
+        {"CDK_DEFAULT_REGION": region, "CDK_DEFAULT_ACCOUNT": "123456789012"},
+    )
+    app = App()
+    env = Environment(region=region, account="123456789012")
+    data = DataStack(app, "Data", props=DataProps(config=config), env=env)
+    props = ApiProps(
+        config=config,
+        key=data.key,
+        tables=dict(data.tables),
+        endpoint_name="e",
+        endpoint_arn=f"arn:aws:sagemaker:{region}:123456789012:endpoint/e",
+    )
+    return Template.from_stack(ApiStack(app, "Api", props=props, env=env))
+
+
+@pytest.mark.parametrize(
+    ("region", "profile", "routed"),
+    [
+        ("us-east-1", "us.amazon.nova-lite-v1:0", ("us-east-1", "us-east-2", "us-west-2")),
+        (
+            "ap-south-1",
+            "apac.amazon.nova-lite-v1:0",
+            ("ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1", "ap-southeast-2"),
+        ),
+    ],
+)
+def test_bedrock_grant_is_the_profile_and_the_model_in_every_region_it_routes_to(
+    fake_model_dir, region, profile, routed
+):
+    api = _api_in(region, fake_model_dir)
+    (score,) = [
+        f["Properties"]
+        for f in api.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "handler.lambda_handler"
+    ]
+    assert score["Environment"]["Variables"]["RG_BEDROCK_MODEL_ID"] == profile
+    statements = [
+        s
+        for p in api.find_resources("AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if any(a.startswith("bedrock:") for a in _list(s["Action"]))
+    ]
+    (invoke,) = statements
+    assert invoke["Action"] == "bedrock:InvokeModel"
+    assert sorted(map(_plain, _list(invoke["Resource"]))) == sorted(
+        [
+            f"arn:aws:bedrock:{region}:123456789012:inference-profile/{profile}",
+            *(f"arn:aws:bedrock:{r}::foundation-model/amazon.nova-lite-v1:0" for r in routed),
+        ]
+    )
+
+
+def test_without_a_profile_the_grant_is_the_model_in_this_region_only(fake_model_dir):
+    api = _api_in("us-east-1", fake_model_dir, bedrock_inference_profile="none")
+    statements = [
+        s
+        for p in api.find_resources("AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if "bedrock:InvokeModel" in _list(s["Action"])
+    ]
+    assert [_plain(s["Resource"]) for s in statements] == [
+        "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0"
+    ]
 
 
 def test_outputs_name_api_key_and_how_to_read_it(dev):

@@ -34,7 +34,7 @@ def handler(trained_model) -> Iterator[ModuleType]:
         "RG_DECISIONS_TABLE": "decisions",
         "RG_AUDIT_TABLE": "audit",
         "RG_EXPLANATIONS_TABLE": "explanations",
-        "RG_BEDROCK_MODEL_ID": "anthropic.claude-3-haiku-20240307-v1:0",
+        "RG_BEDROCK_MODEL_ID": "us.amazon.nova-lite-v1:0",
         "RG_INFERENCE_URL": server.url,
         "RG_MODEL_CONFIG": json.dumps(
             {"model_version": config["model_version"], "thresholds": config["thresholds"]}

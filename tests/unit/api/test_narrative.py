@@ -34,7 +34,7 @@ from returnguard.narrative import (
 )
 from returnguard.tables import EXPLANATIONS
 
-CONFIG = NarrativeConfig(model_id="anthropic.claude-3-haiku-20240307-v1:0", budget_s=1.0)
+CONFIG = NarrativeConfig(model_id="us.amazon.nova-lite-v1:0", budget_s=1.0)
 GOOD = {
     "narrative": "The customer returned most recent orders and pays cash on delivery; review before shipping.",
     "customer_message": "Your order is being verified. We will update you shortly.",
