@@ -11,12 +11,13 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from stacks.config import StageConfig
-from stacks.constructs import PythonFunction, suppress
+from stacks.config import BlocklistConfig, StageConfig
+from stacks.constructs import PythonFunction, dead_letter_queue, suppress
 from stacks.packaging import lambda_staging_folder
 
 
@@ -33,6 +34,11 @@ class BlocklistStack(Stack):
         super().__init__(scope, id, **kwargs)
         config = props.config
         source = config.blocklist
+        # Failed scheduled runs: EventBridge could not invoke the function, or it failed after Lambda's
+        # asynchronous retries. Both land here with the error.
+        self.dead_letters = dead_letter_queue(
+            self, "SyncDeadLetters", key=props.key, of="the blocklist sync's schedule and function"
+        )
         sync = PythonFunction(
             self,
             "BlocklistSync",
@@ -43,6 +49,7 @@ class BlocklistStack(Stack):
             timeout=Duration.minutes(5),
             # none by default: an account's unreserved concurrency must stay >= 10, and new accounts have 10
             reserved_concurrency=source.reserved_concurrency or None,
+            dead_letter_queue=self.dead_letters,
             description="Copies the blocklist from the MySQL-compatible database into the features table",
             environment={
                 "RG_FEATURES_TABLE": props.features_table.table_name,
@@ -59,46 +66,100 @@ class BlocklistStack(Stack):
         secretsmanager.Secret.from_secret_complete_arn(self, "DbSecret", source.db_secret_arn).grant_read(
             sync.role
         )
-        props.features_table.grant_read_write_data(sync.role)
+        # Exactly the calls DynamoBlocklistTable makes (returnguard/aws/blocklist.py): no Scan, Query or batch.
+        sync.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ],
+                resources=[props.features_table.table_arn],
+            )
+        )
+        props.key.grant(sync.role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
         props.lake.grant_put(sync.role, "raw/blocklist/*")
         if source.vpc_id:
             # VPC-agnostic: the function joins existing subnets without looking the VPC up at synth.
             cfn = sync.function.node.default_child
-            cfn.add_property_override(  # type: ignore[union-attr]
-                "VpcConfig",
-                {"SubnetIds": list(source.subnet_ids), "SecurityGroupIds": [source.security_group_id]},
+            assert isinstance(cfn, lambda_.CfnFunction)
+            cfn.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
+                subnet_ids=list(source.subnet_ids), security_group_ids=[source.security_group_id]
             )
-            sync.role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=[
-                        "ec2:CreateNetworkInterface",
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:AssignPrivateIpAddresses",
-                        "ec2:UnassignPrivateIpAddresses",
-                    ],
-                    resources=["*"],
-                )
+            _vpc_access(self, sync.role, source)
+        else:
+            suppress(
+                sync.function,
+                "NIST.800.53.R5-LambdaInsideVPC",
+                "No 'vpc_id' configured: the database is reachable from Lambda's network, and the sync "
+                "connects to it with TLS only (certificate verified against the RDS CA bundle).",
+            )
+        if not source.reserved_concurrency:
+            suppress(
+                sync.function,
+                "NIST.800.53.R5-LambdaConcurrency",
+                "One scheduled run every 'blocklist_schedule_minutes'; an overlapping run fails its conditional "
+                "watermark write and changes nothing the first did not. Reserving concurrency "
+                "('blocklist_reserved_concurrency') takes from the account's pool (new accounts have 10).",
             )
         events.Rule(
             self,
             "Schedule",
             schedule=events.Schedule.rate(Duration.minutes(source.schedule_minutes)),
-            targets=[targets.LambdaFunction(sync.function, retry_attempts=2)],
+            targets=[
+                targets.LambdaFunction(sync.function, retry_attempts=2, dead_letter_queue=self.dead_letters)
+            ],
         )
         suppress(
             sync.role,
             "AwsSolutions-IAM5",
-            "Writes only under the lake's raw/blocklist/ prefix; KMS data-key actions on the stage key; "
-            "Lambda's VPC ENI actions have no resource-level permissions.",
+            "Writes only under the lake's raw/blocklist/ prefix (CDK's put grant: PutObject*, Abort*; KMS "
+            "data-key actions on the stage key, also for the encrypted dead-letter queue); "
+            "ec2:DescribeNetworkInterfaces/DescribeSubnets have no resource-level permissions; network "
+            "interfaces it creates are limited to the configured subnets and security group, and those it "
+            "changes or deletes to the configured VPC.",
             applies_to=[
                 "Resource::*",
                 "Action::kms:GenerateDataKey*",
                 "Action::kms:ReEncrypt*",
-                "Action::kms:Describe*",
                 "Action::s3:Abort*",
                 "Action::s3:PutObject*",
                 {"regex": "/^Resource::.*Lake.*\\.Arn.*\\/raw\\/blocklist\\/\\*$/"},
-                {"regex": "/^Resource::.*Table.*\\.Arn>\\/index\\/\\*$/"},
+                {"regex": "/^Resource::arn:<AWS::Partition>:ec2:.*:network-interface\\/\\*$/"},
             ],
         )
+
+
+def _vpc_access(stack: Stack, role: iam.IRole, source: BlocklistConfig) -> None:
+    """What Lambda needs to attach the function to the configured subnets, and no more: unlike the
+    managed AWSLambdaVPCAccessExecutionRole (every action on `*`), network interfaces can only be
+    created in these subnets with this security group, and only this VPC's can be changed or deleted."""
+    ec2_arn = f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}"
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["ec2:CreateNetworkInterface"],
+            resources=[
+                f"{ec2_arn}:network-interface/*",
+                f"{ec2_arn}:security-group/{source.security_group_id}",
+                *(f"{ec2_arn}:subnet/{subnet}" for subnet in source.subnet_ids),
+            ],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=[
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            resources=[f"{ec2_arn}:network-interface/*"],
+            conditions={"ArnEquals": {"ec2:Vpc": f"{ec2_arn}:vpc/{source.vpc_id}"}},
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],  # no resource-level permissions
+            resources=["*"],
+        )
+    )

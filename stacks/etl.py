@@ -14,7 +14,7 @@ from aws_cdk import aws_s3_assets as assets
 from constructs import Construct
 
 from stacks.config import StageConfig
-from stacks.constructs import ASSET_BUCKET_OBJECTS, GRANT_READ_WRITE_WILDCARDS, log_group, suppress
+from stacks.constructs import grant_asset_read, log_group, suppress
 from stacks.packaging import domain_zip, glue_script
 
 
@@ -65,7 +65,15 @@ class EtlStack(Stack):
         )
         props.lake.grant_read(self.role, "raw/*")
         props.lake.grant_read(self.role, "external/*")
-        props.lake.grant_read_write(self.role, "processed/*")
+        props.lake.grant_read(self.role, "processed/*")
+        props.lake.grant_put(self.role, "processed/*")
+        # Spark's overwrite mode deletes a job's previous output. s3:DeleteObject only: in the versioned lake
+        # that leaves a delete marker, and the role cannot delete versions (s3:DeleteObjectVersion).
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:DeleteObject"], resources=[props.lake.arn_for_objects("processed/*")]
+            )
+        )
         props.key.grant_encrypt_decrypt(self.role)
         catalog = f"arn:{self.partition}:glue:{self.region}:{self.account}"
         self.role.add_to_policy(
@@ -151,7 +159,7 @@ class EtlStack(Stack):
                 crawler.node.add_dependency(group)
 
         domain = assets.Asset(self, "DomainZip", path=str(domain_zip()))
-        domain.grant_read(self.role)
+        grant_asset_read(domain, self.role)
         self.jobs: dict[str, glue.CfnJob] = {}
         for name, script_name, description, job_arguments in (
             ("features", "features.py", "raw/ -> point-in-time features and training data (processed/)", {}),
@@ -169,7 +177,7 @@ class EtlStack(Stack):
                     f"glue_jobs/{script_name} is missing: the job ships a failing stub",
                 )
             script = assets.Asset(self, f"{name.title()}Script", path=str(path))
-            script.grant_read(self.role)
+            grant_asset_read(script, self.role)
             self.jobs[name] = glue.CfnJob(
                 self,
                 f"{name.title()}Job",
@@ -206,13 +214,20 @@ class EtlStack(Stack):
         suppress(
             self.role,
             "AwsSolutions-IAM5",
-            "Glue reads raw/ and external/, writes processed/ only; its scripts and the returnguard zip are "
-            "objects in the CDK asset bucket; catalog tables of its own database; /aws-glue/* log groups; "
-            "PutMetricData is namespace-conditioned (no resource-level permissions).",
+            "Glue reads raw/, external/ and processed/ and writes (and, for Spark's overwrite, deletes "
+            "current objects) under processed/ only, through CDK's read/put grants (GetObject*, GetBucket*, "
+            "List*, PutObject*, Abort*); KMS data-key actions on the stage key; catalog tables of its own "
+            "database; /aws-glue/* log groups; PutMetricData is namespace-conditioned (no resource-level "
+            "permissions).",
             applies_to=[
                 "Resource::*",
-                *GRANT_READ_WRITE_WILDCARDS,
-                {"regex": ASSET_BUCKET_OBJECTS},
+                "Action::s3:GetBucket*",
+                "Action::s3:GetObject*",
+                "Action::s3:List*",
+                "Action::s3:Abort*",
+                "Action::s3:PutObject*",
+                "Action::kms:GenerateDataKey*",
+                "Action::kms:ReEncrypt*",
                 {"regex": "/^Resource::.*Lake.*\\.Arn.*\\/(raw|external|processed)\\/\\*$/"},
                 {"regex": "/^Resource::arn:<AWS::Partition>:glue:.*:(table|job)\\/.*\\*$/"},
                 {"regex": "/^Resource::arn:<AWS::Partition>:logs:.*:log-group:\\/aws-glue\\/\\*$/"},

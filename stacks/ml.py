@@ -14,15 +14,12 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.config import XGBOOST_REGISTRIES, XGBOOST_VERSION, StageConfig
-from stacks.constructs import (
-    ASSET_BUCKET_OBJECTS,
-    GRANT_READ_WRITE_WILDCARDS,
-    log_group,
-    removal_policy,
-    suppress,
-)
+from stacks.constructs import grant_asset_read, log_group, removal_policy, suppress
 
 INFERENCE_PROGRAM = "inference.py"
+TRAINING_DATA_PREFIX = "processed/training-data/"
+MODEL_ARTIFACTS_PREFIX = "models/artifacts/"
+DATA_CAPTURE_PREFIX = "models/data-capture/"
 TRAINING_PROGRAM = "train.py"
 
 
@@ -56,61 +53,28 @@ class MlStack(Stack):
         self.model_artifact = assets.Asset(self, "ModelArtifact", path=str(config.model.model_tarball))
         self.source_dir = assets.Asset(self, "SourceDir", path=str(config.model.sourcedir_tarball))
 
-        self.role = iam.Role(
-            self,
-            "ExecutionRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"{config.prefix} SageMaker models, endpoints and training jobs",
-        )
-        self.model_artifact.grant_read(self.role)
-        self.source_dir.grant_read(self.role)
-        props.lake.grant_read_write(self.role, "processed/*")
-        props.lake.grant_read_write(self.role, "models/*")
-        props.key.grant_encrypt_decrypt(self.role)
-        self.role.add_to_policy(
+        # Two roles: the serving role (models and endpoints: the bootstrap one here, retrained ones from the
+        # pipeline) and the training role (the pipeline's training jobs), each reading only what it needs.
+        self.serving_role = self._sagemaker_role("ServingRole", config, "models and endpoints", "Endpoints")
+        grant_asset_read(self.model_artifact, self.serving_role)
+        grant_asset_read(self.source_dir, self.serving_role)
+        props.lake.grant_read(self.serving_role, f"{MODEL_ARTIFACTS_PREFIX}*")  # retrained models
+        props.lake.grant_put(self.serving_role, f"{DATA_CAPTURE_PREFIX}*")  # realtime data capture
+        props.key.grant_encrypt_decrypt(self.serving_role)
+
+        self.training_role = self._sagemaker_role("TrainingRole", config, "training jobs", "TrainingJobs")
+        grant_asset_read(self.source_dir, self.training_role)
+        props.lake.grant_read(self.training_role, f"{TRAINING_DATA_PREFIX}*")
+        props.lake.grant_put(self.training_role, f"{MODEL_ARTIFACTS_PREFIX}*")
+        props.key.grant_encrypt_decrypt(self.training_role)  # reads the data, encrypts volume and output
+        self.training_role.add_to_policy(  # the training instance's encrypted volume
             iam.PolicyStatement(
-                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                resources=[
-                    Fn.join(
-                        "",
-                        [
-                            f"arn:{self.partition}:ecr:{self.region}:",
-                            Fn.select(0, Fn.split(".", self.image_uri)),
-                            ":repository/sagemaker-xgboost",
-                        ],
-                    )
-                ],
+                actions=["kms:CreateGrant"],
+                resources=[props.key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": True}},
             )
         )
-        self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[
-                    f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/*"
-                ],
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
-            )
-        )
-        suppress(
-            self.role,
-            "AwsSolutions-IAM5",
-            "SageMaker reads its assets from the CDK staging bucket objects, reads/writes only the lake's "
-            "processed/ and models/ prefixes, logs to /aws/sagemaker/*; ecr:GetAuthorizationToken and "
-            "cloudwatch:PutMetricData (namespace-conditioned) have no resource-level permissions.",
-            applies_to=_iam5_patterns(),
-        )
+        self.role = self.serving_role
 
         self.model = sagemaker.CfnModel(
             self,
@@ -152,7 +116,7 @@ class MlStack(Stack):
             data_capture = sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
                 enable_capture=True,
                 initial_sampling_percentage=20,
-                destination_s3_uri=props.lake.s3_url_for_object("models/data-capture"),
+                destination_s3_uri=props.lake.s3_url_for_object(DATA_CAPTURE_PREFIX.rstrip("/")),
                 kms_key_id=props.key.key_arn,
                 capture_options=[
                     sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
@@ -167,6 +131,13 @@ class MlStack(Stack):
             data_capture_config=data_capture,
             kms_key_id=kms_key_id,
         )
+        if kms_key_id is None:
+            suppress(
+                self.endpoint_config,
+                "NIST.800.53.R5-SageMakerEndpointConfigurationKMSKeyConfigured",
+                "Serverless endpoint: SageMaker refuses KmsKeyId on serverless endpoint configs (no attached "
+                "storage volume); the realtime mode (prod default) encrypts with the stage key.",
+            )
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
@@ -210,16 +181,77 @@ class MlStack(Stack):
         )
         CfnOutput(self, "ModelPackageGroupName", value=self.model_package_group_name)
 
+    def _sagemaker_role(self, id: str, config: StageConfig, what: str, log_kind: str) -> iam.Role:
+        """A SageMaker execution role that can pull the XGBoost image and write its own kind of logs
+        (/aws/sagemaker/Endpoints/* or /aws/sagemaker/TrainingJobs*) and SageMaker metrics."""
+        role = iam.Role(
+            self,
+            id,
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{config.prefix} SageMaker {what}",
+        )
+        repository = Fn.join(
+            "",
+            [
+                f"arn:{self.partition}:ecr:{self.region}:",
+                Fn.select(0, Fn.split(".", self.image_uri)),
+                ":repository/sagemaker-xgboost",
+            ],
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], resources=[repository]
+            )
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        logs = f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/{log_kind}"
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[f"{logs}/*" if log_kind == "Endpoints" else f"{logs}*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
+            )
+        )
+        suppress(
+            role,
+            "AwsSolutions-IAM5",
+            f"SageMaker {what}: S3 object wildcards are the lake prefixes this role reads or writes "
+            "(CDK's read/put grants: GetObject*, GetBucket*, List*, PutObject*, Abort*) and its own "
+            f"/aws/sagemaker/{log_kind} log groups; KMS data-key actions on the stage key; "
+            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (namespace-conditioned) have no "
+            "resource-level permissions.",
+            applies_to=_iam5_patterns(),
+        )
+        return role
+
 
 def _iam5_patterns() -> list:
     from cdk_nag import RegexAppliesTo
 
     return [
         "Resource::*",
-        *GRANT_READ_WRITE_WILDCARDS,
-        RegexAppliesTo(regex=ASSET_BUCKET_OBJECTS),
+        "Action::s3:GetBucket*",
+        "Action::s3:GetObject*",
+        "Action::s3:List*",
+        "Action::s3:Abort*",
+        "Action::s3:PutObject*",
+        "Action::kms:GenerateDataKey*",
+        "Action::kms:ReEncrypt*",
         RegexAppliesTo(
-            regex="/^Resource::<LakeBucket[A-F0-9]+\\.Arn>\\/(processed|models)\\/([a-z-]+\\/)?\\*$/"
+            regex="/^Resource::<LakeBucket[A-F0-9]+\\.Arn>\\/(processed\\/training-data|models\\/(artifacts|data-capture))\\/\\*$/"
         ),
-        RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:logs:.*:log-group:\\/aws\\/sagemaker\\/\\*$/"),
+        RegexAppliesTo(
+            regex="/^Resource::arn:<AWS::Partition>:logs:.*:log-group:\\/aws\\/sagemaker\\/(Endpoints\\/\\*|TrainingJobs\\*)$/"
+        ),
     ]

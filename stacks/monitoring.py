@@ -17,6 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.config import StageConfig
+from stacks.constructs import dead_letter_queue
 
 NAMESPACE = "ReturnGuard"
 
@@ -41,7 +42,14 @@ class MonitoringStack(Stack):
             self, "Alerts", master_key=props.key, enforce_ssl=True, display_name="ReturnGuard alerts"
         )
         if config.alert_email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(config.alert_email))
+            self.topic.add_subscription(
+                subscriptions.EmailSubscription(
+                    config.alert_email,
+                    dead_letter_queue=dead_letter_queue(
+                        self, "AlertDeadLetters", key=props.key, of="the alert e-mail subscription"
+                    ),
+                )
+            )
 
         api_name = props.api.rest_api_name
         stage = props.api.deployment_stage.stage_name

@@ -17,7 +17,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks.config import StageConfig
-from stacks.constructs import PythonFunction, log_group, logical_id, suppress
+from stacks.constructs import PythonFunction, dead_letter_queue, log_group, logical_id, suppress
 from stacks.ml import INFERENCE_PROGRAM, TRAINING_PROGRAM
 from stacks.packaging import lambda_staging_folder
 
@@ -40,7 +40,8 @@ class PipelineProps:
     features_job_name: str
     image_uri: str
     source_dir_url: str
-    sagemaker_role: iam.IRole
+    training_role: iam.IRole
+    serving_role: iam.IRole
     model_package_group_name: str
     endpoint_name: str
     bootstrap_endpoint_config_arn: str  # the Ml stack's config: the one a first promotion copies
@@ -67,7 +68,9 @@ class PipelineStack(Stack):
             training_job_name=sfn.JsonPath.format(
                 "{}-{}", config.prefix, sfn.JsonPath.string_at("$$.Execution.Name")
             ),
-            role=props.sagemaker_role,
+            # Not mutable here: the task would add a write grant (DeleteObject* included) on the output prefix;
+            # the ML stack grants the training role what it needs.
+            role=iam.Role.from_role_arn(self, "TrainingRole", props.training_role.role_arn, mutable=False),
             algorithm_specification=tasks.AlgorithmSpecification(
                 training_image=tasks.DockerImage.from_registry(props.image_uri),
                 training_input_mode=tasks.InputMode.FILE,
@@ -189,12 +192,16 @@ class PipelineStack(Stack):
             action="createModel",
             parameters={
                 "ModelName": model_name,
-                "ExecutionRoleArn": props.sagemaker_role.role_arn,
+                "ExecutionRoleArn": props.serving_role.role_arn,
                 "PrimaryContainer": image_container,
             },
             iam_resources=[f"{sm}:model/{config.prefix}-*"],
             additional_iam_statements=[
-                iam.PolicyStatement(actions=["iam:PassRole"], resources=[props.sagemaker_role.role_arn])
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[props.serving_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+                )
             ],
             result_path="$.model",
         )
@@ -243,6 +250,24 @@ class PipelineStack(Stack):
                 resources=[props.key.key_arn],
                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
+        )
+        sync_invoke = (
+            "Invoked synchronously by the state machine (Lambda integration), which sees and handles the "
+            "error; a DLQ applies to asynchronous invocations, which this function never gets."
+        )
+        suppress(promote_function.function, "Serverless-LambdaDLQ", sync_invoke)
+        suppress(promote_function.function, "NIST.800.53.R5-LambdaDLQ", sync_invoke)
+        suppress(
+            promote_function.function,
+            "NIST.800.53.R5-LambdaConcurrency",
+            "One call per retraining run (weekly); reserving concurrency takes it from the account's "
+            "unreserved pool, which must stay >= 10 (new accounts have a quota of 10).",
+        )
+        suppress(
+            promote_function.function,
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "Calls only the SageMaker API over TLS with IAM authentication and reaches no private resource; "
+            "a VPC would add NAT or interface endpoints and protect nothing more.",
         )
         suppress(
             promote_function.role,
@@ -350,15 +375,37 @@ class PipelineStack(Stack):
             "WeeklyRetraining",
             schedule=events.Schedule.rate(Duration.days(7)),
             enabled=config.retraining_schedule_enabled,
-            targets=[targets.SfnStateMachine(self.state_machine)],
+            targets=[
+                targets.SfnStateMachine(
+                    self.state_machine,
+                    dead_letter_queue=dead_letter_queue(
+                        self, "ScheduleDeadLetters", key=props.key, of="the weekly retraining schedule"
+                    ),
+                )
+            ],
+        )
+        # The training task's grant is training-job/* (its name is set per execution); only this stage's
+        # jobs, <prefix>-<execution name>, may be started, stopped or read.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                ],
+                not_resources=[f"{sm}:training-job/{config.prefix}-*"],
+            )
         )
         suppress(
             self.state_machine,
             "AwsSolutions-IAM5",
             "Step Functions' service integrations: X-Ray and log delivery have no resource-level permissions; "
-            "training jobs and models are named per execution under this stage's prefix; "
-            "glue job runs of one job; KMS data-key actions on the stage key; the promote function's "
-            "versions (<function ARN>:*, how Step Functions' Lambda integration grants invoke).",
+            "models are named per execution under this stage's prefix; the training task's CDK grant is "
+            "training-job/* (AddTags included), and a Deny limits Create/Describe/Stop to "
+            "training-job/<prefix>-*; glue job runs of one job; model packages of one group; KMS data-key "
+            "actions on the stage key; the promote function's versions (<function ARN>:*, how Step "
+            "Functions' Lambda integration grants invoke).",
             applies_to=[
                 "Resource::*",
                 f"Resource::<{logical_id(promote_function.function)}.Arn>:*",

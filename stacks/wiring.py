@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import App, Aspects, CfnOutput, Environment, Stack, Tags
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import (
+    AwsSolutionsChecks,
+    NagPackSuppression,
+    NagSuppressions,
+    NIST80053R5Checks,
+    ServerlessChecks,
+)
 
 from stacks.account import ACCOUNT_STACK_NAME, ApiGatewayAccountStack
 from stacks.api import ApiProps, ApiStack
@@ -89,7 +95,8 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
             features_job_name=etl.features_job_name,
             image_uri=ml.image_uri,
             source_dir_url=ml.source_dir.s3_object_url,
-            sagemaker_role=ml.role,
+            training_role=ml.training_role,
+            serving_role=ml.serving_role,
             model_package_group_name=ml.model_package_group_name,
             endpoint_name=ml.endpoint_name,
             bootstrap_endpoint_config_arn=ml.endpoint_config.ref,
@@ -129,6 +136,18 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
     for stack in stacks.all():
         Tags.of(stack).add("project", "returnguard")
         Tags.of(stack).add("stage", config.stage)
+        NagSuppressions.add_stack_suppressions(
+            stack,
+            [
+                NagPackSuppression(
+                    id="NIST.800.53.R5-IAMNoInlinePolicy",
+                    reason="Each role's permissions are the policy CDK generates from that role's grants, "
+                    "attached to that role only and deleted with it; a customer-managed policy would be "
+                    "attachable to other principals, which nothing here needs.",
+                )
+            ],
+        )
     if nag:
-        Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+        for pack in (AwsSolutionsChecks, ServerlessChecks, NIST80053R5Checks):
+            Aspects.of(app).add(pack(verbose=True))
     return stacks

@@ -112,3 +112,168 @@ def _name(synth, stack) -> str:
         if getattr(synth.stacks, name) is stack:
             return name
     raise AssertionError(stack.stack_name)
+
+
+# --- dead letters and Serverless findings ---------------------------------------------------------------
+
+
+def test_blocklist_sync_failures_land_in_an_encrypted_dead_letter_queue(prod):
+    (function,) = [
+        f
+        for f in resources(prod, "blocklist", "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "handler.lambda_handler"
+    ]
+    assert "DeadLetterConfig" in function["Properties"]
+    (rule,) = resources(prod, "blocklist", "AWS::Events::Rule").values()
+    (target,) = rule["Properties"]["Targets"]
+    assert "DeadLetterConfig" in target
+    (queue,) = resources(prod, "blocklist", "AWS::SQS::Queue").values()
+    assert queue["Properties"]["KmsMasterKeyId"]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_schedules_and_alert_subscription_have_dead_letter_queues(request, stage):
+    synth = request.getfixturevalue(stage)
+    for rule in resources(synth, "pipeline", "AWS::Events::Rule").values():
+        assert all("DeadLetterConfig" in target for target in rule["Properties"]["Targets"])
+    for subscription in resources(synth, "monitoring", "AWS::SNS::Subscription").values():
+        assert "RedrivePolicy" in subscription["Properties"]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_function_environments_are_encrypted_with_the_stage_key(request, stage):
+    synth = request.getfixturevalue(stage)
+    ours = [
+        f
+        for stack in synth.stacks.all()
+        for f in resources(synth, _name(synth, stack), "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "handler.lambda_handler"
+    ]
+    assert ours and all("KmsKeyArn" in f["Properties"] for f in ours)
+
+
+# --- IAM ------------------------------------------------------------------------------------------------
+
+
+def _dynamodb_grants(synth, name: str) -> dict[str, set[str]]:
+    """Table (as its JSON reference) -> DynamoDB actions the stack's roles get on it."""
+    grants: dict[str, set[str]] = {}
+    for statement in _statements(synth, name):
+        actions = [a for a in _list(statement["Action"]) if a.startswith("dynamodb:")]
+        for resource in _list(statement["Resource"]):
+            if actions:
+                grants.setdefault(json.dumps(resource, sort_keys=True), set()).update(actions)
+    return grants
+
+
+def test_score_role_gets_exactly_the_table_calls_it_makes(dev):
+    grants = _dynamodb_grants(dev, "api")
+    assert sorted(grants.values(), key=sorted) == sorted(
+        [
+            {"dynamodb:BatchGetItem", "dynamodb:GetItem"},
+            {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+            {"dynamodb:PutItem"},
+            {"dynamodb:GetItem", "dynamodb:PutItem"},
+        ],
+        key=sorted,
+    )
+    assert not [r for r in grants if "Idempotency" in r or "/index/" in r]
+
+
+def test_blocklist_role_writes_items_without_scan_or_batch_and_its_network_is_scoped(prod):
+    grants = _dynamodb_grants(prod, "blocklist")
+    assert list(grants.values()) == [
+        {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    ]
+    ec2 = [s for s in _statements(prod, "blocklist") if any(a.startswith("ec2:") for a in _list(s["Action"]))]
+    for statement in ec2:
+        if statement["Resource"] == "*":
+            ec2_actions = [a for a in _list(statement["Action"]) if a.startswith("ec2:")]
+            assert all(a.startswith("ec2:Describe") for a in ec2_actions), ec2_actions
+    create = next(s for s in ec2 if "ec2:CreateNetworkInterface" in _list(s["Action"]))
+    text = json.dumps(create["Resource"])
+    assert "subnet/subnet-aaaa1111" in text and "security-group/sg-0123456789abcdef0" in text
+    delete = next(s for s in ec2 if "ec2:DeleteNetworkInterface" in _list(s["Action"]))
+    assert "vpc/vpc-0123456789abcdef0" in json.dumps(delete["Condition"]["ArnEquals"]["ec2:Vpc"])
+
+
+def _role_statements(synth, name: str, role_prefix: str) -> list[dict]:
+    return [
+        statement
+        for logical_id, policy in resources(synth, name, "AWS::IAM::Policy").items()
+        if logical_id.startswith(role_prefix)
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _s3_grants(statements: list[dict]) -> list[tuple[str, str]]:
+    """(action, resource text) for every S3 action granted."""
+    return [
+        (action, json.dumps(resource))
+        for s in statements
+        if s["Effect"] == "Allow"
+        for action in _list(s["Action"])
+        if action.startswith("s3:")
+        for resource in _list(s["Resource"])
+    ]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_sagemaker_training_and_serving_roles_read_only_what_they_need(request, stage):
+    synth = request.getfixturevalue(stage)
+    (model,) = resources(synth, "ml", "AWS::SageMaker::Model").values()
+    assert "ServingRole" in json.dumps(model["Properties"]["ExecutionRoleArn"])
+    definition = json.dumps(resources(synth, "pipeline", "AWS::StepFunctions::StateMachine"))
+    assert "TrainingRole" in definition and "ServingRole" in definition
+    serving = _s3_grants(_role_statements(synth, "ml", "ServingRole"))
+    training = _s3_grants(_role_statements(synth, "ml", "TrainingRole"))
+    for grants, allowed in (
+        (serving, ("/models/artifacts/*", "/models/data-capture/*")),
+        (training, ("/processed/training-data/*", "/models/artifacts/*")),
+    ):
+        for action, resource in grants:
+            assert not action.startswith("s3:Delete"), (action, resource)
+            if "LakeBucket" in resource and resource.count('"') > 2 and "/" in resource:
+                assert any(prefix in resource for prefix in allowed), resource
+            if "cdk-hnb659fds-assets" in resource:  # one asset object, never the whole asset bucket
+                assert action == "s3:GetObject" and not resource.endswith('/*"]]}'), resource
+    assert not [r for _, r in training if "/models/data-capture/" in r]
+    assert not [r for _, r in serving if "/processed/" in r]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_no_grant_covers_the_whole_cdk_asset_bucket(request, stage):
+    synth = request.getfixturevalue(stage)
+    for stack in synth.stacks.all():
+        for action, resource in _s3_grants(_statements(synth, _name(synth, stack))):
+            if "assets-" in resource:
+                assert not resource.endswith('/*"]]}') and action == "s3:GetObject", (
+                    stack.stack_name,
+                    resource,
+                )
+
+
+def test_glue_may_only_overwrite_processed_and_never_delete_versions(dev):
+    grants = _s3_grants(_statements(dev, "etl"))
+    deletes = [(a, r) for a, r in grants if a.startswith("s3:Delete")]
+    assert deletes and all(a == "s3:DeleteObject" and "/processed/*" in r for a, r in deletes)
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_pass_role_names_the_service(request, stage):
+    synth = request.getfixturevalue(stage)
+    passes = [
+        statement
+        for stack in synth.stacks.all()
+        for statement in _statements(synth, _name(synth, stack))
+        if "iam:PassRole" in _list(statement["Action"])
+    ]
+    assert passes
+    for statement in passes:
+        assert statement["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
+
+
+def test_the_state_machine_can_only_run_this_stages_training_jobs(dev):
+    (deny,) = [s for s in _statements(dev, "pipeline") if s["Effect"] == "Deny"]
+    assert "sagemaker:CreateTrainingJob" in deny["Action"]
+    assert "training-job/returnguard-dev-*" in json.dumps(deny["NotResource"])
