@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from returnguard.calendar import window_at
+from returnguard.features import FEATURES_BY_NAME, RISK_SIGNALS
 
 Locale = Literal["en", "hi"]
 MAX_FACTORS = 3
@@ -206,7 +207,12 @@ def key_factors(
     locale: Locale = "en",
     limit: int = MAX_FACTORS,
 ) -> tuple[str, ...]:
-    """Rules first, then the top positive contributions (ties broken by name), deduplicated."""
+    """Rules first, then the top positive contributions (ties broken by name), deduplicated.
+
+    Only contributions that raised the score are cited, and a risk signal (a feature whose business
+    direction is "more is never safer") only when it is present: the text never presents a low value
+    of one as a reason for risk, nor any factor as lowering it.
+    """
     idx = 0 if locale == "en" else 1
     out: list[str] = [_RULES[locale][r] for r in rules_triggered if r in _RULES[locale]]
     if not customer_known:
@@ -219,6 +225,8 @@ def key_factors(
         template = _TEMPLATES.get(name)
         if template is None or (not customer_known and name in _HISTORY):
             continue
+        if name in RISK_SIGNALS and vector.get(name, 0.0) <= FEATURES_BY_NAME[name].default:
+            continue  # "returned 0 of 6 orders" is the absence of a risk signal, never a reason for risk
         text = template(vector, window)[idx]
         if text not in out:
             out.append(text)

@@ -43,6 +43,9 @@ class Feature:
     default: float
     group: Group
     description: str  # business language, used by explanations and docs
+    # +1: the business knows more of this never makes an order safer (a risk signal); the model is
+    # trained monotone in it and explanations cite it only when it is above its default. 0: no rule.
+    direction: int = 0
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -51,10 +54,24 @@ FEATURES: tuple[Feature, ...] = (
     Feature("is_festival_sale", "bool", 0.0, "order", "Placed during a festival or sale period"),
     Feature("customer_account_age_days", "float", 0.0, "customer", "Age of the customer's account in days"),
     Feature("customer_order_count", "int", 0.0, "customer", "Orders the customer placed before"),
-    Feature("customer_return_count", "int", 0.0, "customer", "Orders the customer returned before"),
-    Feature("customer_return_rate", "float", 0.0, "customer", "Share of the customer's past orders returned"),
     Feature(
-        "customer_returns_last_6_orders", "int", 0.0, "customer", "Returns among the customer's last 6 orders"
+        "customer_return_count", "int", 0.0, "customer", "Orders the customer returned before", direction=1
+    ),
+    Feature(
+        "customer_return_rate",
+        "float",
+        0.0,
+        "customer",
+        "Share of the customer's past orders returned",
+        direction=1,
+    ),
+    Feature(
+        "customer_returns_last_6_orders",
+        "int",
+        0.0,
+        "customer",
+        "Returns among the customer's last 6 orders",
+        direction=1,
     ),
     Feature(
         "customer_return_rate_last_6",
@@ -62,17 +79,35 @@ FEATURES: tuple[Feature, ...] = (
         0.0,
         "customer",
         "Return rate over the customer's last 6 orders",
+        direction=1,
     ),
     Feature(
-        "customer_returns_last_30d", "int", 0.0, "customer", "Returns by the customer in the last 30 days"
+        "customer_returns_last_30d",
+        "int",
+        0.0,
+        "customer",
+        "Returns by the customer in the last 30 days",
+        direction=1,
     ),
     Feature(
         "customer_days_since_last_return", "float", NEVER, "customer", "Days since the customer's last return"
     ),
     Feature(
-        "customer_damaged_claims", "int", 0.0, "customer", "Returns the customer claimed as damaged or empty"
+        "customer_damaged_claims",
+        "int",
+        0.0,
+        "customer",
+        "Returns the customer claimed as damaged or empty",
+        direction=1,
     ),
-    Feature("customer_cod_refusals", "int", 0.0, "customer", "Cash-on-delivery orders the customer refused"),
+    Feature(
+        "customer_cod_refusals",
+        "int",
+        0.0,
+        "customer",
+        "Cash-on-delivery orders the customer refused",
+        direction=1,
+    ),
     Feature("customer_avg_order_amount", "float", 0.0, "customer", "Customer's average order amount"),
     Feature(
         "amount_vs_customer_avg", "float", 1.0, "customer", "Order amount relative to the customer's average"
@@ -94,6 +129,7 @@ FEATURES: tuple[Feature, ...] = (
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+RISK_SIGNALS: frozenset[str] = frozenset(f.name for f in FEATURES if f.direction > 0)
 ENTITY_GROUPS: tuple[str, ...] = ("product", "seller", "category", "region")
 
 

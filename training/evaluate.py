@@ -254,6 +254,25 @@ def patterns_section(metrics: dict[str, Any]) -> str:
     )
 
 
+def monotone_section(metrics: dict[str, Any]) -> str:
+    m = metrics.get("monotone")
+    if not m or not m.get("constrained"):
+        return "<h2>Monotone constraints</h2><p>None: this model was trained without them.</p>"
+    names = ", ".join(html.escape(n) for n in m["constrained"])
+    text = f"<h2>Monotone constraints</h2><p>The score never falls as one of these rises: {names}.</p>"
+    if "unconstrained" in m:
+        model = metrics["models"]["xgboost"]
+        text += _table(
+            ["XGBoost", "ROC-AUC", "PR-AUC"],
+            [
+                ["with the constraints (the model)", model["roc_auc"], model["pr_auc"]],
+                ["without them", m["unconstrained"]["roc_auc"], m["unconstrained"]["pr_auc"]],
+                ["cost of the constraints", m["roc_auc_cost"], m["pr_auc_cost"]],
+            ],
+        )
+    return text
+
+
 def build_report(
     model_dir: Path, output_dir: Path, report_dir: Path, table: pd.DataFrame | None = None
 ) -> Path:
@@ -307,6 +326,7 @@ positive rate {positive:.3%}). Every feature uses only events before the order.<
 {maturity_section(metrics)}
 {controls_section(metrics)}
 {patterns_section(metrics)}
+{monotone_section(metrics)}
 <h2>Thresholds (from validation)</h2><ul>{thresholds}</ul>
 <h2>Plots</h2>{figures}
 <p>Code version {html.escape(str(config.get("code_version")))}; trained {html.escape(config["trained_at"])}.</p>

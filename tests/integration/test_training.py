@@ -217,3 +217,34 @@ def test_report_states_targets_without_passing_or_failing_the_model(trained_mode
     assert "target ≥ 0.90" in page and "target ≥ 9×" in page
     assert "missed" not in page and "met:" not in page
     assert "permuted labels" in page and "shuffled time order" in page
+
+
+def test_a_risk_signal_rising_never_lowers_the_score(trained_model, small_table):
+    # A customer whose 6 of 6 last orders came back, 4 of them claimed damaged, must not score lower
+    # than the same customer with fewer returns or claims.
+    import xgboost as xgb
+
+    from returnguard.features import RISK_SIGNALS
+
+    model_dir, _, _ = trained_model
+    booster = xgb.Booster()
+    booster.load_model(str(model_dir / train.MODEL_FILE))
+    rows = small_table.sample(300, random_state=1)[list(FEATURE_NAMES)].reset_index(drop=True)
+    base = booster.predict(xgb.DMatrix(rows, feature_names=list(FEATURE_NAMES)))
+    for name in sorted(RISK_SIGNALS):
+        step = 0.2 if "rate" in name else 2.0
+        higher = rows.assign(**{name: rows[name] + step})
+        raised = booster.predict(xgb.DMatrix(higher, feature_names=list(FEATURE_NAMES)))
+        assert (raised >= base - 1e-7).all(), name
+
+
+def test_the_cost_of_the_monotone_constraints_is_reported(trained_model, small_table, tmp_path):
+    model_dir, output_dir, _ = trained_model
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    monotone = metrics["monotone"]
+    assert "customer_damaged_claims" in monotone["constrained"]
+    unconstrained = monotone["unconstrained"]["roc_auc"]
+    assert monotone["roc_auc_cost"] == pytest.approx(unconstrained - metrics["models"]["xgboost"]["roc_auc"])
+    page = build_report(model_dir, output_dir, tmp_path, small_table).read_text()
+    assert "<h2>Monotone constraints" in page and "cost of the constraints" in page
+    assert train.monotone_constraints().count("1") == len(monotone["constrained"])

@@ -115,3 +115,28 @@ def test_explanation_and_safe_customer_message(locale: str) -> None:
     assert ("prepaid" in e.recommendation) if locale == "en" else ("प्रीपेड" in e.recommendation)
     for secret in ("refus", "3", "cash", "return", "अस्वीकार", "कैश"):
         assert secret not in e.customer_message.lower()
+
+
+def test_an_absent_risk_signal_is_never_cited_as_raising_the_risk() -> None:
+    # A customer with 10 orders, none returned or claimed, whose zeros still got positive contributions
+    v = vector(customer_order_count=10, customer_return_count=0, customer_damaged_claims=0, payment_is_cod=1)
+    contributions = {
+        "customer_damaged_claims": 0.9,
+        "customer_returns_last_6_orders": 0.8,
+        "customer_return_rate": 0.7,
+        "customer_cod_refusals": 0.6,
+        "payment_is_cod": 0.1,
+    }
+    factors = key_factors(v, contributions, order_time_ms=PLAIN_MS, customer_known=True)
+    assert factors == ("Cash on delivery payment",)
+    # The same signals, present, are cited
+    present = vector(customer_order_count=10, customer_return_count=3, customer_damaged_claims=2)
+    cited = key_factors(present, contributions, order_time_ms=PLAIN_MS, customer_known=True)
+    assert cited[0] == "Customer claimed 2 return(s) as damaged or empty"
+
+
+def test_risk_signals_are_the_features_whose_direction_is_known() -> None:
+    from returnguard.features import RISK_SIGNALS
+
+    assert {"customer_damaged_claims", "customer_return_rate", "customer_cod_refusals"} <= RISK_SIGNALS
+    assert "customer_account_age_days" not in RISK_SIGNALS and "order_amount" not in RISK_SIGNALS
