@@ -32,6 +32,7 @@ from returnguard.narrative import (
     sanitize_untrusted,
     wanted,
 )
+from returnguard.narrative_checks import CHECKS
 from returnguard.tables import EXPLANATIONS
 
 CONFIG = NarrativeConfig(model_id="us.amazon.nova-lite-v1:0", budget_s=1.0)
@@ -365,3 +366,7 @@ def test_good_outputs_in_english_and_hindi_pass(client, output, facts) -> None:
         told = Narrator(client, CONFIG).narrate(facts)
     assert told.source == "bedrock" and told.fallback_reason is None
     assert (told.narrative, told.customer_message) == (output["narrative"], output["customer_message"])
+
+
+def test_every_check_catches_one_of_the_crafted_outputs() -> None:
+    assert {case.values[2] for case in CRAFTED} == set(CHECKS)

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from returnguard.explain import _TEMPLATES, explain
 from returnguard.narrative_checks import (
     contact_details,
     contradicts_action,
@@ -16,7 +17,9 @@ from returnguard.narrative_checks import (
     reveals_signal,
     unexpected_script,
 )
+from tests.unit.api.test_explain import BASE, DIWALI_MS, PLAIN_MS
 
+_TEMPLATE_FEATURES = set(_TEMPLATES)
 FACTS_EN = ("Customer returned 4 of the last 6 orders (67%)", "Cash on delivery during Diwali week")
 FACTS_HI = ("ग्राहक ने पिछले 6 में से 4 ऑर्डर लौटाए (67%)", "दिवाली सप्ताह के दौरान कैश ऑन डिलीवरी")
 REVIEW_EN = "Your order is being verified. We will update you shortly."
@@ -214,3 +217,53 @@ def test_a_phone_number_in_any_digits_and_separators_is_found(digits, separator,
     grouped = [script[d] for d in digits]
     phone = prefix + "".join(grouped[:5]) + separator + "".join(grouped[5:])
     assert contact_details(fold(f"Call us on {phone} today"))
+
+
+_ACTIONS = {"low": "approve", "medium": "otp_verification", "high": "manual_review", "critical": "block"}
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(sorted(_TEMPLATE_FEATURES)), st.floats(0.01, 1.0), min_size=1, max_size=6
+    ),
+    st.fixed_dictionaries(
+        {
+            "customer_order_count": st.integers(1, 60),
+            "customer_returns_last_6_orders": st.integers(0, 6),
+            "customer_return_rate_last_6": st.floats(0, 1),
+            "customer_return_rate": st.floats(0, 1),
+            "customer_cod_refusals": st.integers(0, 9),
+            "amount_vs_customer_avg": st.floats(0.1, 40),
+            "customer_orders_last_60s": st.integers(0, 9),
+            "customer_orders_last_1h": st.integers(0, 40),
+            "customer_damaged_claims": st.integers(0, 9),
+            "customer_account_age_days": st.integers(0, 4000),
+            "product_return_rate": st.floats(0, 1),
+            "region_return_rate": st.floats(0, 1),
+            "payment_is_cod": st.sampled_from((0, 1)),
+        }
+    ),
+    st.sampled_from(sorted(_ACTIONS)),
+    st.sampled_from(("en", "hi")),
+    st.sampled_from((PLAIN_MS, DIWALI_MS)),
+    st.lists(st.sampled_from(("blocklisted", "high_amount", "velocity")), max_size=2, unique=True),
+    st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_faithful_reply_always_passes(contributions, values, level, locale, order_time_ms, rules, known):
+    # Given any template explanation, when the model restates its key factors and recommendation for
+    # the reviewer and gives the template's message to the shopper, then no check refuses it: the
+    # checks cost nothing on a faithful reply.
+    told = explain(
+        {**BASE, **values},
+        contributions,
+        risk_level=level,
+        action=_ACTIONS[level],
+        rules_triggered=tuple(rules),
+        order_time_ms=order_time_ms,
+        customer_known=known,
+        locale=locale,
+    )
+    narrative = " ".join((*told.key_factors, told.recommendation))
+    facts = (*told.key_factors, told.recommendation)
+    assert failed_check(narrative, told.customer_message, action=_ACTIONS[level], facts=facts) is None
