@@ -12,6 +12,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
@@ -46,6 +47,7 @@ class ApiStack(Stack):
             code_folder=lambda_staging_folder("score"),
             memory_size=512,
             timeout=Duration.seconds(10),
+            snap_start=config.score_snapstart,
             description="POST /v1/risk-score, GET /v1/decisions/{decision_id}, GET /v1/health",
             environment={
                 "RG_FEATURES_TABLE": props.tables["features"].table_name,
@@ -65,6 +67,11 @@ class ApiStack(Stack):
             },
         )
         self.function = score.function
+        # API Gateway calls a published version through the `live` alias (SnapStart snapshots published
+        # versions only); each deploy that changes the function publishes a version and moves the alias.
+        self.live = lambda_.Alias(
+            self, "ScoreLive", alias_name="live", version=score.function.current_version
+        )
         # Exactly the calls the function makes (returnguard/aws/feature_store.py, decisions.py, narrative.py):
         # no Scan, Query, BatchWrite or UpdateItem, no index, and not the stream's idempotency table.
         for table, actions in (
@@ -177,7 +184,7 @@ class ApiStack(Stack):
         validator = self.api.add_request_validator(
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
-        integration = apigw.LambdaIntegration(self.function)
+        integration = apigw.LambdaIntegration(self.live)
         v1 = self.api.root.add_resource("v1")
         v1.add_resource("risk-score").add_method(
             "POST",

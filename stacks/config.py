@@ -190,6 +190,7 @@ class StageConfig:
     api_gateway_account: bool
     retraining_schedule_enabled: bool
     etl_schedule_enabled: bool  # the nightly rules job and crawlers (Glue triggers, created but not started)
+    score_snapstart: bool  # Lambda SnapStart on the score function's published versions
     log_retention_days: int
     log_level: str
     stream_retention_hours: int
@@ -228,6 +229,7 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
         "api_execution_log_level": "INFO",
         "retraining_schedule": False,
         "etl_schedule": False,
+        "score_snapstart": False,
         "log_retention_days": 7,
         "log_level": "DEBUG",
         "stream_retention_hours": 24,
@@ -246,6 +248,7 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
         "api_execution_log_level": "ERROR",
         "retraining_schedule": True,
         "etl_schedule": True,
+        "score_snapstart": True,
         "log_retention_days": 90,
         "log_level": "INFO",
         "stream_retention_hours": 168,
@@ -510,6 +513,7 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         api_gateway_account=read.boolean("api_gateway_account", True),
         retraining_schedule_enabled=read.boolean("retraining_schedule", False),
         etl_schedule_enabled=read.boolean("etl_schedule", False),
+        score_snapstart=read.boolean("score_snapstart", False),
         log_retention_days=read.integer("log_retention_days", 7, minimum=1, maximum=3653),
         log_level=read.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         stream_retention_hours=read.integer("stream_retention_hours", 24, minimum=24, maximum=8760),

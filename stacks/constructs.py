@@ -140,6 +140,7 @@ class PythonFunction(Construct):
         description: str = "",
         reserved_concurrency: int | None = None,
         dead_letter_queue: sqs.IQueue | None = None,
+        snap_start: bool = False,
     ) -> None:
         super().__init__(scope, id)
         self.log_group = log_group(self, "Logs", config=config, key=key)
@@ -174,6 +175,10 @@ class PythonFunction(Construct):
             description=description,
             reserved_concurrent_executions=reserved_concurrency,
             dead_letter_queue=dead_letter_queue,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            # A version replaced by the next deploy is deleted: nothing calls it, and with SnapStart its
+            # cached snapshot would keep billing while it exists.
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
         )
         key.grant_decrypt(self.role)  # the environment, encrypted with the stage key
         suppress(

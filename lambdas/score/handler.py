@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from returnguard import narrative
+from returnguard.aws import snapstart
 from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, RequestBudget
 from returnguard.aws.decisions import Conflict, DecisionStore, body_hash
 from returnguard.aws.feature_store import DynamoFeatureStore
@@ -107,6 +108,7 @@ narrator: Narrator | None = (
     else None
 )
 app = APIGatewayRestResolver()
+snapstart.register(lambda: budget.clients)  # SnapStart hooks; a no-op outside Lambda's runtime
 
 
 class ApiError(Exception):

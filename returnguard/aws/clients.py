@@ -78,6 +78,7 @@ class RequestBudget:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._deadline: float | None = None
+        self.clients: list[Any] = []  # every attached client (SnapStart closes their connections)
 
     def start(self, seconds: float) -> None:
         self._deadline = self._clock() + seconds
@@ -97,4 +98,5 @@ class RequestBudget:
                 raise BudgetExhausted(service=service)
 
         client.meta.events.register("before-send", check)
+        self.clients.append(client)
         return client
