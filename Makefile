@@ -7,6 +7,9 @@ UV := $(UV_HOME)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced-stamp
+# checkov pins an old boto3: it gets its own virtualenv, outside uv.lock
+CHECKOV_VERSION := 3.3.30
+CHECKOV := build/checkov/bin/checkov
 
 export UV_CACHE_DIR := $(CURDIR)/build/uv-cache
 export UV_PYTHON_DOWNLOADS := never
@@ -17,7 +20,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format unit synth bench model cfn-lint clean openapi
+.PHONY: help setup demo test lint format unit synth bench model cfn-lint clean openapi checkov
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -37,7 +40,7 @@ setup: $(STAMP) ## create .venv with every dependency group from uv.lock
 demo: $(STAMP) ## run the whole local pipeline, serve the model locally and score sample orders (offline)
 	@$(PY) -m local.demo $(if $(SERVE),--serve)
 
-test: $(STAMP) lint ## lint, then run the whole test suite
+test: $(STAMP) lint $(CHECKOV) ## lint, then run the whole test suite (checkov in build/checkov included)
 	@$(PY) -m pytest
 
 unit: $(STAMP) ## only the fast unit tests
@@ -74,3 +77,12 @@ model: $(STAMP) ## train the bootstrap model on synthetic data into build/model/
 
 build/model/model.tar.gz: | $(STAMP)
 	@$(PY) -m training.bootstrap
+
+
+$(CHECKOV):
+	@echo "==> installing checkov $(CHECKOV_VERSION) into build/checkov (its own virtualenv: it pins an old boto3)"
+	@$(PYTHON) -m venv build/checkov
+	@build/checkov/bin/pip install --quiet "checkov==$(CHECKOV_VERSION)" || \
+		{ echo "checkov could not be installed (tests/infra/test_checkov.py fails without it)"; exit 1; }
+
+checkov: $(CHECKOV) ## install checkov into build/checkov (make test does this; tests/infra/test_checkov.py runs it)

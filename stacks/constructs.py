@@ -35,14 +35,29 @@ def removal_policy(config: StageConfig) -> RemovalPolicy:
     return RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
 
 
+# cdk-nag rules whose checkov twin checks the same property of the same resource type: one reason serves
+# both, so a suppression also skips the checkov check (Metadata.checkov.skip) with that reason.
+CHECKOV_TWINS: dict[str, tuple[str, str]] = {
+    "NIST.800.53.R5-LambdaDLQ": ("CKV_AWS_116", "AWS::Lambda::Function"),
+    "NIST.800.53.R5-LambdaInsideVPC": ("CKV_AWS_117", "AWS::Lambda::Function"),
+    "NIST.800.53.R5-LambdaConcurrency": ("CKV_AWS_115", "AWS::Lambda::Function"),
+    "NIST.800.53.R5-DynamoDBPITREnabled": ("CKV_AWS_28", "AWS::DynamoDB::Table"),
+    "AwsSolutions-S1": ("CKV_AWS_18", "AWS::S3::Bucket"),
+}
+
+
 def suppress(
     construct: Construct, rule: str, reason: str, applies_to: Sequence[str | dict | RegexAppliesTo] = ()
 ) -> None:
     """One cdk-nag suppression on one construct (and its children), with a reason and, for IAM5, the exact
-    wildcard it accepts."""
+    wildcard it accepts; the rule's checkov twin (CHECKOV_TWINS) is skipped with the same reason."""
     patterns = [RegexAppliesTo(regex=a["regex"]) if isinstance(a, dict) else a for a in applies_to]
     suppression = NagPackSuppression(id=rule, reason=reason, applies_to=patterns or None)
     NagSuppressions.add_resource_suppressions(construct, [suppression], apply_to_children=True)
+    twin = CHECKOV_TWINS.get(rule)
+    resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
+    if twin and isinstance(resource, CfnResource) and resource.cfn_resource_type == twin[1]:
+        checkov_skip(resource, twin[0], reason)
 
 
 def log_group(

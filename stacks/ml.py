@@ -14,7 +14,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.config import XGBOOST_REGISTRIES, XGBOOST_VERSION, StageConfig
-from stacks.constructs import grant_asset_read, log_group, removal_policy, suppress
+from stacks.constructs import checkov_skip, grant_asset_read, log_group, removal_policy, suppress
 
 INFERENCE_PROGRAM = "inference.py"
 TRAINING_DATA_PREFIX = "processed/training-data/"
@@ -92,6 +92,12 @@ class MlStack(Stack):
             ),
         )
         self.model.node.add_dependency(self.role)
+        checkov_skip(
+            self.model,
+            "CKV_AWS_370",
+            "No network isolation: the XGBoost framework container in script mode downloads sourcedir.tar.gz "
+            "(SAGEMAKER_SUBMIT_DIRECTORY) from S3 when it starts, which network isolation blocks.",
+        )
 
         endpoint = config.endpoint
         if endpoint.mode == "serverless":
