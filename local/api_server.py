@@ -275,6 +275,19 @@ class _Handler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
 
+class _CurrentStdout:
+    """A stream that writes to sys.stdout as it is at the time of the write (see `serve`)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+_CURRENT_STDOUT = _CurrentStdout()
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     throttle: TokenBucket | None
@@ -329,8 +342,12 @@ def serve(
     """
     environment = handler_environment(stack, model_config, inference_url, policy)
     log: TextIO = open(log_path, "a", buffering=1) if log_path else sys.stdout  # noqa: SIM115
-    with contextlib.redirect_stdout(log):  # powertools' Logger binds its stream at import
+    with contextlib.redirect_stdout(log):
         module = load_handler(environment, f"returnguard_local_score_{uuid.uuid4().hex[:8]}")
+    # Every copy of the handler shares one stdlib logger per service name, whose stream was bound by
+    # the first import in this process (possibly to an earlier server's, since closed, log file):
+    # write to whatever stdout is when the record is emitted, which invoke() points at this server's log.
+    module.logger.registered_handler.setStream(_CURRENT_STDOUT)
     httpd = _Server(("127.0.0.1", port), _Handler)
     httpd.handler = module
     httpd.log = log
