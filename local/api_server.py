@@ -162,10 +162,12 @@ def handler_environment(
     stack: LocalStack,
     model_config: Mapping[str, Any],
     inference_url: str,
-    policy: Mapping[str, float] | None = None,
+    policy: Mapping[str, Any] | None = None,
+    fallback_model: str | Path | None = None,
 ) -> dict[str, str]:
     """The function's environment as the CDK api stack sets it, pointed at the local servers.
-    `policy`: overrides of the model's policy, as the `policy` context gives them in AWS."""
+    `policy`: overrides of the model's policy, as the `policy` context gives them in AWS.
+    `fallback_model`: the training run's fallback_model.json (in AWS it ships inside the function)."""
     env = stack.environment()
     env.update(
         {
@@ -184,6 +186,8 @@ def handler_environment(
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
     )
+    if fallback_model:
+        env["RG_FALLBACK_MODEL"] = str(fallback_model)
     return env
 
 
@@ -331,16 +335,18 @@ def serve(
     port: int = 0,
     throttle: tuple[float, int] | None = None,
     log_path: str | Path | None = None,
-    policy: Mapping[str, float] | None = None,
+    policy: Mapping[str, Any] | None = None,
+    fallback_model: str | Path | None = None,
 ) -> ApiServer:
     """Start the API on 127.0.0.1 in front of one warm execution environment of the handler.
 
     `throttle` = (requests per second, burst) as the stage's usage plan; None leaves it off.
     `policy` overrides the model's thresholds and the velocity count (returnguard.policy.POLICY_SETTINGS).
+    `fallback_model`: the fallback model's JSON (degraded decisions without it come from the rules).
     What the function writes to stdout (structured logs, EMF metrics: its CloudWatch Logs stream in
     AWS) goes to `log_path`, or to this process's stdout when None.
     """
-    environment = handler_environment(stack, model_config, inference_url, policy)
+    environment = handler_environment(stack, model_config, inference_url, policy, fallback_model)
     log: TextIO = open(log_path, "a", buffering=1) if log_path else sys.stdout  # noqa: SIM115
     with contextlib.redirect_stdout(log):
         module = load_handler(environment, f"returnguard_local_score_{uuid.uuid4().hex[:8]}")
@@ -377,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     from glue_jobs.features import load_online
     from local import stack as local_stack
     from local.inference_server import serve as serve_model
+    from returnguard.fallback import FILE_NAME as FALLBACK_FILE
     from returnguard.policy import PolicyConfig
     from training.bootstrap import PipelinePaths
 
@@ -402,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         throttle=(args.rate, args.burst) if args.rate > 0 else None,
         log_path=args.log,
         policy=args.policy,
+        fallback_model=paths.model / FALLBACK_FILE,
     )
     print(f"risk-score API on {api.url}/v1/risk-score ({seeded:,} aggregates loaded); Ctrl-C to stop")
     local_stack.run_until_interrupted(stack, model, api)

@@ -229,7 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         api = serve_api(
-            aws, result["config"], model.url, port=args.port, log_path=paths.work / "score-function.log"
+            aws,
+            result["config"],
+            model.url,
+            port=args.port,
+            log_path=paths.work / "score-function.log",
+            fallback_model=paths.model / "fallback_model.json",
         )
         servers.append(api)
         print(

@@ -27,7 +27,11 @@ ERROR_CODES = {
         "Over the stage's rate or the key's quota, or the store throttled: retry with backoff.",
     ),
     501: ("not_implemented", "`event_type: return` is not scored yet."),
-    503: ("unavailable", "The feature or decision store cannot be reached: nothing can decide. Retry."),
+    503: (
+        "unavailable",
+        "The feature or decision store cannot be reached or does not answer within the request's "
+        "time budget: nothing can decide. Retry.",
+    ),
 }
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -81,8 +85,27 @@ def spec() -> dict[str, Any]:
     components["Error"] = ERROR_SCHEMA
     components["Health"] = {
         "type": "object",
-        "required": ["status", "model_version"],
-        "properties": {"status": {"const": "ok"}, "model_version": {"type": "string"}},
+        "required": ["status", "model_version", "dependencies"],
+        "properties": {
+            "status": {
+                "enum": ["ok", "degraded", "down"],
+                "description": "ok: everything answers; degraded: the model does not, decisions come "
+                "from the fallback model (degraded: true); down: the store does not, nothing can decide.",
+            },
+            "model_version": {"type": "string"},
+            "dependencies": {
+                "type": "object",
+                "required": ["model", "store"],
+                "properties": {
+                    "model": {
+                        "enum": ["ok", "degraded", "down"],
+                        "description": "degraded: the endpoint does not answer and the fallback "
+                        "model scores instead; down: neither (rules only).",
+                    },
+                    "store": {"enum": ["ok", "down"]},
+                },
+            },
+        },
     }
     api_key: list[dict[str, list[str]]] = [{"ApiKey": []}]
     return {
@@ -167,11 +190,15 @@ def spec() -> dict[str, Any]:
             "/v1/health": {
                 "get": {
                     "operationId": "health",
-                    "summary": "Is the API up, and which model does it serve",
+                    "summary": "Can the API decide, and is each dependency answering",
                     "security": [],
                     "responses": {
                         "200": {
-                            "description": "Up.",
+                            "description": "Up: status ok, or degraded (the fallback model is scoring).",
+                            "content": {"application/json": {"schema": {"$ref": REF.format(model="Health")}}},
+                        },
+                        "503": {
+                            "description": "Down: the store does not answer, nothing can decide.",
                             "content": {"application/json": {"schema": {"$ref": REF.format(model="Health")}}},
                         },
                         **_errors(429),

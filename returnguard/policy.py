@@ -1,16 +1,18 @@
 """Decision policy: model score + hard rules -> risk level, recommended action, rules triggered.
 
 Config-driven: the thresholds come from the model's config.json (`thresholds`: decision, medium,
-high, critical); a deployment may override them and the velocity rule's order count (RG_POLICY,
-from the `policy` context). Hard rules come from `returnguard.rules` so the API and the
+high, critical); a deployment may override them, the velocity rule's order count and what degraded
+decisions may do (RG_POLICY, from the `policy` context). A degraded decision (the model endpoint did
+not answer) is scored by the fallback model on its own thresholds, its score-based level kept within
+`degraded_floor`..`degraded_ceiling`; with no score at all it is never below medium. Hard rules come from `returnguard.rules` so the API and the
 batch rules job agree on what "blocklisted", "high amount" and "velocity" mean.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from returnguard.rules import VELOCITY_ORDERS, RuleFlags
 
@@ -26,7 +28,8 @@ ACTIONS: dict[RiskLevel, Action] = {
 COD_HINT_MIN_REFUSALS = 1  # the customer refused at least one COD order before
 
 
-POLICY_SETTINGS = ("medium", "high", "critical", "velocity_orders")  # what a deployment may override
+# what a deployment may override
+POLICY_SETTINGS = ("medium", "high", "critical", "velocity_orders", "degraded_floor", "degraded_ceiling")
 
 
 @dataclass(frozen=True)
@@ -35,16 +38,34 @@ class PolicyConfig:
     high: float = 0.6
     critical: float = 0.85
     velocity_orders: int = VELOCITY_ORDERS  # orders by one customer within 60 s that mean velocity
+    # A fallback-scored decision's level is kept within these (hard rules still raise it, e.g. a
+    # blocklisted customer is blocked): by default the weaker model may ask for review, never block.
+    degraded_floor: RiskLevel = "low"
+    degraded_ceiling: RiskLevel = "high"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.medium <= self.high <= self.critical <= 1.0:
             raise ValueError("thresholds must satisfy 0 <= medium <= high <= critical <= 1")
         if not 2 <= self.velocity_orders <= 100:
             raise ValueError(f"velocity_orders must be between 2 and 100, got {self.velocity_orders}")
+        for name in ("degraded_floor", "degraded_ceiling"):
+            if getattr(self, name) not in LEVELS:
+                raise ValueError(f"{name} must be one of {', '.join(LEVELS)}, got {getattr(self, name)!r}")
+        if LEVELS.index(self.degraded_floor) > LEVELS.index(self.degraded_ceiling):
+            raise ValueError("degraded_floor must not be above degraded_ceiling")
+
+    def with_thresholds(self, thresholds: Mapping[str, float]) -> PolicyConfig:
+        """The same policy on another score scale (the fallback model's own medium/high/critical)."""
+        return replace(
+            self,
+            medium=float(thresholds["medium"]),
+            high=float(thresholds["high"]),
+            critical=float(thresholds["critical"]),
+        )
 
     @classmethod
     def from_model_config(
-        cls, config: Mapping[str, object], overrides: Mapping[str, float] | None = None
+        cls, config: Mapping[str, object], overrides: Mapping[str, Any] | None = None
     ) -> PolicyConfig:
         """The model's thresholds (config.json `thresholds`), then the deployment's `overrides`: any of
         POLICY_SETTINGS. An unknown setting or a value out of range is a ValueError naming it."""
@@ -53,6 +74,11 @@ class PolicyConfig:
             raise ValueError(
                 f"unknown policy setting {', '.join(unknown)} (known: {', '.join(POLICY_SETTINGS)})"
             )
+        for name, value in (overrides or {}).items():
+            wanted: Any = str if name.startswith("degraded_") else (int, float)
+            if not isinstance(value, wanted) or isinstance(value, bool):
+                kind = "a risk level" if wanted is str else "a number"
+                raise ValueError(f"{name} must be {kind}, got {value!r}")
         raw = dict(config.get("thresholds", config))  # type: ignore[call-overload]
         raw.update(overrides or {})
         orders = float(raw.get("velocity_orders", VELOCITY_ORDERS))
@@ -63,6 +89,8 @@ class PolicyConfig:
             high=float(raw["high"]),
             critical=float(raw["critical"]),
             velocity_orders=int(orders),
+            degraded_floor=raw.get("degraded_floor", "low"),
+            degraded_ceiling=raw.get("degraded_ceiling", "high"),
         )
 
 
@@ -88,6 +116,10 @@ def _at_least(level: RiskLevel, floor: RiskLevel) -> RiskLevel:
     return level if LEVELS.index(level) >= LEVELS.index(floor) else floor
 
 
+def _at_most(level: RiskLevel, ceiling: RiskLevel) -> RiskLevel:
+    return level if LEVELS.index(level) <= LEVELS.index(ceiling) else ceiling
+
+
 def apply(
     score: float | None,
     flags: RuleFlags,
@@ -96,8 +128,11 @@ def apply(
     cod_refusals: float = 0.0,
     payment_is_cod: bool = False,
     cod_drives_risk: bool = False,
+    degraded: bool = False,
 ) -> PolicyResult:
-    """The decision for one order. `score` None = degraded mode: the level comes from the rules only.
+    """The decision for one order. `degraded`: the model endpoint did not answer and `score` is the
+    fallback model's (on `config`'s thresholds, see PolicyConfig.with_thresholds), kept within
+    degraded_floor..degraded_ceiling, or None when nothing could score: then at least medium.
 
     Hard rules only ever raise the level: blocklisted -> critical (block); amount over 5,000 USD ->
     at least high (manual_review); velocity -> at least medium (otp_verification).
@@ -105,6 +140,10 @@ def apply(
     refusals on a COD order above low adds a `prepaid_only` hint (`cod_disabled` when blocked).
     """
     level: RiskLevel = "low" if score is None else level_for_score(score, config)
+    if degraded:
+        level = _at_most(_at_least(level, config.degraded_floor), config.degraded_ceiling)
+        if score is None:  # nothing scored this order: never approve it blind
+            level = _at_least(level, "medium")
     if flags.velocity:
         level = _at_least(level, "medium")
     if flags.high_amount:

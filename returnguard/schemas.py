@@ -68,6 +68,9 @@ class RiskScoreResponse(BaseModel):
     rules_triggered: list[str]
     confidence: float
     degraded: bool
+    # why the model endpoint gave no score (degraded decisions only): model_timeout, model_error, or
+    # circuit_open (it failed just before and is skipped until a probe finds it back)
+    degraded_reason: Literal["model_timeout", "model_error", "circuit_open"] | None = None
     processing_time_ms: float
     model_version: str
     timestamp: str

@@ -1,7 +1,8 @@
 """One decision: features from the store, model score, policy, explanation.
 
-`decide` never raises for a model failure: without a score it decides from the hard rules alone and
-marks the decision `degraded`. Category and seller come from the request when given; the product
+`decide` never raises for a model failure: the fallback model (returnguard.fallback) scores the order
+instead, or, without one, the hard rules alone decide; either way the decision is `degraded` with a
+`degraded_reason` and the deployment's degraded policy applies (returnguard.policy). Category and seller come from the request when given; the product
 aggregate does not record them, so a request without them scores those features at their prior.
 """
 
@@ -16,9 +17,10 @@ from typing import Any
 
 from returnguard.currency import to_usd
 from returnguard.explain import explain
+from returnguard.fallback import FallbackModel
 from returnguard.features import OrderContext, address_key, amount_to_minor, compute_features
-from returnguard.policy import LEVELS, PolicyConfig, PolicyResult, apply
-from returnguard.ports import FeatureStore, Model, ModelUnavailable
+from returnguard.policy import PolicyConfig, PolicyResult, apply
+from returnguard.ports import FeatureStore, Model, ModelUnavailable, UnavailableReason
 from returnguard.rules import online_flags
 from returnguard.schemas import ExplanationOut, RiskScoreRequest, RiskScoreResponse
 from returnguard.tables import blocklist_key, entity_key
@@ -64,6 +66,7 @@ def decide(
     now: datetime | None = None,
     *,
     started: float | None = None,
+    fallback: FallbackModel | None = None,
 ) -> Decision:
     started = time.perf_counter() if started is None else started
     now = now or datetime.now(timezone.utc)
@@ -114,20 +117,27 @@ def decide(
     score: float | None = None
     contributions: dict[str, float] = {}
     version = UNKNOWN_VERSION
+    degraded_reason: UnavailableReason | None = "model_error" if model is None else None
     if model is not None:
         try:
             result = model.score(vector)
             score, contributions, version = result.score, result.contributions, result.model_version
-        except ModelUnavailable:
-            score = None
+        except ModelUnavailable as error:
+            degraded_reason = error.reason
+    scored_by = policy_config
+    if degraded_reason is not None and fallback is not None:
+        result = fallback.score(vector)
+        score, contributions, version = result.score, result.contributions, result.model_version
+        scored_by = policy_config.with_thresholds(fallback.thresholds)
     top = sorted(((c, n) for n, c in contributions.items() if c > 0), reverse=True)[:3]
     policy = apply(
         score,
         flags,
-        policy_config,
+        scored_by,
         cod_refusals=vector["customer_cod_refusals"],
         payment_is_cod=o.payment_method == "cod",
         cod_drives_risk=o.payment_method == "cod" and any(n in COD_FEATURES for _, n in top),
+        degraded=degraded_reason is not None,
     )
     explanation = explain(
         vector,
@@ -140,7 +150,7 @@ def decide(
         customer_known=customer is not None,
         locale=request.locale,
     )
-    rule_decided = flags.blocklisted or (score is None and LEVELS.index(policy.risk_level) > 0)
+    rule_decided = flags.blocklisted or (score is None and bool(policy.rules_triggered))
     response = RiskScoreResponse(
         order_id=o.order_id,
         decision_id=decision_id(request.event_type, o.order_id),
@@ -155,8 +165,9 @@ def decide(
         ),
         customer_message=explanation.customer_message,
         rules_triggered=list(policy.rules_triggered),
-        confidence=confidence(score, policy_config, rule_decided),
-        degraded=score is None,
+        confidence=confidence(score, scored_by, rule_decided),
+        degraded=degraded_reason is not None,
+        degraded_reason=degraded_reason,
         processing_time_ms=round((time.perf_counter() - started) * 1000, 2),
         model_version=version,
         timestamp=now.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),

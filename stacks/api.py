@@ -16,6 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from returnguard.fallback import FILE_NAME as FALLBACK_FILE
 from stacks.config import BedrockConfig, StageConfig
 from stacks.constructs import PythonFunction, checkov_skip, log_group, suppress
 from stacks.packaging import lambda_staging_folder
@@ -44,7 +45,8 @@ class ApiStack(Stack):
             "Score",
             config=config,
             key=props.key,
-            code_folder=lambda_staging_folder("score"),
+            # the fallback model rides inside the function: it must work when the endpoint does not
+            code_folder=lambda_staging_folder("score", files={FALLBACK_FILE: config.model.fallback_model}),
             memory_size=512,
             timeout=Duration.seconds(10),
             snap_start=config.score_snapstart,

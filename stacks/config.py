@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from returnguard.fallback import FILE_NAME as FALLBACK_FILE
+from returnguard.fallback import FallbackModel, FallbackModelError
 from returnguard.policy import PolicyConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,6 +163,11 @@ class ModelBootstrap:
         return self.model_dir / "sourcedir.tar.gz"
 
     @property
+    def fallback_model(self) -> Path:
+        """The same training run's fallback model, shipped inside the score function."""
+        return self.model_dir / FALLBACK_FILE
+
+    @property
     def serving_config_json(self) -> str:
         """RG_MODEL_CONFIG: the model's version and thresholds, compact JSON."""
         return json.dumps(
@@ -179,7 +186,7 @@ class StageConfig:
     alert_email: str
     api_throttle: ApiThrottle
     model: ModelBootstrap
-    policy: dict[str, float]  # the deployment's policy overrides (RG_POLICY); {} = the model's
+    policy: dict[str, float | str]  # the deployment's policy overrides (RG_POLICY); {} = the model's
     velocity_orders: int  # the velocity rule's order count with those overrides, for the Glue rules job
     blocklist: BlocklistConfig
     waf: bool
@@ -347,8 +354,8 @@ class _Context:
             raise ConfigError(f"context '{key}' must be one of {', '.join(choices)}, got {value!r}")
         return value
 
-    def mapping(self, key: str) -> dict[str, float]:
-        """A JSON object of numbers: in cdk.json as an object, with `-c key='{...}'` as its text."""
+    def mapping(self, key: str) -> dict[str, float | str]:
+        """A JSON object of numbers or strings: in cdk.json as an object, with `-c key='{...}'` as its text."""
         value = self._get(key, {})
         if isinstance(value, str):
             try:
@@ -356,9 +363,9 @@ class _Context:
             except ValueError:
                 raise ConfigError(f"context '{key}' must be a JSON object, got {value!r}") from None
         if not isinstance(value, dict) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+            isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value.values()
         ):
-            raise ConfigError(f"context '{key}' must be a JSON object of numbers, got {value!r}")
+            raise ConfigError(f"context '{key}' must be a JSON object of numbers or strings, got {value!r}")
         return {str(k): v for k, v in value.items()}
 
     def string_list(self, key: str) -> tuple[str, ...]:
@@ -372,7 +379,7 @@ def read_model_bootstrap(model_dir: Path) -> ModelBootstrap:
     """The bootstrap model's artifacts and serving config; fails with what to run when absent."""
     missing = [
         name
-        for name in ("model.tar.gz", "sourcedir.tar.gz", "config.json")
+        for name in ("model.tar.gz", "sourcedir.tar.gz", "config.json", FALLBACK_FILE)
         if not (model_dir / name).is_file()
     ]
     if missing:
@@ -390,6 +397,10 @@ def read_model_bootstrap(model_dir: Path) -> ModelBootstrap:
             f"context 'model_dir': {model_dir / 'config.json'} needs 'model_version' and 'thresholds' "
             f"(medium, high, critical) ({error!r})"
         ) from None
+    try:
+        FallbackModel.load(model_dir / FALLBACK_FILE)  # what the score Lambda falls back to
+    except FallbackModelError as error:
+        raise ConfigError(f"context 'model_dir': {error}; run `make model` again") from None
     return ModelBootstrap(model_dir=model_dir, model_version=version, thresholds=thresholds)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from stacks.config import ROOT
@@ -14,8 +15,11 @@ DOMAIN = ROOT / "returnguard"
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", "tests")
 
 
-def lambda_staging_folder(name: str, vendor: tuple[str, ...] = ()) -> Path:
-    """`lambdas/<name>/` + `returnguard/` copied into `build/assets/<name>/` (rebuilt each synth).
+def lambda_staging_folder(
+    name: str, vendor: tuple[str, ...] = (), files: Mapping[str, Path] | None = None
+) -> Path:
+    """`lambdas/<name>/` + `returnguard/` copied into `build/assets/<name>/` (rebuilt each synth), plus
+    `files` (name in the folder → source file), e.g. the score function's fallback model.
 
     `vendor` names pure-Python packages the function needs beyond the runtime and the Powertools
     layer; they are copied from this environment (the versions uv.lock pins), so no Docker build
@@ -40,6 +44,8 @@ def lambda_staging_folder(name: str, vendor: tuple[str, ...] = ()) -> Path:
         if compiled:
             raise ValueError(f"{package} is not pure Python ({compiled[:3]}): it cannot be vendored")
         shutil.copytree(location, target / package, ignore=_IGNORE)
+    for file_name, source_file in (files or {}).items():
+        shutil.copyfile(source_file, target / file_name)
     return target
 
 

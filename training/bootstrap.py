@@ -1,9 +1,11 @@
 """`make model`: the bootstrap model `cdk deploy` ships, trained locally on synthetic data.
 
 synthetic lake → Spark features → XGBoost (+ baselines) → report, then packaged for SageMaker:
-    build/model/model.tar.gz      xgboost-model.ubj, config.json, metrics.json (SageMaker model layout)
+    build/model/model.tar.gz      xgboost-model.ubj, config.json, metrics.json, fallback_model.json
+                                  (SageMaker model layout)
     build/model/sourcedir.tar.gz  inference.py, train.py, requirements.txt, returnguard/ (script mode)
     build/model/config.json       what the API stack reads (model version, thresholds)
+    build/model/fallback_model.json  the fallback the API stack ships inside the score function
 Steps whose outputs exist for the same settings are skipped; `--force` redoes them.
 """
 
@@ -16,6 +18,8 @@ import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from returnguard.fallback import FILE_NAME as FALLBACK_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,7 +145,7 @@ def package(model_dir: Path, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     model_tar = out / "model.tar.gz"
     with tarfile.open(model_tar.with_suffix(".tmp"), "w:gz") as archive:
-        for name in ("xgboost-model.ubj", "config.json", "metrics.json"):
+        for name in ("xgboost-model.ubj", "config.json", "metrics.json", FALLBACK_FILE):
             archive.add(model_dir / name, arcname=name)
     model_tar.with_suffix(".tmp").replace(model_tar)
     source_tar = out / "sourcedir.tar.gz"
@@ -155,6 +159,7 @@ def package(model_dir: Path, out: Path) -> tuple[Path, Path]:
         )
     source_tar.with_suffix(".tmp").replace(source_tar)
     shutil.copyfile(model_dir / "config.json", out / "config.json")
+    shutil.copyfile(model_dir / FALLBACK_FILE, out / FALLBACK_FILE)
     return model_tar, source_tar
 
 

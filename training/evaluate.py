@@ -310,6 +310,19 @@ def build_report(
     xgb_metrics = metrics["models"]["xgboost"]
     positive = xgb_metrics["positive_rate"]
     window = config["data_window"]
+    fallback_note = ""
+    if "fallback" in metrics and (model_dir / metrics["fallback"]["file"]).is_file():
+        served = json.loads((model_dir / metrics["fallback"]["file"]).read_text())
+        name = metrics["fallback"]["model"]
+        fallback_levels = ", ".join(f"{k} {v:.4f}" for k, v in served["thresholds"].items())
+        fallback_note = (
+            f"<h2>Fallback model</h2><p>When the endpoint cannot answer, the API scores with the "
+            f"{html.escape(NAMES.get(name, name))} above, evaluated in pure Python inside the function "
+            f"({html.escape(served['model_version'])}): ROC-AUC {metrics['models'][name]['roc_auc']:.3f} "
+            f"and PR-AUC {metrics['models'][name]['pr_auc']:.3f} on the same test window, against "
+            f"{xgb_metrics['roc_auc']:.3f} and {xgb_metrics['pr_auc']:.3f} for XGBoost. Its own "
+            f"thresholds (from validation): {html.escape(fallback_levels)}.</p>"
+        )
     thresholds = "".join(f"<li>{html.escape(k)}: {v:.4f}</li>" for k, v in config["thresholds"].items())
     figures = "".join(f'<figure><img src="{name}" alt="{key}"></figure>' for key, name in images.items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>ReturnGuard model report {html.escape(config["model_version"])}</title>
@@ -328,6 +341,7 @@ positive rate {positive:.3%}). Every feature uses only events before the order.<
 {patterns_section(metrics)}
 {monotone_section(metrics)}
 <h2>Thresholds (from validation)</h2><ul>{thresholds}</ul>
+{fallback_note}
 <h2>Plots</h2>{figures}
 <p>Code version {html.escape(str(config.get("code_version")))}; trained {html.escape(config["trained_at"])}.</p>
 </body></html>"""

@@ -11,7 +11,9 @@ Logistic regression and random forest + SMOTE baselines are trained on the same 
 beside XGBoost.
 
 Artifacts (model dir): xgboost-model.ubj, config.json (feature list, thresholds, model version, data
-window, code version), metrics.json. Output dir: test-window predictions for the report.
+window, code version), metrics.json, fallback_model.json (the logistic regression as JSON, with its
+own thresholds and test metrics: the score function evaluates it in pure Python when the endpoint
+cannot answer; see returnguard/fallback.py). Output dir: test-window predictions for the report.
 """
 
 from __future__ import annotations
@@ -33,9 +35,13 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from returnguard import fallback
 from returnguard.features import FEATURE_NAMES, FEATURES
 
 MODEL_FILE = "xgboost-model.ubj"
+# The fallback stands in for a better model during an outage: its medium (step-up) cut catches 90% of
+# abusive validation orders, not 80%, because a one-time OTP costs less than approving abuse blind.
+FALLBACK_MEDIUM_RECALL = 0.9
 LABEL = "label"
 TIME = "order_time_ms"
 LABELED_AT = "labeled_at_ms"  # when the order's label row became known; null: no label row (yet)
@@ -269,12 +275,14 @@ def cost_threshold(y: np.ndarray, scores: np.ndarray, cost_fp: float, cost_fn: f
     return float(sorted_scores[best])
 
 
-def level_thresholds(y: np.ndarray, scores: np.ndarray, decision: float) -> dict[str, float]:
+def level_thresholds(
+    y: np.ndarray, scores: np.ndarray, decision: float, medium_recall: float = 0.8
+) -> dict[str, float]:
     """Risk levels from the validation window.
 
     high = the cost-optimal decision threshold (manual review); critical = the lowest score whose
     orders above it are at least 90% abusive on validation (block), never below high; medium = the
-    score that still catches 80% of abusive orders (step-up verification), never above high.
+    score that still catches `medium_recall` of abusive orders (step-up verification), never above high.
     """
     order = np.argsort(-scores, kind="stable")
     sorted_scores, sorted_y = scores[order], y[order]
@@ -283,7 +291,7 @@ def level_thresholds(y: np.ndarray, scores: np.ndarray, decision: float) -> dict
     recall = tp / max(tp[-1], 1)
     precise = np.where(precision >= 0.9)[0]
     critical = float(sorted_scores[precise[-1]]) if len(precise) else float(np.quantile(scores, 0.999))
-    medium = float(sorted_scores[np.argmax(recall >= 0.8)])
+    medium = float(sorted_scores[np.argmax(recall >= medium_recall)])
     high = decision
     critical = max(critical, high)
     medium = min(medium, high)
@@ -331,22 +339,54 @@ def train_xgboost(
     return booster[: booster.best_iteration + 1]
 
 
-def train_baselines(train: pd.DataFrame, args: argparse.Namespace) -> dict[str, Any]:
-    """The seeds' models on the same split: logistic regression; random forest after SMOTE."""
-    from imblearn.over_sampling import SMOTE
-    from imblearn.pipeline import Pipeline as ImbPipeline
-    from sklearn.ensemble import RandomForestClassifier
+def baseline_sample(train: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    if len(train) > args.baseline_max_rows:  # SMOTE + a forest on millions of rows would dominate the run
+        return train.sample(args.baseline_max_rows, random_state=args.seed)
+    return train
+
+
+def train_logistic(train: pd.DataFrame, args: argparse.Namespace) -> Any:
+    """Logistic regression on standardised features: the seeds' baseline and the served fallback."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    sample = train
-    if len(train) > args.baseline_max_rows:  # SMOTE + a forest on millions of rows would dominate the run
-        sample = train.sample(args.baseline_max_rows, random_state=args.seed)
-    x, y = matrix(sample), sample[LABEL].to_numpy()
+    sample = baseline_sample(train, args)
     logistic = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
-    logistic.fit(x, y)
+    logistic.fit(matrix(sample), sample[LABEL].to_numpy())
     log("baseline: logistic regression trained")
+    return logistic
+
+
+def export_fallback(
+    logistic: Any, version: str, thresholds: dict[str, float], metrics: dict[str, float]
+) -> dict[str, Any]:
+    """The logistic regression as returnguard.fallback reads it (checked by loading it back)."""
+    scaler, regression = logistic[0], logistic[-1]
+    exported = {
+        "kind": fallback.KIND,
+        "model_version": f"{version}-fallback",
+        "feature_names": list(FEATURE_NAMES),
+        "intercept": float(regression.intercept_[0]),
+        "coefficients": [float(v) for v in regression.coef_[0]],
+        "means": [float(v) for v in scaler.mean_],
+        # a constant feature has scale 1 in StandardScaler (it contributes 0 either way)
+        "scales": [float(v) for v in scaler.scale_],
+        "thresholds": thresholds,
+        "metrics": {k: metrics[k] for k in ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "rows")},
+    }
+    fallback.FallbackModel.from_json(exported)
+    return exported
+
+
+def train_baselines(train: pd.DataFrame, args: argparse.Namespace) -> dict[str, Any]:
+    """The seeds' other baseline on the same split: random forest after SMOTE."""
+    from imblearn.over_sampling import SMOTE
+    from imblearn.pipeline import Pipeline as ImbPipeline
+    from sklearn.ensemble import RandomForestClassifier
+
+    sample = baseline_sample(train, args)
+    x, y = matrix(sample), sample[LABEL].to_numpy()
     forest = ImbPipeline(
         [
             ("smote", SMOTE(random_state=args.seed)),
@@ -360,7 +400,7 @@ def train_baselines(train: pd.DataFrame, args: argparse.Namespace) -> dict[str, 
     )
     forest.fit(x, y)
     log("baseline: random forest + SMOTE trained")
-    return {"logistic_regression": logistic, "random_forest_smote": forest}
+    return {"random_forest_smote": forest}
 
 
 TOP_SHARE = 0.02  # "recall in the top 2%": the share of abusive orders among the 2% highest scores
@@ -506,12 +546,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     test_scores = {"xgboost": booster.predict(dtest)}
     models = {"xgboost": evaluate(y_test, test_scores["xgboost"], decision, costs)}
 
-    if args.baselines:
-        for name, model in train_baselines(train, args).items():
-            validation_baseline = model.predict_proba(matrix(validation))[:, 1]
-            baseline_threshold = cost_threshold(y_valid, validation_baseline, *costs)
-            test_scores[name] = model.predict_proba(matrix(test))[:, 1]
-            models[name] = evaluate(y_test, test_scores[name], baseline_threshold, costs)
+    # The logistic regression is always trained: it is the fallback the score function serves.
+    logistic = train_logistic(train, args)
+    baselines = {"logistic_regression": logistic, **(train_baselines(train, args) if args.baselines else {})}
+    fallback_thresholds: dict[str, float] = {}
+    for name, model in baselines.items():
+        validation_baseline = model.predict_proba(matrix(validation))[:, 1]
+        baseline_threshold = cost_threshold(y_valid, validation_baseline, *costs)
+        test_scores[name] = model.predict_proba(matrix(test))[:, 1]
+        models[name] = evaluate(y_test, test_scores[name], baseline_threshold, costs)
+        if model is logistic:
+            fallback_thresholds = level_thresholds(
+                y_valid, validation_baseline, baseline_threshold, FALLBACK_MEDIUM_RECALL
+            )
 
     patterns = per_pattern(test, test_scores["xgboost"])
     controls = honesty_controls(train, validation, test, args) if args.controls else {}
@@ -536,6 +583,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
 
     version = args.model_version or f"v{datetime.now(timezone.utc):%Y%m%d}-{code_version()}"
+    fallback_model = export_fallback(logistic, version, fallback_thresholds, models["logistic_regression"])
     config = {
         "model_version": version,
         "feature_names": list(FEATURE_NAMES),
@@ -556,12 +604,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "test_window": window(test),
         "label_maturity": maturity,
         "models": models,
+        "fallback": {"model": "logistic_regression", "file": fallback.FILE_NAME},
         "per_pattern": {"xgboost": patterns},
         "controls": controls,
         "monotone": monotone,
     }
     write_atomically(
-        Path(args.model_dir), {MODEL_FILE: booster, "config.json": config, "metrics.json": metrics}
+        Path(args.model_dir),
+        {
+            MODEL_FILE: booster,
+            "config.json": config,
+            "metrics.json": metrics,
+            fallback.FILE_NAME: fallback_model,
+        },
     )
 
     output = Path(args.output_data_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,11 +24,15 @@ from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_va
 
 from returnguard import narrative
 from returnguard.aws import snapstart
-from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, RequestBudget
+from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, HEALTH_BUDGET_S, RequestBudget
 from returnguard.aws.decisions import Conflict, DecisionStore, body_hash
 from returnguard.aws.feature_store import DynamoFeatureStore
 from returnguard.aws.model_client import HttpModel, Model, SageMakerModel, sagemaker_config
+from returnguard.circuit import CircuitBreaker, GuardedModel
 from returnguard.currency import UnknownCurrency
+from returnguard.fallback import FILE_NAME as FALLBACK_FILE
+from returnguard.fallback import FallbackModel
+from returnguard.features import FEATURES
 from returnguard.narrative import (
     ExplanationCache,
     NarrativeConfig,
@@ -37,6 +42,7 @@ from returnguard.narrative import (
     wanted,
 )
 from returnguard.policy import PolicyConfig
+from returnguard.ports import ModelUnavailable
 from returnguard.schemas import RiskScoreRequest
 from returnguard.scoring import decide
 
@@ -57,6 +63,16 @@ class Settings(BaseModel):
     bedrock_guardrail_version: str = Field(default="", alias="RG_BEDROCK_GUARDRAIL_VERSION")
     bedrock_budget_ms: int = Field(default=1500, alias="RG_BEDROCK_BUDGET_MS", ge=100, le=10_000)
     stage: str = Field(default="dev", alias="RG_STAGE")
+    # the fallback model's JSON; empty: fallback_model.json next to this file (the function's asset
+    # always has it), else none and degraded decisions come from the rules alone
+    fallback_model_file: str = Field(default="", alias="RG_FALLBACK_MODEL")
+
+    @field_validator("fallback_model_file")
+    @classmethod
+    def _valid_fallback(cls, value: str) -> str:
+        if value:
+            FallbackModel.load(value)  # missing or unusable: the cold start fails naming the variable
+        return value
 
     @field_validator("model_config_json")
     @classmethod
@@ -85,13 +101,21 @@ budget = RequestBudget()  # every AWS call of a request fits in DECISION_BUDGET_
 _dynamodb = budget.attach(boto3.client("dynamodb", config=DYNAMODB.config()))
 features = DynamoFeatureStore(_dynamodb, settings.features_table)
 decisions = DecisionStore(_dynamodb, settings.decisions_table, settings.audit_table)
-model: Model = (
+endpoint: Model = (
     HttpModel(settings.inference_url)
     if settings.inference_url
     else SageMakerModel(
         budget.attach(boto3.client("sagemaker-runtime", config=sagemaker_config())), settings.endpoint_name
     )
 )
+model = GuardedModel(endpoint, CircuitBreaker())  # per execution environment
+_bundled_fallback = Path(__file__).with_name(FALLBACK_FILE)
+FALLBACK: FallbackModel | None = (
+    FallbackModel.load(settings.fallback_model_file or _bundled_fallback)
+    if settings.fallback_model_file or _bundled_fallback.is_file()
+    else None
+)
+PROBE_VECTOR = {feature.name: feature.default for feature in FEATURES}  # /v1/health's model probe
 NARRATIVE = NarrativeConfig(
     model_id=settings.bedrock_model_id,
     budget_s=settings.bedrock_budget_ms / 1000,
@@ -152,7 +176,7 @@ def risk_score() -> Any:
         raise ApiError(501, "not_implemented", "return events are not scored yet", "event_type")
     request = RiskScoreRequest.model_validate(body)
     request_hash = body_hash(request)
-    decision = decide(request, features, model, POLICY, started=started)
+    decision = decide(request, features, model, POLICY, started=started, fallback=FALLBACK)
     response = decision.response
     if narrator is not None and wanted(request.explain, response.risk_level, NARRATIVE):
         told = narrator.narrate(NarrativeFacts.of(response, request.locale))
@@ -195,6 +219,7 @@ def risk_score() -> Any:
             "decision_id": response.decision_id,
             "risk_level": response.risk_level,
             "degraded": response.degraded,
+            "degraded_reason": response.degraded_reason,
         },
     )
     return saved
@@ -210,8 +235,29 @@ def get_decision(decision_id: str) -> Any:
 
 
 @app.get("/v1/health")
-def health() -> dict[str, Any]:
-    return {"status": "ok", "model_version": str(MODEL_CONFIG.get("model_version", "unknown"))}
+def health() -> Response:
+    """Each dependency probed within HEALTH_BUDGET_S: the model through its circuit breaker (an open
+    circuit is not called), the store with one read. States only, never names or error text."""
+    budget.start(HEALTH_BUDGET_S)
+    try:
+        model.score(PROBE_VECTOR)
+        model_state = "ok"
+    except ModelUnavailable:
+        model_state = "degraded" if FALLBACK is not None else "down"
+    try:
+        features.get_many(["health#probe"])
+        store_state = "ok"
+    except (BotoCoreError, ClientError):
+        store_state = "down"
+    status = "down" if store_state == "down" else "ok" if model_state == "ok" else "degraded"
+    body = {
+        "status": status,
+        "model_version": str(MODEL_CONFIG.get("model_version", "unknown")),
+        "dependencies": {"model": model_state, "store": store_state},
+    }
+    return Response(
+        status_code=503 if status == "down" else 200, content_type="application/json", body=json.dumps(body)
+    )
 
 
 @app.not_found

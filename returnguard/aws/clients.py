@@ -64,7 +64,8 @@ SAGEMAKER = CallBounds(connect_timeout_s=0.5, read_timeout_s=2.0, max_attempts=1
 # decision's two writes an attempt each; the score function's timeout leaves room above it for our
 # own code (both asserted in tests/infra/test_stacks.py).
 DECISION_BUDGET_S = 7.0
-HEALTH_BUDGET_S = 2.0
+# /v1/health: one attempt at the model, then one at the store
+HEALTH_BUDGET_S = SAGEMAKER.attempt_s + DYNAMODB.attempt_s + 0.5
 
 
 class BudgetExhausted(BotoCoreError):

@@ -139,5 +139,6 @@ class DecisionStore:
             "action": {"S": response.recommended_action},
             "rules_triggered": {"S": json.dumps(response.rules_triggered)},
             "degraded": {"BOOL": response.degraded},
+            "degraded_reason": {"S": response.degraded_reason or ""},
             "features": {"S": json.dumps(dict(features), sort_keys=True, separators=(",", ":"))},
         }

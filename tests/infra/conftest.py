@@ -19,6 +19,16 @@ for variable in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
     os.environ.pop(variable, None)
 
 MODEL_CONFIG = {"model_version": "v-test-1", "thresholds": {"medium": 0.35, "high": 0.7, "critical": 0.9}}
+FALLBACK_MODEL = {
+    "kind": "logistic_regression",
+    "model_version": "v-test-1-fallback",
+    "feature_names": ["customer_return_rate_last_6"],
+    "intercept": -2.0,
+    "coefficients": [1.5],
+    "means": [0.1],
+    "scales": [0.2],
+    "thresholds": {"medium": 0.2, "high": 0.5, "critical": 0.8},
+}
 SECRET_ARN = "arn:aws:secretsmanager:ap-south-1:123456789012:secret:returnguard/blocklist-AbCdEf"
 
 DEV_CONTEXT = {"stage": "dev", "bedrock_enabled": False}
@@ -50,6 +60,7 @@ def fake_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _tar(model_dir / "model.tar.gz", "xgboost-model.json", b"{}")
     _tar(model_dir / "sourcedir.tar.gz", "inference.py", b"# fake\n")
     (model_dir / "config.json").write_text(json.dumps(MODEL_CONFIG))
+    (model_dir / "fallback_model.json").write_text(json.dumps(FALLBACK_MODEL))
     return model_dir
 
 

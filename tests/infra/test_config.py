@@ -86,11 +86,28 @@ def test_missing_model_tells_the_user_to_run_make_model(tmp_path):
 
 
 def test_a_model_config_the_score_function_could_not_read_fails_the_synth(fake_model_dir, tmp_path):
-    for name in ("model.tar.gz", "sourcedir.tar.gz"):
+    for name in ("model.tar.gz", "sourcedir.tar.gz", "fallback_model.json"):
         (tmp_path / name).write_bytes((fake_model_dir / name).read_bytes())
     (tmp_path / "config.json").write_text(json.dumps({"model_version": "v1", "thresholds": {"medium": 0.3}}))
     with pytest.raises(ConfigError, match="'model_dir'.*critical"):
         load({"model_dir": str(tmp_path)}, {})
+
+
+def test_a_missing_or_unusable_fallback_model_fails_the_synth(fake_model_dir, tmp_path):
+    for name in ("model.tar.gz", "sourcedir.tar.gz", "config.json"):
+        (tmp_path / name).write_bytes((fake_model_dir / name).read_bytes())
+    with pytest.raises(ConfigError, match="lacks fallback_model.json.*make model"):
+        load({"model_dir": str(tmp_path)}, {})
+    (tmp_path / "fallback_model.json").write_text(json.dumps({"kind": "logistic_regression"}))
+    with pytest.raises(ConfigError, match="'model_dir'.*fallback_model.json.*malformed"):
+        load({"model_dir": str(tmp_path)}, {})
+
+
+def test_the_degraded_policy_is_a_deployment_setting(fake_model_dir):
+    config = load({"model_dir": str(fake_model_dir), "policy": '{"degraded_floor": "medium"}'}, {})
+    assert config.policy == {"degraded_floor": "medium"}
+    with pytest.raises(ConfigError, match="'policy'.*degraded_ceiling must be one of"):
+        load({"model_dir": str(fake_model_dir), "policy": {"degraded_ceiling": "block"}}, {})
 
 
 def test_app_exits_with_the_key_name_on_invalid_context(fake_model_dir, tmp_path):

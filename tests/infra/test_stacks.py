@@ -193,7 +193,7 @@ def test_score_function_runtime_memory_timeout_env_and_layer(dev):
 
 
 def test_a_decision_fits_the_function_timeout_which_fits_api_gateway(dev, prod):
-    from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, SAGEMAKER
+    from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, HEALTH_BUDGET_S, SAGEMAKER
 
     api_gateway_integration_timeout_s = 29
     # a hung model (its one call timing out) still leaves the feature read and two writes an attempt
@@ -202,7 +202,11 @@ def test_a_decision_fits_the_function_timeout_which_fits_api_gateway(dev, prod):
     for synth in (dev, prod):
         (score,) = functions(synth, "api")
         # every AWS call of a request ends inside the budget; the rest is room for our own code
-        assert DECISION_BUDGET_S + 2 <= score["Timeout"] < api_gateway_integration_timeout_s
+        assert (
+            max(DECISION_BUDGET_S, HEALTH_BUDGET_S) + 2
+            <= score["Timeout"]
+            < api_gateway_integration_timeout_s
+        )
 
 
 def test_throttling_and_quota_come_from_config(dev, prod):
@@ -645,3 +649,11 @@ def test_gateway_answers_in_the_api_error_shape(dev):
         == "throttled"
     )
     assert "StatusCode" not in by_type["DEFAULT_5XX"]  # keeps the status API Gateway chose
+
+
+def test_the_fallback_model_ships_inside_the_score_function(dev, fake_model_dir):
+    (score,) = functions(dev, "api")
+    asset = dev.assembly_dir / f"asset.{score['Code']['S3Key'].removesuffix('.zip')}"
+    assert (asset / "handler.py").is_file() and (asset / "returnguard" / "fallback.py").is_file()
+    shipped = json.loads((asset / "fallback_model.json").read_text())
+    assert shipped == json.loads((fake_model_dir / "fallback_model.json").read_text())

@@ -248,3 +248,24 @@ def test_the_cost_of_the_monotone_constraints_is_reported(trained_model, small_t
     page = build_report(model_dir, output_dir, tmp_path, small_table).read_text()
     assert "<h2>Monotone constraints" in page and "cost of the constraints" in page
     assert train.monotone_constraints().count("1") == len(monotone["constrained"])
+
+
+def test_the_fallback_model_scores_in_pure_python_as_sklearn_did(trained_model, small_table):
+    from returnguard.fallback import FallbackModel
+
+    model_dir, output_dir, result = trained_model
+    served = FallbackModel.load(model_dir / "fallback_model.json")
+    metrics = result["metrics"]
+    assert metrics["fallback"] == {"model": "logistic_regression", "file": "fallback_model.json"}
+    assert served.metrics["roc_auc"] == metrics["models"]["logistic_regression"]["roc_auc"]
+    assert 0 < served.thresholds["medium"] <= served.thresholds["high"] <= served.thresholds["critical"] < 1
+    predictions = pd.read_parquet(output_dir / "test_predictions.parquet").head(300)
+    rows = small_table.set_index("order_id").loc[predictions["order_id"]]
+    for (_, row), expected in zip(rows.iterrows(), predictions["score_logistic_regression"], strict=True):
+        scored = served.score({name: float(row[name]) for name in FEATURE_NAMES})
+        assert scored.score == pytest.approx(float(expected), abs=1e-9)
+        logit = np.log(scored.score / (1 - scored.score))
+        assert sum(scored.contributions.values()) + served.intercept == pytest.approx(logit, abs=1e-6)
+    assert (
+        "Fallback model" in (build_report(model_dir, output_dir, model_dir.parent / "fb-report")).read_text()
+    )

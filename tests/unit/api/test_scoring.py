@@ -77,12 +77,14 @@ def test_velocity_needs_otp() -> None:
     assert d.rules_triggered == ["velocity"] and d.recommended_action == "otp_verification"
 
 
-def test_model_down_gives_a_degraded_decision_not_an_exception() -> None:
+def test_model_down_without_a_fallback_gives_a_rules_only_decision_never_an_approval() -> None:
     d = decide(request(amount=600_000.0), InMemoryFeatureStore(), FakeModel(down=True), CONFIG, NOW).response
     assert d.degraded and d.risk_score is None and d.model_version == "rules-only"
+    assert d.degraded_reason == "model_error"
     assert d.recommended_action == "manual_review" and d.confidence == 1.0
     calm = decide(request(), InMemoryFeatureStore(), FakeModel(down=True), CONFIG, NOW).response
-    assert calm.degraded and calm.recommended_action == "approve" and calm.confidence == 0.0
+    # nothing scored this order: step-up verification, not a blind approval
+    assert calm.degraded and calm.recommended_action == "otp_verification" and calm.confidence == 0.0
 
 
 def test_cod_refusals_on_cod_order_hint_prepaid() -> None:
