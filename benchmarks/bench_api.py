@@ -4,7 +4,10 @@ through the local API (moto server + local inference server), with the inference
 Baselines in the same run: `returnguard.scoring.decide` alone for the handler (so the ratio is what
 Powertools, validation and JSON cost on top of the decision), `import boto3` for the cold import (a
 floor every Python Lambda on boto3 pays), and a POST straight to the inference server for the API
-(ratio: how much slower a whole decision is than the model call inside it).
+(ratio: how much slower a whole decision is than the model call inside it). Degraded mode (the
+endpoint down, the fallback model scoring inside the function) is measured against the same
+decisions with the model up, and the fallback's ROC-AUC against the main model's on the same test
+window of the same training run.
 Targets (issue 4): handler p99 ≤ 2 ms, import ≤ 300 ms, local API p95 ≤ 25 ms and ≥ 200 req/s.
 """
 
@@ -84,7 +87,7 @@ def _world(orders: int, root: Path) -> dict[str, Any]:
     table = pd.DataFrame(
         [{"order_id": o.order_id, "order_time_ms": o.order_time_ms, **v} for o, v in walk]
     ).merge(synth.label_facts(data), on="order_id")
-    train.train_frame(table, root, "--num_round", "150", "--baselines", "0")
+    trained = train.train_frame(table, root, "--num_round", "150", "--baselines", "0")
     items = [(entity_key("customer", cid), state) for cid, state in store.customers.items()]
     items += [(entity_key(group, eid), state) for (group, eid), state in store.entities.items()]
     end = max(o.order_time_ms for o in contexts)
@@ -94,7 +97,36 @@ def _world(orders: int, root: Path) -> dict[str, Any]:
         order = {**order_payload(o), "order_id": f"{o.order_id}-b", "order_time": when}
         requests.append({"event_type": "order", "order": order})
     config = json.loads((root / "model" / "config.json").read_text())
-    return {"items": items, "requests": requests, "model_dir": root / "model", "config": config}
+    return {
+        "items": items,
+        "requests": requests,
+        "model_dir": root / "model",
+        "config": config,
+        "metrics": trained["metrics"],
+    }
+
+
+class _DownModel:
+    def score(self, vector: Mapping[str, float]) -> Any:
+        from returnguard.ports import ModelUnavailable
+
+        raise ModelUnavailable("the circuit is open", "circuit_open")
+
+
+def bench_fallback_quality(world: dict[str, Any]) -> list[dict]:
+    models = world["metrics"]["models"]
+    fallback, main = models[world["metrics"]["fallback"]["model"]], models["xgboost"]
+    return [
+        {
+            "name": f"fallback model (logistic regression) {label}, test window",
+            "value": fallback[key],
+            "unit": "",
+            "baseline": main[key],
+            "ratio": fallback[key] / main[key],
+            "note": "baseline: the main model (XGBoost) of the same training run, same time split",
+        }
+        for key, label in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"))
+    ]
 
 
 def _event(request: dict) -> dict:
@@ -109,6 +141,7 @@ def bench_handler_cpu(world: dict[str, Any], count: int) -> list[dict]:
     from local.api_server import LambdaContext, load_handler
     from returnguard.aws.feature_store import InMemoryFeatureStore
     from returnguard.aws.model_client import ModelScore
+    from returnguard.fallback import FILE_NAME, FallbackModel
     from returnguard.features import FEATURE_NAMES
     from returnguard.policy import PolicyConfig
     from returnguard.schemas import RiskScoreRequest
@@ -142,6 +175,18 @@ def bench_handler_cpu(world: dict[str, Any], count: int) -> list[dict]:
                 assert result["statusCode"] == 200, result["body"]
         finally:
             sys.stdout = real_stdout
+        degraded_ms = []
+        module.model, module.FALLBACK = _DownModel(), FallbackModel.load(world["model_dir"] / FILE_NAME)
+        module.decisions = _Decisions()
+        real_stdout, sys.stdout = sys.stdout, sink
+        try:
+            for event in events:
+                started = time.perf_counter()
+                result = module.lambda_handler(event, context)
+                degraded_ms.append((time.perf_counter() - started) * 1000)
+                assert json.loads(result["body"])["degraded"], result["body"]
+        finally:
+            sys.stdout = real_stdout
     policy = PolicyConfig.from_model_config(world["config"])
     parsed = [RiskScoreRequest.model_validate(r) for r in requests]
     decide_ms = []
@@ -159,6 +204,16 @@ def bench_handler_cpu(world: dict[str, Any], count: int) -> list[dict]:
                 "baseline": _pct(decide_ms, q),
                 "ratio": _pct(handler_ms, q) / _pct(decide_ms, q),
                 "note": "baseline: returnguard.scoring.decide alone; target p99 ≤ 2 ms",
+            }
+        )
+        rows.append(
+            {
+                "name": f"handler CPU per degraded decision p{q} (fallback model, no I/O)",
+                "value": _pct(degraded_ms, q),
+                "unit": "ms",
+                "baseline": _pct(handler_ms, q),
+                "ratio": _pct(degraded_ms, q) / _pct(handler_ms, q),
+                "note": "baseline: the same decisions scored by the main model's (fixed) answer",
             }
         )
     return rows
@@ -258,6 +313,7 @@ def bench_local_api(world: dict[str, Any], count: int, root: Path) -> list[dict]
     from local import stack as local_stack
     from local.api_server import seed_features, serve
     from local.inference_server import serve as serve_model
+    from local.stack import free_port
     from returnguard.features import OrderContext, amount_to_minor, compute_features
 
     stack = local_stack.start(prefix="returnguard-bench")
@@ -301,6 +357,24 @@ def bench_local_api(world: dict[str, Any], count: int, root: Path) -> list[dict]
             concurrent_rps = len(concurrent) / (time.perf_counter() - started)
         finally:
             api.stop()
+        # the same orders with the model killed: the fallback answers inside the function
+        degraded_api = serve(
+            stack,
+            world["config"],
+            f"http://127.0.0.1:{free_port()}",  # nothing listens: connection refused, then circuit open
+            log_path=root / "api-degraded.log",
+            fallback_model=world["model_dir"] / "fallback_model.json",
+        )
+        try:
+            renamed = [
+                json.dumps({**r, "order": {**r["order"], "order_id": r["order"]["order_id"] + "-d"}}).encode()
+                for r in world["requests"][: count + 20]
+            ]
+            _post_all(degraded_api.url, "/v1/risk-score", renamed[count:], [], [])  # warm-up
+            degraded: list[float] = []
+            _post_all(degraded_api.url, "/v1/risk-score", renamed[:count], degraded, errors)
+        finally:
+            degraded_api.stop()
         # the inference server's share: the same orders' vectors, POSTed straight to /invocations
         vectors = []  # the model's cost does not depend on the values: the no-history vectors will do
         for r in world["requests"][:count]:
@@ -328,6 +402,17 @@ def bench_local_api(world: dict[str, Any], count: int, root: Path) -> list[dict]
                 "note": "baseline: the inference server's own POST /invocations (its share)",
             }
         )
+    for q in (50, 95):
+        rows.append(
+            {
+                "name": f"local API degraded POST p{q} (model killed, fallback scoring, 1 client)",
+                "value": _pct(degraded, q),
+                "unit": "ms",
+                "baseline": _pct(sequential, q),
+                "ratio": _pct(degraded, q) / _pct(sequential, q),
+                "note": "baseline: the same orders with the model up",
+            }
+        )
     rows.append({"name": "local API throughput, 1 client", "value": sequential_rps, "unit": "req/s"})
     rows.append(
         {
@@ -346,7 +431,8 @@ def run(scale: str) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         world = _world(10_000 if scale == "quick" else 20_000, root)
-        rows = bench_handler_cpu(world, count)
+        rows = bench_fallback_quality(world)
+        rows += bench_handler_cpu(world, count)
         rows += bench_cold_import(world, 3 if scale == "quick" else 5)
         rows += bench_local_api(world, count, root)
     return rows
