@@ -20,7 +20,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format unit synth bench model cfn-lint clean openapi checkov
+.PHONY: help setup demo test lint format unit synth bench model cfn-lint clean openapi checkov rds-ca
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -86,3 +86,9 @@ $(CHECKOV):
 		{ echo "checkov could not be installed (tests/infra/test_checkov.py fails without it)"; exit 1; }
 
 checkov: $(CHECKOV) ## install checkov into build/checkov (make test does this; tests/infra/test_checkov.py runs it)
+
+rds-ca: ## download Amazon RDS's CA bundle into build/rds-ca/ (the blocklist sync verifies its database with it)
+	@mkdir -p build/rds-ca
+	@curl -fsSL https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem -o build/rds-ca/global-bundle.pem.tmp
+	@grep -q "BEGIN CERTIFICATE" build/rds-ca/global-bundle.pem.tmp && mv build/rds-ca/global-bundle.pem.tmp build/rds-ca/global-bundle.pem
+	@echo "build/rds-ca/global-bundle.pem: $$(grep -c 'BEGIN CERTIFICATE' build/rds-ca/global-bundle.pem) certificates"

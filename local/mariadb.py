@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from local.stack import free_port
+from local.tls import TlsFiles
 
 APT_PACKAGES = ("mariadb-server-core", "mariadb-client-core")
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/usr/bin"])
@@ -98,8 +99,9 @@ def ensure_installed() -> tuple[str, str]:
     return binaries
 
 
-def start(timeout: float = 60.0) -> MariaDB:
-    """Install if needed, initialise a temp datadir, start on a free 127.0.0.1 port, wait until ready."""
+def start(timeout: float = 60.0, tls: TlsFiles | None = None) -> MariaDB:
+    """Install if needed, initialise a temp datadir, start on a free 127.0.0.1 port, wait until ready.
+    With `tls` the server offers TLS with that certificate (clients verify it against `tls.ca`)."""
     server, install_db = ensure_installed()
     root = Path(tempfile.mkdtemp(prefix="returnguard-mariadb-"))
     datadir = root / "data"
@@ -134,6 +136,7 @@ def start(timeout: float = 60.0) -> MariaDB:
             "--skip-log-bin",
             "--innodb-buffer-pool-size=32M",
             "--max-connections=50",
+            *([f"--ssl-ca={tls.ca}", f"--ssl-cert={tls.cert}", f"--ssl-key={tls.key}"] if tls else []),
             *user,
         ],
         stdout=subprocess.DEVNULL,

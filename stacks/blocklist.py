@@ -3,10 +3,12 @@ features table. Synthesizes without the function when no database is configured.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -39,12 +41,15 @@ class BlocklistStack(Stack):
         self.dead_letters = dead_letter_queue(
             self, "SyncDeadLetters", key=props.key, of="the blocklist sync's schedule and function"
         )
+        code = lambda_staging_folder("blocklist_sync", vendor=("pymysql",))
+        # TLS only: the handler verifies the database against this bundle (RDS's by default), shipped beside it.
+        shutil.copyfile(source.ca_bundle, code / "rds-ca-bundle.pem")
         sync = PythonFunction(
             self,
             "BlocklistSync",
             config=config,
             key=props.key,
-            code_folder=lambda_staging_folder("blocklist_sync", vendor=("pymysql",)),
+            code_folder=code,
             memory_size=256,
             timeout=Duration.minutes(5),
             # none by default: an account's unreserved concurrency must stay >= 10, and new accounts have 10
@@ -88,12 +93,15 @@ class BlocklistStack(Stack):
                 subnet_ids=list(source.subnet_ids), security_group_ids=[source.security_group_id]
             )
             _vpc_access(self, sync.role, source)
+            if source.vpc_endpoints:
+                _vpc_endpoints(self, source)
         else:
             suppress(
                 sync.function,
                 "NIST.800.53.R5-LambdaInsideVPC",
                 "No 'vpc_id' configured: the database is reachable from Lambda's network, and the sync "
-                "connects to it with TLS only (certificate verified against the RDS CA bundle).",
+                "connects to it with TLS only (certificate verified against the configured CA bundle, RDS's "
+                "by default).",
             )
         if not source.reserved_concurrency:
             suppress(
@@ -162,4 +170,55 @@ def _vpc_access(stack: Stack, role: iam.IRole, source: BlocklistConfig) -> None:
             actions=["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],  # no resource-level permissions
             resources=["*"],
         )
+    )
+
+
+def _vpc_endpoints(stack: Stack, source: BlocklistConfig) -> None:
+    """The AWS APIs the sync calls, reachable from subnets without a NAT gateway: S3 and DynamoDB through
+    gateway endpoints on the subnets' route tables (free), Secrets Manager through an interface endpoint
+    in the function's subnets (billed per AZ-hour). KMS is not called by the function: S3, DynamoDB and
+    Secrets Manager use the keys on its behalf; its logs are shipped by Lambda, not from the VPC."""
+    for service in ("s3", "dynamodb"):
+        ec2.CfnVPCEndpoint(
+            stack,
+            f"{service.title()}Endpoint",
+            vpc_id=source.vpc_id,
+            service_name=f"com.amazonaws.{stack.region}.{service}",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=list(source.route_table_ids),
+        )
+    endpoint_group = ec2.CfnSecurityGroup(
+        stack,
+        "EndpointSecurityGroup",
+        vpc_id=source.vpc_id,
+        group_description="HTTPS from the blocklist sync function to its interface VPC endpoints",
+        security_group_ingress=[
+            ec2.CfnSecurityGroup.IngressProperty(
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                source_security_group_id=source.security_group_id,
+                description="HTTPS from the blocklist sync function",
+            )
+        ],
+        security_group_egress=[
+            # nothing leaves the endpoints' network interfaces on their own (a rule is needed to drop the default)
+            ec2.CfnSecurityGroup.EgressProperty(
+                ip_protocol="icmp",
+                from_port=252,
+                to_port=86,
+                cidr_ip="255.255.255.255/32",
+                description="no egress",
+            )
+        ],
+    )
+    ec2.CfnVPCEndpoint(
+        stack,
+        "SecretsManagerEndpoint",
+        vpc_id=source.vpc_id,
+        service_name=f"com.amazonaws.{stack.region}.secretsmanager",
+        vpc_endpoint_type="Interface",
+        subnet_ids=list(source.subnet_ids),
+        security_group_ids=[endpoint_group.attr_group_id],
+        private_dns_enabled=True,
     )

@@ -142,6 +142,12 @@ class BlocklistConfig:
     subnet_ids: tuple[str, ...]
     security_group_id: str
     reserved_concurrency: int  # 0: reserve nothing (new accounts have a concurrency quota of 10)
+    # The CA bundle (PEM) the sync verifies the database's TLS certificate with; default: RDS's global bundle.
+    ca_bundle: Path = ROOT / "build" / "rds-ca" / "global-bundle.pem"
+    # In a VPC: create the endpoints the sync needs (Secrets Manager interface; S3 and DynamoDB gateway on
+    # these route tables). False: the subnets already reach those APIs (NAT gateway or existing endpoints).
+    vpc_endpoints: bool = True
+    route_table_ids: tuple[str, ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -375,6 +381,13 @@ class _Context:
         return tuple(part.strip() for part in str(value).split(",") if part.strip())
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def read_model_bootstrap(model_dir: Path) -> ModelBootstrap:
     """The bootstrap model's artifacts and serving config; fails with what to run when absent."""
     missing = [
@@ -461,6 +474,9 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         subnet_ids=read.string_list("subnet_ids"),
         security_group_id=read.string("security_group_id"),
         reserved_concurrency=read.integer("blocklist_reserved_concurrency", 0, minimum=0, maximum=1000),
+        ca_bundle=ROOT / read.string("blocklist_db_ca_bundle", "build/rds-ca/global-bundle.pem"),
+        vpc_endpoints=read.boolean("blocklist_vpc_endpoints", True),
+        route_table_ids=read.string_list("route_table_ids"),
     )
     if blocklist.db_secret_arn and not _SECRET_ARN.match(blocklist.db_secret_arn):
         raise ConfigError(
@@ -470,6 +486,18 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         raise ConfigError("context 'blocklist_db_endpoint' and 'blocklist_db_secret_arn' go together")
     if blocklist.vpc_id and not (blocklist.subnet_ids and blocklist.security_group_id):
         raise ConfigError("context 'vpc_id' needs 'subnet_ids' and 'security_group_id'")
+    if blocklist.enabled and blocklist.vpc_id and blocklist.vpc_endpoints and not blocklist.route_table_ids:
+        raise ConfigError(
+            "context 'route_table_ids' (the subnets' route tables) is needed for the S3 and DynamoDB gateway "
+            "endpoints the sync uses in 'vpc_id'; or set 'blocklist_vpc_endpoints' false when the subnets "
+            "already reach AWS APIs (NAT gateway or existing endpoints)"
+        )
+    if blocklist.enabled and "-----BEGIN CERTIFICATE-----" not in _read_text(blocklist.ca_bundle):
+        raise ConfigError(
+            f"context 'blocklist_db_ca_bundle': {blocklist.ca_bundle} is not a PEM CA bundle; the sync "
+            "connects with TLS only: run `make rds-ca` (downloads the RDS CA bundle) or name your "
+            "database's CA bundle"
+        )
 
     model_dir = Path(read.string("model_dir", "build/model"))
     if not model_dir.is_absolute():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -18,6 +19,8 @@ from returnguard.aws.blocklist import (
     sync,
 )
 
+CA_BUNDLE = Path(__file__).with_name("rds-ca-bundle.pem")
+
 
 class Settings(BaseModel):
     features_table: str = Field(alias="RG_FEATURES_TABLE", min_length=1)
@@ -25,6 +28,8 @@ class Settings(BaseModel):
     db_secret_arn: str = Field(alias="RG_DB_SECRET_ARN", min_length=1)
     db_name: str | None = Field(default=None, alias="RG_DB_NAME")
     stage: str = Field(default="dev", alias="RG_STAGE")
+    # The CA bundle the stack ships beside this file (RDS's global bundle unless configured otherwise).
+    db_ca_bundle: str = Field(default=str(CA_BUNDLE), alias="RG_DB_CA_BUNDLE")
 
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
@@ -32,7 +37,10 @@ logger = Logger(service="blocklist_sync")
 # The sync's own log lines (summary, skipped rows) as the same structured JSON.
 copy_config_to_registered_loggers(source_logger=logger, include={"returnguard"})
 source = MySQLBlocklistSource(
-    boto3.client("secretsmanager"), settings.db_secret_arn, settings.db_name or None
+    boto3.client("secretsmanager"),
+    settings.db_secret_arn,
+    settings.db_name or None,
+    ca_bundle=settings.db_ca_bundle,
 )
 snapshots = S3SnapshotWriter(boto3.client("s3"), settings.lake_bucket)
 table = DynamoBlocklistTable(boto3.client("dynamodb"), settings.features_table)

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -217,16 +218,25 @@ class MySQLBlocklistSource:
     """`src_blacklist` over pymysql; credentials come from a Secrets Manager secret, never the environment.
 
     The secret is JSON `{host, port, username, password, dbname}`; `database` (RG_DB_NAME) overrides
-    `dbname`. A connection is opened per run and closed after it.
+    `dbname`. A connection is opened per run and closed after it. It is TLS or nothing: the server's
+    certificate must chain to `ca_bundle` (the RDS CA bundle in Lambda) and name the host; a server
+    without TLS, or with another certificate, is refused before credentials are sent.
     """
 
     def __init__(
-        self, secrets_client: Any, secret_arn: str, database: str | None = None, connect_timeout: int = 5
+        self,
+        secrets_client: Any,
+        secret_arn: str,
+        database: str | None = None,
+        connect_timeout: int = 5,
+        *,
+        ca_bundle: str,
     ):
         self._secrets = secrets_client
         self._secret_arn = secret_arn
         self._database = database
         self._timeout = connect_timeout
+        self._ca_bundle = ca_bundle
 
     def _credentials(self) -> dict[str, Any]:
         try:
@@ -243,19 +253,30 @@ class MySQLBlocklistSource:
                 f"database secret unreadable or missing a field ({type(error).__name__})"
             ) from None
 
-    def read_changes(self, after: Watermark, limit: int) -> list[Mapping[str, Any]]:
+    def connect(self) -> Any:
+        """A pymysql connection over verified TLS (raises pymysql's errors; read_changes wraps them)."""
         import pymysql
         import pymysql.cursors
 
         credentials = self._credentials()
+        if not os.path.isfile(self._ca_bundle):
+            raise BlocklistSourceUnavailable(f"CA bundle {self._ca_bundle} not found: TLS cannot be verified")
+        return pymysql.connect(
+            **credentials,
+            connect_timeout=self._timeout,
+            read_timeout=30,
+            cursorclass=pymysql.cursors.DictCursor,
+            init_command="SET time_zone = '+00:00'",
+            ssl_ca=self._ca_bundle,  # TLS required: pymysql refuses a server that does not offer it
+            ssl_verify_cert=True,
+            ssl_verify_identity=True,
+        )
+
+    def read_changes(self, after: Watermark, limit: int) -> list[Mapping[str, Any]]:
+        import pymysql
+
         try:
-            connection = pymysql.connect(
-                **credentials,
-                connect_timeout=self._timeout,
-                read_timeout=30,
-                cursorclass=pymysql.cursors.DictCursor,
-                init_command="SET time_zone = '+00:00'",
-            )
+            connection = self.connect()
             try:
                 with connection.cursor() as cursor:
                     cursor.execute(

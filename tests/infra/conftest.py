@@ -43,6 +43,9 @@ PROD_CONTEXT = {
     "vpc_id": "vpc-0123456789abcdef0",
     "subnet_ids": "subnet-aaaa1111,subnet-bbbb2222",
     "security_group_id": "sg-0123456789abcdef0",
+    "route_table_ids": "rtb-aaaa1111,rtb-bbbb2222",
+    # a throwaway CA certificate (PEM) standing in for the RDS bundle `make rds-ca` downloads
+    "blocklist_db_ca_bundle": str(Path(__file__).resolve().parent / "fake-ca-bundle.pem"),
     "policy": '{"velocity_orders": 3, "critical": 0.95}',  # as `-c policy=...` passes it: text
 }
 

@@ -4,6 +4,7 @@ least-privilege IAM, the blocklist function's network path."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -277,3 +278,47 @@ def test_the_state_machine_can_only_run_this_stages_training_jobs(dev):
     (deny,) = [s for s in _statements(dev, "pipeline") if s["Effect"] == "Deny"]
     assert "sagemaker:CreateTrainingJob" in deny["Action"]
     assert "training-job/returnguard-dev-*" in json.dumps(deny["NotResource"])
+
+
+# --- blocklist network path and TLS (item 12) -----------------------------------------------------------
+
+
+def test_blocklist_sync_in_a_vpc_gets_endpoints_for_every_aws_api_it_calls(prod):
+    endpoints = resources(prod, "blocklist", "AWS::EC2::VPCEndpoint").values()
+    by_service = {
+        json.dumps(e["Properties"]["ServiceName"]).split(".")[-1].strip('"]}'): e for e in endpoints
+    }
+    assert set(by_service) == {"s3", "dynamodb", "secretsmanager"}
+    for gateway in ("s3", "dynamodb"):
+        properties = by_service[gateway]["Properties"]
+        assert properties["VpcEndpointType"] == "Gateway"
+        assert properties["RouteTableIds"] == ["rtb-aaaa1111", "rtb-bbbb2222"]
+    secrets = by_service["secretsmanager"]["Properties"]
+    assert secrets["VpcEndpointType"] == "Interface" and secrets["PrivateDnsEnabled"] is True
+    assert secrets["SubnetIds"] == ["subnet-aaaa1111", "subnet-bbbb2222"]
+    (group,) = resources(prod, "blocklist", "AWS::EC2::SecurityGroup").values()
+    (ingress,) = group["Properties"]["SecurityGroupIngress"]
+    assert (ingress["FromPort"], ingress["ToPort"]) == (443, 443)
+    assert ingress["SourceSecurityGroupId"] == "sg-0123456789abcdef0"
+
+
+def test_blocklist_sync_ships_the_ca_bundle_it_verifies_the_database_with(prod):
+    from tests.infra.conftest import PROD_CONTEXT
+
+    bundles = list(prod.assembly_dir.glob("asset.*/rds-ca-bundle.pem"))
+    assert len(bundles) == 1
+    assert bundles[0].read_bytes() == Path(PROD_CONTEXT["blocklist_db_ca_bundle"]).read_bytes()
+    assert (bundles[0].parent / "handler.py").is_file()
+
+
+def test_blocklist_network_and_tls_settings_are_checked_at_synth(fake_model_dir, tmp_path):
+    from tests.infra.conftest import PROD_CONTEXT
+
+    context = {**PROD_CONTEXT, "model_dir": str(fake_model_dir)}
+    with pytest.raises(ConfigError, match="route_table_ids"):
+        load({**context, "route_table_ids": ""}, {})
+    assert load({**context, "route_table_ids": "", "blocklist_vpc_endpoints": "false"}, {})
+    (tmp_path / "empty.pem").write_text("")
+    for bundle in (str(tmp_path / "absent.pem"), str(tmp_path / "empty.pem")):
+        with pytest.raises(ConfigError, match="blocklist_db_ca_bundle.*make rds-ca"):
+            load({**context, "blocklist_db_ca_bundle": bundle}, {})

@@ -6,6 +6,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,6 +16,7 @@ from moto import mock_aws
 
 from local import mariadb
 from local.stack import create_table
+from local.tls import TlsFiles, make_ca_and_server_cert
 from returnguard.aws.blocklist import (
     CREATE_SOURCE_TABLE,
     DynamoBlocklistTable,
@@ -31,9 +33,15 @@ _numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def mariadb_server() -> Iterator[mariadb.MariaDB]:
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A throwaway CA and a server certificate for 127.0.0.1: the local stand-in for RDS and its bundle."""
+    return make_ca_and_server_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def mariadb_server(tls_files: TlsFiles) -> Iterator[mariadb.MariaDB]:
     try:
-        server = mariadb.start()
+        server = mariadb.start(tls=tls_files)
     except mariadb.MariaDBUnavailable as error:  # fail, never skip: these tests are the sync's proof
         pytest.fail(f"the blocklist tests need a local MariaDB server: {error}", pytrace=False)
     yield server
@@ -51,6 +59,7 @@ class World:
     s3: Any
     dynamodb: Any
     secrets: Any
+    ca_bundle: Path
 
     def insert(self, *rows: tuple[Any, ...]) -> None:
         """Rows of (entity_type, value, reason, listed_at, active)."""
@@ -69,7 +78,9 @@ class World:
         if port is not None:  # point the secret elsewhere (a database that is down)
             self.secrets.put_secret_value(SecretId=self.secret_arn, SecretString=self.secret(port))
         return (
-            MySQLBlocklistSource(self.secrets, self.secret_arn, self.database, connect_timeout=2),
+            MySQLBlocklistSource(
+                self.secrets, self.secret_arn, self.database, connect_timeout=2, ca_bundle=str(self.ca_bundle)
+            ),
             S3SnapshotWriter(self.s3, BUCKET),
             DynamoBlocklistTable(self.dynamodb, TABLE),
         )
@@ -95,7 +106,7 @@ class World:
 
 
 @pytest.fixture
-def world(mariadb_server: mariadb.MariaDB) -> Iterator[World]:
+def world(mariadb_server: mariadb.MariaDB, tls_files: TlsFiles) -> Iterator[World]:
     database = f"rg_blocklist_{next(_numbers)}"
     mariadb_server.create_database(database, DB_USER, DB_PASSWORD)
     connection = pymysql.connect(
@@ -115,7 +126,7 @@ def world(mariadb_server: mariadb.MariaDB) -> Iterator[World]:
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_table(dynamodb, FEATURES, TABLE)
         secrets = boto3.client("secretsmanager", region_name="us-east-1")
-        world = World(connection, "", database, mariadb_server.port, s3, dynamodb, secrets)
+        world = World(connection, "", database, mariadb_server.port, s3, dynamodb, secrets, tls_files.ca)
         world.secret_arn = secrets.create_secret(
             Name=f"rg/db/{database}", SecretString=world.secret(world.port)
         )["ARN"]

@@ -189,6 +189,7 @@ def test_handler_syncs_and_never_logs_the_secret(world: World, monkeypatch, caps
         "RG_DB_NAME": world.database,
         "RG_STAGE": "test",
         "POWERTOOLS_LOG_LEVEL": "DEBUG",
+        "RG_DB_CA_BUNDLE": str(world.ca_bundle),
     }.items():
         monkeypatch.setenv(name, value)
     handler = load_handler()
