@@ -13,6 +13,7 @@ compares them with ==). Outputs under processed_path:
                          abuse_type (the label's pattern when the lake has one, else null)
     features/customers/  latest customer aggregates (layout of returnguard.aggregates)
     features/entities/   latest product / seller / category / region counters
+    features/addresses/  latest address link items (earliest customers per delivery address)
     features/online/     JSON lines {"pk", "state"} ready for the DynamoDB features table
 """
 
@@ -34,6 +35,7 @@ from pyspark.sql import functions as F
 
 from returnguard.calendar import DAY_MS, ranges_ms
 from returnguard.features import (
+    ADDRESS_LINK_CAP,
     COD_REFUSAL_REASON_CODE,
     DAMAGE_REASON_CODES,
     FEATURE_NAMES,
@@ -260,6 +262,31 @@ def address_is_new(orders: DataFrame) -> DataFrame:
     )
 
 
+def address_first_uses(orders: DataFrame) -> DataFrame:
+    """Per delivery address, its earliest ADDRESS_LINK_CAP customers by (first order time, id): the
+    customers an address item holds (returnguard.aggregates.apply_order_to_address)."""
+    first = orders.groupBy("address_key", "customer_id").agg(F.min("t").alias("first"))
+    rank = Window.partitionBy("address_key").orderBy("first", "customer_id")
+    return first.withColumn("rank", F.row_number().over(rank)).where(F.col("rank") <= ADDRESS_LINK_CAP)
+
+
+def address_links(orders: DataFrame) -> DataFrame:
+    """Other customers (of the address item's capped set) first seen at the order's address before it."""
+    linked = address_first_uses(orders).select("address_key", F.col("customer_id").alias("other"), "first")
+    matches = (
+        orders.select("order_id", "customer_id", "address_key", "t")
+        .join(linked, "address_key", "left")
+        .where((F.col("other") != F.col("customer_id")) & (F.col("first") < F.col("t")))
+        .groupBy("order_id")
+        .agg(F.count("*").alias("n"))
+    )
+    return (
+        orders.select("order_id")
+        .join(matches, "order_id", "left")
+        .select("order_id", F.coalesce(F.col("n"), F.lit(0)).cast("double").alias("address_other_customers"))
+    )
+
+
 def entity_rates(orders: DataFrame, returns: DataFrame) -> DataFrame:
     """product/seller/category/region return rates from counts strictly before each order."""
     result = orders.select("order_id")
@@ -309,6 +336,7 @@ def training_table(
         base.join(customer_features(orders, returns, profiles), "order_id")
         .join(address_is_new(orders), "order_id")
         .join(entity_rates(orders, returns), "order_id")
+        .join(address_links(orders), "order_id")
     )
     if labels is not None:
         table = table.join(labels, "order_id", "left")
@@ -428,6 +456,24 @@ def latest_entities(orders: DataFrame, returns: DataFrame) -> DataFrame:
     return result.select("group", "id", "order_count", "return_count", "last_event_ms")
 
 
+def latest_addresses(orders: DataFrame) -> DataFrame:
+    """The state `returnguard.aggregates` holds for each delivery address after the whole history."""
+    last = orders.groupBy("address_key").agg(F.max("t").cast("long").alias("last_event_ms"))
+    customers = (
+        address_first_uses(orders)
+        .groupBy("address_key")
+        .agg(F.map_from_entries(F.collect_list(F.struct("customer_id", "first"))).alias("customers"))
+    )
+    return customers.join(last, "address_key")
+
+
+def address_state(row: Any) -> dict[str, Any]:
+    return {
+        "customers": {k: int(v) for k, v in (row["customers"] or {}).items()},
+        "last_event_ms": int(row["last_event_ms"]),
+    }
+
+
 def customer_state(row: Any) -> dict[str, Any]:
     """A `features/customers` row as the aggregate dict of returnguard.aggregates."""
     data = row.asDict(recursive=True) if hasattr(row, "asDict") else dict(row)
@@ -490,39 +536,49 @@ def write_parquet(frame: DataFrame, path: str, partition_by: list[str] | None = 
     os.replace(staging, target)
 
 
-def write_online(customers: DataFrame, entities: DataFrame, path: str) -> int:
-    lines = 0
-    local = _is_local(path)
-    target = Path(path.removeprefix("file://")) if local else None
-    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}") if target else None
-    if not local:
-        rows = customers.rdd.map(
-            lambda r: json.dumps({"pk": entity_key("customer", r["customer_id"]), "state": customer_state(r)})
-        ).union(
-            entities.rdd.map(
-                lambda r: json.dumps({"pk": entity_key(r["group"], r["id"]), "state": entity_state(r)})
+def write_online(customers: DataFrame, entities: DataFrame, path: str, addresses: DataFrame) -> int:
+    def lines(rows_of: Any) -> Iterator[str]:
+        for row in rows_of(customers):
+            yield json.dumps({"pk": entity_key("customer", row["customer_id"]), "state": customer_state(row)})
+        for row in rows_of(entities):
+            yield json.dumps({"pk": entity_key(row["group"], row["id"]), "state": entity_state(row)})
+        for row in rows_of(addresses):
+            yield json.dumps({"pk": entity_key("address", row["address_key"]), "state": address_state(row)})
+
+    if not _is_local(path):
+        rows = (
+            customers.rdd.map(
+                lambda r: json.dumps(
+                    {"pk": entity_key("customer", r["customer_id"]), "state": customer_state(r)}
+                )
+            )
+            .union(
+                entities.rdd.map(
+                    lambda r: json.dumps({"pk": entity_key(r["group"], r["id"]), "state": entity_state(r)})
+                )
+            )
+            .union(
+                addresses.rdd.map(
+                    lambda r: json.dumps(
+                        {"pk": entity_key("address", r["address_key"]), "state": address_state(r)}
+                    )
+                )
             )
         )
         rows.saveAsTextFile(path)
         return int(rows.count())
-    assert staging is not None and target is not None
+    target = Path(path.removeprefix("file://"))
+    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
     staging.mkdir(parents=True)
+    count = 0
     with (staging / "part-0000.jsonl").open("w") as out:
-        for row in customers.toLocalIterator():
-            out.write(
-                json.dumps({"pk": entity_key("customer", row["customer_id"]), "state": customer_state(row)})
-                + "\n"
-            )
-            lines += 1
-        for row in entities.toLocalIterator():
-            out.write(
-                json.dumps({"pk": entity_key(row["group"], row["id"]), "state": entity_state(row)}) + "\n"
-            )
-            lines += 1
+        for line in lines(lambda frame: frame.toLocalIterator()):
+            out.write(line + "\n")
+            count += 1
     if target.exists():
         shutil.rmtree(target)
     os.replace(staging, target)
-    return lines
+    return count
 
 
 # --- the job --------------------------------------------------------------------------------------
@@ -548,9 +604,11 @@ def run(spark: SparkSession, raw_path: str, processed_path: str) -> dict[str, in
     entities = latest_entities(orders, returns)
     write_parquet(customers, f"{processed}/features/customers")
     write_parquet(entities, f"{processed}/features/entities")
+    write_parquet(latest_addresses(orders), f"{processed}/features/addresses")
     customers = spark.read.parquet(f"{processed}/features/customers")
     entities = spark.read.parquet(f"{processed}/features/entities")
-    counts["online_items"] = write_online(customers, entities, f"{processed}/features/online")
+    addresses = spark.read.parquet(f"{processed}/features/addresses")
+    counts["online_items"] = write_online(customers, entities, f"{processed}/features/online", addresses)
     log(
         f"wrote latest aggregates: {counts['online_items']:,} online items in {time.perf_counter() - started:.1f}s"
     )

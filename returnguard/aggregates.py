@@ -21,6 +21,10 @@ Customer aggregate:
     recent_returns         [[time_ms, reason_code], ...] sorted: returns within 30 days of last_event_ms
 Product / seller / category / region aggregate:
     order_count, return_count, last_event_ms
+Address aggregate (key: the normalised address's `address_key`), links between accounts:
+    customers              {customer_id: first time they had an order delivered here}, the earliest
+                           ADDRESS_LINK_CAP by (time, customer_id)
+    last_event_ms          latest order delivered here
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from returnguard.features import (
+    ADDRESS_LINK_CAP,
     COD_REFUSAL_REASON_CODE,
     DAMAGE_REASON_CODES,
     ENTITY_GROUPS,
@@ -77,6 +82,25 @@ def new_customer(registered_at_ms: int | None = None) -> Aggregate:
 
 def new_entity() -> Aggregate:
     return {"order_count": 0, "return_count": 0, "last_event_ms": 0}
+
+
+def new_address() -> Aggregate:
+    return {"customers": {}, "last_event_ms": 0}
+
+
+def apply_order_to_address(address: Aggregate | None, order: OrderContext) -> Aggregate:
+    """Remember who had an order delivered here and when first; keep the earliest ADDRESS_LINK_CAP."""
+    state = new_address() if address is None else address
+    t = order.order_time_ms
+    customers = state["customers"]
+    first = customers.get(order.customer_id)
+    if first is None or t < int(first):
+        customers[order.customer_id] = t
+    if len(customers) > ADDRESS_LINK_CAP:
+        kept = sorted(customers.items(), key=lambda c: (int(c[1]), c[0]))[:ADDRESS_LINK_CAP]
+        state["customers"] = dict(kept)
+    state["last_event_ms"] = max(int(state["last_event_ms"]), t)
+    return state
 
 
 def apply_customer_profile(customer: Aggregate | None, registered_at_ms: int) -> Aggregate:
@@ -163,7 +187,9 @@ class AggregateStore:
         self.entities: dict[tuple[str, str], Aggregate] = {}
 
     def entities_for(self, order: OrderContext) -> dict[str, Aggregate | None]:
-        return {group: self.entities.get((group, eid)) for group, eid in order_entity_ids(order).items()}
+        found = {group: self.entities.get((group, eid)) for group, eid in order_entity_ids(order).items()}
+        found["address"] = self.entities.get(("address", order.address_key))
+        return found
 
     def apply_profile(self, customer_id: str, registered_at_ms: int) -> None:
         self.customers[customer_id] = apply_customer_profile(
@@ -178,6 +204,8 @@ class AggregateStore:
             self.entities[(group, eid)] = apply_order_to_entity(
                 self.entities.get((group, eid)), order.order_time_ms
             )
+        address = ("address", order.address_key)
+        self.entities[address] = apply_order_to_address(self.entities.get(address), order)
 
     def apply_return(self, ret: ReturnContext) -> None:
         self.customers[ret.customer_id] = apply_return_to_customer(self.customers.get(ret.customer_id), ret)
@@ -237,10 +265,12 @@ __all__ = [
     "AggregateStore",
     "ReturnContext",
     "apply_customer_profile",
+    "apply_order_to_address",
     "apply_order_to_customer",
     "apply_order_to_entity",
     "apply_return_to_customer",
     "apply_return_to_entity",
+    "new_address",
     "new_customer",
     "new_entity",
     "replay",

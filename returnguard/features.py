@@ -24,6 +24,9 @@ RETURN_WINDOW_MS = 30 * DAY_MS
 VELOCITY_SHORT_MS = MINUTE_MS  # seed 002: several orders within 60 seconds
 VELOCITY_LONG_MS = HOUR_MS
 RECENT_ORDERS = 6  # "returned 4 of the last 6 orders"
+# An address item remembers its earliest customers only (a depot or a hostel would grow without end):
+# the link counts saturate here, identically in Spark, the replay and the stream.
+ADDRESS_LINK_CAP = 20
 # Beta prior for entity return rates: an unseen product starts at 10% and needs orders to move.
 RATE_PRIOR_RETURNS = 1.0
 RATE_PRIOR_ORDERS = 10.0
@@ -33,7 +36,7 @@ COD_REFUSAL_REASON_CODE = "refused_delivery"
 NEVER = -1.0  # days since last return when there was none
 
 Kind = Literal["float", "int", "bool"]
-Group = Literal["order", "customer", "product", "seller", "category", "region"]
+Group = Literal["order", "customer", "product", "seller", "category", "region", "address"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,13 @@ FEATURES: tuple[Feature, ...] = (
     Feature("category_return_rate", "float", 0.1, "category", "Return rate of this product category"),
     Feature("seller_return_rate", "float", 0.1, "seller", "Return rate of this seller's orders"),
     Feature("region_return_rate", "float", 0.1, "region", "Return rate in the delivery region"),
+    Feature(
+        "address_other_customers",
+        "int",
+        0.0,
+        "address",
+        "Other customers who had orders delivered to this address before",
+    ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
@@ -193,7 +203,8 @@ def compute_features(
     """The feature vector of one order from its entities' aggregates, in FEATURE_NAMES order.
 
     `customer` is a customer aggregate (see `returnguard.aggregates`) or None for a customer never
-    seen; `entities` maps "product", "seller", "category", "region" to their aggregates (or None).
+    seen; `entities` maps "product", "seller", "category", "region" and "address" (the delivery
+    address's link item) to their aggregates (or None).
     Aggregates may include events at or after the order time (a store updated by the stream); those
     are filtered out, so the vector only ever reflects what was known strictly before the order.
     """
@@ -211,6 +222,16 @@ def compute_features(
         aggregate = entities.get(group)
         returns, orders = (0, 0) if aggregate is None else _counts_before(aggregate, t)
         vector[f"{group}_return_rate"] = smoothed_rate(returns, orders)
+
+    address = entities.get("address")
+    if address is not None:
+        vector["address_other_customers"] = float(
+            sum(
+                1
+                for customer_id, first in address.get("customers", {}).items()
+                if customer_id != order.customer_id and int(first) < t
+            )
+        )
     return vector
 
 

@@ -95,6 +95,7 @@ def decide(
         keys["seller"] = entity_key("seller", seller)
     if category:
         keys["category"] = entity_key("category", category)
+    keys["address"] = entity_key("address", context.address_key)
     block_keys = [
         blocklist_key("customer", o.customer_id),
         blocklist_key("address", address_key(o.delivery_address)),

@@ -493,6 +493,18 @@ def generate(config: SynthConfig) -> SyntheticData:
         away, _choice(rng, _REGION_POPULATION, len(address_owner)), home_region[address_owner]
     )
     address_text = _make_addresses(rng, address_region)
+    # Shared homes (their own stream, so every other draw stays as it was): 8% of honest customers
+    # live with another customer (family, flatmates) and have their orders delivered to the same home.
+    link_rng = _rng(config, 8)
+    home = address_first[n_addresses > 0]
+    housemates = np.flatnonzero(
+        (n_addresses > 0) & (segment <= _S["heavy_returner"]) & (link_rng.random(n_customers) < 0.08)
+    )
+    if len(home) > 1 and len(housemates):
+        moved_in = home[link_rng.integers(0, len(home), len(housemates))]
+        for own, shared in zip(address_first[housemates], moved_in, strict=True):
+            address_text[own] = address_text[shared]
+        address_region[address_first[housemates]] = address_region[moved_in]
     # Gift-senders and movers (honest) and abusers use a non-home address more often.
     non_home = np.where(order_segment >= _S["serial_returner"], 0.35, 0.12) + np.where(
         rng.random(n_orders) < 0.03, 0.5, 0.0
@@ -509,6 +521,15 @@ def generate(config: SynthConfig) -> SyntheticData:
         _choice(rng, _REGION_POPULATION, len(churn_rows)),
     )
     churn_text = _make_addresses(rng, churn_region)
+    # Churn rings share a few drop addresses: 40% of their orders go to one of them.
+    drops = max(3, int(churn.sum()) // 4)
+    drop_region = _choice(link_rng, _REGION_POPULATION, drops)
+    drop_text = _make_addresses(link_rng, drop_region)
+    to_drop = np.flatnonzero(link_rng.random(len(churn_rows)) < 0.4)
+    picked_drop = link_rng.integers(0, drops, len(to_drop))
+    for i, d in zip(to_drop, picked_drop, strict=True):
+        churn_text[i] = drop_text[d]
+    churn_region[to_drop] = drop_region[picked_drop]
     all_address_text = np.array(address_text + churn_text, dtype=object)
     all_address_region = np.r_[address_region, churn_region]
     order_address[churn_rows] = len(address_text) + np.arange(len(churn_rows))

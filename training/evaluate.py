@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from returnguard.features import FEATURE_NAMES  # noqa: E402
+from returnguard.features import FEATURE_NAMES, FEATURES_BY_NAME  # noqa: E402
 
 NAMES = {
     "xgboost": "XGBoost",
@@ -273,6 +273,34 @@ def monotone_section(metrics: dict[str, Any]) -> str:
     return text
 
 
+def shap_share(model_dir: Path, table: pd.DataFrame | None, sample: int = 2000) -> dict[str, float]:
+    """Each feature's share of the mean |TreeSHAP contribution| on a sample of the test window."""
+    if table is None or table.empty:
+        return {}
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    booster.load_model(str(model_dir / "xgboost-model.ubj"))
+    rows = table.sample(min(sample, len(table)), random_state=0)[list(FEATURE_NAMES)]
+    contributions = booster.predict(
+        xgb.DMatrix(rows.to_numpy(dtype=np.float64), feature_names=list(FEATURE_NAMES)), pred_contribs=True
+    )[:, :-1]  # the last column is the bias
+    mean = np.abs(contributions).mean(axis=0)
+    total = float(mean.sum()) or 1.0
+    return {name: float(v) / total for name, v in zip(FEATURE_NAMES, mean, strict=True)}
+
+
+def shap_share_section(shares: dict[str, float]) -> str:
+    if not shares:
+        return ""
+    ranked = sorted(shares.items(), key=lambda kv: -kv[1])
+    rows = [[name, FEATURES_BY_NAME[name].group, share] for name, share in ranked]
+    return (
+        "<h2>SHAP share per feature</h2><p>Share of the mean absolute TreeSHAP contribution on a sample "
+        "of the test window.</p>" + _table(["feature", "group", "share"], rows)
+    )
+
+
 def build_report(
     model_dir: Path, output_dir: Path, report_dir: Path, table: pd.DataFrame | None = None
 ) -> Path:
@@ -289,6 +317,9 @@ def build_report(
     shap_image = plot_shap(model_dir, test_table, report_dir)
     if shap_image:
         images["shap"] = shap_image
+    shares = shap_share(model_dir, test_table)
+    if shares:
+        metrics["shap_share"] = shares
     (report_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     columns = [
@@ -340,6 +371,7 @@ positive rate {positive:.3%}). Every feature uses only events before the order.<
 {controls_section(metrics)}
 {patterns_section(metrics)}
 {monotone_section(metrics)}
+{shap_share_section(shares)}
 <h2>Thresholds (from validation)</h2><ul>{thresholds}</ul>
 {fallback_note}
 <h2>Plots</h2>{figures}

@@ -40,6 +40,7 @@ from returnguard.aggregates import (
     Aggregate,
     ReturnContext,
     apply_customer_profile,
+    apply_order_to_address,
     apply_order_to_customer,
     apply_order_to_entity,
     apply_return_to_customer,
@@ -107,6 +108,7 @@ def changes(envelope: Envelope, payload: Any) -> list[tuple[str, Change]]:
         ]
         for group, eid in order_entity_ids(order).items():
             out.append((entity_key(group, eid), lambda s: apply_order_to_entity(s, order.order_time_ms)))
+        out.append((entity_key("address", order.address_key), lambda s: apply_order_to_address(s, order)))
         return out
     if isinstance(context, ReturnContext):
         ret = context

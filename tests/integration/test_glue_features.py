@@ -63,6 +63,7 @@ def test_every_training_row_equals_the_online_vector_exactly(outputs, reference)
     # The history really exercises the features (not a table of defaults).
     assert table.customer_returns_last_6_orders.max() >= 2
     assert table.customer_orders_last_60s.max() >= 1
+    assert table.address_other_customers.max() >= 1
     assert 0 < table.label.mean() < 0.2
 
 
@@ -93,6 +94,10 @@ def test_latest_aggregates_equal_the_replayed_state(spark, outputs, reference):
     entities = {
         (r["group"], r["id"]): job.entity_state(r)
         for r in spark.read.parquet(str(processed / "features/entities")).collect()
+    }
+    entities |= {
+        ("address", r["address_key"]): job.address_state(r)
+        for r in spark.read.parquet(str(processed / "features/addresses")).collect()
     }
     assert entities == store.entities
 

@@ -217,6 +217,9 @@ def test_report_states_targets_without_passing_or_failing_the_model(trained_mode
     assert "target ≥ 0.90" in page and "target ≥ 9×" in page
     assert "missed" not in page and "met:" not in page
     assert "permuted labels" in page and "shuffled time order" in page
+    shares = json.loads((tmp_path / "metrics.json").read_text())["shap_share"]
+    assert set(shares) == set(FEATURE_NAMES) and sum(shares.values()) == pytest.approx(1.0)
+    assert "<h2>SHAP share per feature" in page and "address_other_customers" in page
 
 
 def test_a_risk_signal_rising_never_lowers_the_score(trained_model, small_table):

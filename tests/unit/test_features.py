@@ -222,6 +222,17 @@ def naive_features(
         "category_return_rate": rate("category"),
         "seller_return_rate": rate("seller_id"),
         "region_return_rate": rate("region"),
+        "address_other_customers": float(
+            len(
+                {
+                    p.customer_id
+                    for p in orders
+                    if p.address_key == o.address_key
+                    and p.order_time_ms < t
+                    and p.customer_id != o.customer_id
+                }
+            )
+        ),
     }
 
 
@@ -282,3 +293,28 @@ def test_store_updated_after_the_order_still_gives_point_in_time_vector():
     again = store.features(second)
     customer_features = [f.name for f in FEATURES if f.group in {"order", "customer"}]
     assert {k: again[k] for k in customer_features} == {k: expected[k] for k in customer_features}
+
+
+def test_address_links_count_other_customers_before_the_order_up_to_the_cap():
+    from returnguard.features import ADDRESS_LINK_CAP
+
+    # Given 25 customers who each had an order delivered to the same flat, a minute apart
+    store = AggregateStore()
+    flat = "Flat 2B, Sai Residency, 14 MG Road, Pune"
+    history = [order(i, T0 + i * 60_000, customer=f"C{i:02d}", delivery_address=flat) for i in range(25)]
+    vectors = []
+    for o in history:
+        vectors.append(store.features(o)["address_other_customers"])
+        store.apply_order(o)
+    # Then each saw the customers before it, and the count saturates at the cap
+    assert vectors[:5] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert vectors[-1] == ADDRESS_LINK_CAP
+    state = store.entities[("address", history[0].address_key)]
+    assert len(state["customers"]) == ADDRESS_LINK_CAP and "C00" in state["customers"]
+    # The same address written differently is the same link; a returning customer is not "other"
+    again = order(
+        99, T0 + DAY, customer="C00", delivery_address="  flat 2b,  SAI residency, 14 mg road, pune "
+    )
+    assert store.features(again)["address_other_customers"] == ADDRESS_LINK_CAP - 1
+    # and a store that already holds later customers still gives the point-in-time count
+    assert store.features(history[3])["address_other_customers"] == 3.0

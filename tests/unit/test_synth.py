@@ -201,13 +201,18 @@ def test_abuse_patterns_carry_their_signature(data: synth.SyntheticData) -> None
     claims = kinds["damage_claim"]
     assert claims["category"].isin(["electronics", "mobiles"]).mean() > 0.6
     assert claims["reason_code"].isin(["damaged", "defective", "wrong_item", "not_as_described"]).all()
-    # Account churn: bursts of orders within an hour, a new address each time.
+    # Account churn: bursts of orders within an hour, a new address or one of the ring's shared drops.
     churners = orders[orders["customer_id"].isin(kinds["account_churn"]["customer_id"])]
     churners = churners.sort_values(["customer_id", "order_time"])
     gaps = churners.groupby("customer_id")["order_time"].diff().dropna().dt.total_seconds()
     assert (gaps < 60).mean() > 0.3 and (gaps < 3_600).mean() > 0.7
     per_customer = churners.groupby("customer_id")
-    assert (per_customer["delivery_address"].nunique() == per_customer.size()).all()
+    assert (per_customer["delivery_address"].nunique() >= per_customer.size() / 2).mean() > 0.9
+    ring = churners.groupby("delivery_address")["customer_id"].nunique()
+    assert (ring >= 2).sum() >= 3  # drop addresses link accounts that share nothing else
+    # Honest customers share homes too (family, flatmates): a shared address alone is not abuse.
+    honest = orders[~orders["customer_id"].isin(abuse["customer_id"])]
+    assert (honest.groupby("delivery_address")["customer_id"].nunique() >= 2).sum() > 50
     # Colluding sellers: a handful of sellers carry all of it.
     assert kinds["seller_collusion"]["seller_id"].nunique() <= max(2, round(0.03 * len(data.sellers))) + 1
 
