@@ -1,4 +1,4 @@
-"""UpdateEndpoint for moto's SageMaker, which (5.2) has CreateEndpoint but not UpdateEndpoint.
+"""UpdateEndpoint (and DeleteModelPackage, DeleteModelPackageGroup) for moto's SageMaker, which (5.2) lacks them.
 
 Behaves as SageMaker documents it, as far as the promotion and its wait loop can see: the endpoint
 must be InService and the new config (and its models) must exist, or a ValidationException; the
@@ -74,6 +74,40 @@ def _update_endpoint_response(self: SageMakerResponse) -> Any:
     return ActionResult({"EndpointArn": arn})
 
 
+def _delete_model_package(self: SageMakerModelBackend, model_package_name: str) -> None:
+    arn = self.model_package_name_mapping.get(model_package_name, model_package_name)
+    package = self.model_packages.pop(arn, None)
+    if package is None:
+        raise ValidationError(message=f"Model package {model_package_name} not found")
+    for key in [k for k, v in self.model_package_name_mapping.items() if v == arn]:
+        del self.model_package_name_mapping[key]
+
+
+def _delete_model_package_group(self: SageMakerModelBackend, model_package_group_name: str) -> None:
+    """Refused while the group holds packages, as SageMaker does (what failed a dev `cdk destroy`)."""
+    if model_package_group_name not in self.model_package_groups:
+        raise ValidationError(message=f"Model package group {model_package_group_name} not found")
+    if any(p.model_package_group_name == model_package_group_name for p in self.model_packages.values()):
+        raise ValidationError(
+            message=f"Model Package Group {model_package_group_name} contains model packages; delete them first"
+        )
+    del self.model_package_groups[model_package_group_name]
+
+
+def _delete_model_package_response(self: SageMakerResponse) -> Any:
+    from moto.core.responses import ActionResult
+
+    self.sagemaker_backend.delete_model_package(self._get_param("ModelPackageName"))
+    return ActionResult({})
+
+
+def _delete_model_package_group_response(self: SageMakerResponse) -> Any:
+    from moto.core.responses import ActionResult
+
+    self.sagemaker_backend.delete_model_package_group(self._get_param("ModelPackageGroupName"))
+    return ActionResult({})
+
+
 _original_describe = SageMakerModelBackend.describe_endpoint
 
 
@@ -84,3 +118,8 @@ def install() -> None:
     SageMakerModelBackend.update_endpoint = _update_endpoint  # type: ignore[attr-defined]
     SageMakerModelBackend.describe_endpoint = _describe_endpoint  # type: ignore[method-assign]
     SageMakerResponse.update_endpoint = _update_endpoint_response  # type: ignore[attr-defined]
+    # DeleteModelPackage and DeleteModelPackageGroup (the dev cleanup custom resource and its test)
+    SageMakerModelBackend.delete_model_package = _delete_model_package  # type: ignore[attr-defined]
+    SageMakerModelBackend.delete_model_package_group = _delete_model_package_group  # type: ignore[attr-defined]
+    SageMakerResponse.delete_model_package = _delete_model_package_response  # type: ignore[attr-defined]
+    SageMakerResponse.delete_model_package_group = _delete_model_package_group_response  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from stacks.cleanup import RetrainingCleanup
 from stacks.config import XGBOOST_REGISTRIES, XGBOOST_VERSION, StageConfig
 from stacks.constructs import checkov_skip, grant_asset_read, log_group, removal_policy, suppress
 
@@ -186,6 +187,18 @@ class MlStack(Stack):
             1, Fn.split("/", self.model_package_group.attr_model_package_group_arn)
         )
         CfnOutput(self, "ModelPackageGroupName", value=self.model_package_group_name)
+        if not config.retain_data:
+            # dev: destroy deletes what retraining registered and created; prod keeps it (docs/deploy.md)
+            self.cleanup = RetrainingCleanup(
+                self,
+                "RetrainingCleanup",
+                config=config,
+                key=props.key,
+                model_package_group=self.model_package_group,
+                model_package_group_name=self.model_package_group_name,
+                endpoint=self.endpoint,
+                endpoint_name=self.endpoint_name,
+            )
 
     def _sagemaker_role(self, id: str, config: StageConfig, what: str, log_kind: str) -> iam.Role:
         """A SageMaker execution role that can pull the XGBoost image and write its own kind of logs

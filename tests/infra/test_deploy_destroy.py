@@ -215,7 +215,13 @@ def test_the_users_of_each_log_group_wait_for_it(dev):
             assert glue_logs <= set(resource.get("DependsOn", [])), type_
     ml = template(dev, "ml")
     _, endpoint = only(ml.find_resources("AWS::SageMaker::Endpoint"))
-    assert set(ml.find_resources("AWS::Logs::LogGroup")) <= set(endpoint.get("DependsOn", []))
+    endpoint_logs = [
+        logical
+        for logical, group in ml.find_resources("AWS::Logs::LogGroup").items()
+        if "/aws/sagemaker/Endpoints/" in json.dumps(group["Properties"].get("LogGroupName"))
+    ]
+    assert len(endpoint_logs) == 1
+    assert set(endpoint_logs) <= set(endpoint.get("DependsOn", []))
 
 
 # --- 13. the nightly rules job and crawlers the cost model charges for ----------------------------------
@@ -238,3 +244,43 @@ def test_rules_job_and_crawlers_are_scheduled_nightly_and_started_in_prod_only(r
         {"JobName": {"Ref": rules}, "LogicalOperator": "EQUALS", "State": "SUCCEEDED"}
     ]
     assert {a["CrawlerName"]["Ref"] for a in after["Actions"]} == crawlers
+
+
+# --- 6. dev destroy deletes what retraining created; prod keeps it ---------------------------------------
+
+
+def test_dev_cleans_up_after_retraining_between_endpoint_and_group(dev):
+    ml = template(dev, "ml")
+    cleanup_id, cleanup = only(ml.find_resources("Custom::RetrainingCleanup"))
+    group_id, _ = only(ml.find_resources("AWS::SageMaker::ModelPackageGroup"))
+    _, endpoint = only(ml.find_resources("AWS::SageMaker::Endpoint"))
+    # deleted after the endpoint (which depends on it), before the group (which it depends on)
+    assert group_id in cleanup["DependsOn"]
+    assert cleanup_id in endpoint["DependsOn"]
+    properties = cleanup["Properties"]
+    assert properties["Prefix"] == dev.config.prefix
+    assert properties["KeepEndpoints"] == [f"{dev.config.prefix}-scoring"]
+    assert "ModelPackageGroupArn" in json.dumps(properties["ModelPackageGroupName"])
+    handlers = [
+        f["Properties"]
+        for f in ml.find_resources("AWS::Lambda::Function").values()
+        if "retraining created" in f["Properties"].get("Description", "")
+    ]
+    assert len(handlers) == 1 and handlers[0]["Handler"] == "handler.lambda_handler"
+    deletes = [
+        action
+        for policy in ml.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+        if action.startswith("sagemaker:Delete")
+    ]
+    assert set(deletes) >= {
+        "sagemaker:DeleteModelPackage",
+        "sagemaker:DeleteModel",
+        "sagemaker:DeleteEndpointConfig",
+        "sagemaker:DeleteEndpoint",
+    }
+
+
+def test_prod_keeps_what_retraining_created(prod):
+    assert not template(prod, "ml").find_resources("Custom::RetrainingCleanup")
