@@ -8,10 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App
+from local.prerequisites import node_notice
 
-from stacks import config as stage_config
-from stacks.wiring import build
+_NODE = node_notice()  # before the CDK starts jsii: one line instead of its raw end-of-life banner
+if _NODE:
+    print(_NODE, file=sys.stderr)
+
+from aws_cdk import App  # noqa: E402
+
+from stacks import config as stage_config  # noqa: E402
+from stacks.wiring import build  # noqa: E402
 
 
 def main() -> None:

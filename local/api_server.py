@@ -9,7 +9,10 @@ shape, and a body over API Gateway's 10 MB limit answers 413 without reaching th
 key and the request-model validation are not enforced locally (the handler validates every body
 itself; see docs/api.md).
 
-    python -m local.api_server --work build/demo          # after `make demo` has built the model
+    .venv/bin/python -m local.api_server      # after `make demo`: its model and aggregates, port 8000
+
+It listens on 127.0.0.1:8000 (or any free port when 8000 is taken, saying so) and writes where to
+`<work>/api.json` while it runs, which the `returnguard` CLI reads.
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ from types import ModuleType
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
+from local.options import (
+    API_FILE,
+    Parser,
+    api_port,
+    policy_json,
+    port_number,
+    remove_api_file,
+    write_api_file,
+)
 from local.stack import REGION, LocalStack
 from returnguard.aws.batches import until_processed
 from returnguard.aws.feature_store import encode_item
@@ -365,21 +377,26 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = Parser(
+        prog="python -m local.api_server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--work", default=str(ROOT / "build" / "demo"), help="the demo's work folder")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--port", type=port_number, help="default 8000, or any free port when 8000 is taken; 0: any free port"
+    )
     parser.add_argument("--rate", type=float, default=0, help="throttle: requests/s (0: off)")
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--log", help="write the function's logs and metrics here instead of stdout")
     parser.add_argument(
         "--policy",
-        type=json.loads,
+        type=policy_json,
         default={},
         help='policy overrides as in the `policy` context, e.g. \'{"high": 0.5, "velocity_orders": 3}\'',
     )
     args = parser.parse_args(argv)
+    port = api_port(parser, args.port)
     from glue_jobs.features import load_online
     from local import stack as local_stack
     from local.inference_server import serve as serve_model
@@ -396,8 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         PolicyConfig.from_model_config(model_config, args.policy)
     except (ValueError, TypeError, AttributeError) as error:
-        print(f"--policy: {error}", file=sys.stderr)
-        return 2
+        parser.error(f"argument --policy: {error}")
     stack = local_stack.start()
     model = serve_model(str(paths.model))
     seeded = seed_features(stack, load_online(paths.online))
@@ -405,14 +421,23 @@ def main(argv: list[str] | None = None) -> int:
         stack,
         model_config,
         model.url,
-        port=args.port,
+        port=port,
         throttle=(args.rate, args.burst) if args.rate > 0 else None,
         log_path=args.log,
         policy=args.policy,
         fallback_model=paths.model / FALLBACK_FILE,
     )
-    print(f"risk-score API on {api.url}/v1/risk-score ({seeded:,} aggregates loaded); Ctrl-C to stop")
-    local_stack.run_until_interrupted(stack, model, api)
+    write_api_file(paths.work, api.url)
+    print(
+        f"risk-score API on {api.url}/v1/risk-score ({seeded:,} aggregates loaded; address in "
+        f"{paths.work / API_FILE}); Ctrl-C to stop",
+        flush=True,
+    )
+    try:
+        local_stack.run_until_interrupted(stack, model, api)
+    finally:
+        remove_api_file(paths.work)
+    print("stopped", flush=True)
     return 0
 
 

@@ -3,7 +3,7 @@
 It calls exactly the functions SageMaker calls (training/inference.py), so what the demo and the
 end-to-end tests see is what the endpoint will answer.
 
-    python -m local.inference_server --model-dir build/demo/model --port 8080
+    .venv/bin/python -m local.inference_server --model-dir build/demo/model    # any free port; --port N
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+from local.options import Parser, port_in_use, port_number
 from training.inference import InferenceError, LoadedModel, input_fn, model_fn, output_fn, predict_fn
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker's real-time payload limit
@@ -108,19 +110,26 @@ def serve(model_dir: str, host: str = "127.0.0.1", port: int = 0) -> ServerHandl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = Parser(
+        prog="python -m local.inference_server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model-dir", default="build/demo/model")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=port_number, default=0, help="default: any free port (printed)")
     args = parser.parse_args(argv)
+    if port_in_use(args.port, args.host):
+        parser.error(f"argument --port: {args.port} is already in use on {args.host} (choose another, or 0)")
+    if not (Path(args.model_dir) / "config.json").is_file():
+        parser.error(f"argument --model-dir: no model in {args.model_dir} (run `make demo` first)")
     handle = serve(args.model_dir, args.host, args.port)
     print(f"serving model {handle.model_version} on {handle.url} (Ctrl-C to stop)", flush=True)
     try:
         handle._thread.join()
     except KeyboardInterrupt:
         handle.stop()
+        print("stopped", flush=True)
     return 0
 
 

@@ -15,6 +15,7 @@ import atexit
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -76,17 +77,38 @@ def find_binaries() -> tuple[str, str] | None:
     return (server, install_db) if server and install_db else None
 
 
+def can_install() -> bool:
+    return shutil.which("apt-get") is not None and os.geteuid() == 0
+
+
+def install_plan() -> str:
+    """One line for the test suite's header: what it uses or will install, and how."""
+    binaries = find_binaries()
+    if binaries:
+        return f"MariaDB for the blocklist tests: {binaries[0]}"
+    if can_install():
+        return (
+            "MariaDB for the blocklist tests: not found, the suite installs it with "
+            f"`apt-get install -y --no-install-recommends {' '.join(APT_PACKAGES)}`"
+        )
+    return (
+        "MariaDB for the blocklist tests: not found and cannot be installed here (needs root and apt-get): "
+        f"install {' '.join(APT_PACKAGES)}, or the blocklist tests fail"
+    )
+
+
 def ensure_installed() -> tuple[str, str]:
     binaries = find_binaries()
     if binaries:
         return binaries
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
+    if not can_install():
         raise MariaDBUnavailable(
             "MariaDB is not installed (no mariadbd/mysqld) and cannot be installed here: "
             f"needs root and apt-get. Install it with: apt-get install -y {' '.join(APT_PACKAGES)}"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES]
+    print(f"installing MariaDB for the blocklist tests: {' '.join(command)}", file=sys.__stderr__, flush=True)
     result = _run(command, env)
     if result.returncode != 0:  # a fresh machine may have no package lists yet
         _run(["apt-get", "update", "-q"], env)

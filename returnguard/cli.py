@@ -6,8 +6,9 @@
     returnguard decision dec_0123...              # a stored decision
     returnguard health
 
-The API's address comes from --url or RETURNGUARD_URL (default: the local API of `make demo`), the
-key from --api-key or RETURNGUARD_API_KEY (sent as x-api-key, as the deployed API expects). Exit
+The API's address comes from --url or RETURNGUARD_URL; without them, from build/demo/api.json,
+which the local API (`make demo SERVE=1`, `python -m local.api_server`) writes while it runs; else
+http://127.0.0.1:8000. For the deployed API pass the stack output ApiBaseUrl. The key comes from --api-key or RETURNGUARD_API_KEY (sent as x-api-key, as the deployed API expects). Exit
 status: 0 answered, 1 the API refused (its error code is printed), 2 bad usage or API unreachable.
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+LOCAL_API_FILE = Path("build") / "demo" / "api.json"  # written by the local API while it serves
 
 
 class ApiError(Exception):
@@ -81,6 +83,23 @@ class Client:
         return self._call("GET", "/v1/health")
 
 
+def local_api_url(roots: tuple[Path, ...] | None = None) -> str | None:
+    """Where the local API said it listens: build/demo/api.json under the current folder, then under
+    the source checkout this package runs from."""
+    for root in roots or (Path.cwd(), Path(__file__).resolve().parent.parent):
+        try:
+            url = json.loads((root / LOCAL_API_FILE).read_text(encoding="utf-8")).get("url")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(url, str) and url:
+            return url
+    return None
+
+
+def default_url() -> str:
+    return os.environ.get("RETURNGUARD_URL") or local_api_url() or DEFAULT_URL
+
+
 def order_request(args: argparse.Namespace) -> dict[str, Any]:
     order: dict[str, Any] = {
         "order_id": args.order_id,
@@ -122,7 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="returnguard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--url", default=os.environ.get("RETURNGUARD_URL", DEFAULT_URL))
+    parser.add_argument(
+        "--url",
+        help="the API's base URL, without /v1 (default: RETURNGUARD_URL, else build/demo/api.json, "
+        f"else {DEFAULT_URL})",
+    )
     parser.add_argument("--api-key", default=os.environ.get("RETURNGUARD_API_KEY"))
     parser.add_argument("--json", action="store_true", help="print the API's JSON answer as it is")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -154,7 +177,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     parser = _parser()
     args = parser.parse_args(argv)
-    client = Client(args.url, args.api_key)
+    client = Client(args.url or default_url(), args.api_key)
     try:
         if args.command == "score":
             if args.file:

@@ -18,6 +18,13 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """What the suite installs on the machine (apt-get), said before it starts."""
+    from local.mariadb import install_plan
+
+    return [install_plan()]
+
+
 @pytest.fixture(scope="session")
 def build_cache() -> Path:
     """A folder that survives between runs (under build/, ignored by git) for cached artifacts."""
