@@ -10,6 +10,10 @@ STAMP := $(VENV)/.synced-stamp
 # checkov pins an old boto3: it gets its own virtualenv, outside uv.lock
 CHECKOV_VERSION := 3.3.30
 CHECKOV := build/checkov/bin/checkov
+CHECK := $(PY) -m local.prerequisites
+# SERVE=1 (or yes/true) keeps the demo's servers up; SERVE=0 or unset does not
+SERVING := $(filter 1 yes true,$(SERVE))
+SCALE ?= full
 
 export UV_CACHE_DIR := $(CURDIR)/build/uv-cache
 export UV_PYTHON_DOWNLOADS := never
@@ -35,12 +39,13 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	@$(UV) sync --frozen --quiet
 	@touch $@
 
-setup: $(STAMP) ## create .venv with every dependency group from uv.lock
+setup: $(STAMP) ## create .venv with every dependency group from uv.lock (about 2.6 GB under build/ and .venv/)
 
-demo: $(STAMP) ## run the whole local pipeline, serve the model locally and score sample orders (offline)
-	@$(PY) -m local.demo $(if $(SERVE),--serve)
+demo: $(STAMP) ## run the whole local pipeline, serve the model locally and score sample orders (offline); SERVE=1 keeps it up
+	@$(PY) -m local.demo $(if $(SERVING),--serve)
 
-test: $(STAMP) lint $(CHECKOV) ## lint, then run the whole test suite (checkov in build/checkov included)
+test: $(STAMP) lint $(CHECKOV) ## lint, then run the whole test suite (checkov in build/checkov; installs MariaDB with apt-get when missing)
+	@$(CHECK) python java node
 	@$(PY) -m pytest
 
 unit: $(STAMP) ## only the fast unit tests
@@ -61,16 +66,18 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 	@$(VENV)/bin/ruff format .
 
 synth: build/model/model.tar.gz ## synthesize every stack into cdk.out/ (offline, no credentials)
+	@$(CHECK) python node
 	@$(PY) app.py
 
 openapi: $(STAMP) ## regenerate docs/openapi.yaml from returnguard/schemas.py (a test fails when they differ)
 	@$(PY) -m returnguard.openapi docs/openapi.yaml
 
-bench: $(STAMP) ## run the benchmarks, write benchmarks/results.json and print a table
-	@$(PY) -m benchmarks.run
+bench: $(STAMP) ## run the benchmarks (SCALE=quick: minutes; full: about 40 min), write build/bench/results.json; UPDATE=1 rewrites benchmarks/results.json
+	@$(CHECK) python java
+	@$(PY) -m benchmarks.run --scale $(SCALE) $(if $(filter 1 yes true,$(UPDATE)),--out benchmarks/results.json)
 
-clean: ## remove generated files (keeps the dependency caches in build/)
-	rm -rf cdk.out build/demo build/bench .pytest_cache
+clean: ## remove generated files: cdk.out, build/demo, build/bench, build/model, build/test-cache (keeps .venv and the caches in build/uv*, build/jsii-cache)
+	rm -rf cdk.out build/demo build/bench build/model build/test-cache build/assets .pytest_cache
 
 model: $(STAMP) ## train the bootstrap model on synthetic data into build/model/ (what cdk deploy ships)
 	@$(PY) -m training.bootstrap

@@ -1,4 +1,8 @@
-"""`make bench`: run every benchmarks/bench_*.py, write benchmarks/results.json, print a table.
+"""`make bench`: run every benchmarks/bench_*.py, write build/bench/results.json, print a table.
+
+`make bench SCALE=quick` runs the small scale; `make bench UPDATE=1` (or `--out
+benchmarks/results.json`) rewrites the tracked results the docs quote. Before it starts it says how
+long the last recorded run of that scale took.
 
 Each module exposes `run(scale: str) -> list[dict]`; a row has `name`, `value`, `unit` and, where the
 benchmark runs a baseline in the same process, `baseline` and `ratio` (ours / baseline) so results
@@ -18,13 +22,31 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+RECORDED = HERE / "results.json"  # the tracked results the docs quote
+DEFAULT_OUT = HERE.parent / "build" / "bench" / "results.json"
+
+
+def expected_duration(scale: str, modules: list[str], *recorded: Path) -> str:
+    """How long the last recorded run of these suites at this scale took, for the line before starting."""
+    for path in recorded:
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if previous.get("scale") != scale:
+            continue
+        suites = previous.get("suites", {})
+        known = [suites[m]["seconds"] for m in modules if m in suites]
+        if known and len(known) == len(modules):
+            return f"about {sum(known) / 60:.0f} min (last recorded run, {path.name})"
+    return "unknown (no recorded run at this scale): quick takes minutes, full about 40 min"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", choices=["quick", "full"], default="full")
     parser.add_argument("--only", help="run only bench_<ONLY>.py")
-    parser.add_argument("--out", default=str(HERE / "results.json"))
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="default build/bench/results.json")
     args = parser.parse_args(argv)
 
     modules = sorted(p.stem for p in HERE.glob("bench_*.py"))
@@ -40,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         previous = json.loads(Path(args.out).read_text())
         if previous.get("scale") == args.scale:
             results["suites"] = previous.get("suites", {})
+    print(
+        f"benchmarks at scale {args.scale} ({len(modules)} suites): "
+        f"{expected_duration(args.scale, modules, Path(args.out), RECORDED)}"
+        + ("; make bench SCALE=quick is the small scale" if args.scale == "full" else ""),
+        flush=True,
+    )
     failed = False
     for name in modules:
         print(f"==> {name}", flush=True)
@@ -50,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             rows, failed = [{"name": "error", "value": None, "unit": "", "note": "suite failed"}], True
         results["suites"][name] = {"seconds": round(time.perf_counter() - started, 2), "rows": rows}  # type: ignore[index]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
     print(f"\nwrote {args.out}")

@@ -618,16 +618,11 @@ def run(spark: SparkSession, raw_path: str, processed_path: str) -> dict[str, in
 
 
 def local_session(cores: str = "local[*]") -> SparkSession:
-    return (
-        SparkSession.builder.master(cores)
-        .appName("returnguard-features")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "8")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", "2g")
-        .getOrCreate()
-    )
+    """Outside Glue: the local settings every local Spark job shares (local/spark.py)."""
+    from local.spark import local_session as shared_session
+
+    session: SparkSession = shared_session("returnguard-features", cores)
+    return session
 
 
 def main(argv: list[str]) -> int:
@@ -643,7 +638,6 @@ def main(argv: list[str]) -> int:
         parser.add_argument("--processed_path", required=True)
         args = parser.parse_args(argv)
         spark = local_session()
-        spark.sparkContext.setLogLevel("WARN")
         run(spark, args.raw_path, args.processed_path)
         spark.stop()
         return 0

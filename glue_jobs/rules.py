@@ -74,9 +74,14 @@ def run(
     blocklist = load_blocklist(spark, f"{raw_path}/blocklist")
     transactions = _flag(valid, customers, blocklist, velocity_orders).cache()
 
-    transactions.write.mode("overwrite").partitionBy("dt").parquet(f"{processed_path}/rules/transactions")
+    (  # one file per date: the shuffle's partitions would each write a file into every date
+        transactions.repartition("dt")
+        .write.mode("overwrite")
+        .partitionBy("dt")
+        .parquet(f"{processed_path}/rules/transactions")
+    )
     aggregates = customer_aggregates(transactions, customers)
-    aggregates.write.mode("overwrite").parquet(f"{processed_path}/rules/customers")
+    aggregates.coalesce(1).write.mode("overwrite").parquet(f"{processed_path}/rules/customers")
 
     totals = transactions.agg(
         F.count("*").alias("transactions"),
@@ -312,13 +317,24 @@ def _arguments(argv: list[str]) -> dict[str, str]:
         return {k: v for k, v in vars(known).items() if v is not None}
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = _arguments(argv or sys.argv)
-    spark = (
+def _session() -> SparkSession:
+    try:  # under Glue: Glue's session and settings
+        import awsglue  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:  # locally: the settings every local Spark job shares
+        from local.spark import local_session
+
+        session: SparkSession = local_session("returnguard-rules")
+        return session
+    return (
         SparkSession.builder.appName("returnguard-rules")
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _arguments(argv or sys.argv)
+    spark = _session()
     result = run(
         spark,
         args["raw_path"],

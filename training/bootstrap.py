@@ -6,7 +6,8 @@ synthetic lake → Spark features → XGBoost (+ baselines) → report, then pac
     build/model/sourcedir.tar.gz  inference.py, train.py, requirements.txt, returnguard/ (script mode)
     build/model/config.json       what the API stack reads (model version, thresholds)
     build/model/fallback_model.json  the fallback the API stack ships inside the score function
-Steps whose outputs exist for the same settings are skipped; `--force` redoes them.
+It works in the demo's folder (build/demo), so after `make demo` with the same orders and seed the
+lake and the Spark features are reused and only training runs again; `--force` redoes every step.
 """
 
 from __future__ import annotations
@@ -108,7 +109,9 @@ def build_features(paths: PipelinePaths, force: bool = False) -> dict:
     try:
         counts = run(spark, str(paths.raw), str(paths.processed))
     finally:
-        spark.stop()
+        from local.spark import stop
+
+        stop(spark)
     shutil.copyfile(lake_stamp, stamp)
     return counts
 
@@ -169,11 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", default=str(ROOT / "build" / "model"))
+    parser.add_argument("--out", default=str(ROOT / "build" / "model"), help="where the archives go")
+    parser.add_argument(
+        "--work",
+        default=str(ROOT / "build" / "demo"),
+        help="lake, features and model (shared with make demo)",
+    )
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    paths = PipelinePaths(out / "work")
+    paths = PipelinePaths(Path(args.work))
     total = 4
     started = step(1, total, f"synthetic lake: {args.orders:,} orders (seed {args.seed})")
     generate_lake(paths, args.orders, args.seed, args.force)

@@ -186,6 +186,22 @@ def test_partitioned_by_order_date(lake):
     assert partitions == ["dt=2025-03-01"]
 
 
+def test_at_most_one_file_per_date_whatever_the_shuffle_partitions(lake):
+    # the session has 4 shuffle partitions: without a repartition by date each could write a file per date
+    for partition in (lake[0] / "processed/rules/transactions").glob("dt=*"):
+        assert len(list(partition.glob("*.parquet"))) == 1, partition.name
+    assert len(list((lake[0] / "processed/rules/customers").glob("*.parquet"))) == 1
+
+
+def test_local_runs_use_the_shared_local_spark_settings(monkeypatch):
+    from glue_jobs import rules as job_module
+    from local import spark as local_spark
+
+    made: list[str] = []
+    monkeypatch.setattr(local_spark, "local_session", lambda name, cores="local[*]": made.append(name) or "S")
+    assert job_module._session() == "S" and made == ["returnguard-rules"]
+
+
 def test_rates_table_in_the_lake_overrides_the_defaults(spark, tmp_path):
     root = tmp_path
     spark.createDataFrame([order("R1", "CR", 0, 6000.0, "INR")], ORDER_COLUMNS).write.parquet(
