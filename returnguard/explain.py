@@ -1,4 +1,5 @@
-"""Template explanations: top risk-raising SHAP contributions in business language, en and hi.
+"""Template explanations: top risk-raising SHAP contributions in business language, en and hi; for an
+approval, the contributions that kept the score low.
 
 Deterministic: the same vector and contributions give the same text. Each key factor quotes the
 order's real feature values; a customer with no history is described as new, never given one.
@@ -127,6 +128,16 @@ _HISTORY = {n for n in _TEMPLATES if n.startswith("customer_")} | {
     "delivery_address_is_new",
 }
 _NEW = ("New customer: no order history", "नया ग्राहक: कोई ऑर्डर इतिहास नहीं")
+_NOTHING_STOOD_OUT = ("No risk factor stood out", "कोई जोखिम कारक सामने नहीं आया")
+# Yes/no features that lowered a score by being absent: said as what the order did not have.
+_ABSENT = {
+    "payment_is_cod": ("Prepaid (not cash on delivery)", "प्रीपेड (कैश ऑन डिलीवरी नहीं)"),
+    "is_festival_sale": ("Not placed during a festival or sale", "त्योहार या सेल के दौरान नहीं दिया गया"),
+    "delivery_address_is_new": (
+        "Delivery address used by the customer before",
+        "यह डिलीवरी पता ग्राहक पहले इस्तेमाल कर चुका है",
+    ),
+}
 
 _SUMMARY = {
     "en": {
@@ -233,6 +244,36 @@ def key_factors(
     return tuple(out)
 
 
+def reassuring_factors(
+    vector: Mapping[str, float],
+    contributions: Mapping[str, float] | None,
+    *,
+    customer_known: bool,
+    locale: Locale = "en",
+    limit: int = MAX_FACTORS,
+) -> tuple[str, ...]:
+    """For an approval: what kept the score low, the most score-lowering contributions with the
+    order's real values; "No risk factor stood out" when none can be said. Never a risk reason."""
+    idx = 0 if locale == "en" else 1
+    out: list[str] = [] if customer_known else [_NEW[idx]]
+    for _, name in sorted((c, n) for n, c in (contributions or {}).items() if c < 0):
+        if len(out) >= limit:
+            break
+        if not customer_known and name in _HISTORY:
+            continue
+        if name in _ABSENT:
+            if vector.get(name, 0):  # present, yet it lowered the score: nothing to reassure with
+                continue
+            text = _ABSENT[name][idx]
+        elif name in _TEMPLATES:
+            text = _TEMPLATES[name](vector, None)[idx]
+        else:
+            continue
+        if text not in out:
+            out.append(text)
+    return tuple(out) or (_NOTHING_STOOD_OUT[idx],)
+
+
 def explain(
     vector: Mapping[str, float],
     contributions: Mapping[str, float] | None,
@@ -245,14 +286,17 @@ def explain(
     customer_known: bool,
     locale: Locale = "en",
 ) -> Explanation:
-    factors = key_factors(
-        vector,
-        contributions,
-        order_time_ms=order_time_ms,
-        customer_known=customer_known,
-        rules_triggered=rules_triggered,
-        locale=locale,
-    )
+    if risk_level == "low" and not rules_triggered:  # an approval says what kept it low
+        factors = reassuring_factors(vector, contributions, customer_known=customer_known, locale=locale)
+    else:
+        factors = key_factors(
+            vector,
+            contributions,
+            order_time_ms=order_time_ms,
+            customer_known=customer_known,
+            rules_triggered=rules_triggered,
+            locale=locale,
+        )
     recommendation = _RECOMMENDATION[locale][action] + "".join(_HINTS[locale][h] for h in hints)
     return Explanation(
         summary=_SUMMARY[locale][risk_level],

@@ -39,6 +39,16 @@ def _save(fig: Any, path: Path) -> str:
     return path.name
 
 
+def pr_steps(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The precision-recall curve by increasing recall, without sklearn's artificial end point
+    (recall 0, precision 1) and without thresholds that catch no abuse yet (recall 0), which drew a
+    drop to precision 0 at the left edge."""
+    precision, recall, _ = precision_recall_curve(y, scores)
+    recall, precision = recall[::-1], precision[::-1]  # sklearn lists them by increasing threshold
+    kept = recall > 0
+    return recall[kept], precision[kept]
+
+
 def plot_curves(predictions: pd.DataFrame, metrics: dict[str, Any], out: Path) -> dict[str, str]:
     y = predictions["label"].to_numpy()
     models = [c.removeprefix("score_") for c in predictions.columns if c.startswith("score_")]
@@ -60,10 +70,11 @@ def plot_curves(predictions: pd.DataFrame, metrics: dict[str, Any], out: Path) -
 
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     for name in models:
-        precision, recall, _ = precision_recall_curve(y, predictions[f"score_{name}"])
-        ax.plot(
+        recall, precision = pr_steps(y, predictions[f"score_{name}"].to_numpy())
+        ax.step(
             recall,
             precision,
+            where="pre",  # between two recalls the precision of the next one, as average precision sums it
             color=COLORS.get(name),
             label=f"{NAMES.get(name, name)} (AP {metrics[name]['pr_auc']:.3f})",
         )
@@ -75,8 +86,11 @@ def plot_curves(predictions: pd.DataFrame, metrics: dict[str, Any], out: Path) -
     scores = predictions["score_xgboost"].to_numpy()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     bins = np.linspace(0, 1, 41)
-    ax.hist(scores[y == 0], bins=bins, alpha=0.6, density=True, label="not abuse", color="#7f7f7f")
-    ax.hist(scores[y == 1], bins=bins, alpha=0.6, density=True, label="abuse", color="#d62728")
+    # outlines, not translucent fills: where the two overlap both stay readable
+    ax.hist(
+        scores[y == 0], bins=bins, histtype="step", lw=1.6, density=True, label="not abuse", color="#1f77b4"
+    )
+    ax.hist(scores[y == 1], bins=bins, histtype="step", lw=1.6, density=True, label="abuse", color="#d62728")
     ax.axvline(metrics["xgboost"]["threshold"], color="k", ls="--", lw=1, label="decision threshold")
     ax.set(xlabel="XGBoost score", ylabel="density", title="Score distribution by outcome", yscale="log")
     ax.legend(fontsize=8)
@@ -392,8 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--report-dir", required=True)
-    parser.add_argument("--table", help="training table (for the SHAP summary)")
+    parser.add_argument(
+        "--table", help="the training table (processed/training-data): the SHAP summary needs its test rows"
+    )
     args = parser.parse_args(argv)
+    if not args.table:
+        print("note: no --table, so the report has no SHAP summary (pass the training table)", flush=True)
     table = pd.read_parquet(args.table) if args.table else None
     build_report(Path(args.model_dir), Path(args.output_dir), Path(args.report_dir), table)
     return 0

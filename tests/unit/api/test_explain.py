@@ -140,3 +140,63 @@ def test_risk_signals_are_the_features_whose_direction_is_known() -> None:
 
     assert {"customer_damaged_claims", "customer_return_rate", "customer_cod_refusals"} <= RISK_SIGNALS
     assert "customer_account_age_days" not in RISK_SIGNALS and "order_amount" not in RISK_SIGNALS
+
+
+def test_an_approval_says_what_kept_it_low_never_a_risk_reason() -> None:
+    v = vector(
+        customer_order_count=12, customer_returns_last_6_orders=0, is_festival_sale=1, payment_is_cod=0
+    )
+    contributions = {
+        "is_festival_sale": 0.3,  # raised the score, but the order is still approved
+        "customer_returns_last_6_orders": -0.9,
+        "payment_is_cod": -0.4,
+    }
+    e = explain(
+        v, contributions, risk_level="low", action="approve", order_time_ms=DIWALI_MS, customer_known=True
+    )
+    assert e.key_factors == (
+        "Customer returned 0 of the last 6 orders (0%)",
+        "Prepaid (not cash on delivery)",
+    )
+    assert not any(f.startswith("Placed during") for f in e.key_factors)
+    hi = explain(
+        v,
+        contributions,
+        risk_level="low",
+        action="approve",
+        order_time_ms=DIWALI_MS,
+        customer_known=True,
+        locale="hi",
+    )
+    assert hi.key_factors[1] == "प्रीपेड (कैश ऑन डिलीवरी नहीं)"
+
+
+def test_an_approval_with_nothing_to_say_says_no_risk_factor_stood_out() -> None:
+    e = explain(
+        vector(is_festival_sale=1),
+        {"is_festival_sale": -0.2, "category_return_rate": 0.1},  # present-yet-lowering is no reassurance
+        risk_level="low",
+        action="approve",
+        order_time_ms=DIWALI_MS,
+        customer_known=True,
+    )
+    assert e.key_factors == ("No risk factor stood out",)
+
+
+def test_a_rule_on_a_low_score_still_explains_the_rule() -> None:
+    e = explain(
+        vector(customer_orders_last_60s=1),
+        {"customer_returns_last_6_orders": -0.5},
+        risk_level="low",
+        action="approve",
+        rules_triggered=("velocity",),
+        order_time_ms=PLAIN_MS,
+        customer_known=True,
+    )
+    assert e.key_factors == key_factors(
+        vector(customer_orders_last_60s=1),
+        {"customer_returns_last_6_orders": -0.5},
+        order_time_ms=PLAIN_MS,
+        customer_known=True,
+        rules_triggered=("velocity",),
+    )
