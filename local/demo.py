@@ -18,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from glue_jobs.features import load_online
+from local.options import API_FILE, Parser, api_port, port_number, remove_api_file, write_api_file
+from local.prerequisites import require
 from training.bootstrap import (
     PipelinePaths,
     build_features,
@@ -30,12 +32,19 @@ from training.bootstrap import (
 
 ROOT = Path(__file__).resolve().parent.parent
 TOTAL_STEPS = 8
+SPREAD_DAYS = 28  # the sample orders' time span after the history ends
+ABUSIVE_BEFORE = (
+    "      abusive before: 1 when the customer's order in the test window ended in abuse (known later; the "
+    "API never sees it)\n"
+    "      top factor: the strongest reason for the level; for an approval, what kept the score low"
+)
 
 
 def sample_requests(paths: PipelinePaths, count: int = 100, seed: int = 1) -> tuple[list[dict], list[bool]]:
     """`count` new orders after the end of the history, from customers of the test window: one in five
     from a customer whose test-window order ended in abuse. Same customer, product, amount, payment
-    and address as that order; a new id and a time after the last event, one every 90 s."""
+    and address as that order; a new id and a time spread over the `SPREAD_DAYS` after the last event
+    (ordinary days, festivals and sales alike, at every hour, rather than all on one day)."""
     table = pd.read_parquet(paths.table, columns=["order_id", "label", "order_time_ms"])
     tested = set(pd.read_parquet(paths.output / "test_predictions.parquet").order_id)
     table = table[table.order_id.isin(tested)]
@@ -63,7 +72,7 @@ def sample_requests(paths: PipelinePaths, count: int = 100, seed: int = 1) -> tu
             "currency": row.currency,
             "payment_method": row.payment_method,
             "delivery_address": row.delivery_address,
-            "order_time": pd.Timestamp(start + i * 90_000, unit="ms", tz="UTC")
+            "order_time": pd.Timestamp(start + i * SPREAD_DAYS * 86_400_000 // count, unit="ms", tz="UTC")
             .isoformat()
             .replace("+00:00", "Z"),
         }
@@ -87,6 +96,7 @@ def score_over_api(url: str, requests_: list[dict], abusive: list[bool]) -> pd.D
             {
                 "order": request["order"]["order_id"],
                 "customer": request["order"]["customer_id"],
+                "placed": request["order"]["order_time"][:10],
                 "amount": f"{request['order']['amount']:,.0f} {request['order']['currency']}",
                 "pay": request["order"]["payment_method"],
                 "abusive before": int(flagged),
@@ -163,17 +173,33 @@ def returns_raise_the_score(aws, api_url: str, base: dict, log_path: Path, retur
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = Parser(
+        prog="python -m local.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--orders", type=int, default=100_000, help="synthetic orders to generate")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", default=str(ROOT / "build" / "demo"))
     parser.add_argument("--force", action="store_true", help="redo every step")
     parser.add_argument("--serve", action="store_true", help="keep the servers up until Ctrl-C")
-    parser.add_argument("--port", type=int, default=0, help="the local API's port (default: any free one)")
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        help="the local API's port (default 8000, or any free one when 8000 is taken; 0: any free one)",
+    )
     args = parser.parse_args(argv)
+    port = api_port(parser, args.port)  # before minutes of work, not after
+    if not require(["python", "java"]):
+        return 1
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    try:
+        return run(args, port)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the demo stopped (finished steps are reused next time)", flush=True)
+        return 130
+
+
+def run(args: argparse.Namespace, port: int) -> int:
+    quiet_py4j()
     paths = PipelinePaths(Path(args.work))
     began = time.perf_counter()
     print(f"ReturnGuard demo: everything runs locally, offline, under {paths.work}", flush=True)
@@ -232,11 +258,12 @@ def main(argv: list[str] | None = None) -> int:
             aws,
             result["config"],
             model.url,
-            port=args.port,
+            port=port,
             log_path=paths.work / "score-function.log",
             fallback_model=paths.model / "fallback_model.json",
         )
         servers.append(api)
+        write_api_file(paths.work, api.url)
         print(
             f"      API {api.url}/v1/risk-score (function logs: {paths.work / 'score-function.log'})",
             flush=True,
@@ -248,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         scored = score_over_api(api.url, requests_, abusive)
         with pd.option_context("display.max_colwidth", 90, "display.width", 220):
             print(scored.drop(columns=["decision_id"]).head(20).to_string(index=False), flush=True)
+        print(ABUSIVE_BEFORE, flush=True)
         by_level = (
             scored.groupby("level", sort=False)
             .agg(orders=("order", "count"), abusive_history=("abusive before", "sum"))
@@ -294,17 +322,31 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if args.serve:
-            print("Servers are up; Ctrl-C to stop.", flush=True)
-            while True:
-                time.sleep(3600)
+            print(f"Servers are up (address in {paths.work / API_FILE}); Ctrl-C to stop.", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                print("\nstopped", flush=True)
         else:
-            print("  (make demo SERVE=1, or python -m local.demo --serve, keeps them running)", flush=True)
-    except KeyboardInterrupt:
-        pass
+            print(
+                "  (make demo SERVE=1, or .venv/bin/python -m local.demo --serve, keeps them running)",
+                flush=True,
+            )
     finally:
+        remove_api_file(paths.work)
         for server in reversed(servers):
             server.stop()
     return 0
+
+
+def quiet_py4j() -> None:
+    """Ctrl-C during a Spark step ends with one line, not Py4J's logged tracebacks of every pending
+    call to the JVM (which gets the same SIGINT and goes away)."""
+    import logging
+
+    for name in ("py4j", "py4j.clientserver", "py4j.java_gateway"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 if __name__ == "__main__":

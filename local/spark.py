@@ -42,5 +42,7 @@ def stop(session: Any) -> None:
     import logging
 
     logging.getLogger("py4j").setLevel(logging.CRITICAL)
-    with contextlib.suppress(Exception):  # the JVM went away with the interrupt
+    with contextlib.suppress(Exception):  # the JVM went away with the interrupt, or is going
+        session.sparkContext.setLogLevel("OFF")  # its cancelled tasks' errors are no news after Ctrl-C
+    with contextlib.suppress(Exception):
         session.stop()

@@ -258,6 +258,9 @@ class ApiStack(Stack):
         CfnOutput(
             self, "ApiUrl", value=self.api.url_for_path("/v1/risk-score"), description="POST risk scores here"
         )
+        CfnOutput(
+            self, "ApiBaseUrl", value=self.api.url, description="The API's base URL: returnguard --url <this>"
+        )
         CfnOutput(self, "ApiKeyId", value=self.api_key.key_id)
         CfnOutput(
             self,

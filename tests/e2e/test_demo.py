@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_runs_every_step_offline(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # no credentials at all
     run = subprocess.run(
-        [sys.executable, "-m", "local.demo", "--work", str(tmp_path), "--orders", "4000"],
+        [sys.executable, "-m", "local.demo", "--work", str(tmp_path), "--orders", "4000", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -37,3 +37,17 @@ def test_demo_runs_every_step_offline(tmp_path) -> None:
     assert "curl -s http://127.0.0.1:" in out
     lines = (tmp_path / "score-function.log").read_text().splitlines()
     assert sum(1 for line in lines if json.loads(line).get("message") == "decided") >= 100
+
+    # the sample orders are spread over weeks, not all on one day
+    assert len(set(re.findall(r"^\S+-demo \S+ (\d{4}-\d{2}-\d{2}) ", out, re.MULTILINE))) >= 10
+    # an approval never shows a risk reason as its top factor
+    for row in re.findall(r"^\S+-demo .* approve +(.*)$", out, re.MULTILINE):
+        assert not row.startswith(("Placed during", "Cash on delivery", "Delivery address not used")), row
+    assert "abusive before: 1 when" in out
+    assert not (tmp_path / "api.json").exists()  # the address is forgotten when the API stops
+    # README's sample output has the columns the demo prints
+    readme = (ROOT / "README.md").read_text()
+    sample = readme.split("tests/e2e/test_demo.py checks its columns) -->\n```\n", 1)[1].split("```", 1)[0]
+    printed = next(line for line in out.splitlines() if line.split()[:2] == ["order", "customer"])
+    assert sample.splitlines()[0].split() == printed.split()
+    assert "abusive before: 1 when" in sample

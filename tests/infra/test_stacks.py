@@ -420,6 +420,14 @@ def test_outputs_name_api_key_and_how_to_read_it(dev):
     assert "DashboardUrl" in template(dev, "monitoring").find_outputs("*")
 
 
+def test_base_url_output_is_what_the_cli_takes(dev):
+    # the CLI appends /v1/risk-score itself: given ApiUrl (which already ends in it) it answered 404
+    outputs = template(dev, "api").find_outputs("*")
+    base = json.dumps(outputs["ApiBaseUrl"]["Value"])
+    assert "v1" not in base and base.endswith('"/"]]}')
+    assert json.dumps(outputs["ApiUrl"]["Value"]).endswith('/v1/risk-score"]]}')
+
+
 # --- ml -------------------------------------------------------------------------------------------------
 
 
