@@ -255,7 +255,7 @@ def small_demo(build_cache: Path) -> Path:
         paths = PipelinePaths(work)
         generate_lake(paths, DEMO_ORDERS, 7)
         build_features(paths)
-        train_model(paths, baselines=False, extra=["--num_round", "100"])
+        train_model(paths, baselines=False, extra=["--num_round", "100", "--controls", "0"])
         write_report(paths)
         (work / "complete").write_text("")
     return work
