@@ -347,6 +347,10 @@ def quiet_py4j() -> None:
 
     for name in ("py4j", "py4j.clientserver", "py4j.java_gateway"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    # py4j also logs 'KeyboardInterrupt while sending command' with its traceback on the root logger
+    logging.getLogger().addFilter(
+        lambda record: not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+    )
 
 
 if __name__ == "__main__":
