@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -88,8 +89,13 @@ class StreamingStack(Stack):
                 on_failure=sources.SqsDlq(self.dead_letters),
             )
         )
-        props.features_table.grant_read_write_data(consumer.role)
-        props.idempotency_table.grant_read_write_data(consumer.role)
+        # Exactly the calls StreamApplier makes (returnguard/aws/stream_apply.py): no Scan, Query or deletes.
+        for table, actions in (
+            (props.features_table, ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem"]),
+            (props.idempotency_table, ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]),  # done markers
+        ):
+            consumer.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[table.table_arn]))
+        props.key.grant(consumer.role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
         self.dead_letters.grant_send_messages(consumer.role)  # poison records, with their reason
         props.lake.grant_put(consumer.role, "raw/*")
         suppress(

@@ -181,6 +181,17 @@ def test_score_role_gets_exactly_the_table_calls_it_makes(dev):
     assert not [r for r in grants if "Idempotency" in r or "/index/" in r]
 
 
+def test_stream_consumer_role_gets_exactly_the_table_calls_it_makes(dev):
+    grants = _dynamodb_grants(dev, "streaming")
+    assert sorted(map(sorted, grants.values())) == sorted(
+        [
+            ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem"],
+            ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
+        ]
+    )
+    assert not [r for r in grants if "/index/" in r]
+
+
 def test_blocklist_role_writes_items_without_scan_or_batch_and_its_network_is_scoped(prod):
     grants = _dynamodb_grants(prod, "blocklist")
     assert list(grants.values()) == [
