@@ -272,3 +272,16 @@ def test_the_fallback_model_scores_in_pure_python_as_sklearn_did(trained_model, 
     assert (
         "Fallback model" in (build_report(model_dir, output_dir, model_dir.parent / "fb-report")).read_text()
     )
+
+
+def test_make_model_packs_the_fallback_for_sagemaker_and_the_api_stack(trained_model, tmp_path):
+    import tarfile
+
+    from training.bootstrap import package
+
+    model_dir, _, _ = trained_model
+    model_tar, _ = package(model_dir, tmp_path)
+    with tarfile.open(model_tar) as archive:
+        assert "fallback_model.json" in archive.getnames()
+    copied = json.loads((tmp_path / "fallback_model.json").read_text())
+    assert copied == json.loads((model_dir / "fallback_model.json").read_text())
