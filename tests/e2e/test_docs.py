@@ -174,6 +174,13 @@ def _missing_names(text: str, targets: set[str]) -> list[str]:
     return missing
 
 
+def test_blocks_that_need_an_aws_account_are_marked() -> None:
+    """An unmarked shell block is run here: one calling AWS would fail for want of an account."""
+    needs_aws = re.compile(r"^\s*(aws |npx aws-cdk|cdk (deploy|destroy|bootstrap))", re.M)
+    unmarked = [b.id for b in ALL if b.kind in ("run", "server") and needs_aws.search(b.body)]
+    assert not unmarked, f"mark these <!-- docs-test: aws -->: {unmarked}"
+
+
 @pytest.mark.parametrize("block", by_kind("aws"))
 def test_aws_examples_carry_valid_requests_and_real_names(block: Block) -> None:
     from returnguard.schemas import RiskScoreRequest
