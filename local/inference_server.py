@@ -63,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         try:
-            data = input_fn(body, self.headers.get("Content-Type", ""))
+            data = input_fn(body, self.headers.get("Content-Type", ""), self.server.model.file_features)
             text, _ = output_fn(
                 predict_fn(data, self.server.model), self.headers.get("Accept", "application/json")
             )

@@ -28,8 +28,14 @@ NAMES = {
     "xgboost": "XGBoost",
     "logistic_regression": "Logistic regression",
     "random_forest_smote": "Random forest + SMOTE",
+    "random_forest": "Random forest",
 }
-COLORS = {"xgboost": "#1f77b4", "logistic_regression": "#ff7f0e", "random_forest_smote": "#2ca02c"}
+COLORS = {
+    "xgboost": "#1f77b4",
+    "logistic_regression": "#ff7f0e",
+    "random_forest_smote": "#2ca02c",
+    "random_forest": "#2ca02c",
+}
 
 
 def _save(fig: Any, path: Path) -> str:

@@ -1,7 +1,9 @@
 """SageMaker inference functions (model_fn, input_fn, predict_fn, output_fn); the local server uses them too.
 
 Input: `application/json` {"instances": [{feature: value, ...}]} or `text/csv` rows in the model's
-feature order. Output: {"predictions": [{"score", "contributions": {feature: shap}, "base_value"}],
+feature order. The order-risk model's features are the spec's (returnguard/features.py); a model
+trained from a labelled CSV (training/tabular.py, config "feature_source": "file") carries its own
+feature list, and there a JSON null or an empty CSV cell is a missing value (XGBoost routes it). Output: {"predictions": [{"score", "contributions": {feature: shap}, "base_value"}],
 "model_version"}, with exact TreeSHAP from XGBoost (pred_contribs): base_value + sum(contributions)
 is the margin and score = sigmoid(margin). Bad input raises InferenceError with an HTTP status and a
 stable code. Runs on Python 3.10 (the XGBoost 3.0-5 container).
@@ -14,6 +16,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,11 +54,24 @@ class LoadedModel:
     def version(self) -> str:
         return str(self.config.get("model_version", "unknown"))
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.config["feature_names"])
+
+    @property
+    def file_features(self) -> tuple[str, ...] | None:
+        """The feature list a labelled-CSV model brought from its file; None: the order spec's."""
+        return self.feature_names if self.config.get("feature_source") == "file" else None
+
 
 def model_fn(model_dir: str) -> LoadedModel:
     with open(os.path.join(model_dir, "config.json")) as handle:
         config = json.load(handle)
-    if list(config.get("feature_names", [])) != list(FEATURE_NAMES):
+    names = config.get("feature_names")
+    if config.get("feature_source") == "file":
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise RuntimeError("model config.json has no usable feature_names list")
+    elif list(names or []) != list(FEATURE_NAMES):
         raise RuntimeError("model was trained on a different feature list than this code's FEATURE_NAMES")
     booster = xgb.Booster()
     booster.load_model(os.path.join(model_dir, MODEL_FILE))
@@ -63,23 +79,26 @@ def model_fn(model_dir: str) -> LoadedModel:
     return LoadedModel(booster, config)
 
 
-def input_fn(body: bytes | str, content_type: str) -> np.ndarray:
+def input_fn(body: bytes | str, content_type: str, features: Sequence[str] | None = None) -> np.ndarray:
+    """Rows as a float matrix in model order. `features`: a labelled-CSV model's list
+    (LoadedModel.file_features); None checks against the order spec (SageMaker's two-argument call)."""
+    names = tuple(features) if features is not None else FEATURE_NAMES
     media = (content_type or "").split(";")[0].strip().lower()
     text = body.decode("utf-8", errors="strict") if isinstance(body, (bytes, bytearray)) else body
     if not text or not text.strip():
         raise InferenceError(400, "empty_body", "request body is empty")
     if media == JSON:
-        rows = _json_rows(text)
+        rows = _json_rows(text, features)
     elif media == CSV:
-        rows = _csv_rows(text)
+        rows = _csv_rows(text, names, missing_allowed=features is not None)
     else:
         raise InferenceError(415, "unsupported_media_type", f"content type must be {JSON} or {CSV}")
     if len(rows) > MAX_ROWS:
         raise InferenceError(413, "too_many_rows", f"at most {MAX_ROWS} rows per request, got {len(rows)}")
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
 
 
-def _json_rows(text: str) -> list[list[float]]:
+def _json_rows(text: str, features: Sequence[str] | None) -> list[list[float]]:
     try:
         document = json.loads(text)
     except ValueError as error:
@@ -100,7 +119,7 @@ def _json_rows(text: str) -> list[list[float]]:
                 422, "invalid_instance", f"instance {index} must be an object", field=f"instances[{index}]"
             )
         try:
-            rows.append(validate_vector(instance))
+            rows.append(validate_vector(instance) if features is None else file_vector(instance, features))
         except FeatureError as error:
             raise InferenceError(
                 422, "invalid_feature", f"instance {index}: {error}", field=error.field
@@ -108,24 +127,47 @@ def _json_rows(text: str) -> list[list[float]]:
     return rows
 
 
-def _csv_rows(text: str) -> list[list[float]]:
+def file_vector(instance: dict[str, Any], features: Sequence[str]) -> list[float]:
+    """One instance against a labelled-CSV model's features: all present, none unknown, numbers or
+    null (missing)."""
+    unknown = sorted(set(instance) - set(features))
+    if unknown:
+        raise FeatureError(f"unknown feature(s): {', '.join(unknown)}", field=unknown[0])
+    values: list[float] = []
+    for name in features:
+        if name not in instance:
+            raise FeatureError(f"missing feature: {name}", field=name)
+        value = instance[name]
+        if value is None:
+            values.append(math.nan)
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise FeatureError(f"feature {name} must be a finite number or null", field=name)
+        values.append(float(value))
+    return values
+
+
+def _csv_rows(text: str, names: Sequence[str], missing_allowed: bool) -> list[list[float]]:
     rows = []
     for index, record in enumerate(csv.reader(io.StringIO(text))):
         if not record:
             continue
         if len(rows) >= MAX_ROWS:
             raise InferenceError(413, "too_many_rows", f"at most {MAX_ROWS} rows per request")
-        if len(record) != len(FEATURE_NAMES):
+        if len(record) != len(names):
             raise InferenceError(
-                422, "invalid_row", f"row {index} has {len(record)} values, expected {len(FEATURE_NAMES)}"
+                422, "invalid_row", f"row {index} has {len(record)} values, expected {len(names)}"
             )
         try:
-            values = [float(v) for v in record]
+            values = [math.nan if missing_allowed and not v.strip() else float(v) for v in record]
         except ValueError:
             raise InferenceError(
                 422, "invalid_row", f"row {index} has a value that is not a number"
             ) from None
-        if not all(math.isfinite(v) for v in values):
+        if not all(
+            math.isfinite(v) or (missing_allowed and not r.strip())
+            for v, r in zip(values, record, strict=True)
+        ):
             raise InferenceError(422, "invalid_row", f"row {index} has a value that is not finite")
         rows.append(values)
     if not rows:
@@ -133,15 +175,22 @@ def _csv_rows(text: str) -> list[list[float]]:
     return rows
 
 
-def predict_fn(data: np.ndarray, model: LoadedModel) -> dict[str, Any]:
-    matrix = xgb.DMatrix(data, feature_names=list(FEATURE_NAMES))
+def explain_rows(data: np.ndarray, model: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, contributions) for a float matrix in model order: exact TreeSHAP (pred_contribs),
+    one column per feature plus the base value last; score = sigmoid(row sum)."""
+    matrix = xgb.DMatrix(data, feature_names=list(model.feature_names))
     contributions = model.booster.predict(matrix, pred_contribs=True)
-    margins = contributions.sum(axis=1)
-    scores = 1.0 / (1.0 + np.exp(-margins))
+    scores = 1.0 / (1.0 + np.exp(-contributions.sum(axis=1)))
+    return scores, contributions
+
+
+def predict_fn(data: np.ndarray, model: LoadedModel) -> dict[str, Any]:
+    names = model.feature_names
+    scores, contributions = explain_rows(data, model)
     predictions = [
         {
             "score": float(scores[i]),
-            "contributions": dict(zip(FEATURE_NAMES, (float(v) for v in contributions[i, :-1]), strict=True)),
+            "contributions": dict(zip(names, (float(v) for v in contributions[i, :-1]), strict=True)),
             "base_value": float(contributions[i, -1]),
         }
         for i in range(len(data))
