@@ -24,7 +24,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format unit synth bench model cfn-lint clean openapi checkov rds-ca
+.PHONY: help setup demo test lint format unit synth bench model cfn-lint clean openapi checkov teardown-check rds-ca
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -75,6 +75,9 @@ openapi: $(STAMP) ## regenerate docs/openapi.yaml from returnguard/schemas.py (a
 bench: $(STAMP) ## run the benchmarks (SCALE=quick: minutes; full: about 40 min), write build/bench/results.json; UPDATE=1 rewrites benchmarks/results.json
 	@$(CHECK) python java
 	@$(PY) -m benchmarks.run --scale $(SCALE) $(if $(filter 1 yes true,$(UPDATE)),--out benchmarks/results.json)
+
+teardown-check: $(STAMP) ## after `cdk destroy`: list what of STAGE (dev) still exists and bills, exit 1 if any (PREFIX=, AWS_REGION)
+	@$(PY) -m returnguard.aws.teardown --stage $(or $(STAGE),dev) $(if $(PREFIX),--prefix $(PREFIX))
 
 clean: ## remove generated files: cdk.out, build/demo, build/bench, build/model, build/test-cache (keeps .venv and the caches in build/uv*, build/jsii-cache)
 	rm -rf cdk.out build/demo build/bench build/model build/test-cache build/assets .pytest_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnResource, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -13,7 +13,7 @@ from constructs import Construct
 
 from returnguard.tables import ALL_TABLES, Key, TableDefinition
 from stacks.config import StageConfig
-from stacks.constructs import SecureBucket, removal_policy, suppress
+from stacks.constructs import SecureBucket, log_group, removal_policy, suppress
 
 LAKE_PREFIXES = (
     "raw/orders/",
@@ -126,6 +126,7 @@ class DataStack(Stack):
         self.tables: dict[str, dynamodb.Table] = {
             definition.logical_name: self._table(definition, config) for definition in ALL_TABLES
         }
+        _own_auto_delete_logs(self, config)
 
     def _table(self, definition: TableDefinition, config: StageConfig) -> dynamodb.Table:
         table = dynamodb.Table(
@@ -180,3 +181,17 @@ def _attribute(key: Key) -> dynamodb.Attribute:
         "B": dynamodb.AttributeType.BINARY,
     }
     return dynamodb.Attribute(name=key.name, type=types[key.type])
+
+
+def _own_auto_delete_logs(stack: Stack, config: StageConfig) -> None:
+    """Dev's buckets are emptied on destroy by CDK's auto-delete function, which runs during the destroy and
+    would leave its Lambda-made `/aws/lambda/...` group behind, never expiring. Pointed at a group of the
+    stack (deleted after the function, which depends on it), nothing stays."""
+    provider = stack.node.try_find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider")
+    if provider is None:  # prod: no auto-delete
+        return
+    handler = provider.node.find_child("Handler")
+    assert isinstance(handler, CfnResource)
+    group = log_group(stack, "AutoDeleteObjectsLogs", config=config, key=stack.key)  # type: ignore[attr-defined]
+    handler.add_property_override("LoggingConfig", {"LogGroup": group.log_group_name})
+    handler.add_dependency(group.node.default_child)  # type: ignore[arg-type]

@@ -284,3 +284,24 @@ def test_dev_cleans_up_after_retraining_between_endpoint_and_group(dev):
 
 def test_prod_keeps_what_retraining_created(prod):
     assert not template(prod, "ml").find_resources("Custom::RetrainingCleanup")
+
+
+def test_dev_auto_delete_function_logs_into_a_group_of_the_stack(dev, prod):
+    data = template(dev, "data")
+    providers = [
+        (logical, f)
+        for logical, f in data.find_resources("AWS::Lambda::Function").items()
+        if "AutoDeleteObjects" in logical
+    ]
+    assert len(providers) == 1
+    _, function = providers[0]
+    group_ref = function["Properties"]["LoggingConfig"]["LogGroup"]
+    (group_id,) = group_ref.values()
+    group = data.find_resources("AWS::Logs::LogGroup")[group_id]
+    assert group["DeletionPolicy"] == "Delete" and group["Properties"]["RetentionInDays"] == 7
+    assert group_id in function["DependsOn"]  # so the group is deleted after the function ran
+    assert not [
+        logical
+        for logical in template(prod, "data").find_resources("AWS::Lambda::Function")
+        if "AutoDelete" in logical
+    ]  # prod's buckets are retained, never emptied
