@@ -56,3 +56,72 @@ def states(template: Mapping[str, Any], resolve: Callable[[Token], str] = placeh
 
     walk(render(definition_string(template), resolve))
     return found
+
+
+# --- tokens ---------------------------------------------------------------------------------------------
+
+PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+
+
+class Resolver:
+    """Evaluates the intrinsic functions CDK leaves in a definition (Ref, Fn::ImportValue, Fn::GetAtt,
+    Fn::FindInMap, Fn::Sub, Fn::Select, Fn::Split, Fn::Join) for one account and region.
+
+    `values` answers what only a deployment knows: each key is matched as a substring of an export name
+    (Fn::ImportValue) or of `<logical id>.<attribute>` (Fn::GetAtt). A token nothing matches raises, so a
+    new cross-stack reference is a deliberate addition, never a silent placeholder.
+    """
+
+    def __init__(
+        self, template: Mapping[str, Any], values: Mapping[str, str], account: str, region: str
+    ) -> None:
+        self.mappings = template.get("Mappings", {})
+        self.values = values
+        self.pseudo = {**PSEUDO, "AWS::AccountId": account, "AWS::Region": region}
+
+    def __call__(self, token: Any) -> str:
+        value = self.evaluate(token)
+        if not isinstance(value, str):
+            raise ValueError(f"token {json.dumps(token)} is not text: {value!r}")
+        return json.dumps(value)[1:-1]  # inside a JSON string literal
+
+    def _lookup(self, name: str) -> str:
+        found = [value for key, value in self.values.items() if key in name]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} substitutions match {name!r}: add one to the resolver's values")
+        return found[0]
+
+    def evaluate(self, token: Any) -> Any:
+        if isinstance(token, list):
+            return [self.evaluate(item) for item in token]
+        if not isinstance(token, dict):
+            return token
+        if len(token) != 1 or not next(iter(token)).startswith(("Ref", "Fn::")):
+            return {key: self.evaluate(value) for key, value in token.items()}  # a plain object
+        ((function, argument),) = token.items()
+        if function == "Ref":
+            return self.pseudo[argument] if argument in self.pseudo else self._lookup(argument)
+        if function == "Fn::ImportValue":
+            return self._lookup(self.evaluate(argument))
+        if function == "Fn::GetAtt":
+            return self._lookup(".".join(argument))
+        if function == "Fn::FindInMap":
+            name, first, second = (self.evaluate(a) for a in argument)
+            return self.mappings[name][first][second]
+        if function == "Fn::Sub":
+            text = argument if isinstance(argument, str) else argument[0]
+            for name, value in self.pseudo.items():
+                text = text.replace("${" + name + "}", value)
+            if "${" in text:
+                raise KeyError(f"unresolved variable in Fn::Sub {text!r}")
+            return text
+        if function == "Fn::Select":
+            index, items = argument
+            return self.evaluate(items)[int(index)]
+        if function == "Fn::Split":
+            separator, text = argument
+            return self.evaluate(text).split(separator)
+        if function == "Fn::Join":
+            separator, items = argument
+            return separator.join(self.evaluate(items))
+        raise ValueError(f"unsupported intrinsic function {function}")

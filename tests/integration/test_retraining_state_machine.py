@@ -1,0 +1,291 @@
+"""The retraining state machine CDK synthesizes, executed on moto from feature build to promotion.
+
+The definition is read from the synthesized dev template with its tokens resolved (local.state_machine);
+moto's interpreter runs it; the Glue job, the training job and the promote function run the same Python
+their AWS steps run (local.pipeline_run), on a small synthetic lake. Wait states are shortened to 0 s.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aws_cdk.assertions import Template
+from moto import mock_aws
+
+from local import moto_sagemaker
+from local.pipeline_run import GlueJobs, LambdaFunctions, TrainingJobs, entered_states, install, run_execution
+from local.state_machine import Resolver, definition_string, render
+from returnguard import synth
+from stacks.pipeline import SERVING_METRICS_KEY
+from tests.infra.conftest import DEV_CONTEXT, _synth, fake_model_dir  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+LAKE = "lake"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+TRAINING_ROLE = f"arn:aws:iam::{ACCOUNT}:role/training"
+SERVING_ROLE = f"arn:aws:iam::{ACCOUNT}:role/serving"
+GROUP = "returnguard-dev-return-abuse-a1b2c3d4"
+PROMOTE_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:returnguard-dev-promote"
+BOOTSTRAP_MODEL = "returnguard-dev-bootstrap"
+BOOTSTRAP_CONFIG = "EndpointConfig-Bootstrap1"
+ENDPOINT = "returnguard-dev-scoring"
+
+
+@pytest.fixture(scope="module")
+def templates(fake_model_dir, tmp_path_factory) -> dict[str, dict[str, Any]]:  # noqa: F811
+    synthesized = _synth(DEV_CONTEXT, fake_model_dir, tmp_path_factory.mktemp("cdk"))
+    return {
+        name: Template.from_stack(getattr(synthesized.stacks, name)).to_json()
+        for name in ("pipeline", "etl", "ml")
+    }
+
+
+@pytest.fixture(scope="module")
+def raw_lake(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("lake")
+    synth.write_raw(synth.generate(synth.SynthConfig(orders=3_000, seed=5, days=300)), root)
+    return root / "raw"
+
+
+def resolver(template: dict[str, Any]) -> Resolver:
+    return Resolver(
+        template,
+        {
+            "LakeBucket": LAKE,
+            "GetAttKey": KEY_ARN,
+            "TrainingRole": TRAINING_ROLE,
+            "ServingRole": SERVING_ROLE,
+            "ModelPackageGroupArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/{GROUP}",
+            "PromoteFunction": PROMOTE_ARN,
+            "EndpointConfig": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{BOOTSTRAP_CONFIG.lower()}",
+            "BootstrapModel": BOOTSTRAP_MODEL,
+            "DatabaseName": "returnguard_dev",
+            "Database": "returnguard_dev",
+        },
+        ACCOUNT,
+        REGION,
+    )
+
+
+def resources(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == type_}
+
+
+@pytest.fixture(scope="module")
+def reuse(tmp_path_factory) -> Path:
+    """Feature and training outputs by input: each execution runs every step, Spark and XGBoost once."""
+    return tmp_path_factory.mktemp("reuse")
+
+
+@pytest.fixture
+def local_aws(templates, raw_lake, spark, reuse) -> Iterator[dict[str, Any]]:
+    """moto with the dev stacks' pieces the state machine touches, the raw lake uploaded, the state
+    machine created from the synthesized definition, and the local steps hooked in."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=LAKE)
+        for path in sorted(raw_lake.rglob("*.parquet")):
+            s3.upload_file(str(path), LAKE, f"raw/{path.relative_to(raw_lake).as_posix()}")
+
+        glue = boto3.client("glue", region_name=REGION)
+        etl = resolver(templates["etl"])
+        (features_job,) = [
+            job
+            for job in resources(templates["etl"], "AWS::Glue::Job").values()
+            if job["Name"].endswith("-features")
+        ]
+        glue.create_job(
+            Name=features_job["Name"],
+            Role=TRAINING_ROLE,
+            Command={
+                "Name": "glueetl",
+                "ScriptLocation": etl.evaluate(features_job["Command"]["ScriptLocation"]),
+            },
+            DefaultArguments={k: etl.evaluate(v) for k, v in features_job["DefaultArguments"].items()},
+        )
+
+        sagemaker = boto3.client("sagemaker", region_name=REGION)
+        ml = resolver(templates["ml"])
+        sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+        sagemaker.create_model(
+            ModelName=BOOTSTRAP_MODEL,
+            ExecutionRoleArn=SERVING_ROLE,
+            PrimaryContainer={"Image": "xgboost", "ModelDataUrl": f"s3://{LAKE}/bootstrap/model.tar.gz"},
+        )
+        (config,) = resources(templates["ml"], "AWS::SageMaker::EndpointConfig").values()
+        variants = [
+            {key: ml.evaluate(value) for key, value in v.items()} for v in config["ProductionVariants"]
+        ]
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=BOOTSTRAP_CONFIG,
+            ProductionVariants=variants,
+            Tags=[{"Key": "stage", "Value": "dev"}, {"Key": "project", "Value": "returnguard"}],
+        )
+        sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=BOOTSTRAP_CONFIG)
+
+        pipeline = resolver(templates["pipeline"])
+        definition = render(definition_string(templates["pipeline"]), pipeline)
+        for state in definition["States"].values():
+            if state["Type"] == "Wait":
+                state["Seconds"] = 0  # the promotion's 60 s poll, shortened for the test
+        (promote,) = [
+            f
+            for f in resources(templates["pipeline"], "AWS::Lambda::Function").values()
+            if "RG_ENDPOINT_NAME" in f["Environment"]["Variables"]
+        ]
+        env = {k: pipeline.evaluate(v) for k, v in promote["Environment"]["Variables"].items()}
+        steps = {
+            "glue": GlueJobs(
+                spark=lambda: spark,
+                scripts={features_job["Name"]: ROOT / "glue_jobs" / "features.py"},
+                reuse_dir=reuse / "glue",
+            ),
+            "sagemaker": TrainingJobs(
+                extra_hyperparameters={"num_round": "60", "baselines": "0"}, reuse_dir=reuse / "training"
+            ),
+            "lambda": LambdaFunctions({PROMOTE_ARN: ("promote", {**env, "AWS_DEFAULT_REGION": REGION})}),
+        }
+        uninstall = install(steps)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        machine = sfn.create_state_machine(
+            name="returnguard-dev-retraining",
+            definition=json.dumps(definition),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/retraining",
+        )["stateMachineArn"]
+        # The defect issue 15 item 8 fixed: the same definition with a training task that does not wait.
+        definition["States"]["Train"]["Resource"] = definition["States"]["Train"]["Resource"].removesuffix(
+            ".sync"
+        )
+        not_waiting = sfn.create_state_machine(
+            name="returnguard-dev-retraining-not-sync",
+            definition=json.dumps(definition),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/retraining",
+        )["stateMachineArn"]
+        try:
+            yield {
+                "s3": s3,
+                "sagemaker": sagemaker,
+                "sfn": sfn,
+                "machine": machine,
+                "not_waiting": not_waiting,
+                "steps": steps,
+            }
+        finally:
+            uninstall()
+            moto_sagemaker.FAIL_VARIANTS_OF.clear()
+
+
+def serving_metrics(s3: Any) -> dict[str, Any]:
+    return json.loads(s3.get_object(Bucket=LAKE, Key=SERVING_METRICS_KEY)["Body"].read())
+
+
+def record_serving(s3: Any, auc: float, pr_auc: float) -> None:
+    s3.put_object(Bucket=LAKE, Key=SERVING_METRICS_KEY, Body=json.dumps({"auc": auc, "pr_auc": pr_auc}))
+
+
+def served_config(sagemaker: Any) -> str:
+    return sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+
+
+def packages(sagemaker: Any) -> list[str]:
+    return [
+        p["ModelPackageArn"]
+        for p in sagemaker.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]
+    ]
+
+
+def test_a_better_candidate_is_trained_registered_and_promoted(local_aws):
+    s3, sagemaker = local_aws["s3"], local_aws["sagemaker"]
+    record_serving(s3, auc=0.5, pr_auc=0.01)  # a serving model no better than chance
+
+    execution = run_execution(local_aws["sfn"], local_aws["machine"], "better-1")
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    states = entered_states(execution)
+    assert states[:3] == ["BuildFeatures", "Train", "Evaluate"]
+    assert states[-4:] == ["WaitForEndpoint", "DescribeEndpoint", "EndpointUpdated", "RecordServingMetrics"]
+    assert states.count("DescribeEndpoint") == 2  # Updating, then InService on the new config
+    assert local_aws["steps"]["glue"].runs == ["returnguard-dev-features"]
+    assert local_aws["steps"]["sagemaker"].jobs == ["returnguard-dev-better-1"]
+    candidate = serving_metrics(s3)
+    assert candidate["auc"] > 0.5 and candidate["pr_auc"] > 0.01
+    assert served_config(sagemaker) == "returnguard-dev-better-1"
+    new = sagemaker.describe_endpoint_config(EndpointConfigName="returnguard-dev-better-1")
+    old = sagemaker.describe_endpoint_config(EndpointConfigName=BOOTSTRAP_CONFIG)
+    assert new["ProductionVariants"] == [
+        {**old["ProductionVariants"][0], "ModelName": "returnguard-dev-better-1"}
+    ]
+    model = sagemaker.describe_model(ModelName="returnguard-dev-better-1")
+    artifact = model["PrimaryContainer"]["ModelDataUrl"]
+    assert artifact == f"s3://{LAKE}/models/artifacts/returnguard-dev-better-1/output/model.tar.gz"
+    s3.head_object(Bucket=LAKE, Key=artifact.removeprefix(f"s3://{LAKE}/"))
+    assert len(packages(sagemaker)) == 1
+
+
+def test_a_worse_candidate_is_rejected_and_nothing_changes(local_aws):
+    s3, sagemaker = local_aws["s3"], local_aws["sagemaker"]
+    record_serving(s3, auc=0.999, pr_auc=0.999)
+
+    execution = run_execution(local_aws["sfn"], local_aws["machine"], "worse-1")
+
+    assert execution["status"] == "SUCCEEDED"
+    assert entered_states(execution)[-1] == "KeepServingModel"
+    assert serving_metrics(s3) == {"auc": 0.999, "pr_auc": 0.999}
+    assert served_config(sagemaker) == BOOTSTRAP_CONFIG
+    assert packages(sagemaker) == []
+    assert local_aws["steps"]["lambda"].invocations == []
+
+
+def test_a_rolled_back_endpoint_update_fails_the_run_and_records_nothing(local_aws):
+    # Given no recorded serving metrics (a missing object: the first candidate wins the gate)
+    s3, sagemaker = local_aws["s3"], local_aws["sagemaker"]
+    moto_sagemaker.FAIL_VARIANTS_OF.add("returnguard-dev-rollback-1")  # SageMaker rolls the update back
+
+    execution = run_execution(local_aws["sfn"], local_aws["machine"], "rollback-1")
+
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "EndpointUpdateFailed"
+    states = entered_states(execution)
+    assert "NoServingMetrics" in states and "PromoteEndpoint" in states
+    assert "RecordServingMetrics" not in states
+    with pytest.raises(s3.exceptions.NoSuchKey):
+        serving_metrics(s3)
+    assert served_config(sagemaker) == BOOTSTRAP_CONFIG
+
+
+def test_a_failing_feature_build_fails_the_run_before_anything_is_trained(local_aws):
+    s3, sagemaker = local_aws["s3"], local_aws["sagemaker"]
+    record_serving(s3, auc=0.5, pr_auc=0.01)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=LAKE, Prefix="raw/"):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=LAKE, Key=item["Key"])
+
+    execution = run_execution(local_aws["sfn"], local_aws["machine"], "nofeatures-1")
+
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "States.TaskFailed"
+    assert entered_states(execution) == ["BuildFeatures"]
+    assert local_aws["steps"]["sagemaker"].jobs == []
+    assert serving_metrics(s3) == {"auc": 0.5, "pr_auc": 0.01}
+    assert served_config(sagemaker) == BOOTSTRAP_CONFIG
+    assert packages(sagemaker) == []
+
+
+def test_a_training_task_that_does_not_wait_fails_at_evaluate_as_it_would_in_aws(local_aws):
+    s3, sagemaker = local_aws["s3"], local_aws["sagemaker"]
+    record_serving(s3, auc=0.5, pr_auc=0.01)
+
+    execution = run_execution(local_aws["sfn"], local_aws["not_waiting"], "notsync-1")
+
+    assert execution["status"] == "FAILED"
+    assert entered_states(execution)[-1] in ("Evaluate", "CandidateMetrics")
+    assert served_config(sagemaker) == BOOTSTRAP_CONFIG
+    assert packages(sagemaker) == []
