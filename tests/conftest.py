@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "test-cache"
@@ -16,6 +17,12 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+# Property tests check behaviour, not speed: no per-example deadline (hypothesis' 200 ms default fails
+# a correct property on a loaded 2-core machine), and in CI the same examples every run, so a red run
+# can be replayed (a developer's run keeps exploring new ones).
+settings.register_profile("returnguard", deadline=None, derandomize=bool(os.environ.get("CI")))
+settings.load_profile("returnguard")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
