@@ -5,9 +5,10 @@ Each request becomes an API Gateway REST proxy event and goes to `lambdas/score/
 definitions the CDK data stack uses, seeded with the Spark job's latest aggregates) and the local
 inference server (the SageMaker contract). What API Gateway itself does in front of the Lambda is
 mimicked where a caller can see it: the stage's token-bucket throttle answers 429 in the API's error
-shape, and a body over API Gateway's 10 MB limit answers 413 without reaching the function. The API
-key and the request-model validation are not enforced locally (the handler validates every body
-itself; see docs/api.md).
+shape, a body over API Gateway's 10 MB limit answers 413 without reaching the function, and, given
+API keys (`serve(api_keys=...)`), a keyed route called without one answers 403 while the key's id
+reaches the function as `requestContext.identity.apiKeyId`. The request-model validation is not
+mimicked (the handler validates every body itself; see docs/api.md).
 
     .venv/bin/python -m local.api_server      # after `make demo`: its model and aggregates, port 8000
 
@@ -18,6 +19,7 @@ It listens on 127.0.0.1:8000 (or any free port when 8000 is taken, saying so) an
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import importlib.util
 import json
@@ -53,10 +55,13 @@ ROOT = Path(__file__).resolve().parent.parent
 HANDLER = ROOT / "lambdas" / "score" / "handler.py"
 GATEWAY_MAX_BODY = 10 * 1024 * 1024  # API Gateway REST payload limit
 STAGE = "local"
-ROUTES = (  # resource templates as the CDK api stack declares them
-    ("POST", "/v1/risk-score"),
-    ("GET", "/v1/decisions/{decision_id}"),
-    ("GET", "/v1/health"),
+# The demo and the tests score orders dated inside synthetic histories (2023 to 2026), so the local API
+# accepts order times this far back by default; a deployment's default is 7 days (docs/api.md).
+LOCAL_ORDER_TIME_PAST_DAYS = 3660
+ROUTES = (  # resource templates as the CDK api stack declares them, and whether they take an API key
+    ("POST", "/v1/risk-score", True),
+    ("GET", "/v1/decisions/{decision_id}", True),
+    ("GET", "/v1/health", False),
 )
 
 
@@ -83,7 +88,7 @@ class TokenBucket:
 def resource_for(method: str, path: str) -> str:
     """The declared resource template a path matches, as API Gateway puts it in `resource`."""
     parts = path.rstrip("/").split("/")
-    for route_method, template in ROUTES:
+    for route_method, template, _ in ROUTES:
         pattern = template.split("/")
         if (
             route_method == method
@@ -94,10 +99,21 @@ def resource_for(method: str, path: str) -> str:
     return path
 
 
+def needs_api_key(method: str, path: str) -> bool:
+    resource = resource_for(method, path)
+    return any(m == method and t == resource and needed for m, t, needed in ROUTES)
+
+
 def proxy_event(
-    method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes, source_ip: str = "127.0.0.1"
+    method: str,
+    target: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
+    api_key_id: str | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway REST (v1) proxy event, shaped as the deployed API hands it to the Lambda."""
+    """An API Gateway REST (v1) proxy event, shaped as the deployed API hands it to the Lambda;
+    `api_key_id` is the id of the API key the caller sent (`requestContext.identity.apiKeyId`)."""
     url = urlsplit(target)
     path = url.path or "/"
     resource = resource_for(method, path)
@@ -134,13 +150,27 @@ def proxy_event(
             "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "requestTimeEpoch": int(now.timestamp() * 1000),
             "protocol": "HTTP/1.1",
-            "identity": {"sourceIp": source_ip, "userAgent": dict(headers).get("User-Agent")},
+            "identity": {
+                "sourceIp": source_ip,
+                "userAgent": dict(headers).get("User-Agent"),
+                "apiKeyId": api_key_id,
+            },
             "accountId": "000000000000",
             "apiId": "local",
         },
-        "body": body.decode("utf-8", errors="replace") if body else None,
-        "isBase64Encoded": False,
+        **_proxy_body(body),
     }
+
+
+def _proxy_body(body: bytes) -> dict[str, Any]:
+    """Text as it is; bytes that are not UTF-8 base64-encoded, as API Gateway passes what it cannot
+    pass as text (the function answers 400 for a JSON body that is not UTF-8)."""
+    if not body:
+        return {"body": None, "isBase64Encoded": False}
+    try:
+        return {"body": body.decode("utf-8"), "isBase64Encoded": False}
+    except UnicodeDecodeError:
+        return {"body": base64.b64encode(body).decode("ascii"), "isBase64Encoded": True}
 
 
 @dataclass
@@ -176,10 +206,12 @@ def handler_environment(
     inference_url: str,
     policy: Mapping[str, Any] | None = None,
     fallback_model: str | Path | None = None,
+    order_time_past_days: int = LOCAL_ORDER_TIME_PAST_DAYS,
 ) -> dict[str, str]:
     """The function's environment as the CDK api stack sets it, pointed at the local servers.
     `policy`: overrides of the model's policy, as the `policy` context gives them in AWS.
-    `fallback_model`: the training run's fallback_model.json (in AWS it ships inside the function)."""
+    `fallback_model`: the training run's fallback_model.json (in AWS it ships inside the function).
+    `order_time_past_days`: how old an order_time may be (the `order_time_past_days` context)."""
     env = stack.environment()
     env.update(
         {
@@ -192,6 +224,7 @@ def handler_environment(
             ),
             "RG_POLICY": json.dumps(dict(policy or {})),
             "RG_STAGE": STAGE,
+            "RG_ORDER_TIME_PAST_S": str(order_time_past_days * 86_400),
             "POWERTOOLS_SERVICE_NAME": "returnguard",
             "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -281,7 +314,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.throttle is not None and not self.server.throttle.take():
             self._answer(*_gateway_error(429, "throttled", "too many requests, retry with backoff"))
             return
-        event = proxy_event(self.command, self.path, self.headers.items(), body, self.client_address[0])
+        key_id = None
+        if self.server.api_keys is not None and needs_api_key(self.command, urlsplit(self.path).path):
+            key_id = self.server.api_keys.get(self.headers.get("x-api-key") or "")
+            if key_id is None:  # API Gateway's own answer, before the function
+                self._answer(*_gateway_error(403, "forbidden", "missing or unknown x-api-key"))
+                return
+        event = proxy_event(
+            self.command, self.path, self.headers.items(), body, self.client_address[0], key_id
+        )
         self._answer(*self.server.invoke(event))
 
     def __getattr__(self, name: str) -> Any:
@@ -307,6 +348,7 @@ _CURRENT_STDOUT = _CurrentStdout()
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     throttle: TokenBucket | None
+    api_keys: Mapping[str, str] | None  # key value -> key id; None: keys are not checked
     handler: ModuleType
     log: TextIO
     _busy: threading.Lock
@@ -349,16 +391,24 @@ def serve(
     log_path: str | Path | None = None,
     policy: Mapping[str, Any] | None = None,
     fallback_model: str | Path | None = None,
+    order_time_past_days: int = LOCAL_ORDER_TIME_PAST_DAYS,
+    api_keys: Mapping[str, str] | None = None,
 ) -> ApiServer:
     """Start the API on 127.0.0.1 in front of one warm execution environment of the handler.
 
     `throttle` = (requests per second, burst) as the stage's usage plan; None leaves it off.
     `policy` overrides the model's thresholds and the velocity count (returnguard.policy.POLICY_SETTINGS).
     `fallback_model`: the fallback model's JSON (degraded decisions without it come from the rules).
+    `order_time_past_days`: how far back an order_time may lie (order times more than 5 minutes ahead
+    are refused whatever it says).
+    `api_keys` ({key value: key id}): as API Gateway, refuse (403) a call to a keyed route without one
+    of them and pass the key's id to the function; None leaves keys unchecked.
     What the function writes to stdout (structured logs, EMF metrics: its CloudWatch Logs stream in
     AWS) goes to `log_path`, or to this process's stdout when None.
     """
-    environment = handler_environment(stack, model_config, inference_url, policy, fallback_model)
+    environment = handler_environment(
+        stack, model_config, inference_url, policy, fallback_model, order_time_past_days
+    )
     log: TextIO = open(log_path, "a", buffering=1) if log_path else sys.stdout  # noqa: SIM115
     with contextlib.redirect_stdout(log):
         module = load_handler(environment, f"returnguard_local_score_{uuid.uuid4().hex[:8]}")
@@ -371,6 +421,7 @@ def serve(
     httpd.log = log
     httpd._busy = threading.Lock()
     httpd.throttle = TokenBucket(*throttle) if throttle else None
+    httpd.api_keys = api_keys
     thread = threading.Thread(target=httpd.serve_forever, name="local-api", daemon=True)
     thread.start()
     return ApiServer(f"http://127.0.0.1:{httpd.server_address[1]}", module, httpd, thread)
@@ -394,6 +445,12 @@ def main(argv: list[str] | None = None) -> int:
         type=policy_json,
         default={},
         help='policy overrides as in the `policy` context, e.g. \'{"high": 0.5, "velocity_orders": 3}\'',
+    )
+    parser.add_argument(
+        "--order-time-past-days",
+        type=int,
+        default=LOCAL_ORDER_TIME_PAST_DAYS,
+        help="refuse order times more than this many days old (a deployment's default is 7)",
     )
     args = parser.parse_args(argv)
     port = api_port(parser, args.port)
@@ -426,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         log_path=args.log,
         policy=args.policy,
         fallback_model=paths.model / FALLBACK_FILE,
+        order_time_past_days=args.order_time_past_days,
     )
     write_api_file(paths.work, api.url)
     print(

@@ -19,6 +19,11 @@ DEFAULT_RATES_PER_USD: dict[str, float] = {
 }
 
 
+# The currencies the API accepts: those it can convert. The request model's `currency` enum (and so
+# docs/openapi.yaml and the API Gateway request model) is this tuple.
+CURRENCIES: tuple[str, ...] = tuple(DEFAULT_RATES_PER_USD)
+
+
 class UnknownCurrency(ValueError):
     code = "unknown_currency"
 

@@ -15,13 +15,17 @@ from returnguard.schemas import RiskScoreRequest, RiskScoreResponse
 VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"
 ERROR_CODES = {
-    400: ("malformed_json", "The body is not JSON."),
+    400: ("malformed_json", "The body cannot be parsed: not JSON, not UTF-8, or nested too deep."),
     403: ("forbidden", "Deployed API only: missing or unknown x-api-key (API Gateway answers)."),
     404: ("not_found", "No decision with this id, or no such route."),
     409: ("conflict", "This order was already scored with a different request body."),
     413: ("body_too_large", "The body is over 64 KB."),
     415: ("unsupported_media_type", "Content-Type is not application/json."),
-    422: ("invalid_request", "The body breaks the schema; `details` names every bad field."),
+    422: (
+        "invalid_request",
+        "The body breaks the schema, or `order_time` is outside the deployment's window around now; "
+        "`details` names every bad field.",
+    ),
     429: (
         "throttled",
         "Over the stage's rate or the key's quota, or the store throttled: retry with backoff.",

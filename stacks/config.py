@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from returnguard.fallback import FILE_NAME as FALLBACK_FILE
 from returnguard.fallback import FallbackModel, FallbackModelError
 from returnguard.policy import PolicyConfig
+from returnguard.schemas import OrderTimeWindow
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("dev", "prod")
@@ -194,6 +196,7 @@ class StageConfig:
     model: ModelBootstrap
     policy: dict[str, float | str]  # the deployment's policy overrides (RG_POLICY); {} = the model's
     velocity_orders: int  # the velocity rule's order count with those overrides, for the Glue rules job
+    order_time_window: OrderTimeWindow  # how far before/after now the API accepts an order_time
     blocklist: BlocklistConfig
     waf: bool
     waf_rate_limit_per_key: int  # requests per API key per 5 minutes
@@ -220,6 +223,14 @@ class StageConfig:
     @property
     def point_in_time_recovery(self) -> bool:
         return self.is_prod
+
+    @property
+    def order_time_environment(self) -> dict[str, str]:
+        """RG_ORDER_TIME_PAST_S / RG_ORDER_TIME_FUTURE_S for the score function."""
+        return {
+            "RG_ORDER_TIME_PAST_S": str(int(self.order_time_window.past.total_seconds())),
+            "RG_ORDER_TIME_FUTURE_S": str(int(self.order_time_window.future.total_seconds())),
+        }
 
     @property
     def policy_json(self) -> str:
@@ -512,6 +523,11 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
     except (ValueError, TypeError) as error:
         raise ConfigError(f"context 'policy': {error}") from None
 
+    order_time_window = OrderTimeWindow(
+        past=timedelta(days=read.integer("order_time_past_days", 7, minimum=0, maximum=3660)),
+        future=timedelta(seconds=read.integer("order_time_future_seconds", 300, minimum=0, maximum=86_400)),
+    )
+
     prefix = read.string("prefix", f"returnguard-{stage}")
     if not re.match(r"^[a-z][a-z0-9-]*[a-z0-9]$", prefix) or len(prefix) < 3:
         raise ConfigError(
@@ -537,6 +553,7 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         model=model,
         policy=policy,
         velocity_orders=velocity_orders,
+        order_time_window=order_time_window,
         blocklist=blocklist,
         waf=read.boolean("waf", False),
         # Default: the usage plan's steady rate over WAF's 5-minute window, so WAF only stops a key

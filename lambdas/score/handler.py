@@ -6,9 +6,12 @@ Every error is {"error": {"code", "message", "field"}}; never a traceback.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,7 @@ from returnguard.narrative import (
 )
 from returnguard.policy import PolicyConfig
 from returnguard.ports import ModelUnavailable
-from returnguard.schemas import RiskScoreRequest
+from returnguard.schemas import OrderTimeOutOfWindow, OrderTimeWindow, RiskScoreRequest
 from returnguard.scoring import decide
 
 MAX_BODY_BYTES = 64 * 1024
@@ -74,6 +77,12 @@ class Settings(BaseModel):
             FallbackModel.load(value)  # missing or unusable: the cold start fails naming the variable
         return value
 
+    # how far before and after now an order_time may lie (returnguard.schemas.OrderTimeWindow)
+    order_time_past_s: int = Field(
+        default=7 * 86_400, alias="RG_ORDER_TIME_PAST_S", ge=0, le=10 * 366 * 86_400
+    )
+    order_time_future_s: int = Field(default=300, alias="RG_ORDER_TIME_FUTURE_S", ge=0, le=86_400)
+
     @field_validator("model_config_json")
     @classmethod
     def _valid_config(cls, value: str) -> str:
@@ -94,6 +103,9 @@ class Settings(BaseModel):
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 MODEL_CONFIG = json.loads(settings.model_config_json)
 POLICY = PolicyConfig.from_model_config(MODEL_CONFIG, json.loads(settings.policy_json))
+ORDER_TIMES = OrderTimeWindow(
+    past=timedelta(seconds=settings.order_time_past_s), future=timedelta(seconds=settings.order_time_future_s)
+)
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
@@ -151,17 +163,24 @@ def _error(
 
 
 def _read_body() -> dict[str, Any]:
+    """The body as a JSON object, or ApiError. Whatever cannot be read as JSON text is a 400: bytes
+    that are not UTF-8, nesting deeper than the parser goes, escapes that are not Unicode (\\ud800)."""
     event = app.current_event
     content_type = (event.headers.get("content-type") or "").split(";")[0].strip()
     if content_type.lower() != "application/json":
         raise ApiError(415, "unsupported_media_type", "Content-Type must be application/json")
-    raw = event.decoded_body or ""
-    if len(raw.encode("utf-8")) > MAX_BODY_BYTES:
+    raw = event.body or ""
+    try:
+        data = base64.b64decode(raw, validate=True) if event.is_base64_encoded else raw.encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        raise ApiError(400, "malformed_json", "body is not valid JSON") from None
+    if len(data) > MAX_BODY_BYTES:
         raise ApiError(413, "body_too_large", f"body over {MAX_BODY_BYTES} bytes")
     try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "malformed_json", "body is not valid JSON") from None
+        body = json.loads(data.decode("utf-8"))
+        json.dumps(body, ensure_ascii=False).encode("utf-8")  # refuses strings with lone surrogates
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
+        raise ApiError(400, "malformed_json", "body is not valid JSON in UTF-8") from None
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_request", "body must be a JSON object")
     return body
@@ -171,10 +190,10 @@ def _read_body() -> dict[str, Any]:
 def risk_score() -> Any:
     started = time.perf_counter()
     budget.start(DECISION_BUDGET_S)
-    body = _read_body()
-    if body.get("event_type") == "return":
+    request = RiskScoreRequest.model_validate(_read_body())
+    ORDER_TIMES.check(request.order.order_time, datetime.now(timezone.utc))
+    if request.event_type == "return":  # validated first: a bad body is a 422 whatever it is about
         raise ApiError(501, "not_implemented", "return events are not scored yet", "event_type")
-    request = RiskScoreRequest.model_validate(body)
     request_hash = body_hash(request)
     decision = decide(request, features, model, POLICY, started=started, fallback=FALLBACK)
     response = decision.response
@@ -260,8 +279,22 @@ def health() -> Response:
     )
 
 
+# The routes above, by path: a known path asked with another method (TRACE, PUT, ...) is a 405.
+ROUTE_METHODS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^/v1/risk-score/?$"), "POST"),
+    (re.compile(r"^/v1/decisions/[^/]+/?$"), "GET"),
+    (re.compile(r"^/v1/health/?$"), "GET"),
+)
+
+
 @app.not_found
 def _not_found(_: Exception) -> Response:
+    path = app.current_event.path
+    allowed = [method for pattern, method in ROUTE_METHODS if pattern.match(path)]
+    if allowed:
+        response = _error(405, "method_not_allowed", f"{path} answers {', '.join(allowed)} only")
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     return _error(404, "not_found", "no such route")
 
 
@@ -280,6 +313,18 @@ def _validation(error: ValidationError) -> Response:
     if len(problems) > 1:
         summary += f" (and {len(problems) - 1} more, see details)"
     return _error(422, "invalid_request", summary, first["field"], problems)
+
+
+@app.exception_handler(OrderTimeOutOfWindow)
+def _order_time(error: OrderTimeOutOfWindow) -> Response:
+    message = str(error)
+    return _error(
+        422,
+        error.code,
+        f"{error.field}: {message}",
+        error.field,
+        [{"field": error.field, "message": message}],
+    )
 
 
 @app.exception_handler(UnknownCurrency)

@@ -1,8 +1,9 @@
 """The `decisions` and `audit` tables: idempotent decision records and an append-only trail.
 
 A decision's id is a hash of (event_type, order_id), so a retried request finds its earlier answer.
-The stored item carries a hash of the request body: a retry with the same body gets the stored
-decision back; the same order id with a different body is a Conflict (HTTP 409).
+The stored item carries a hash of the validated, canonical request: a retry of the same request (in
+whatever equivalent JSON) gets the stored decision back; the same order id with a different request
+is a Conflict (HTTP 409).
 Decisions expire after 90 days (`expires_at`, the table's TTL attribute); audit items are only ever
 added (a condition refuses to overwrite one).
 """
@@ -32,12 +33,15 @@ class Conflict(Exception):
 
 
 def body_hash(request: RiskScoreRequest) -> str:
-    """SHA-256 of the request as sent (fields left to their defaults don't count, so a retry without
-    order_time hashes the same as the first call)."""
-    canonical = json.dumps(
-        request.model_dump(mode="json", exclude_unset=True), sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """SHA-256 of the validated request in its canonical form: every default filled in, strings
+    stripped, amounts as numbers, times in UTC, keys sorted. Bodies that say the same thing (a time
+    written in +05:30 instead of Z, an explicit `"explain": "template"`) hash the same. An
+    `order_time` left out (now, when it arrived) does not count, so a retry without one matches."""
+    canonical = request.model_dump(mode="json")
+    if "order_time" not in request.order.model_fields_set:
+        del canonical["order"]["order_time"]
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class DecisionStore:

@@ -117,7 +117,17 @@ def test_degraded_mode_when_the_inference_server_is_gone(servers) -> None:
         ("x" * (64 * 1024 + 1), "application/json", 413, "body_too_large"),
         (order("E2E-8"), "text/plain", 415, "unsupported_media_type"),
         (order("E2E-9", amount=-1), "application/json", 422, "invalid_request"),
-        ({"event_type": "return", "return": {}}, "application/json", 501, "not_implemented"),
+        ({**order("E2E-10"), "event_type": "return"}, "application/json", 501, "not_implemented"),
+        ({"event_type": "return", "order": {"amount": -1}}, "application/json", 422, "invalid_request"),
+        ("[" * 1000 + "]" * 1000, "application/json", 400, "malformed_json"),
+        (
+            b'{"event_type": "order", "order": {"order_id": "\xff"}}',
+            "application/json",
+            400,
+            "malformed_json",
+        ),
+        (order("E2E-11", amount="1499"), "application/json", 422, "invalid_request"),
+        (order("E2E-12", order_time="9999-12-31T23:59:59Z"), "application/json", 422, "invalid_request"),
     ],
 )
 def test_error_codes(servers, body, content_type, status, code) -> None:
@@ -126,6 +136,19 @@ def test_error_codes(servers, body, content_type, status, code) -> None:
     error = response.json()["error"]
     assert error["code"] == code and set(error) >= {"code", "message", "field"}
     assert "Traceback" not in response.text and "handler.py" not in response.text
+
+
+def test_a_method_a_path_does_not_take_is_405(servers) -> None:
+    for method, path, allowed in (("TRACE", "/v1/risk-score", "POST"), ("PUT", "/v1/health", "GET")):
+        response = requests.request(method, f"{servers['live'].url}{path}", timeout=5)
+        assert response.status_code == 405 and response.headers["Allow"] == allowed
+        assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_the_function_log_has_no_traceback_after_hostile_bodies(servers) -> None:
+    for body in ("[" * 1000 + "]" * 1000, b"\xff\xfe{}", '{"a": "\\ud800"}'):
+        assert post(servers["live"], body).status_code == 400
+    assert "Traceback" not in (servers["logs"] / "live.log").read_text()
 
 
 def test_not_found(servers) -> None:

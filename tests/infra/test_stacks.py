@@ -20,6 +20,8 @@ SCORE_ENV = {
     "RG_ENDPOINT_NAME",
     "RG_MODEL_CONFIG",
     "RG_POLICY",
+    "RG_ORDER_TIME_PAST_S",
+    "RG_ORDER_TIME_FUTURE_S",
     "RG_BEDROCK_MODEL_ID",
     "RG_BEDROCK_GUARDRAIL_ID",
     "RG_BEDROCK_GUARDRAIL_VERSION",
@@ -498,6 +500,12 @@ def test_the_policy_context_reaches_the_score_function_and_the_rules_job_alike(d
         jobs = template(synth, "etl").find_resources("AWS::Glue::Job")
         (rules,) = [j["Properties"] for j in jobs.values() if j["Properties"]["Name"].endswith("-rules")]
         assert rules["DefaultArguments"]["--velocity_orders"] == velocity_orders
+
+
+def test_the_order_time_window_reaches_the_score_function(dev):
+    (score,) = functions(dev, "api")
+    variables = score["Environment"]["Variables"]
+    assert (variables["RG_ORDER_TIME_PAST_S"], variables["RG_ORDER_TIME_FUTURE_S"]) == ("604800", "300")
 
 
 def test_retraining_state_machine_gates_and_schedule_per_stage(dev, prod):

@@ -55,6 +55,7 @@ def handlers(trained_model) -> Iterator[dict[str, ModuleType]]:
         "RG_DECISIONS_TABLE": "decisions",
         "RG_AUDIT_TABLE": "audit",
         "RG_ENDPOINT_NAME": "unused",
+        "RG_ORDER_TIME_PAST_S": str(3660 * 86_400),  # the orders here are dated 2023-11-14 (T0)
         "RG_MODEL_CONFIG": json.dumps(
             {"model_version": config.get("model_version"), "thresholds": config["thresholds"]}
         ),
@@ -206,7 +207,7 @@ def test_idempotent_retry_and_conflict(handlers) -> None:
         (event("POST", "/v1/risk-score", order("ORD-F", amount=-5)), 422, "invalid_request", "order.amount"),
         (event("POST", "/v1/risk-score", {**order("ORD-G"), "debug": True}), 422, "invalid_request", "debug"),
         (
-            event("POST", "/v1/risk-score", {"event_type": "return", "return": {}}),
+            event("POST", "/v1/risk-score", {**order("ORD-R"), "event_type": "return"}),
             501,
             "not_implemented",
             "event_type",
