@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -199,6 +199,7 @@ def compute_features(
     order: OrderContext,
     customer: Mapping[str, Any] | None,
     entities: Mapping[str, Mapping[str, Any] | None] | None = None,
+    recent_orders: Mapping[str, int] | None = None,
 ) -> dict[str, float]:
     """The feature vector of one order from its entities' aggregates, in FEATURE_NAMES order.
 
@@ -207,6 +208,9 @@ def compute_features(
     address's link item) to their aggregates (or None).
     Aggregates may include events at or after the order time (a store updated by the stream); those
     are filtered out, so the vector only ever reflects what was known strictly before the order.
+    `recent_orders` ({order id: time ms}) are the customer's orders the API has scored lately, which
+    the stream may not have applied yet: they count in the two velocity features, once each, whether
+    or not the aggregate has caught up with them (see `velocity_counts`).
     """
     t = order.order_time_ms
     entities = entities or {}
@@ -217,6 +221,10 @@ def compute_features(
 
     if customer is not None:
         _customer_features(vector, order, customer)
+    if recent_orders:
+        short, long = velocity_counts(t, (customer or {}).get("recent_orders", ()), recent_orders)
+        vector["customer_orders_last_60s"] = float(short)
+        vector["customer_orders_last_1h"] = float(long)
 
     for group in ENTITY_GROUPS:
         aggregate = entities.get(group)
@@ -290,6 +298,22 @@ def _customer_features(vector: dict[str, float], order: OrderContext, customer: 
     vector["delivery_address_is_new"] = 0.0 if order.address_key in addresses else 1.0
     vector["customer_orders_last_60s"] = float(sum(1 for o in history if int(o[0]) >= t - VELOCITY_SHORT_MS))
     vector["customer_orders_last_1h"] = float(sum(1 for o in history if int(o[0]) >= t - VELOCITY_LONG_MS))
+
+
+def velocity_counts(
+    t: int, aggregate_orders: Iterable[Sequence[Any]], recent_orders: Mapping[str, int]
+) -> tuple[int, int]:
+    """(orders in [t - 60 s, t), orders in [t - 1 h, t)) over the aggregate's recent orders and the
+    orders the API recorded, each order id counted once: an order the stream has applied since the
+    API recorded it is in both, and counts one."""
+    times = {str(o[1]): int(o[0]) for o in aggregate_orders}
+    for order_id, time_ms in recent_orders.items():
+        times.setdefault(order_id, int(time_ms))
+    before = [time_ms for time_ms in times.values() if time_ms < t]
+    return (
+        sum(1 for time_ms in before if time_ms >= t - VELOCITY_SHORT_MS),
+        sum(1 for time_ms in before if time_ms >= t - VELOCITY_LONG_MS),
+    )
 
 
 def _counts_before(aggregate: Mapping[str, Any], t: int) -> tuple[int, int]:

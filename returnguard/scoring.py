@@ -23,7 +23,7 @@ from returnguard.policy import PolicyConfig, PolicyResult, apply
 from returnguard.ports import FeatureStore, Model, ModelUnavailable, UnavailableReason
 from returnguard.rules import online_flags
 from returnguard.schemas import ExplanationOut, RiskScoreRequest, RiskScoreResponse
-from returnguard.tables import blocklist_key, entity_key
+from returnguard.tables import blocklist_key, entity_key, recent_orders_key
 
 CONFIDENCE_MARGIN = 0.15
 COD_FEATURES = frozenset({"customer_cod_refusals", "payment_is_cod"})
@@ -49,6 +49,7 @@ class Decision:
     vector: dict[str, float] = field(default_factory=dict)
     contributions: dict[str, float] = field(default_factory=dict)
     policy: PolicyResult | None = None
+    recent_orders: dict[str, int] = field(default_factory=dict)  # the customer's, as the API recorded them
 
 
 def _state(item: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -56,6 +57,12 @@ def _state(item: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         return None
     state = item.get("state", item)
     return state if isinstance(state, Mapping) else None
+
+
+def _recent_orders(item: Mapping[str, Any] | None) -> dict[str, int]:
+    """{order id: order time ms} from a velocity# item as the store decodes it (None: nothing recorded)."""
+    orders = (item or {}).get("orders") or {}
+    return {str(order_id): int(time_ms) for order_id, time_ms in orders.items()}
 
 
 def decide(
@@ -102,11 +109,13 @@ def decide(
     ]
     if o.card_fingerprint:
         block_keys.append(blocklist_key("card", o.card_fingerprint))
-    items = store.get_many([*keys.values(), *block_keys])
+    recent_key = recent_orders_key(o.customer_id)
+    items = store.get_many([*keys.values(), *block_keys, recent_key])
+    recent = _recent_orders(items.get(recent_key))
 
     customer = _state(items.get(keys["customer"]))
     entities = {g: _state(items.get(k)) for g, k in keys.items() if g != "customer"}
-    vector = compute_features(context, customer, entities)
+    vector = compute_features(context, customer, entities, recent)
     blocklisted = any(k in items for k in block_keys)
     flags = online_flags(
         to_usd(o.amount, o.currency),
@@ -173,4 +182,4 @@ def decide(
         model_version=version,
         timestamp=now.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
     )
-    return Decision(response, vector, contributions, policy)
+    return Decision(response, vector, contributions, policy, recent)

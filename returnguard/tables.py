@@ -36,7 +36,8 @@ FEATURES = TableDefinition(
     purpose=(
         "Online aggregates per entity, keyed 'entity#id' (customer#C1, product#P1, seller#S1, category#x, "
         "region#y) plus blocklist entries (blocklist_customer#C1, blocklist_address#<address key>, "
-        "blocklist_card#<fingerprint>), so scoring reads everything in one BatchGetItem."
+        "blocklist_card#<fingerprint>) and the orders the API scored lately per customer (velocity#C1), "
+        "so scoring reads everything in one BatchGetItem."
     ),
 )
 DECISIONS = TableDefinition(
@@ -66,6 +67,12 @@ IDEMPOTENCY = TableDefinition(
 )
 
 ALL_TABLES: tuple[TableDefinition, ...] = (FEATURES, DECISIONS, EXPLANATIONS, AUDIT, IDEMPOTENCY)
+
+
+def recent_orders_key(customer_id: str) -> str:
+    """The `features` item where the score function records the customer's orders as it scores them
+    (velocity before the stream catches up; returnguard/aws/recent_orders.py)."""
+    return entity_key("velocity", customer_id)
 
 
 def entity_key(entity: str, entity_id: str) -> str:

@@ -75,8 +75,9 @@ class ApiStack(Stack):
         self.live = lambda_.Alias(
             self, "ScoreLive", alias_name="live", version=score.function.current_version
         )
-        # Exactly the calls the function makes (returnguard/aws/feature_store.py, decisions.py, narrative.py):
-        # no Scan, Query, BatchWrite or UpdateItem, no index, and not the stream's idempotency table.
+        # Exactly the calls the function makes (returnguard/aws/feature_store.py, decisions.py, narrative.py,
+        # recent_orders.py): no Scan, Query or BatchWrite, no index, not the stream's idempotency table, and
+        # UpdateItem only on the velocity# items it records orders in, never an aggregate.
         for table, actions in (
             ("features", ["dynamodb:BatchGetItem", "dynamodb:GetItem"]),
             (
@@ -89,6 +90,13 @@ class ApiStack(Stack):
             score.role.add_to_policy(
                 iam.PolicyStatement(actions=actions, resources=[props.tables[table].table_arn])
             )
+        score.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[props.tables["features"].table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["velocity#*"]}},
+            )
+        )
         # The tables are encrypted with the stage key; DynamoDB uses it on the caller's behalf.
         props.key.grant(score.role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
         score.role.add_to_policy(

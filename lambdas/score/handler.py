@@ -31,6 +31,7 @@ from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, HEALTH_BUDGET_S
 from returnguard.aws.decisions import Conflict, DecisionStore, body_hash
 from returnguard.aws.feature_store import DynamoFeatureStore
 from returnguard.aws.model_client import HttpModel, Model, SageMakerModel, sagemaker_config
+from returnguard.aws.recent_orders import RecentOrders
 from returnguard.circuit import CircuitBreaker, GuardedModel
 from returnguard.currency import UnknownCurrency
 from returnguard.fallback import FILE_NAME as FALLBACK_FILE
@@ -113,6 +114,7 @@ budget = RequestBudget()  # every AWS call of a request fits in DECISION_BUDGET_
 _dynamodb = budget.attach(boto3.client("dynamodb", config=DYNAMODB.config()))
 features = DynamoFeatureStore(_dynamodb, settings.features_table)
 decisions = DecisionStore(_dynamodb, settings.decisions_table, settings.audit_table)
+recent_orders = RecentOrders(_dynamodb, settings.features_table)
 endpoint: Model = (
     HttpModel(settings.inference_url)
     if settings.inference_url
@@ -213,6 +215,15 @@ def risk_score() -> Any:
             fallback.flush_metrics()
     saved, replayed = decisions.save(
         response, customer_id=request.order.customer_id, request_hash=request_hash, features=decision.vector
+    )
+    # velocity before the stream catches up; a replay records again (idempotent) in case the first
+    # answer was lost to a failure right here
+    recent_orders.record(
+        request.order.customer_id,
+        request.order.order_id,
+        int(request.order.order_time.timestamp() * 1000),
+        decision.recent_orders,
+        now_ms=int(time.time() * 1000),
     )
     if replayed:
         logger.info("idempotent replay", extra={"decision_id": response.decision_id})

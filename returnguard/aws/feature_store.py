@@ -101,6 +101,8 @@ def decode_item(item: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = bool(raw)
         elif kind == "NULL":
             out[name] = None
+        elif kind == "M":  # e.g. a velocity# item's orders: {order id: {"N": time}}
+            out[name] = decode_item(raw)
         else:
             out[name] = raw
     return out

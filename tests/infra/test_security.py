@@ -171,7 +171,7 @@ def test_score_role_gets_exactly_the_table_calls_it_makes(dev):
     grants = _dynamodb_grants(dev, "api")
     assert sorted(grants.values(), key=sorted) == sorted(
         [
-            {"dynamodb:BatchGetItem", "dynamodb:GetItem"},
+            {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
             {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
             {"dynamodb:PutItem"},
             {"dynamodb:GetItem", "dynamodb:PutItem"},
@@ -179,6 +179,10 @@ def test_score_role_gets_exactly_the_table_calls_it_makes(dev):
         key=sorted,
     )
     assert not [r for r in grants if "Idempotency" in r or "/index/" in r]
+    # UpdateItem (velocity at API time) reaches the velocity# items only, never an aggregate
+    (update,) = [s for s in _statements(dev, "api") if "dynamodb:UpdateItem" in _list(s["Action"])]
+    assert _list(update["Action"]) == ["dynamodb:UpdateItem"]
+    assert update["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["velocity#*"]}}
 
 
 def test_stream_consumer_role_gets_exactly_the_table_calls_it_makes(dev):

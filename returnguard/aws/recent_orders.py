@@ -1,0 +1,73 @@
+"""The API's record of each customer's recent orders: `velocity#<customer id>` items in the features table.
+
+The stream applies an order to the customer's aggregate only when its event comes through Kinesis,
+which may be after the customer's next order is scored: three orders in one second would all find an
+empty velocity window. So the score function records every order it scores here, as it scores it:
+one UpdateItem setting `orders.<order id> = order time (ms)`, atomic and idempotent per order id (a
+retried request sets the same entry again), removing the entries older than an hour it saw when it
+read the item. Scoring reads the item in the same BatchGetItem as the aggregates, and
+`returnguard.features.velocity_counts` counts each order id once, whether the API, the stream, or
+both know it, so nothing is counted twice once the stream catches up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from returnguard.features import VELOCITY_LONG_MS
+from returnguard.tables import recent_orders_key
+
+MAX_REMOVED_PER_WRITE = 50  # keeps each UpdateItem's expression small; the rest go with the next order
+
+
+class RecentOrders:
+    """`client` is a boto3 DynamoDB client created once by the caller."""
+
+    def __init__(self, client: Any, table_name: str):
+        self._client = client
+        self._table = table_name
+
+    def record(
+        self, customer_id: str, order_id: str, order_time_ms: int, seen: Mapping[str, int], now_ms: int
+    ) -> None:
+        """Add this order; drop what `seen` (the item as scoring read it) holds from over an hour ago."""
+        stale = [
+            known
+            for known, time_ms in seen.items()
+            if time_ms < now_ms - VELOCITY_LONG_MS and known != order_id
+        ][:MAX_REMOVED_PER_WRITE]
+        names = {"#orders": "orders", "#order": order_id} | {
+            f"#stale{i}": known for i, known in enumerate(stale)
+        }
+        expression = "SET #orders.#order = :time"
+        if stale:
+            expression += " REMOVE " + ", ".join(f"#orders.#stale{i}" for i in range(len(stale)))
+        key = {"pk": {"S": recent_orders_key(customer_id)}}
+        time_value = {"N": str(order_time_ms)}
+        for _ in range(3):
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression=expression,
+                    ConditionExpression="attribute_exists(#orders)",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":time": time_value},
+                )
+                return
+            except self._client.exceptions.ConditionalCheckFailedException:
+                pass  # the customer's first recorded order: create the map, unless someone just did
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="SET #orders = :orders",
+                    ConditionExpression="attribute_not_exists(#orders)",
+                    ExpressionAttributeNames={"#orders": "orders"},
+                    ExpressionAttributeValues={":orders": {"M": {order_id: time_value}}},
+                )
+                return
+            except self._client.exceptions.ConditionalCheckFailedException:
+                continue  # created meanwhile by a concurrent order: add to it
+        raise RuntimeError(f"could not record order {order_id} for velocity")  # pragma: no cover
