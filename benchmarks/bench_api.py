@@ -40,6 +40,7 @@ HANDLER_ENV = {
     "RG_AUDIT_TABLE": "audit",
     "RG_ENDPOINT_NAME": "bench",
     "RG_ORDER_TIME_PAST_S": str(3660 * 86_400),  # the orders are dated inside a synthetic history
+    "RG_DECISION_ID_SECRET": "test-only-decision-id-secret-32-chars-long",
     "POWERTOOLS_SERVICE_NAME": "returnguard-score",
     "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
     "POWERTOOLS_TRACE_DISABLED": "true",

@@ -24,6 +24,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import secrets
 import sys
 import threading
 import time
@@ -58,6 +59,9 @@ STAGE = "local"
 # The demo and the tests score orders dated inside synthetic histories (2023 to 2026), so the local API
 # accepts order times this far back by default; a deployment's default is 7 days (docs/api.md).
 LOCAL_ORDER_TIME_PAST_DAYS = 3660
+# The key of decision ids (RG_DECISION_ID_SECRET): one per process, shared by every local function
+# instance, as a deployment's Secrets Manager secret is by all of its instances.
+LOCAL_DECISION_ID_SECRET = secrets.token_hex(32)
 ROUTES = (  # resource templates as the CDK api stack declares them, and whether they take an API key
     ("POST", "/v1/risk-score", True),
     ("GET", "/v1/decisions/{decision_id}", True),
@@ -207,11 +211,13 @@ def handler_environment(
     policy: Mapping[str, Any] | None = None,
     fallback_model: str | Path | None = None,
     order_time_past_days: int = LOCAL_ORDER_TIME_PAST_DAYS,
+    api_clients: Mapping[str, tuple[str, Iterable[str]]] | None = None,
 ) -> dict[str, str]:
     """The function's environment as the CDK api stack sets it, pointed at the local servers.
     `policy`: overrides of the model's policy, as the `policy` context gives them in AWS.
     `fallback_model`: the training run's fallback_model.json (in AWS it ships inside the function).
-    `order_time_past_days`: how old an order_time may be (the `order_time_past_days` context)."""
+    `order_time_past_days`: how old an order_time may be (the `order_time_past_days` context).
+    `api_clients`: {key id: (client, scopes)} as the api stack maps its keys (RG_API_CLIENTS)."""
     env = stack.environment()
     env.update(
         {
@@ -225,6 +231,7 @@ def handler_environment(
             "RG_POLICY": json.dumps(dict(policy or {})),
             "RG_STAGE": STAGE,
             "RG_ORDER_TIME_PAST_S": str(order_time_past_days * 86_400),
+            "RG_DECISION_ID_SECRET": LOCAL_DECISION_ID_SECRET,
             "POWERTOOLS_SERVICE_NAME": "returnguard",
             "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -233,6 +240,13 @@ def handler_environment(
     )
     if fallback_model:
         env["RG_FALLBACK_MODEL"] = str(fallback_model)
+    if api_clients:
+        env["RG_API_CLIENTS"] = json.dumps(
+            [
+                {"key_id": key_id, "client": client, "scopes": list(scopes)}
+                for key_id, (client, scopes) in api_clients.items()
+            ]
+        )
     return env
 
 
@@ -392,7 +406,7 @@ def serve(
     policy: Mapping[str, Any] | None = None,
     fallback_model: str | Path | None = None,
     order_time_past_days: int = LOCAL_ORDER_TIME_PAST_DAYS,
-    api_keys: Mapping[str, str] | None = None,
+    api_keys: Mapping[str, tuple[str, Iterable[str]]] | None = None,
 ) -> ApiServer:
     """Start the API on 127.0.0.1 in front of one warm execution environment of the handler.
 
@@ -401,13 +415,22 @@ def serve(
     `fallback_model`: the fallback model's JSON (degraded decisions without it come from the rules).
     `order_time_past_days`: how far back an order_time may lie (order times more than 5 minutes ahead
     are refused whatever it says).
-    `api_keys` ({key value: key id}): as API Gateway, refuse (403) a call to a keyed route without one
-    of them and pass the key's id to the function; None leaves keys unchecked.
+    `api_keys` ({key value: (client, scopes)}): one key per API client, as the api stack makes them. As
+    API Gateway, a call to a keyed route without one of them is refused (403) and the key's id reaches
+    the function, which maps it to its client's scopes. None: keys unchecked, one client with every
+    scope.
     What the function writes to stdout (structured logs, EMF metrics: its CloudWatch Logs stream in
     AWS) goes to `log_path`, or to this process's stdout when None.
     """
+    key_ids = {value: f"local-key-{client}" for value, (client, _) in (api_keys or {}).items()}
     environment = handler_environment(
-        stack, model_config, inference_url, policy, fallback_model, order_time_past_days
+        stack,
+        model_config,
+        inference_url,
+        policy,
+        fallback_model,
+        order_time_past_days,
+        {key_ids[value]: entry for value, entry in api_keys.items()} if api_keys else None,
     )
     log: TextIO = open(log_path, "a", buffering=1) if log_path else sys.stdout  # noqa: SIM115
     with contextlib.redirect_stdout(log):
@@ -421,7 +444,7 @@ def serve(
     httpd.log = log
     httpd._busy = threading.Lock()
     httpd.throttle = TokenBucket(*throttle) if throttle else None
-    httpd.api_keys = api_keys
+    httpd.api_keys = key_ids if api_keys else None
     thread = threading.Thread(target=httpd.serve_forever, name="local-api", daemon=True)
     thread.start()
     return ApiServer(f"http://127.0.0.1:{httpd.server_address[1]}", module, httpd, thread)

@@ -16,8 +16,8 @@ VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"
 ERROR_CODES = {
     400: ("malformed_json", "The body cannot be parsed: not JSON, not UTF-8, or nested too deep."),
-    403: ("forbidden", "Deployed API only: missing or unknown x-api-key (API Gateway answers)."),
-    404: ("not_found", "No decision with this id, or no such route."),
+    403: ("forbidden", "Missing or unknown x-api-key, or the key's client lacks the scope for this call."),
+    404: ("not_found", "No decision with this id that the calling key may read, or no such route."),
     409: ("conflict", "This order was already scored with a different request body."),
     413: ("body_too_large", "The body is over 64 KB."),
     415: ("unsupported_media_type", "Content-Type is not application/json."),

@@ -31,7 +31,8 @@ UNKNOWN_VERSION = "rules-only"
 
 
 def decision_id(event_type: str, order_id: str) -> str:
-    """Deterministic: the same (event_type, order_id) always names the same decision."""
+    """Deterministic but guessable: only for callers without a client and a secret (tests, the offline
+    benchmark). The score function names decisions with `returnguard.access.decision_id` (keyed)."""
     return "dec_" + hashlib.sha256(f"{event_type}\x00{order_id}".encode()).hexdigest()[:32]
 
 
@@ -74,6 +75,7 @@ def decide(
     *,
     started: float | None = None,
     fallback: FallbackModel | None = None,
+    keyed_id: str | None = None,  # the score function's returnguard.access.decision_id
 ) -> Decision:
     started = time.perf_counter() if started is None else started
     now = now or datetime.now(timezone.utc)
@@ -163,7 +165,7 @@ def decide(
     rule_decided = flags.blocklisted or (score is None and bool(policy.rules_triggered))
     response = RiskScoreResponse(
         order_id=o.order_id,
-        decision_id=decision_id(request.event_type, o.order_id),
+        decision_id=keyed_id or decision_id(request.event_type, o.order_id),
         risk_score=None if score is None else round(score, 4),
         risk_level=policy.risk_level,
         recommended_action=policy.recommended_action,

@@ -13,12 +13,13 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from returnguard.fallback import FILE_NAME as FALLBACK_FILE
 from stacks.config import BedrockConfig, StageConfig
-from stacks.constructs import PythonFunction, checkov_skip, log_group, suppress
+from stacks.constructs import PythonFunction, checkov_skip, log_group, removal_policy, suppress
 from stacks.packaging import lambda_staging_folder
 from stacks.request_schema import RISK_SCORE_REQUEST
 
@@ -239,17 +240,63 @@ class ApiStack(Stack):
             "a Lambda proxy, invoked through IAM.",
         )
 
-        self.api_key = self.api.add_api_key("ApiKey", api_key_name=f"{config.prefix}-default")
-        plan = self.api.add_usage_plan(
-            "UsagePlan",
-            name=f"{config.prefix}-default",
-            throttle=apigw.ThrottleSettings(
-                rate_limit=config.api_throttle.rate_limit, burst_limit=config.api_throttle.burst_limit
+        # One key and usage plan per API client (context 'api_clients'); the function maps the calling
+        # key's id to the client's scopes (RG_API_CLIENTS, returnguard.access). Keys are tied to the stage
+        # through their plan only, so the function can name them without a dependency cycle.
+        self.api_keys: dict[str, apigw.ApiKey] = {}
+        key_clients: list[dict[str, Any]] = []
+        for name, scopes in config.api_clients.items():
+            suffix = "" if name == "default" else f"-{name}"  # the first deploys' default key stays
+            key = apigw.ApiKey(self.api, f"ApiKey{suffix}", api_key_name=f"{config.prefix}-{name}")
+            plan = self.api.add_usage_plan(
+                f"UsagePlan{suffix}",
+                name=f"{config.prefix}-{name}",
+                throttle=apigw.ThrottleSettings(
+                    rate_limit=config.api_throttle.rate_limit, burst_limit=config.api_throttle.burst_limit
+                ),
+                quota=apigw.QuotaSettings(limit=config.api_throttle.quota_per_day, period=apigw.Period.DAY),
+            )
+            plan.add_api_key(key)
+            plan.add_api_stage(stage=self.api.deployment_stage)
+            self.api_keys[name] = key
+            key_clients.append({"key_id": key.key_id, "client": name, "scopes": list(scopes)})
+        self.api_key = next(iter(self.api_keys.values()))
+        score.function.add_environment("RG_API_CLIENTS", self.to_json_string(key_clients))
+
+        # The key of decision ids (returnguard.access.decision_id): generated at deploy, read once per
+        # cold start. Not rotated: a new key renames every decision, so retries within the 90 days a
+        # decision is kept would be decided afresh instead of finding their answer.
+        self.decision_id_secret = secretsmanager.Secret(
+            self,
+            "DecisionIdSecret",
+            description="Key of the risk-score API's decision ids (HMAC-SHA256)",
+            encryption_key=props.key,
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
             ),
-            quota=apigw.QuotaSettings(limit=config.api_throttle.quota_per_day, period=apigw.Period.DAY),
+            removal_policy=removal_policy(config),
         )
-        plan.add_api_key(self.api_key)
-        plan.add_api_stage(stage=self.api.deployment_stage)
+        # on the role only (the stage key already lets it decrypt): a grant on the secret would also
+        # change the key's policy in the data stack, which would then depend on this one
+        score.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=[self.decision_id_secret.secret_arn]
+            )
+        )
+        score.function.add_environment("RG_DECISION_ID_SECRET_ARN", self.decision_id_secret.secret_arn)
+        checkov_skip(
+            self.decision_id_secret,
+            "CKV2_AWS_57",
+            "Not rotated on purpose: a new decision-id key would rename every stored decision, so "
+            "retries and GET /v1/decisions/{id} would miss them.",
+        )
+        for rule in ("AwsSolutions-SMG4", "NIST.800.53.R5-SecretsManagerRotationEnabled"):
+            suppress(
+                self.decision_id_secret,
+                rule,
+                "Rotating the decision-id key would rename every stored decision: a retried POST would no "
+                "longer find its answer and GET /v1/decisions/{id} would miss. It never leaves the function.",
+            )
 
         if config.waf:
             self.web_acl = _web_acl(self, config)
@@ -270,7 +317,13 @@ class ApiStack(Stack):
         CfnOutput(
             self, "ApiBaseUrl", value=self.api.url, description="The API's base URL: returnguard --url <this>"
         )
-        CfnOutput(self, "ApiKeyId", value=self.api_key.key_id)
+        CfnOutput(self, "ApiKeyId", value=self.api_key.key_id, description="The first client's key")
+        CfnOutput(
+            self,
+            "ApiClientKeys",
+            value=self.to_json_string({name: key.key_id for name, key in self.api_keys.items()}),
+            description="Each API client's key id (aws apigateway get-api-key --api-key <id> --include-value)",
+        )
         CfnOutput(
             self,
             "ApiKeyValueCommand",

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from returnguard.access import parse_client_scopes
 from returnguard.fallback import FILE_NAME as FALLBACK_FILE
 from returnguard.fallback import FallbackModel, FallbackModelError
 from returnguard.policy import PolicyConfig
@@ -64,6 +65,10 @@ PREFIX_MAX = SAGEMAKER_NAME_MAX - 1 - EXECUTION_NAME_LENGTH
 # AWS-managed Powertools for AWS Lambda (Python) v3 layer; includes pydantic. Pinned.
 POWERTOOLS_LAYER_ACCOUNT = "017000801446"
 POWERTOOLS_LAYER_VERSION = 27
+
+
+# One merchant back end that scores and reads its own decisions, until `api_clients` names more.
+DEFAULT_API_CLIENTS: dict[str, list[str]] = {"default": ["score", "read_own"]}
 
 
 class ConfigError(ValueError):
@@ -197,6 +202,7 @@ class StageConfig:
     policy: dict[str, float | str]  # the deployment's policy overrides (RG_POLICY); {} = the model's
     velocity_orders: int  # the velocity rule's order count with those overrides, for the Glue rules job
     order_time_window: OrderTimeWindow  # how far before/after now the API accepts an order_time
+    api_clients: dict[str, tuple[str, ...]]  # API client -> scopes; each gets its own key and usage plan
     blocklist: BlocklistConfig
     waf: bool
     waf_rate_limit_per_key: int  # requests per API key per 5 minutes
@@ -528,6 +534,14 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         future=timedelta(seconds=read.integer("order_time_future_seconds", 300, minimum=0, maximum=86_400)),
     )
 
+    clients_value = read._get("api_clients", DEFAULT_API_CLIENTS)
+    try:
+        api_clients = parse_client_scopes(
+            json.loads(clients_value) if isinstance(clients_value, str) else clients_value
+        )
+    except ValueError as error:
+        raise ConfigError(f"context 'api_clients': {error}") from None
+
     prefix = read.string("prefix", f"returnguard-{stage}")
     if not re.match(r"^[a-z][a-z0-9-]*[a-z0-9]$", prefix) or len(prefix) < 3:
         raise ConfigError(
@@ -554,6 +568,7 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         policy=policy,
         velocity_orders=velocity_orders,
         order_time_window=order_time_window,
+        api_clients=api_clients,
         blocklist=blocklist,
         waf=read.boolean("waf", False),
         # Default: the usage plan's steady rate over WAF's 5-minute window, so WAF only stops a key

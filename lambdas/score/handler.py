@@ -23,11 +23,11 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from returnguard import narrative
+from returnguard import access, narrative
 from returnguard.aws import snapstart
-from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, HEALTH_BUDGET_S, RequestBudget
+from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, HEALTH_BUDGET_S, CallBounds, RequestBudget
 from returnguard.aws.decisions import Conflict, DecisionStore, body_hash
 from returnguard.aws.feature_store import DynamoFeatureStore
 from returnguard.aws.model_client import HttpModel, Model, SageMakerModel, sagemaker_config
@@ -83,6 +83,27 @@ class Settings(BaseModel):
         default=7 * 86_400, alias="RG_ORDER_TIME_PAST_S", ge=0, le=10 * 366 * 86_400
     )
     order_time_future_s: int = Field(default=300, alias="RG_ORDER_TIME_FUTURE_S", ge=0, le=86_400)
+    # API key id -> client and scopes (returnguard.access); unset: one client with every scope, as the
+    # local API without keys (the api stack always sets it)
+    api_clients_json: str = Field(default="", alias="RG_API_CLIENTS")
+    # the key of decision ids: a Secrets Manager secret in AWS, a value locally (exactly one)
+    decision_id_secret_arn: str = Field(default="", alias="RG_DECISION_ID_SECRET_ARN")
+    decision_id_secret: str = Field(default="", alias="RG_DECISION_ID_SECRET", repr=False)
+
+    @field_validator("api_clients_json")
+    @classmethod
+    def _valid_clients(cls, value: str) -> str:
+        if value:
+            access.parse_key_clients(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Settings:
+        if bool(self.decision_id_secret_arn) == bool(self.decision_id_secret):
+            raise ValueError("set exactly one of RG_DECISION_ID_SECRET_ARN and RG_DECISION_ID_SECRET")
+        if self.decision_id_secret and len(self.decision_id_secret) < access.MIN_SECRET_BYTES:
+            raise ValueError(f"RG_DECISION_ID_SECRET needs at least {access.MIN_SECRET_BYTES} characters")
+        return self
 
     @field_validator("model_config_json")
     @classmethod
@@ -104,6 +125,16 @@ class Settings(BaseModel):
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 MODEL_CONFIG = json.loads(settings.model_config_json)
 POLICY = PolicyConfig.from_model_config(MODEL_CONFIG, json.loads(settings.policy_json))
+SECRETS = CallBounds(connect_timeout_s=1.0, read_timeout_s=2.0, max_attempts=3)  # once, at cold start
+KEY_CLIENTS = access.parse_key_clients(settings.api_clients_json) if settings.api_clients_json else None
+LOCAL_CLIENT = access.Client("local", frozenset(access.SCOPES))
+DECISION_ID_SECRET = (  # read once, at cold start
+    boto3.client("secretsmanager", config=SECRETS.config()).get_secret_value(
+        SecretId=settings.decision_id_secret_arn
+    )["SecretString"]
+    if settings.decision_id_secret_arn
+    else settings.decision_id_secret
+).encode("utf-8")
 ORDER_TIMES = OrderTimeWindow(
     past=timedelta(seconds=settings.order_time_past_s), future=timedelta(seconds=settings.order_time_future_s)
 )
@@ -188,16 +219,31 @@ def _read_body() -> dict[str, Any]:
     return body
 
 
+def _caller() -> access.Client:
+    """The client whose API key made this call (API Gateway passes the key's id)."""
+    if KEY_CLIENTS is None:
+        return LOCAL_CLIENT
+    identity = (app.current_event.get("requestContext") or {}).get("identity") or {}
+    client = KEY_CLIENTS.get(identity.get("apiKeyId") or "")
+    if client is None:
+        raise access.Forbidden("this API key belongs to no client")
+    return client
+
+
 @app.post("/v1/risk-score")
 def risk_score() -> Any:
     started = time.perf_counter()
     budget.start(DECISION_BUDGET_S)
+    caller = _caller()
+    if not caller.may_score():
+        raise access.Forbidden("this API key may not score orders")
     request = RiskScoreRequest.model_validate(_read_body())
     ORDER_TIMES.check(request.order.order_time, datetime.now(timezone.utc))
     if request.event_type == "return":  # validated first: a bad body is a 422 whatever it is about
         raise ApiError(501, "not_implemented", "return events are not scored yet", "event_type")
     request_hash = body_hash(request)
-    decision = decide(request, features, model, POLICY, started=started, fallback=FALLBACK)
+    named = access.decision_id(DECISION_ID_SECRET, caller.name, request.event_type, request.order.order_id)
+    decision = decide(request, features, model, POLICY, started=started, fallback=FALLBACK, keyed_id=named)
     response = decision.response
     if narrator is not None and wanted(request.explain, response.risk_level, NARRATIVE):
         told = narrator.narrate(NarrativeFacts.of(response, request.locale))
@@ -214,7 +260,11 @@ def risk_score() -> Any:
             fallback.add_dimensions(service=service, reason=told.fallback_reason)
             fallback.flush_metrics()
     saved, replayed = decisions.save(
-        response, customer_id=request.order.customer_id, request_hash=request_hash, features=decision.vector
+        response,
+        customer_id=request.order.customer_id,
+        request_hash=request_hash,
+        api_client=caller.name,
+        features=decision.vector,
     )
     # velocity before the stream catches up; a replay records again (idempotent) in case the first
     # answer was lost to a failure right here
@@ -258,10 +308,12 @@ def risk_score() -> Any:
 @app.get("/v1/decisions/<decision_id>")
 def get_decision(decision_id: str) -> Any:
     budget.start(DECISION_BUDGET_S)
-    stored = decisions.get_response(decision_id)
-    if stored is None:
+    caller = _caller()
+    stored = decisions.get(decision_id)
+    # one the caller may not read is answered as one that does not exist
+    if stored is None or not caller.may_read(stored["client"]):
         raise ApiError(404, "not_found", "no decision with this id", "decision_id")
-    return stored
+    return stored["response"]
 
 
 @app.get("/v1/health")
@@ -307,6 +359,11 @@ def _not_found(_: Exception) -> Response:
         response.headers["Allow"] = ", ".join(allowed)
         return response
     return _error(404, "not_found", "no such route")
+
+
+@app.exception_handler(access.Forbidden)
+def _forbidden(error: access.Forbidden) -> Response:
+    return _error(403, "forbidden", str(error))
 
 
 @app.exception_handler(ApiError)

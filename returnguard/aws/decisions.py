@@ -62,6 +62,7 @@ class DecisionStore:
         return {
             "decision_id": item["decision_id"]["S"],
             "body_hash": item["body_hash"]["S"],
+            "client": item.get("client", {}).get("S"),  # the API client that asked for it
             "response": json.loads(item["response"]["S"]),
         }
 
@@ -84,6 +85,7 @@ class DecisionStore:
         *,
         customer_id: str,
         request_hash: str,
+        api_client: str = "",
         features: Mapping[str, float],
         now: datetime | None = None,
     ) -> tuple[dict[str, Any], bool]:
@@ -98,6 +100,7 @@ class DecisionStore:
         item = {
             "decision_id": {"S": response.decision_id},
             "customer_id": {"S": customer_id},
+            "client": {"S": api_client},
             "created_at": {"S": created},
             "body_hash": {"S": request_hash},
             "response": {"S": json.dumps(body, separators=(",", ":"))},

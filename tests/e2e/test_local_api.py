@@ -177,6 +177,33 @@ def test_store_down_is_503(servers, trained_model, tmp_path) -> None:
         api.stop()
 
 
+def test_each_client_reads_its_own_decisions_with_its_own_key(servers, trained_model, tmp_path) -> None:
+    config = json.loads((Path(trained_model[0]) / "config.json").read_text())
+    keys = {"key-a": ("shop-a", ["score", "read_own"]), "key-b": ("shop-b", ["score", "read_own"])}
+    api = serve(
+        servers["stack"],
+        config,
+        servers["live"].handler.settings.inference_url,
+        log_path=tmp_path / "api.log",
+        api_keys=keys,
+    )
+    try:
+
+        def call(method: str, path: str, key: str | None, body: Any = None) -> requests.Response:
+            headers = {"Content-Type": "application/json", **({"x-api-key": key} if key else {})}
+            data = None if body is None else json.dumps(body)
+            return requests.request(method, f"{api.url}{path}", data=data, headers=headers, timeout=10)
+
+        assert call("POST", "/v1/risk-score", None, order("E2E-K1")).status_code == 403  # the gateway
+        mine = call("POST", "/v1/risk-score", "key-a", order("E2E-K1")).json()
+        decision = f"/v1/decisions/{mine['decision_id']}"
+        assert call("GET", decision, "key-a").json() == mine
+        assert call("GET", decision, "key-b").status_code == 404
+        assert call("GET", "/v1/health", None).status_code == 200  # open, as deployed
+    finally:
+        api.stop()
+
+
 def test_function_logs_go_to_the_log_file_without_pii(servers) -> None:
     post(servers["live"], order("E2E-11"))
     lines = [json.loads(line) for line in (servers["logs"] / "live.log").read_text().splitlines() if line]

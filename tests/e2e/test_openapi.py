@@ -57,7 +57,13 @@ def test_schemathesis_finds_no_server_error_and_no_off_spec_answer(trained_model
     config = json.loads((Path(trained_model[0]) / "config.json").read_text())
     stack = local_stack.start(prefix="returnguard-fuzz")
     model = serve_model(str(trained_model[0]))
-    api = serve(stack, config, model.url, log_path=tmp_path / "api.log", api_keys={FUZZ_KEY: "fuzz-key-id"})
+    api = serve(
+        stack,
+        config,
+        model.url,
+        log_path=tmp_path / "api.log",
+        api_keys={FUZZ_KEY: ("fuzz", ["score", "read_own"])},
+    )
     try:
         seed_features(
             stack, [("customer#0", customer_with_history(orders=8, returned=3, last_order_ms=T0 - DAY))]

@@ -33,6 +33,7 @@ SECRET_ARN = "arn:aws:secretsmanager:ap-south-1:123456789012:secret:returnguard/
 
 DEV_CONTEXT = {"stage": "dev", "bedrock_enabled": False}
 PROD_CONTEXT = {
+    "api_clients": '{"default": ["score", "read_own"], "console": ["read_all"]}',
     "stage": "prod",
     "alert_email": "alerts@example.com",
     "bedrock_model_id": "amazon.nova-lite-v1:0",

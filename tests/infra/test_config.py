@@ -53,6 +53,9 @@ def test_prod_defaults_to_realtime_and_reads_region_from_environment(fake_model_
         ({"bedrock_profile_regions": {"mars": ["mars-north-1"]}}, "bedrock_profile_regions"),
         ({"order_time_past_days": -1}, "order_time_past_days"),
         ({"order_time_future_seconds": "soon"}, "order_time_future_seconds"),
+        ({"api_clients": '{"shop": ["admin"]}'}, "api_clients"),
+        ({"api_clients": "{}"}, "api_clients"),
+        ({"api_clients": '{"Shop A": ["score"]}'}, "api_clients"),
     ],
 )
 def test_invalid_context_names_the_key(fake_model_dir, context, key):

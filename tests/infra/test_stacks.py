@@ -22,6 +22,8 @@ SCORE_ENV = {
     "RG_POLICY",
     "RG_ORDER_TIME_PAST_S",
     "RG_ORDER_TIME_FUTURE_S",
+    "RG_API_CLIENTS",
+    "RG_DECISION_ID_SECRET_ARN",
     "RG_BEDROCK_MODEL_ID",
     "RG_BEDROCK_GUARDRAIL_ID",
     "RG_BEDROCK_GUARDRAIL_VERSION",
@@ -500,6 +502,43 @@ def test_the_policy_context_reaches_the_score_function_and_the_rules_job_alike(d
         jobs = template(synth, "etl").find_resources("AWS::Glue::Job")
         (rules,) = [j["Properties"] for j in jobs.values() if j["Properties"]["Name"].endswith("-rules")]
         assert rules["DefaultArguments"]["--velocity_orders"] == velocity_orders
+
+
+def test_each_api_client_has_its_own_key_and_plan_and_the_function_knows_its_scopes(dev, prod):
+    for synth, clients in (
+        (dev, {"default": ["score", "read_own"]}),
+        (prod, {"default": ["score", "read_own"], "console": ["read_all"]}),
+    ):
+        api = template(synth, "api")
+        keys = api.find_resources("AWS::ApiGateway::ApiKey")
+        plans = api.find_resources("AWS::ApiGateway::UsagePlan")
+        plan_keys = api.find_resources("AWS::ApiGateway::UsagePlanKey")
+        assert len(keys) == len(plans) == len(plan_keys) == len(clients)
+        assert {k["Properties"]["Name"].rsplit("-", 1)[1] for k in keys.values()} == set(clients)
+        (score,) = functions(synth, "api")
+        mapping = json.dumps(score["Environment"]["Variables"]["RG_API_CLIENTS"])
+        for logical_id in keys:
+            assert logical_id in mapping  # the function maps every key's id ...
+        for name, scopes in clients.items():  # ... to its client and scopes
+            entry = json.dumps({"client": name, "scopes": scopes}, separators=(",", ":"))[1:-1]
+            assert entry.replace('"', '\\"') in mapping
+
+
+def test_decision_ids_are_keyed_by_a_secret_generated_at_deploy_and_read_by_the_function_only(dev):
+    api = template(dev, "api")
+    (secret,) = api.find_resources("AWS::SecretsManager::Secret").values()
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    assert "KmsKeyId" in secret["Properties"]
+    (score,) = functions(dev, "api")
+    (logical_id,) = api.find_resources("AWS::SecretsManager::Secret")
+    assert score["Environment"]["Variables"]["RG_DECISION_ID_SECRET_ARN"] == {"Ref": logical_id}
+    reads = [
+        s
+        for policy in api.find_resources("AWS::IAM::Policy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "secretsmanager:GetSecretValue" in json.dumps(s["Action"])
+    ]
+    assert reads and all(s["Resource"] == {"Ref": logical_id} for s in reads)
 
 
 def test_the_order_time_window_reaches_the_score_function(dev):

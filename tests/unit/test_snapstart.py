@@ -91,6 +91,7 @@ def test_score_handler_registers_the_hooks_with_its_clients(monkeypatch):
         "RG_ENDPOINT_NAME": "returnguard-dev-scoring",
         "RG_MODEL_CONFIG": '{"model_version":"v1","thresholds":{"medium":0.3,"high":0.6,"critical":0.9}}',
         "POWERTOOLS_TRACE_DISABLED": "true",
+        "RG_DECISION_ID_SECRET": "test-only-decision-id-secret-32-chars-long",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

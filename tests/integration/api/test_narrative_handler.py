@@ -37,6 +37,7 @@ def handler(trained_model) -> Iterator[ModuleType]:
         "RG_BEDROCK_MODEL_ID": "us.amazon.nova-lite-v1:0",
         "RG_INFERENCE_URL": server.url,
         "RG_ORDER_TIME_PAST_S": str(3660 * 86_400),  # the orders here are dated 2023-11-14
+        "RG_DECISION_ID_SECRET": "test-only-decision-id-secret-32-chars-long",
         "RG_MODEL_CONFIG": json.dumps(
             {"model_version": config["model_version"], "thresholds": config["thresholds"]}
         ),

@@ -56,6 +56,7 @@ def handlers(trained_model) -> Iterator[dict[str, ModuleType]]:
         "RG_AUDIT_TABLE": "audit",
         "RG_ENDPOINT_NAME": "unused",
         "RG_ORDER_TIME_PAST_S": str(3660 * 86_400),  # the orders here are dated 2023-11-14 (T0)
+        "RG_DECISION_ID_SECRET": "test-only-decision-id-secret-32-chars-long",
         "RG_MODEL_CONFIG": json.dumps(
             {"model_version": config.get("model_version"), "thresholds": config["thresholds"]}
         ),
