@@ -191,7 +191,8 @@ class LambdaContext:
 
 
 @contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
+def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set these environment variables for the block, then restore what was there."""
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -259,7 +260,7 @@ def load_handler(environment: Mapping[str, str], name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, HANDLER)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    with _environment(environment):
+    with patched_environ(environment):
         spec.loader.exec_module(module)
     return module
 

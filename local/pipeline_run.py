@@ -26,7 +26,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import os
 import re
 import shutil
 import sys
@@ -34,7 +33,7 @@ import tarfile
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from urllib.parse import urlsplit
 import boto3
 
 from local import moto_sagemaker
+from local.api_server import patched_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -101,20 +101,6 @@ def fingerprint(s3: Any, url: str, *extra: str) -> str:
         for item in page.get("Contents", []):
             digest.update(f"{item['Key'][len(prefix) :]}={item['ETag']}".encode())
     return digest.hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 # --- the local steps ------------------------------------------------------------------------------------
@@ -212,7 +198,11 @@ class TrainingJobs:
                 log.write((seen / "log.txt").read_text())
             else:
                 try:
-                    with environment(env), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                    with (
+                        patched_environ(env),
+                        contextlib.redirect_stdout(log),
+                        contextlib.redirect_stderr(log),
+                    ):
                         code = train.main(argv)
                     if code:
                         raise RuntimeError(f"exit status {code}")
@@ -266,7 +256,7 @@ class LambdaFunctions:
             raise StepFailed("Lambda.ResourceNotFoundException", f"no local function for {arn}")
         folder, env = self.functions[arn]
         self.invocations.append(folder)
-        with environment({"POWERTOOLS_TRACE_DISABLED": "true", **env}):
+        with patched_environ({"POWERTOOLS_TRACE_DISABLED": "true", **env}):
             if arn not in self._loaded:
                 self._loaded[arn] = _load(ROOT / "lambdas" / folder / "handler.py", f"lambda_{folder}_local")
             try:
