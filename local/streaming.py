@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
-from local.api_server import LambdaContext, _environment
+from local.api_server import LambdaContext, patched_environ
 from local.stack import REGION, LocalStack
 from returnguard.events import partition_key
 
@@ -44,7 +44,7 @@ def load_handler(stack: LocalStack, name: str | None = None) -> ModuleType:
     )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    with _environment(env):
+    with patched_environ(env):
         spec.loader.exec_module(module)
     return module
 
