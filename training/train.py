@@ -13,7 +13,9 @@ beside XGBoost.
 Artifacts (model dir): xgboost-model.ubj, config.json (feature list, thresholds, model version, data
 window, code version), metrics.json, fallback_model.json (the logistic regression as JSON, with its
 own thresholds and test metrics: the score function evaluates it in pure Python when the endpoint
-cannot answer; see returnguard/fallback.py). Output dir: test-window predictions for the report.
+cannot answer; see returnguard/fallback.py), evaluation.json (the promotion gate's evidence: this model
+and the serving one, given as --champion or the `champion` channel, scored on the same mature test
+window; see returnguard/gate.py). Output dir: test-window predictions for the report.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -35,7 +38,7 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from returnguard import fallback
+from returnguard import fallback, gate
 from returnguard.features import FEATURE_NAMES, FEATURES
 
 MODEL_FILE = "xgboost-model.ubj"
@@ -109,6 +112,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--controls", type=int, default=1, help="1: also train the permuted-label and shuffled-time controls"
+    )
+    parser.add_argument(
+        "--champion",
+        default=os.environ.get("SM_CHANNEL_CHAMPION"),
+        help="the serving model (its model.tar.gz or model folder): scored on the same test window for the "
+        "promotion gate (evaluation.json); without it the gate has no champion and rejects",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model_version", default=None)
@@ -609,6 +618,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "controls": controls,
         "monotone": monotone,
     }
+    evidence = gate_evidence(
+        test,
+        test_scores["xgboost"],
+        version=version,
+        threshold=decision,
+        labels_as_of=maturity["splits"]["test"]["labels_as_of"],
+        champion=args.champion,
+    )
     write_atomically(
         Path(args.model_dir),
         {
@@ -616,6 +633,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "config.json": config,
             "metrics.json": metrics,
             fallback.FILE_NAME: fallback_model,
+            gate.EVIDENCE_FILE: evidence,
         },
     )
 
@@ -637,6 +655,80 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     log(f"done in {time.perf_counter() - started:.1f}s; model {version} in {args.model_dir}")
     return {"config": config, "metrics": metrics}
+
+
+def load_champion(location: str | Path) -> tuple[xgb.Booster, dict[str, Any]]:
+    """The serving model from a folder holding its files or its model.tar.gz (a SageMaker channel)."""
+    source = Path(location)
+    archives = [source] if source.is_file() else sorted(source.glob("*.tar.gz"))
+    with tempfile.TemporaryDirectory(prefix="champion-") as work:
+        folder = source
+        if archives:
+            with tarfile.open(archives[0]) as tar:
+                # the "data" filter (no absolute paths, links out, devices) where this Python has it
+                tar.extractall(work, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+            folder = Path(work)
+        config = json.loads((folder / "config.json").read_text())
+        booster = xgb.Booster()
+        booster.load_model(str(folder / MODEL_FILE))
+    return booster, config
+
+
+def gate_evidence(
+    test: pd.DataFrame,
+    scores: np.ndarray,
+    *,
+    version: str,
+    threshold: float,
+    labels_as_of: str,
+    champion: str | Path | None,
+) -> dict[str, Any]:
+    """What the promotion gate judges (returnguard.gate.decide): the candidate and the serving model
+    scored on the same mature window (this run's test window), each at its own decision threshold."""
+    y = test[LABEL].to_numpy()
+    evidence: dict[str, Any] = {
+        "kind": gate.EVIDENCE_KIND,
+        "window": {**window(test), "positives": int(y.sum()), "labels_as_of": labels_as_of},
+        "candidate": {
+            "model_version": version,
+            "feature_names": list(FEATURE_NAMES),
+            "roc_auc": float(roc_auc_score(y, scores)),
+            "pr_auc": float(average_precision_score(y, scores)),
+            "threshold": float(threshold),
+            "alert_rate": gate.alert_rate(scores.tolist(), threshold),
+        },
+        "champion": {"error": "no champion model was given (--champion / the champion channel)"},
+        "score_psi": None,
+    }
+    if champion is None:
+        return evidence
+    try:
+        booster, config = load_champion(champion)
+        names = list(config["feature_names"])
+        missing = [name for name in names if name not in test.columns]
+        if missing:
+            raise TrainingDataError(f"the window lacks the champion's feature(s): {', '.join(missing)}")
+        matrix_ = test[names].to_numpy(dtype=np.float64)
+        champion_scores = booster.predict(xgb.DMatrix(matrix_, feature_names=names))
+        champion_threshold = float(config["thresholds"]["decision"])
+    except Exception as error:  # the gate rejects on an unscored champion; the run itself succeeds
+        evidence["champion"] = {"error": f"{type(error).__name__}: {error}"}
+        log(f"gate: the champion could not be scored: {error}")
+        return evidence
+    evidence["champion"] = {
+        "model_version": str(config.get("model_version", "unknown")),
+        "feature_names": names,
+        "roc_auc": float(roc_auc_score(y, champion_scores)),
+        "pr_auc": float(average_precision_score(y, champion_scores)),
+        "threshold": champion_threshold,
+        "alert_rate": gate.alert_rate(champion_scores.tolist(), champion_threshold),
+    }
+    evidence["score_psi"] = gate.score_psi(champion_scores.tolist(), scores.tolist())
+    log(
+        f"gate evidence on {len(test):,} orders: candidate ROC-AUC {evidence['candidate']['roc_auc']:.3f} vs "
+        f"champion {evidence['champion']['roc_auc']:.3f}; score PSI {evidence['score_psi']:.3f}"
+    )
+    return evidence
 
 
 def train_frame(table: pd.DataFrame, work_dir: str | Path, *extra: str) -> dict[str, Any]:

@@ -1,0 +1,242 @@
+"""The promotion gate: may a retrained candidate replace the serving model (the champion)?
+
+Both models are scored on the same mature time window (the training run's test window: every order
+old enough for its return window and inspection delay, labels as known at the extract's end). The
+training job measures them there and writes the evidence (`gate_evidence`, in the model's
+`evaluation.json`); `decide` judges it against configurable bounds:
+
+- ROC-AUC and PR-AUC: the candidate may be worse than the champion by at most a margin;
+- the score distribution: the PSI of the candidate's scores against the champion's on that window;
+- the alert rate (share of the window at or above each model's own decision threshold): an absolute
+  ceiling, and at most a factor away from the champion's in either direction;
+- the feature list: exactly what serving computes (the feature spec);
+- the window: enough rows and positives for the numbers to mean something.
+
+It fails closed: evidence that is missing, malformed or not a finite number rejects the candidate
+with a reason, never promotes it. Pure Python (no numpy): the promote step, the gate Lambda and the
+`returnguard models` CLI all call it.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+EVIDENCE_FILE = "evaluation.json"  # in the model directory (model.tar.gz), written by training/train.py
+EVIDENCE_KIND = "returnguard.gate_evidence/1"
+PSI_BINS = 10
+PSI_FLOOR = 1e-4  # an empty bin's share, so PSI stays finite
+
+
+class GateConfigError(ValueError):
+    """Gate bounds that cannot be used; the message names the bound."""
+
+
+@dataclass(frozen=True)
+class GateBounds:
+    """What a candidate must satisfy against the champion; deployments override any of them."""
+
+    max_roc_auc_drop: float = 0.01  # candidate ROC-AUC >= champion's - this
+    max_pr_auc_drop: float = 0.02  # candidate PR-AUC >= champion's - this
+    max_score_psi: float = 0.25  # PSI of candidate vs champion scores on the window (0.25: a major shift)
+    max_alert_rate: float = 0.20  # share of orders at or above the decision threshold, absolute ceiling
+    max_alert_rate_ratio: float = 1.5  # candidate/champion alert rate within [1/this, this]
+    min_window_rows: int = 200
+    min_window_positives: int = 10
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> GateBounds:
+        """Bounds from a mapping (cdk.json context `gate`, the Lambda's RG_GATE_BOUNDS); unknown keys and
+        values out of range raise GateConfigError naming the key."""
+        values = dict(values or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise GateConfigError(f"unknown gate bound(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        parsed: dict[str, Any] = {}
+        for name, value in values.items():
+            kind = int if known[name].type in ("int", int) else float
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise GateConfigError(f"gate bound {name} must be a number, got {value!r}")
+            try:
+                number = kind(value)
+            except ValueError:
+                raise GateConfigError(f"gate bound {name} must be a number, got {value!r}") from None
+            if not math.isfinite(number) or number < 0:
+                raise GateConfigError(f"gate bound {name} must be a finite number >= 0, got {value!r}")
+            parsed[name] = number
+        bounds = cls(**parsed)
+        if bounds.max_alert_rate_ratio < 1:
+            raise GateConfigError("gate bound max_alert_rate_ratio must be >= 1")
+        if bounds.max_alert_rate > 1:
+            raise GateConfigError("gate bound max_alert_rate is a share of orders: at most 1")
+        return bounds
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    approved: bool
+    reasons: tuple[str, ...]  # stable codes; empty when approved
+    numbers: dict[str, Any]  # every number the decision looked at, for the registry and the lake
+    bounds: GateBounds = field(default_factory=GateBounds)
+
+    @property
+    def approval_status(self) -> str:
+        """The model package's ModelApprovalStatus."""
+        return "Approved" if self.approved else "Rejected"
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "approved": self.approved,
+            "approval_status": self.approval_status,
+            "reasons": list(self.reasons),
+            "numbers": self.numbers,
+            "bounds": self.bounds.as_dict(),
+        }
+
+
+# --- metrics on the window ---------------------------------------------------------------------------
+
+
+def score_psi(expected: Sequence[float], actual: Sequence[float], bins: int = PSI_BINS) -> float:
+    """Population stability index of `actual` against `expected`, on `expected`'s quantile bins.
+
+    Ties at a bin edge go to the upper bin; bins whose edges coincide (many equal scores) merge.
+    """
+    if not expected or not actual:
+        raise ValueError("PSI needs scores on both sides")
+    ordered = sorted(float(v) for v in expected)
+    edges = sorted({ordered[min(len(ordered) - 1, (len(ordered) * i) // bins)] for i in range(1, bins)})
+
+    def shares(values: Sequence[float]) -> list[float]:
+        counts = [0] * (len(edges) + 1)
+        for value in values:
+            counts[bisect_right(edges, float(value))] += 1
+        return [max(count / len(values), PSI_FLOOR) for count in counts]
+
+    reference, current = shares(ordered), shares(actual)
+    return float(sum((c - r) * math.log(c / r) for r, c in zip(reference, current, strict=True)))
+
+
+def alert_rate(scores: Sequence[float], threshold: float) -> float:
+    """The share of `scores` at or above `threshold` (what the model would send to review or block)."""
+    if not scores:
+        raise ValueError("alert rate of no scores")
+    return sum(1 for s in scores if s >= threshold) / len(scores)
+
+
+# --- the decision ------------------------------------------------------------------------------------
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def decide(
+    evidence: Mapping[str, Any] | None, serving_features: Sequence[str], bounds: GateBounds | None = None
+) -> GateDecision:
+    """Judge the candidate in `evidence` (see training/train.py `gate_evidence`) against the champion
+    measured on the same window. Every failed check adds its reason; anything missing rejects."""
+    bounds = bounds or GateBounds()
+    reasons: list[str] = []
+    numbers: dict[str, Any] = {}
+    if not isinstance(evidence, Mapping) or evidence.get("kind") != EVIDENCE_KIND:
+        return GateDecision(False, ("missing_evidence",), numbers, bounds)
+    window, candidate, champion = (
+        _mapping(evidence.get(part)) for part in ("window", "candidate", "champion")
+    )
+    numbers["window"] = {k: window.get(k) for k in ("from", "to", "rows", "positives", "labels_as_of")}
+    numbers["candidate_version"] = candidate.get("model_version")
+    numbers["champion_version"] = champion.get("model_version")
+
+    rows, positives = _number(window.get("rows")), _number(window.get("positives"))
+    if rows is None or positives is None:
+        reasons.append("missing_window")
+    elif rows < bounds.min_window_rows or positives < bounds.min_window_positives:
+        reasons.append("window_too_small")
+
+    features = candidate.get("feature_names")
+    numbers["feature_list_matches"] = isinstance(features, list) and list(features) == list(serving_features)
+    if not numbers["feature_list_matches"]:
+        reasons.append("feature_list_mismatch")
+        if isinstance(features, list):
+            numbers["features_missing"] = [f for f in serving_features if f not in features]
+            numbers["features_extra"] = [f for f in features if f not in serving_features]
+
+    if champion.get("error"):
+        numbers["champion_error"] = str(champion["error"])[:500]
+        reasons.append("champion_unscored")
+    metrics: dict[str, dict[str, float | None]] = {}
+    for side, source in (("candidate", candidate), ("champion", champion)):
+        metrics[side] = {m: _number(source.get(m)) for m in ("roc_auc", "pr_auc", "alert_rate")}
+        numbers[side] = metrics[side]
+    if any(v is None for side in metrics.values() for v in side.values()):
+        if "champion_unscored" not in reasons:
+            reasons.append("missing_metrics")
+    else:
+        new, old = metrics["candidate"], metrics["champion"]
+        assert all(v is not None for v in (*new.values(), *old.values()))
+        numbers["roc_auc_change"] = new["roc_auc"] - old["roc_auc"]  # type: ignore[operator]
+        numbers["pr_auc_change"] = new["pr_auc"] - old["pr_auc"]  # type: ignore[operator]
+        if numbers["roc_auc_change"] < -bounds.max_roc_auc_drop:
+            reasons.append("roc_auc_worse")
+        if numbers["pr_auc_change"] < -bounds.max_pr_auc_drop:
+            reasons.append("pr_auc_worse")
+        new_rate, old_rate = float(new["alert_rate"]), float(old["alert_rate"])  # type: ignore[arg-type]
+        ratio = new_rate / old_rate if old_rate > 0 else (1.0 if new_rate == 0 else math.inf)
+        numbers["alert_rate_ratio"] = ratio
+        if new_rate > bounds.max_alert_rate:
+            reasons.append("alert_rate_too_high")
+        elif not (1 / bounds.max_alert_rate_ratio <= ratio <= bounds.max_alert_rate_ratio):
+            reasons.append("alert_rate_shift")
+
+    psi = _number(evidence.get("score_psi"))
+    numbers["score_psi"] = psi
+    if psi is None:
+        if "champion_unscored" not in reasons and "missing_metrics" not in reasons:
+            reasons.append("missing_metrics")
+    elif psi > bounds.max_score_psi:
+        reasons.append("score_distribution_shift")
+    return GateDecision(not reasons, tuple(reasons), numbers, bounds)
+
+
+def registry_metadata(decision: GateDecision, **extra: str) -> dict[str, str]:
+    """The decision as a model package's CustomerMetadataProperties: string values, keys under 128
+    characters, values under 1024 (SageMaker's limits)."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        return "" if value is None else str(value)
+
+    numbers = decision.numbers
+    window = numbers.get("window") or {}
+    metadata = {
+        "gate_decision": decision.approval_status,
+        "gate_reasons": ",".join(decision.reasons) or "none",
+        "window_from": text(window.get("from")),
+        "window_to": text(window.get("to")),
+        "window_rows": text(window.get("rows")),
+        "window_positives": text(window.get("positives")),
+        "champion_version": text(numbers.get("champion_version")),
+        "model_version": text(numbers.get("candidate_version")),
+        "feature_list_matches": text(numbers.get("feature_list_matches")),
+        "score_psi": text(numbers.get("score_psi")),
+    }
+    for side in ("candidate", "champion"):
+        for metric, value in (numbers.get(side) or {}).items():
+            metadata[f"{side}_{metric}"] = text(value)
+    metadata.update(extra)
+    return {key[:128]: value[:1024] for key, value in metadata.items() if value != ""}

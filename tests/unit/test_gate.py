@@ -1,0 +1,197 @@
+"""The promotion gate (returnguard.gate): promote, reject for each reason, fail closed."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from returnguard import gate
+from returnguard.features import FEATURE_NAMES
+
+
+def evidence(**changes: Any) -> dict[str, Any]:
+    """A candidate slightly better than its champion on a 1,000-order window."""
+    base: dict[str, Any] = {
+        "kind": gate.EVIDENCE_KIND,
+        "window": {
+            "from": "2026-01-01T00:00:00Z",
+            "to": "2026-03-01T00:00:00Z",
+            "rows": 1000,
+            "positives": 60,
+            "labels_as_of": "2026-04-22T00:00:00Z",
+        },
+        "candidate": {
+            "model_version": "v2",
+            "feature_names": list(FEATURE_NAMES),
+            "roc_auc": 0.91,
+            "pr_auc": 0.52,
+            "alert_rate": 0.06,
+        },
+        "champion": {"model_version": "v1", "roc_auc": 0.90, "pr_auc": 0.50, "alert_rate": 0.05},
+        "score_psi": 0.03,
+    }
+    for path, value in changes.items():
+        target = base
+        *parents, leaf = path.split("__")
+        for parent in parents:
+            target = target[parent]
+        if value is DELETE:
+            del target[leaf]
+        else:
+            target[leaf] = value
+    return base
+
+
+DELETE = object()
+
+
+def test_a_candidate_within_every_bound_is_approved_with_its_numbers():
+    decision = gate.decide(evidence(), FEATURE_NAMES)
+
+    assert decision.approved and decision.reasons == ()
+    assert decision.approval_status == "Approved"
+    assert decision.numbers["roc_auc_change"] == pytest.approx(0.01)
+    assert decision.numbers["pr_auc_change"] == pytest.approx(0.02)
+    assert decision.numbers["alert_rate_ratio"] == pytest.approx(1.2)
+    assert decision.numbers["window"]["rows"] == 1000
+
+
+def test_slightly_worse_within_the_margin_is_still_approved():
+    # 0.005 below on ROC-AUC and 0.015 below on PR-AUC: inside the default margins (0.01, 0.02)
+    decision = gate.decide(evidence(candidate__roc_auc=0.895, candidate__pr_auc=0.485), FEATURE_NAMES)
+    assert decision.approved
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"candidate__roc_auc": 0.88}, "roc_auc_worse"),
+        ({"candidate__pr_auc": 0.47}, "pr_auc_worse"),
+        ({"score_psi": 0.4}, "score_distribution_shift"),
+        ({"candidate__alert_rate": 0.25}, "alert_rate_too_high"),
+        ({"candidate__alert_rate": 0.09}, "alert_rate_shift"),  # 1.8x the champion's
+        ({"candidate__alert_rate": 0.02}, "alert_rate_shift"),  # 0.4x: it would miss abuse it caught
+        ({"candidate__feature_names": [*FEATURE_NAMES, "new_feature"]}, "feature_list_mismatch"),
+        ({"candidate__feature_names": list(reversed(FEATURE_NAMES))}, "feature_list_mismatch"),
+        ({"window__rows": 50}, "window_too_small"),
+        ({"window__positives": 3}, "window_too_small"),
+    ],
+)
+def test_each_failed_bound_rejects_with_its_reason(changes, reason):
+    decision = gate.decide(evidence(**changes), FEATURE_NAMES)
+
+    assert not decision.approved
+    assert decision.reasons == (reason,)
+    assert decision.approval_status == "Rejected"
+
+
+def test_a_feature_mismatch_names_the_missing_and_extra_features():
+    names = [*FEATURE_NAMES[1:], "new_feature"]
+    decision = gate.decide(evidence(candidate__feature_names=names), FEATURE_NAMES)
+    assert decision.numbers["features_missing"] == [FEATURE_NAMES[0]]
+    assert decision.numbers["features_extra"] == ["new_feature"]
+
+
+@pytest.mark.parametrize(
+    ("given_evidence", "reason"),
+    [
+        (None, "missing_evidence"),
+        ({}, "missing_evidence"),
+        (evidence(kind="something else"), "missing_evidence"),
+        (evidence(candidate__roc_auc=DELETE), "missing_metrics"),
+        (evidence(champion__pr_auc=None), "missing_metrics"),
+        (evidence(candidate__alert_rate=math.nan), "missing_metrics"),
+        (evidence(champion__roc_auc="0.9"), "missing_metrics"),
+        (evidence(score_psi=math.inf), "missing_metrics"),
+        (evidence(score_psi=DELETE), "missing_metrics"),
+        (evidence(window=DELETE), "missing_window"),
+        (evidence(candidate__feature_names=DELETE), "feature_list_mismatch"),
+    ],
+)
+def test_missing_or_malformed_evidence_fails_closed(given_evidence, reason):
+    decision = gate.decide(given_evidence, FEATURE_NAMES)
+    assert not decision.approved
+    assert reason in decision.reasons
+
+
+def test_a_champion_that_could_not_be_scored_rejects_the_candidate():
+    champion = {"model_version": "v1", "error": "model was trained on features this table lacks: x"}
+    decision = gate.decide(evidence(champion=champion, score_psi=None), FEATURE_NAMES)
+
+    assert decision.reasons == ("champion_unscored",)
+    assert "lacks: x" in decision.numbers["champion_error"]
+
+
+def test_bounds_are_configurable():
+    strict = gate.GateBounds.from_mapping({"max_roc_auc_drop": 0, "max_pr_auc_drop": "0"})
+    assert gate.decide(evidence(candidate__roc_auc=0.899), FEATURE_NAMES, strict).reasons == (
+        "roc_auc_worse",
+    )
+    loose = gate.GateBounds.from_mapping({"max_score_psi": 1.0})
+    assert gate.decide(evidence(score_psi=0.4), FEATURE_NAMES, loose).approved
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"max_roc_auc_dropp": 0.1},
+        {"max_score_psi": -1},
+        {"max_score_psi": "a lot"},
+        {"max_alert_rate_ratio": 0.5},
+        {"max_alert_rate": 2},
+        {"min_window_rows": True},
+    ],
+)
+def test_unusable_bounds_raise_naming_the_bound(values):
+    with pytest.raises(gate.GateConfigError, match=next(iter(values)).rstrip("p")):
+        gate.GateBounds.from_mapping(values)
+
+
+def test_registry_metadata_holds_the_decision_as_strings():
+    decision = gate.decide(evidence(candidate__roc_auc=0.5), FEATURE_NAMES)
+    metadata = gate.registry_metadata(decision, execution="run-1")
+
+    assert metadata["gate_decision"] == "Rejected"
+    assert metadata["gate_reasons"] == "roc_auc_worse"
+    assert metadata["candidate_roc_auc"] == "0.5"
+    assert metadata["champion_roc_auc"] == "0.9"
+    assert metadata["window_rows"] == "1000"
+    assert metadata["execution"] == "run-1"
+    assert all(isinstance(v, str) and len(v) <= 1024 for v in metadata.values())
+
+
+def test_psi_is_zero_for_the_same_distribution_and_grows_with_a_shift():
+    rng = random.Random(3)
+    scores = [rng.random() for _ in range(2000)]
+    assert gate.score_psi(scores, scores) == pytest.approx(0.0)
+    shifted = [min(1.0, s * 0.5 + 0.5) for s in scores]
+    assert gate.score_psi(scores, shifted) > 0.25
+    slightly = [min(1.0, s * 1.02) for s in scores]
+    assert gate.score_psi(scores, slightly) < 0.01
+
+
+@given(
+    st.lists(st.floats(0, 1), min_size=1, max_size=200), st.lists(st.floats(0, 1), min_size=1, max_size=200)
+)
+def test_psi_is_finite_and_never_negative(expected, actual):
+    value = gate.score_psi(expected, actual)
+    assert math.isfinite(value) and value >= -1e-12
+
+
+def test_alert_rate_counts_scores_at_or_above_the_threshold():
+    assert gate.alert_rate([0.1, 0.5, 0.7, 0.2], 0.5) == 0.5
+    with pytest.raises(ValueError):
+        gate.alert_rate([], 0.5)
+
+
+def test_decide_does_not_change_its_input():
+    given_evidence = evidence()
+    before = copy.deepcopy(given_evidence)
+    gate.decide(given_evidence, FEATURE_NAMES)
+    assert given_evidence == before
