@@ -48,9 +48,22 @@ class OrderPayload(_OrderFacts):
 
 
 class ReturnPayload(_OrderFacts):
+    """A return request (event_time: when the customer asked). The optional fields are the request's
+    facts as returnguard.schemas.ReturnRequest names them; the aggregates read the ids, the reason
+    code and the reason text's key (`returnguard.returns.text_key`, never the text itself)."""
+
     return_id: _ID
     reason_code: _ID
-    reason: str | None = Field(default=None, max_length=2000)  # free text, never read by the aggregates
+    reason: str | None = Field(default=None, max_length=1000)  # untrusted free text
+    status: Literal["requested", "approved", "rejected", "refunded"] | None = None
+    refund_amount: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
+    order_amount: float | None = Field(default=None, gt=0, le=1e9, allow_inf_nan=False)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    return_method: Literal["pickup", "drop_off", "rto"] | None = None
+    delivered_at: datetime | None = None
+    delivery_address: str | None = Field(default=None, min_length=1, max_length=512)
+    pickup_address: str | None = Field(default=None, min_length=1, max_length=512)
+    item_count: int | None = Field(default=None, ge=1, le=5000)
 
 
 class CustomerPayload(_Strict):

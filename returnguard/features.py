@@ -36,7 +36,7 @@ COD_REFUSAL_REASON_CODE = "refused_delivery"
 NEVER = -1.0  # days since last return when there was none
 
 Kind = Literal["float", "int", "bool"]
-Group = Literal["order", "customer", "product", "seller", "category", "region", "address"]
+Group = Literal["order", "customer", "product", "seller", "category", "region", "address", "return", "text"]
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,128 @@ FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 RISK_SIGNALS: frozenset[str] = frozenset(f.name for f in FEATURES if f.direction > 0)
 ENTITY_GROUPS: tuple[str, ...] = ("product", "seller", "category", "region")
+
+
+# ------------------------------------------------------------------------------ the return lane
+# One return request's features (issue 11), computed as of the request's time: its own facts, its
+# reason text, and what the stores knew strictly before it. Computed by `returnguard.returns`
+# (online and reference replay), glue_jobs/return_features.py (Spark) and fed by the same stream
+# aggregates as the order lane plus the `text#` link items. A name also in FEATURES (the entity
+# return rates) means exactly the same thing as of the event's time.
+RETURN_REASON_CODES: tuple[str, ...] = (
+    "damaged",
+    "defective",
+    "empty_box",
+    "wrong_item",
+    "size_fit",
+    "not_as_described",
+    "quality",
+    "changed_mind",
+    "late_delivery",
+)
+# Claims by type: what a return request alleges, grouped the way inspections check them.
+CLAIM_TYPES: dict[str, frozenset[str]] = {
+    "damage": frozenset({"damaged", "defective", "empty_box"}),
+    "mismatch": frozenset({"wrong_item", "not_as_described"}),
+    "fit_quality": frozenset({"size_fit", "quality"}),
+}
+TEXT_LINK_CAP = ADDRESS_LINK_CAP  # a text item remembers its earliest customers only, as addresses do
+TEXT_LANGUAGES: tuple[str, ...] = ("en", "hi", "hinglish")
+
+RETURN_FEATURES: tuple[Feature, ...] = (
+    # the request itself (seed 000: order_value, return_reason one-hot, damaged_flag)
+    Feature("order_value", "float", 0.0, "return", "Amount paid for the order being returned"),
+    Feature(
+        "refund_ratio", "float", 1.0, "return", "Refund asked for as a share of what was paid", direction=1
+    ),
+    Feature("days_since_delivery", "float", 0.0, "return", "Days from delivery to the return request"),
+    *(
+        Feature(f"reason_{code}", "bool", 0.0, "return", f"Return reason: {code.replace('_', ' ')}")
+        for code in RETURN_REASON_CODES
+    ),
+    Feature("damaged_flag", "bool", 0.0, "return", "The request claims the item arrived damaged or empty"),
+    Feature("return_by_pickup", "bool", 0.0, "return", "Return collected by courier pickup"),
+    Feature(
+        "pickup_address_differs",
+        "bool",
+        0.0,
+        "return",
+        "Pickup address differs from the order's delivery address",
+        direction=1,
+    ),
+    Feature("return_item_count", "int", 1.0, "return", "Items in the return request"),
+    # the reason text, read in pure Python (never by a model that could be talked to)
+    Feature("reason_text_length", "int", 0.0, "text", "Length of the customer's reason text"),
+    Feature("reason_text_hindi", "bool", 0.0, "text", "Reason text written in Hindi (Devanagari)"),
+    Feature("reason_text_hinglish", "bool", 0.0, "text", "Reason text written in Hinglish"),
+    Feature("reason_text_supports_code", "bool", 0.0, "text", "Reason text describes the chosen reason"),
+    Feature(
+        "reason_text_contradicts_code",
+        "bool",
+        0.0,
+        "text",
+        "Reason text describes a different reason than the one chosen",
+    ),
+    Feature(
+        "reason_text_other_customers",
+        "int",
+        0.0,
+        "text",
+        "Other customers who sent the same reason text before",
+        direction=1,
+    ),
+    # the customer's history strictly before the request (seed 000: return_count, days_since_last_return)
+    Feature("customer_account_age_days", "float", 0.0, "customer", "Age of the customer's account in days"),
+    Feature("customer_order_count", "int", 0.0, "customer", "Orders the customer placed before"),
+    Feature("return_count", "int", 0.0, "customer", "Returns the customer requested before", direction=1),
+    Feature(
+        "customer_return_share",
+        "float",
+        0.0,
+        "customer",
+        "Returns before as a share of the customer's orders before",
+        direction=1,
+    ),
+    Feature(
+        "days_since_last_return", "float", NEVER, "customer", "Days since the customer's previous return"
+    ),
+    Feature(
+        "customer_returns_last_30d",
+        "int",
+        0.0,
+        "customer",
+        "Returns by the customer in the last 30 days",
+        direction=1,
+    ),
+    *(
+        Feature(
+            f"customer_{claim}_claims_30d",
+            "int",
+            0.0,
+            "customer",
+            f"{claim.replace('_', '/').capitalize()} claims by the customer in the last 30 days",
+            direction=1,
+        )
+        for claim in CLAIM_TYPES
+    ),
+    Feature(
+        "customer_damaged_claims",
+        "int",
+        0.0,
+        "customer",
+        "Returns the customer claimed as damaged or empty",
+        direction=1,
+    ),
+    # the product's, seller's and category's rates (smoothed; same meaning as the order lane's)
+    Feature("product_return_rate", "float", 0.1, "product", "Return rate of this product"),
+    Feature("category_return_rate", "float", 0.1, "category", "Return rate of this product category"),
+    Feature("seller_return_rate", "float", 0.1, "seller", "Return rate of this seller's orders"),
+)
+RETURN_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in RETURN_FEATURES)
+RETURN_FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in RETURN_FEATURES}
+RETURN_RISK_SIGNALS: frozenset[str] = frozenset(f.name for f in RETURN_FEATURES if f.direction > 0)
+# The two lanes' specs by the name the model config and the API use for them.
+LANES: dict[str, tuple[Feature, ...]] = {"order": FEATURES, "return": RETURN_FEATURES}
 
 
 class FeatureError(ValueError):
@@ -330,16 +452,17 @@ def vector_as_list(vector: Mapping[str, float]) -> list[float]:
     return [float(vector[name]) for name in FEATURE_NAMES]
 
 
-def validate_vector(instance: Mapping[str, Any]) -> list[float]:
-    """Check one inference instance (name -> number) against the spec; returns it in model order.
+def validate_vector(instance: Mapping[str, Any], spec: Sequence[Feature] = FEATURES) -> list[float]:
+    """Check one inference instance (name -> number) against a lane's spec (default: orders); returns
+    it in model order.
 
     Missing, unknown, or non-numeric features raise FeatureError naming the feature.
     """
-    unknown = sorted(set(instance) - set(FEATURE_NAMES))
+    unknown = sorted(set(instance) - {f.name for f in spec})
     if unknown:
         raise FeatureError(f"unknown feature(s): {', '.join(unknown)}", field=unknown[0])
     values: list[float] = []
-    for feature in FEATURES:
+    for feature in spec:
         if feature.name not in instance:
             raise FeatureError(f"missing feature: {feature.name}", field=feature.name)
         value = instance[feature.name]

@@ -74,6 +74,88 @@ class Order(_Strict):
             raise ValueError("is outside the years 1 to 9999 in UTC") from None
 
 
+ReturnReasonCode = Literal[
+    "damaged",
+    "defective",
+    "empty_box",
+    "wrong_item",
+    "size_fit",
+    "not_as_described",
+    "quality",
+    "changed_mind",
+    "late_delivery",
+]  # returnguard.features.RETURN_REASON_CODES (a test keeps the two equal)
+ReturnStatus = Literal["requested", "approved", "rejected", "refunded"]
+ReturnMethod = Literal["pickup", "drop_off"]
+_ADDRESS = Field(min_length=1, max_length=512, pattern=NOT_BLANK)
+
+
+class ReturnItem(_Strict):
+    product_id: Text = _ID
+    quantity: Annotated[int, Strict()] = Field(default=1, ge=1, le=100)
+
+
+class ReturnRequest(_Strict):
+    """A customer's return request as the merchant's returns system knows it when the customer asks
+    (seed 004's return fields plus reason code, free text, items and pickup address).
+
+    `reason` is written by the customer: untrusted, at most 1,000 characters, never logged; it only
+    reaches a decision through the model's text features (returnguard.returns).
+    """
+
+    return_id: Text = _ID
+    order_id: Text = _ID
+    customer_id: Text = _ID
+    product_id: Text = _ID
+    seller_id: Text | None = Field(default=None, min_length=1, max_length=64, pattern=NOT_BLANK)
+    category: Text | None = Field(default=None, min_length=1, max_length=64, pattern=NOT_BLANK)
+    region: Text = Field(min_length=1, max_length=64, pattern=NOT_BLANK)
+    return_date: datetime = Field(
+        default_factory=lambda: datetime.now(timezone.utc),
+        description="When the customer asked for the return; defaults to now.",
+    )
+    order_time: datetime = Field(description="When the order was placed.")
+    delivered_at: datetime | None = Field(
+        default=None, description="When the order was delivered; null: it was not delivered."
+    )
+    order_amount: Number = Field(
+        gt=0, le=1e9, allow_inf_nan=False, description="What was paid for the order."
+    )
+    refund_amount: Number = Field(
+        ge=0, le=1e9, allow_inf_nan=False, description="What the customer asks back."
+    )
+    currency: Text = Field(json_schema_extra={"enum": list(CURRENCIES)})
+    reason_code: ReturnReasonCode
+    reason: Text | None = Field(
+        default=None,
+        max_length=1000,
+        description="The customer's own words (untrusted; at most 1,000 characters).",
+    )
+    status: ReturnStatus = "requested"
+    return_method: ReturnMethod
+    items: list[ReturnItem] = Field(default_factory=list, max_length=50)
+    delivery_address: Text = _ADDRESS
+    pickup_address: Text | None = Field(default=None, min_length=1, max_length=512, pattern=NOT_BLANK)
+
+    # a validation error must not carry the customer's text (or anything else sent) back into logs
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, hide_input_in_errors=True)
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        return Order._known_currency(value)
+
+    @field_validator("return_date", "order_time", "delivered_at", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return value if value is None else Order._text(value)
+
+    @field_validator("return_date", "order_time", "delivered_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return value if value is None else Order._utc(value)
+
+
 class OrderTimeOutOfWindow(ValueError):
     """`order_time` too far from the time the order is scored (HTTP 422 naming the field)."""
 
