@@ -19,6 +19,18 @@ from constructs import Construct
 
 from stacks.config import POWERTOOLS_LAYER_ACCOUNT, POWERTOOLS_LAYER_VERSION, StageConfig
 
+# The wildcard actions CDK's S3 read/put grants and KMS data-key grants write (GetObject*, List*, ...):
+# what an IAM5 suppression names for a role given those grants on a prefix of the lake.
+S3_KMS_GRANT_ACTIONS = (
+    "Action::s3:GetBucket*",
+    "Action::s3:GetObject*",
+    "Action::s3:List*",
+    "Action::s3:Abort*",
+    "Action::s3:PutObject*",
+    "Action::kms:GenerateDataKey*",
+    "Action::kms:ReEncrypt*",
+)
+
 
 def grant_asset_read(asset: s3_assets.Asset, grantee: iam.IGrantable) -> None:
     """s3:GetObject on the asset's one object, where `asset.grant_read` would grant read on the whole CDK

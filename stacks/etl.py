@@ -14,7 +14,7 @@ from aws_cdk import aws_s3_assets as assets
 from constructs import Construct
 
 from stacks.config import StageConfig
-from stacks.constructs import grant_asset_read, log_group, suppress
+from stacks.constructs import S3_KMS_GRANT_ACTIONS, grant_asset_read, log_group, suppress
 from stacks.packaging import domain_zip, glue_script
 
 
@@ -221,13 +221,7 @@ class EtlStack(Stack):
             "permissions).",
             applies_to=[
                 "Resource::*",
-                "Action::s3:GetBucket*",
-                "Action::s3:GetObject*",
-                "Action::s3:List*",
-                "Action::s3:Abort*",
-                "Action::s3:PutObject*",
-                "Action::kms:GenerateDataKey*",
-                "Action::kms:ReEncrypt*",
+                *S3_KMS_GRANT_ACTIONS,
                 {"regex": "/^Resource::.*Lake.*\\.Arn.*\\/(raw|external|processed)\\/\\*$/"},
                 {"regex": "/^Resource::arn:<AWS::Partition>:glue:.*:(table|job)\\/.*\\*$/"},
                 {"regex": "/^Resource::arn:<AWS::Partition>:logs:.*:log-group:\\/aws-glue\\/\\*$/"},

@@ -15,7 +15,14 @@ from constructs import Construct
 
 from stacks.cleanup import RetrainingCleanup
 from stacks.config import XGBOOST_REGISTRIES, XGBOOST_VERSION, StageConfig
-from stacks.constructs import checkov_skip, grant_asset_read, log_group, removal_policy, suppress
+from stacks.constructs import (
+    S3_KMS_GRANT_ACTIONS,
+    checkov_skip,
+    grant_asset_read,
+    log_group,
+    removal_policy,
+    suppress,
+)
 
 INFERENCE_PROGRAM = "inference.py"
 TRAINING_DATA_PREFIX = "processed/training-data/"
@@ -260,13 +267,7 @@ def _iam5_patterns() -> list:
 
     return [
         "Resource::*",
-        "Action::s3:GetBucket*",
-        "Action::s3:GetObject*",
-        "Action::s3:List*",
-        "Action::s3:Abort*",
-        "Action::s3:PutObject*",
-        "Action::kms:GenerateDataKey*",
-        "Action::kms:ReEncrypt*",
+        *S3_KMS_GRANT_ACTIONS,
         RegexAppliesTo(
             regex="/^Resource::<LakeBucket[A-F0-9]+\\.Arn>\\/(processed\\/training-data|models\\/(artifacts|data-capture))\\/\\*$/"
         ),
