@@ -62,6 +62,7 @@ class ReturnContext:
     region: str
     return_time_ms: int
     reason_code: str
+    reason_text_key: str | None = None  # returnguard.returns.text_key of the request's reason text
 
 
 def new_customer(registered_at_ms: int | None = None) -> Aggregate:
@@ -90,12 +91,20 @@ def new_address() -> Aggregate:
 
 def apply_order_to_address(address: Aggregate | None, order: OrderContext) -> Aggregate:
     """Remember who had an order delivered here and when first; keep the earliest ADDRESS_LINK_CAP."""
-    state = new_address() if address is None else address
-    t = order.order_time_ms
+    return _link(address, order.customer_id, order.order_time_ms)
+
+
+def apply_return_to_text(text: Aggregate | None, ret: ReturnContext) -> Aggregate:
+    """A reason text's link item (key: its text_key): who sent it and when first, capped like addresses."""
+    return _link(text, ret.customer_id, ret.return_time_ms)
+
+
+def _link(item: Aggregate | None, customer_id: str, t: int) -> Aggregate:
+    state = new_address() if item is None else item
     customers = state["customers"]
-    first = customers.get(order.customer_id)
+    first = customers.get(customer_id)
     if first is None or t < int(first):
-        customers[order.customer_id] = t
+        customers[customer_id] = t
     if len(customers) > ADDRESS_LINK_CAP:
         kept = sorted(customers.items(), key=lambda c: (int(c[1]), c[0]))[:ADDRESS_LINK_CAP]
         state["customers"] = dict(kept)
@@ -213,6 +222,9 @@ class AggregateStore:
             self.entities[(group, eid)] = apply_return_to_entity(
                 self.entities.get((group, eid)), ret.return_time_ms
             )
+        if ret.reason_text_key is not None:
+            text = ("text", ret.reason_text_key)
+            self.entities[text] = apply_return_to_text(self.entities.get(text), ret)
 
     def features(self, order: OrderContext) -> dict[str, float]:
         return compute_features(order, self.customers.get(order.customer_id), self.entities_for(order))
@@ -270,6 +282,7 @@ __all__ = [
     "apply_order_to_entity",
     "apply_return_to_customer",
     "apply_return_to_entity",
+    "apply_return_to_text",
     "new_address",
     "new_customer",
     "new_entity",

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from returnguard.aggregates import ReturnContext
 from returnguard.features import OrderContext, amount_to_minor
+from returnguard.returns import text_key
 
 EventType = Literal["order", "return", "customer", "product"]
 _ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"\S")]
@@ -150,6 +151,7 @@ def to_context(envelope: Envelope, payload: _Strict) -> OrderContext | ReturnCon
         return ReturnContext(
             **payload.model_dump(include={*_SHARED, "return_id", "reason_code"}),
             return_time_ms=envelope.time_ms,
+            reason_text_key=text_key(payload.reason or ""),
         )
     return None
 

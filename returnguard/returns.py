@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from returnguard.aggregates import AggregateStore, ReturnContext
 from returnguard.calendar import DAY_MS
 from returnguard.features import (
     CLAIM_TYPES,
@@ -99,6 +100,21 @@ class ReturnRequestContext:
     @property
     def text_key(self) -> str | None:
         return text_key(self.reason_text)
+
+    def as_return(self) -> ReturnContext:
+        """The return event this request is, as the aggregates apply it."""
+        return ReturnContext(
+            return_id=self.return_id,
+            order_id=self.order_id,
+            customer_id=self.customer_id,
+            product_id=self.product_id,
+            seller_id=self.seller_id,
+            category=self.category,
+            region=self.region,
+            return_time_ms=self.request_time_ms,
+            reason_code=self.reason_code,
+            reason_text_key=self.text_key,
+        )
 
 
 # ----------------------------------------------------------------------------------- reason text
@@ -447,3 +463,56 @@ def features_from_items(
     """The vector from the items `feature_keys` named (group -> item, None or absent: not found)."""
     entities = {group: items.get(group) for group in ("product", "seller", "category", "region")}
     return compute_return_features(request, items.get("customer"), entities, items.get("text"))
+
+
+def store_items(store: AggregateStore, request: ReturnRequestContext) -> dict[str, Any]:
+    """What `feature_keys` would fetch, read from an in-memory store (the reference and unit tests)."""
+    items: dict[str, Any] = {"customer": store.customers.get(request.customer_id)}
+    for group, eid in (
+        ("product", request.product_id),
+        ("seller", request.seller_id),
+        ("category", request.category),
+        ("region", request.region),
+        ("text", request.text_key),
+    ):
+        items[group] = store.entities.get((group, eid)) if eid else None
+    return items
+
+
+def replay_returns(
+    profiles: Mapping[str, int],
+    orders: Iterable[OrderContext],
+    returns: Iterable[ReturnContext],
+    requests: Iterable[ReturnRequestContext],
+) -> Iterator[tuple[ReturnRequestContext, dict[str, float]]]:
+    """The reference for the return lane: walk the history in event-time order and yield each request
+    with its vector, computed before anything at its millisecond is applied (strictly before).
+
+    `returns` are every return event (a request's own event included; one whose id is a request's
+    is replaced by the request's, which carries its reason text's key).
+    """
+    requests = list(requests)
+    by_id = {r.return_id: r.as_return() for r in requests}
+    events: list[tuple[int, int, str, Any]] = [(o.order_time_ms, 0, o.order_id, o) for o in orders]
+    seen = set()
+    for ret in returns:
+        seen.add(ret.return_id)
+        ret = by_id.get(ret.return_id, ret)
+        events.append((ret.return_time_ms, 1, ret.return_id, ret))
+    events += [(r.return_time_ms, 1, r.return_id, r) for rid, r in by_id.items() if rid not in seen]
+    probes = sorted(((r.request_time_ms, r.return_id, r) for r in requests), key=lambda p: (p[0], p[1]))
+    events.sort(key=lambda e: (e[0], e[1], e[2]))
+
+    store = AggregateStore()
+    for customer_id, registered in profiles.items():
+        store.apply_profile(customer_id, registered)
+    i = 0
+    for t, _, request in probes:
+        while i < len(events) and events[i][0] < t:
+            event = events[i][3]
+            if isinstance(event, OrderContext):
+                store.apply_order(event)
+            else:
+                store.apply_return(event)
+            i += 1
+        yield request, features_from_items(request, store_items(store, request))

@@ -45,6 +45,7 @@ from returnguard.aggregates import (
     apply_order_to_entity,
     apply_return_to_customer,
     apply_return_to_entity,
+    apply_return_to_text,
     order_entity_ids,
 )
 from returnguard.aws.batches import until_processed
@@ -115,6 +116,8 @@ def changes(envelope: Envelope, payload: Any) -> list[tuple[str, Change]]:
         out = [(entity_key("customer", ret.customer_id), lambda s: apply_return_to_customer(s, ret))]
         for group, eid in order_entity_ids(ret).items():
             out.append((entity_key(group, eid), lambda s: apply_return_to_entity(s, ret.return_time_ms)))
+        if ret.reason_text_key is not None:
+            out.append((entity_key("text", ret.reason_text_key), lambda s: apply_return_to_text(s, ret)))
         return out
     return []  # product profiles: landed in the lake, not counted
 

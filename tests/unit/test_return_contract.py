@@ -280,3 +280,33 @@ def test_feature_keys_are_one_batch_get():
         "text": f"text#{text_key('arrived broken')}",
     }
     assert "text" not in feature_keys(ctx(reason_text=""))
+
+
+def test_a_return_event_with_text_updates_its_text_link_item():
+    from returnguard.aws.stream_apply import changes
+
+    payload = {k: REQUEST[k] for k in ("return_id", "order_id", "customer_id", "product_id", "seller_id")}
+    payload |= {"category": "fashion", "region": "KA", "reason_code": "damaged", "reason": "Arrived BROKEN!"}
+    envelope, parsed = events.parse(json.dumps(events.envelope("return", "ret-R1", T0, payload)))
+    context = events.to_context(envelope, parsed)
+    assert isinstance(context, ReturnContext) and context.reason_text_key == text_key("arrived broken")
+    touched = dict(changes(envelope, parsed))
+    key = f"text#{text_key('arrived broken')}"
+    assert touched[key](None) == {"customers": {"C1": T0}, "last_event_ms": T0}
+    # an earlier sighting by the same customer is kept; without text there is no text item
+    assert touched[key]({"customers": {"C1": T0 - 5}, "last_event_ms": T0 - 5})["customers"] == {"C1": T0 - 5}
+    _, silent = events.parse(json.dumps(events.envelope("return", "ret-R2", T0, {**payload, "reason": None})))
+    assert not [k for k, _ in changes(envelope, silent) if k.startswith("text#")]
+
+
+def test_the_store_links_texts_like_addresses_with_a_cap():
+    store = AggregateStore()
+    for i in range(30):
+        o = _order(i, T0 + i, customer=f"C{i:02d}")
+        store.apply_return(
+            ReturnContext(
+                f"R{i}", o.order_id, o.customer_id, "P1", "S1", "fashion", "KA", T0 + i, "damaged", "k1"
+            )
+        )
+    linked = store.entities[("text", "k1")]["customers"]
+    assert len(linked) == 20 and min(linked) == "C00" and max(linked) == "C19"
