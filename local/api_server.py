@@ -51,6 +51,7 @@ from local.options import (
 from local.stack import REGION, LocalStack
 from returnguard.aws.batches import until_processed
 from returnguard.aws.feature_store import encode_item
+from returnguard.returns_policy import RETURN_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER = ROOT / "lambdas" / "score" / "handler.py"
@@ -205,6 +206,15 @@ def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def serving_model_config(model_config: Mapping[str, Any]) -> dict[str, Any]:
+    """RG_MODEL_CONFIG from a model's config.json: version and thresholds, and the return model's
+    under `return` when the archive carries one (as stacks.config.ModelBootstrap builds it)."""
+    serving = {"model_version": model_config.get("model_version"), "thresholds": model_config["thresholds"]}
+    if isinstance(model_config.get(RETURN_MODEL_DIR), Mapping):
+        serving[RETURN_MODEL_DIR] = model_config[RETURN_MODEL_DIR]
+    return serving
+
+
 def handler_environment(
     stack: LocalStack,
     model_config: Mapping[str, Any],
@@ -213,12 +223,14 @@ def handler_environment(
     fallback_model: str | Path | None = None,
     order_time_past_days: int = LOCAL_ORDER_TIME_PAST_DAYS,
     api_clients: Mapping[str, tuple[str, Iterable[str]]] | None = None,
+    return_policy: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """The function's environment as the CDK api stack sets it, pointed at the local servers.
     `policy`: overrides of the model's policy, as the `policy` context gives them in AWS.
     `fallback_model`: the training run's fallback_model.json (in AWS it ships inside the function).
     `order_time_past_days`: how old an order_time may be (the `order_time_past_days` context).
-    `api_clients`: {key id: (client, scopes)} as the api stack maps its keys (RG_API_CLIENTS)."""
+    `api_clients`: {key id: (client, scopes)} as the api stack maps its keys (RG_API_CLIENTS).
+    `return_policy`: the refund ladder's overrides, as the `return_policy` context gives them."""
     env = stack.environment()
     env.update(
         {
@@ -226,10 +238,9 @@ def handler_environment(
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "RG_INFERENCE_URL": inference_url,
-            "RG_MODEL_CONFIG": json.dumps(
-                {"model_version": model_config.get("model_version"), "thresholds": model_config["thresholds"]}
-            ),
+            "RG_MODEL_CONFIG": json.dumps(serving_model_config(model_config)),
             "RG_POLICY": json.dumps(dict(policy or {})),
+            "RG_RETURN_POLICY": json.dumps(dict(return_policy or {})),
             "RG_STAGE": STAGE,
             "RG_ORDER_TIME_PAST_S": str(order_time_past_days * 86_400),
             "RG_DECISION_ID_SECRET": LOCAL_DECISION_ID_SECRET,
@@ -408,6 +419,7 @@ def serve(
     fallback_model: str | Path | None = None,
     order_time_past_days: int = LOCAL_ORDER_TIME_PAST_DAYS,
     api_keys: Mapping[str, tuple[str, Iterable[str]]] | None = None,
+    return_policy: Mapping[str, Any] | None = None,
 ) -> ApiServer:
     """Start the API on 127.0.0.1 in front of one warm execution environment of the handler.
 
@@ -432,6 +444,7 @@ def serve(
         fallback_model,
         order_time_past_days,
         {key_ids[value]: entry for value, entry in api_keys.items()} if api_keys else None,
+        return_policy,
     )
     log: TextIO = open(log_path, "a", buffering=1) if log_path else sys.stdout  # noqa: SIM115
     with contextlib.redirect_stdout(log):
@@ -471,6 +484,12 @@ def main(argv: list[str] | None = None) -> int:
         help='policy overrides as in the `policy` context, e.g. \'{"high": 0.5, "velocity_orders": 3}\'',
     )
     parser.add_argument(
+        "--return-policy",
+        type=policy_json,
+        default={},
+        help='refund ladder overrides as in the `return_policy` context, e.g. \'{"ladder": {"high": "open_box_pickup"}}\'',
+    )
+    parser.add_argument(
         "--order-time-past-days",
         type=int,
         default=LOCAL_ORDER_TIME_PAST_DAYS,
@@ -483,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     from local.inference_server import serve as serve_model
     from returnguard.fallback import FILE_NAME as FALLBACK_FILE
     from returnguard.policy import PolicyConfig
+    from returnguard.returns_policy import return_policy
     from training.bootstrap import PipelinePaths
 
     paths = PipelinePaths(Path(args.work))
@@ -495,6 +515,10 @@ def main(argv: list[str] | None = None) -> int:
         PolicyConfig.from_model_config(model_config, args.policy)
     except (ValueError, TypeError, AttributeError) as error:
         parser.error(f"argument --policy: {error}")
+    try:
+        return_policy(serving_model_config(model_config), args.return_policy)
+    except (ValueError, TypeError, AttributeError) as error:
+        parser.error(f"argument --return-policy: {error}")
     stack = local_stack.start()
     model = serve_model(str(paths.model))
     seeded = seed_features(stack, load_online(paths.online))
@@ -506,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         throttle=(args.rate, args.burst) if args.rate > 0 else None,
         log_path=args.log,
         policy=args.policy,
+        return_policy=args.return_policy,
         fallback_model=paths.model / FALLBACK_FILE,
         order_time_past_days=args.order_time_past_days,
     )

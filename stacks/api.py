@@ -60,6 +60,7 @@ class ApiStack(Stack):
                 "RG_ENDPOINT_NAME": props.endpoint_name,
                 "RG_MODEL_CONFIG": config.model.serving_config_json,
                 "RG_POLICY": config.policy_json,
+                "RG_RETURN_POLICY": config.return_policy_json,
                 **config.order_time_environment,
                 "RG_BEDROCK_MODEL_ID": bedrock_model_id,
                 "RG_BEDROCK_GUARDRAIL_ID": bedrock.guardrail_id,

@@ -13,6 +13,7 @@ from returnguard.access import parse_client_scopes
 from returnguard.fallback import FILE_NAME as FALLBACK_FILE
 from returnguard.fallback import FallbackModel, FallbackModelError
 from returnguard.policy import PolicyConfig
+from returnguard.returns_policy import RETURN_MODEL_DIR, ReturnPolicyConfig
 from returnguard.schemas import OrderTimeWindow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,6 +167,8 @@ class ModelBootstrap:
     model_dir: Path
     model_version: str
     thresholds: dict[str, Any]
+    # the return model the same archive carries (its `return/config.json`): version and thresholds
+    return_model: dict[str, Any] | None = None
 
     @property
     def model_tarball(self) -> Path:
@@ -182,10 +185,12 @@ class ModelBootstrap:
 
     @property
     def serving_config_json(self) -> str:
-        """RG_MODEL_CONFIG: the model's version and thresholds, compact JSON."""
-        return json.dumps(
-            {"model_version": self.model_version, "thresholds": self.thresholds}, separators=(",", ":")
-        )
+        """RG_MODEL_CONFIG: the model's version and thresholds (and the return model's under `return`),
+        compact JSON."""
+        config: dict[str, Any] = {"model_version": self.model_version, "thresholds": self.thresholds}
+        if self.return_model is not None:
+            config[RETURN_MODEL_DIR] = self.return_model
+        return json.dumps(config, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,7 @@ class StageConfig:
     api_throttle: ApiThrottle
     model: ModelBootstrap
     policy: dict[str, float | str]  # the deployment's policy overrides (RG_POLICY); {} = the model's
+    return_policy: dict[str, Any]  # the refund ladder's overrides (RG_RETURN_POLICY); {} = the defaults
     velocity_orders: int  # the velocity rule's order count with those overrides, for the Glue rules job
     order_time_window: OrderTimeWindow  # how far before/after now the API accepts an order_time
     api_clients: dict[str, tuple[str, ...]]  # API client -> scopes; each gets its own key and usage plan
@@ -242,6 +248,11 @@ class StageConfig:
     def policy_json(self) -> str:
         """RG_POLICY: the policy overrides, compact JSON (`{}`: the model's thresholds as they are)."""
         return json.dumps(self.policy, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def return_policy_json(self) -> str:
+        """RG_RETURN_POLICY: the refund ladder's overrides, compact JSON."""
+        return json.dumps(self.return_policy, sort_keys=True, separators=(",", ":"))
 
 
 # Defaults per stage; any key may be overridden with `-c key=value` or in cdk.json.
@@ -391,6 +402,18 @@ class _Context:
             raise ConfigError(f"context '{key}' must be a JSON object of numbers or strings, got {value!r}")
         return {str(k): v for k, v in value.items()}
 
+    def json_object(self, key: str) -> dict[str, Any]:
+        """A JSON object of any values: in cdk.json as an object, with `-c key='{...}'` as its text."""
+        value = self._get(key, {})
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(f"context '{key}' must be a JSON object, got {value!r}") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"context '{key}' must be a JSON object, got {value!r}")
+        return {str(k): v for k, v in value.items()}
+
     def string_list(self, key: str) -> tuple[str, ...]:
         value = self._get(key, "")
         if isinstance(value, list):
@@ -431,7 +454,32 @@ def read_model_bootstrap(model_dir: Path) -> ModelBootstrap:
         FallbackModel.load(model_dir / FALLBACK_FILE)  # what the score Lambda falls back to
     except FallbackModelError as error:
         raise ConfigError(f"context 'model_dir': {error}; run `make model` again") from None
-    return ModelBootstrap(model_dir=model_dir, model_version=version, thresholds=thresholds)
+    return ModelBootstrap(
+        model_dir=model_dir,
+        model_version=version,
+        thresholds=thresholds,
+        return_model=_read_return_model(model_dir),
+    )
+
+
+def _read_return_model(model_dir: Path) -> dict[str, Any] | None:
+    """The return model's version and thresholds when the archive carries one (`return/config.json`)."""
+    path = model_dir / RETURN_MODEL_DIR / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text())
+        return_model = {
+            "model_version": str(config["model_version"]),
+            "thresholds": dict(config["thresholds"]),
+        }
+        ReturnPolicyConfig.from_settings(return_model["thresholds"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(
+            f"context 'model_dir': {path} needs 'model_version' and 'thresholds' (medium, high, critical) "
+            f"({error!r})"
+        ) from None
+    return return_model
 
 
 def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
@@ -528,6 +576,11 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         ).velocity_orders
     except (ValueError, TypeError) as error:
         raise ConfigError(f"context 'policy': {error}") from None
+    return_policy = read.json_object("return_policy")
+    try:
+        ReturnPolicyConfig.from_settings((model.return_model or {}).get("thresholds"), return_policy)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"context 'return_policy': {error}") from None
 
     order_time_window = OrderTimeWindow(
         past=timedelta(days=read.integer("order_time_past_days", 7, minimum=0, maximum=3660)),
@@ -566,6 +619,7 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         api_throttle=throttle,
         model=model,
         policy=policy,
+        return_policy=return_policy,
         velocity_orders=velocity_orders,
         order_time_window=order_time_window,
         api_clients=api_clients,

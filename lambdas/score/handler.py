@@ -47,6 +47,7 @@ from returnguard.narrative import (
 )
 from returnguard.policy import PolicyConfig
 from returnguard.ports import ModelUnavailable
+from returnguard.returns_policy import return_policy
 from returnguard.schemas import OrderTimeOutOfWindow, OrderTimeWindow, RiskScoreRequest
 from returnguard.scoring import decide
 
@@ -61,6 +62,7 @@ class Settings(BaseModel):
     inference_url: str = Field(default="", alias="RG_INFERENCE_URL")
     model_config_json: str = Field(alias="RG_MODEL_CONFIG", min_length=2)
     policy_json: str = Field(default="{}", alias="RG_POLICY")  # overrides of the model's policy
+    return_policy_json: str = Field(default="{}", alias="RG_RETURN_POLICY")  # the refund ladder's overrides
     explanations_table: str = Field(default="", alias="RG_EXPLANATIONS_TABLE")
     bedrock_model_id: str = Field(default="", alias="RG_BEDROCK_MODEL_ID")
     bedrock_guardrail_id: str = Field(default="", alias="RG_BEDROCK_GUARDRAIL_ID")
@@ -121,10 +123,18 @@ class Settings(BaseModel):
             PolicyConfig.from_model_config(json.loads(info.data["model_config_json"]), overrides)
         return value
 
+    @field_validator("return_policy_json")
+    @classmethod
+    def _valid_return_policy(cls, value: str, info: ValidationInfo) -> str:
+        if "model_config_json" in info.data:
+            return_policy(json.loads(info.data["model_config_json"]), json.loads(value))
+        return value
+
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 MODEL_CONFIG = json.loads(settings.model_config_json)
 POLICY = PolicyConfig.from_model_config(MODEL_CONFIG, json.loads(settings.policy_json))
+RETURN_POLICY = return_policy(MODEL_CONFIG, json.loads(settings.return_policy_json))
 SECRETS = CallBounds(connect_timeout_s=1.0, read_timeout_s=2.0, max_attempts=3)  # once, at cold start
 KEY_CLIENTS = access.parse_key_clients(settings.api_clients_json) if settings.api_clients_json else None
 LOCAL_CLIENT = access.Client("local", frozenset(access.SCOPES))

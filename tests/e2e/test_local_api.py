@@ -297,3 +297,14 @@ def test_the_api_command_refuses_a_bad_policy_before_starting(trained_model, tmp
         main(["--work", str(tmp_path), "--policy", '{"velocity_orders": 0}'])
     assert exit_.value.code == 2
     assert "--policy: velocity_orders must be between 2 and 100" in capsys.readouterr().err
+
+
+def test_the_api_command_refuses_a_bad_refund_ladder_before_starting(trained_model, tmp_path, capsys) -> None:
+    from local.api_server import main
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text((Path(trained_model[0]) / "config.json").read_text())
+    with pytest.raises(SystemExit) as exit_:
+        main(["--work", str(tmp_path), "--return-policy", '{"ladder": {"critical": "instant_refund"}}'])
+    assert exit_.value.code == 2
+    assert "--return-policy: ladder.critical (instant_refund) is more lenient" in capsys.readouterr().err

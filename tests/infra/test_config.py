@@ -126,3 +126,39 @@ def test_app_exits_with_the_key_name_on_invalid_context(fake_model_dir, tmp_path
     )
     assert result.returncode != 0
     assert "context 'stage'" in result.stderr
+
+
+def test_the_refund_ladder_is_a_deployment_setting_checked_at_synth(fake_model_dir, tmp_path):
+    ladder = '{"ladder": {"high": "open_box_pickup"}, "return_window_days": 14}'
+    config = load({"model_dir": str(fake_model_dir), "return_policy": ladder}, {})
+    assert json.loads(config.return_policy_json) == {
+        "ladder": {"high": "open_box_pickup"},
+        "return_window_days": 14,
+    }
+    with pytest.raises(ConfigError, match="'return_policy'.*more lenient"):
+        load(
+            {
+                "model_dir": str(fake_model_dir),
+                "return_policy": {"ladder": {"medium": "instant_refund", "low": "manual_review"}},
+            },
+            {},
+        )
+    with pytest.raises(ConfigError, match="'return_policy'.*deny_refund comes from hard rules only"):
+        load({"model_dir": str(fake_model_dir), "return_policy": {"ladder": {"high": "deny_refund"}}}, {})
+    # the return model the archive carries: its thresholds are what the overrides are checked against
+    for name in ("model.tar.gz", "sourcedir.tar.gz", "config.json", "fallback_model.json"):
+        (tmp_path / name).write_bytes((fake_model_dir / name).read_bytes())
+    (tmp_path / "return").mkdir()
+    (tmp_path / "return" / "config.json").write_text(
+        json.dumps({"model_version": "r1", "thresholds": {"medium": 0.2, "high": 0.4, "critical": 0.7}})
+    )
+    config = load({"model_dir": str(tmp_path)}, {})
+    assert json.loads(config.model.serving_config_json)["return"] == {
+        "model_version": "r1",
+        "thresholds": {"medium": 0.2, "high": 0.4, "critical": 0.7},
+    }
+    with pytest.raises(ConfigError, match="'return_policy'.*medium <= high <= critical"):
+        load({"model_dir": str(tmp_path), "return_policy": {"high": 0.8}}, {})
+    (tmp_path / "return" / "config.json").write_text(json.dumps({"model_version": "r1"}))
+    with pytest.raises(ConfigError, match="'model_dir'.*return/config.json"):
+        load({"model_dir": str(tmp_path)}, {})

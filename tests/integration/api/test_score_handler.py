@@ -170,6 +170,24 @@ def test_a_bad_policy_fails_the_cold_start_naming_rg_policy(handlers, monkeypatc
     assert "RG_POLICY" in str(failure.value) and message in str(failure.value)
 
 
+@pytest.mark.parametrize(
+    "ladder,message",
+    [
+        ('{"ladder": {"low": "manual_review", "medium": "instant_refund"}}', "more lenient"),
+        ('{"ladder": {"high": "deny_refund"}}', "deny_refund comes from hard rules only"),
+        ('{"window": 30}', "unknown return policy setting window"),
+        ("[3]", "must be a JSON object"),
+    ],
+)
+def test_a_bad_refund_ladder_fails_the_cold_start_naming_rg_return_policy(
+    handlers, monkeypatch, ladder, message
+) -> None:
+    monkeypatch.setenv("RG_RETURN_POLICY", ladder)
+    with pytest.raises(ValidationError) as failure:
+        load_handler("score_handler_bad_return_policy")
+    assert "RG_RETURN_POLICY" in str(failure.value) and message in str(failure.value)
+
+
 def test_unseen_customer(handlers) -> None:
     status, body = call(
         handlers["live"],
