@@ -322,6 +322,15 @@ def run(args: argparse.Namespace, port: int) -> int:
             flush=True,
         )
         if args.serve:
+            from local.console_server import serve_local as serve_console
+
+            console = serve_console(aws, paths.raw)
+            servers.append(console)
+            print(
+                f"  review console: {console.url}/ (local development login: {console.login_line()}; "
+                f"verdicts become labels under {paths.raw / 'labels'})",
+                flush=True,
+            )
             print(f"Servers are up (address in {paths.work / API_FILE}); Ctrl-C to stop.", flush=True)
             try:
                 while True:

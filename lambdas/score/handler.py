@@ -275,6 +275,8 @@ def risk_score() -> Any:
         request_hash=request_hash,
         api_client=caller.name,
         features=decision.vector,
+        request=request.model_dump(mode="json"),
+        contributions=decision.contributions,
     )
     # velocity before the stream catches up; a replay records again (idempotent) in case the first
     # answer was lost to a failure right here

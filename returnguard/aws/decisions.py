@@ -88,12 +88,16 @@ class DecisionStore:
         api_client: str = "",
         features: Mapping[str, float],
         now: datetime | None = None,
+        request: Mapping[str, Any] | None = None,
+        contributions: Mapping[str, float] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Write the decision, then its audit item: (answer, False). If this order was already decided:
         (the stored answer, True) for the same body, else Conflict. No read comes first (retries are
         rare). If the audit write fails the decision is deleted again before the error propagates, so
         a decision is never stored without its audit item. (Not a TransactWriteItems: moto copies
-        every table on each transaction, which makes the local API slower with every decision.)"""
+        every table on each transaction, which makes the local API slower with every decision.)
+        `request` (the validated request) and `contributions` (SHAP, by feature) are kept on the item
+        for the review console's case view (returnguard/console.py)."""
         now = now or datetime.now(timezone.utc)
         body = response.model_dump(mode="json")
         created = now.astimezone(timezone.utc).isoformat()
@@ -107,6 +111,10 @@ class DecisionStore:
             "risk_level": {"S": response.risk_level},
             "expires_at": {"N": str(int(now.timestamp()) + TTL_SECONDS)},
         }
+        if request is not None:
+            item["request"] = {"S": json.dumps(request, separators=(",", ":"), ensure_ascii=False)}
+        if contributions:
+            item["contributions"] = {"S": json.dumps(dict(contributions), separators=(",", ":"))}
         try:
             self._client.put_item(
                 TableName=self._decisions, Item=item, ConditionExpression="attribute_not_exists(decision_id)"

@@ -1,0 +1,203 @@
+"""The console's data access: decisions waiting for a person, a case's audit trail, and verdicts.
+
+A verdict is written three times, in this order: on the decision item (review_status, reviewed_by,
+reviewed_at, review_note; a condition refuses a second final verdict), as an append-only audit item
+(`verdict#<time>` in the audit table: who, role, when, verdict, note), and, for confirmed abuse or
+legitimate, as one label row in the lake's raw/labels/dt=<day>/ (the label store the feature job reads,
+so the next training table carries it with its labeled_at). If the audit or label write fails, the
+decision item is put back as it was before the error propagates: a verdict is all there or not there.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from returnguard.console import Case, ConsoleError, Verdict, case_from_record, check_can_decide, label_row
+
+_REVIEW_ATTRIBUTES = ("review_status", "reviewed_by", "reviewed_at", "review_note")
+
+
+def plain(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item with its type tags removed (S, N, BOOL, NULL; others as they are)."""
+    out: dict[str, Any] = {}
+    for name, typed in item.items():
+        ((kind, value),) = typed.items()
+        out[name] = float(value) if kind == "N" else None if kind == "NULL" else value
+    return out
+
+
+class LabelSink(Protocol):
+    def write(self, row: dict[str, Any], name: str) -> str:
+        """Write one label row as raw/labels/dt=<labeled_at day>/<name>.parquet; return where."""
+        ...
+
+
+def _parquet(row: dict[str, Any]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [
+            ("order_id", pa.string()),
+            ("is_abuse", pa.int64()),
+            ("abuse_type", pa.string()),
+            ("labeled_at", pa.timestamp("ms", tz="UTC")),
+        ]
+    )
+    table = pa.Table.from_pylist([row], schema=schema)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def _label_key(row: dict[str, Any], name: str) -> str:
+    return f"labels/dt={row['labeled_at']:%Y-%m-%d}/{name}.parquet"
+
+
+class FileLabelSink:
+    """The local lake: <raw>/labels/dt=…/ on disk (build/demo/lake/raw for the demo)."""
+
+    def __init__(self, raw: str | Path):
+        self.raw = Path(raw)
+
+    def write(self, row: dict[str, Any], name: str) -> str:
+        path = self.raw / _label_key(row, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.tmp")
+        staging.write_bytes(_parquet(row))
+        staging.replace(path)  # a reader never sees half a file
+        return str(path)
+
+
+class S3LabelSink:
+    """The lake bucket's raw/labels/ prefix."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "raw/"):
+        self._client, self._bucket, self._prefix = client, bucket, prefix
+
+    def write(self, row: dict[str, Any], name: str) -> str:
+        key = self._prefix + _label_key(row, name)
+        self._client.put_object(Bucket=self._bucket, Key=key, Body=_parquet(row))
+        return f"s3://{self._bucket}/{key}"
+
+
+class ReviewStore:
+    """`client`: a boto3 DynamoDB client created once by the caller."""
+
+    def __init__(self, client: Any, decisions_table: str, audit_table: str, labels: LabelSink):
+        self._client = client
+        self._decisions = decisions_table
+        self._audit = audit_table
+        self._labels = labels
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every decision record (one Scan, paged), without the audit trail."""
+        paginator = self._client.get_paginator("scan")
+        for page in paginator.paginate(TableName=self._decisions):
+            for item in page.get("Items", []):
+                yield plain(item)
+
+    def cases(self) -> list[Case]:
+        return [case_from_record(record) for record in self.records()]
+
+    def case(self, decision_id: str) -> Case | None:
+        item = self._client.get_item(
+            TableName=self._decisions, Key={"decision_id": {"S": decision_id}}, ConsistentRead=True
+        ).get("Item")
+        return None if item is None else case_from_record(plain(item))
+
+    def customer_cases(self, customer_id: str, limit: int = 50) -> list[Case]:
+        """The customer's decisions, newest first (the by_customer index)."""
+        response = self._client.query(
+            TableName=self._decisions,
+            IndexName="by_customer",
+            KeyConditionExpression="customer_id = :c",
+            ExpressionAttributeValues={":c": {"S": customer_id}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [case_from_record(plain(item)) for item in response.get("Items", [])]
+
+    def trail(self, decision_id: str) -> list[dict[str, Any]]:
+        """The decision's audit items, oldest first (the decision itself, then any verdicts)."""
+        response = self._client.query(
+            TableName=self._audit,
+            KeyConditionExpression="decision_id = :d",
+            ExpressionAttributeValues={":d": {"S": decision_id}},
+        )
+        return [plain(item) for item in response.get("Items", [])]
+
+    def features(self, decision_id: str) -> dict[str, float]:
+        """The feature vector the decision was made on (its first audit item)."""
+        for item in self.trail(decision_id):
+            if "features" in item:
+                return {k: float(v) for k, v in json.loads(item["features"]).items()}
+        return {}
+
+    def record(self, case: Case, verdict: Verdict) -> str | None:
+        """Store the verdict (see the module's docstring); return where its label went, or None."""
+        check_can_decide(case, verdict)
+        when = verdict.recorded_at.isoformat()
+        previous = self._client.get_item(
+            TableName=self._decisions,
+            Key={"decision_id": {"S": case.decision_id}},
+            ProjectionExpression=", ".join(_REVIEW_ATTRIBUTES),
+            ConsistentRead=True,
+        ).get("Item", {})
+        try:
+            self._client.update_item(
+                TableName=self._decisions,
+                Key={"decision_id": {"S": case.decision_id}},
+                UpdateExpression="SET review_status = :v, reviewed_by = :by, reviewed_at = :at, review_note = :n",
+                ConditionExpression="attribute_exists(decision_id) AND "
+                "(attribute_not_exists(review_status) OR review_status = :more)",
+                ExpressionAttributeValues={
+                    ":v": {"S": verdict.verdict},
+                    ":by": {"S": verdict.reviewer},
+                    ":at": {"S": when},
+                    ":n": {"S": verdict.note},
+                    ":more": {"S": "need_more_info"},
+                },
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as error:
+            raise ConsoleError(
+                409, "already_decided", "this case was decided by someone else meanwhile"
+            ) from error
+        try:
+            self._client.put_item(
+                TableName=self._audit,
+                Item={
+                    "decision_id": {"S": case.decision_id},
+                    "recorded_at": {"S": f"verdict#{when}#{time.time_ns()}"},
+                    "verdict": {"S": verdict.verdict},
+                    "reviewer": {"S": verdict.reviewer},
+                    "role": {"S": verdict.role},
+                    "note": {"S": verdict.note},
+                },
+                ConditionExpression="attribute_not_exists(decision_id)",
+            )
+            row = label_row(case, verdict)
+            return None if row is None else self._labels.write(row, f"verdict-{case.decision_id}")
+        except Exception:
+            self._restore(case.decision_id, previous)
+            raise
+
+    def _restore(self, decision_id: str, previous: dict[str, Any]) -> None:
+        kept = {name: previous[name] for name in _REVIEW_ATTRIBUTES if name in previous}
+        removed = [name for name in _REVIEW_ATTRIBUTES if name not in previous]
+        clauses = []
+        if kept:
+            clauses.append("SET " + ", ".join(f"{name} = :{name}" for name in kept))
+        if removed:
+            clauses.append("REMOVE " + ", ".join(removed))
+        self._client.update_item(
+            TableName=self._decisions,
+            Key={"decision_id": {"S": decision_id}},
+            UpdateExpression=" ".join(clauses),
+            **({"ExpressionAttributeValues": {f":{k}": v for k, v in kept.items()}} if kept else {}),
+        )
