@@ -15,6 +15,7 @@ compares them with ==). Outputs under processed_path:
     features/entities/   latest product / seller / category / region counters
     features/addresses/  latest address link items (earliest customers per delivery address)
     features/online/     JSON lines {"pk", "state"} ready for the DynamoDB features table
+With raw/return_requests in the lake, also the return lane's outputs (glue_jobs/return_features.py).
 """
 
 from __future__ import annotations
@@ -612,6 +613,10 @@ def run(spark: SparkSession, raw_path: str, processed_path: str) -> dict[str, in
     log(
         f"wrote latest aggregates: {counts['online_items']:,} online items in {time.perf_counter() - started:.1f}s"
     )
+    if _exists(spark, f"{raw}/return_requests"):  # the return lane (issue 11), from the same inputs
+        from glue_jobs import return_features
+
+        counts.update(return_features.run(spark, raw, processed, orders, returns, profiles))
     for frame in (orders, returns, profiles):
         frame.unpersist()
     return counts

@@ -50,10 +50,12 @@ def lambda_staging_folder(
 
 
 def domain_zip() -> Path:
-    """`returnguard/` as a zip for Glue `--extra-py-files` (deterministic member order and times)."""
+    """`returnguard/` and `glue_jobs/` (the feature job imports its return-lane module) as a zip for Glue
+    `--extra-py-files` (deterministic member order and times)."""
     target = ASSETS / "glue" / "returnguard.zip"
     target.parent.mkdir(parents=True, exist_ok=True)
-    files = sorted(p for p in DOMAIN.rglob("*.py") if "__pycache__" not in p.parts)
+    sources = (*DOMAIN.rglob("*.py"), *(ROOT / "glue_jobs").glob("*.py"))
+    files = sorted(p for p in sources if "__pycache__" not in p.parts)
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in files:
             info = zipfile.ZipInfo(str(path.relative_to(ROOT)), date_time=(1980, 1, 1, 0, 0, 0))
