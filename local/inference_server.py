@@ -40,7 +40,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/ping":
-            self._send(200, {"status": "healthy", "model_version": self.server.model.version})
+            model = self.server.model
+            models = {"order": model.version, **{lane: m.version for lane, m in model.lanes.items()}}
+            self._send(200, {"status": "healthy", "model_version": model.version, "models": models})
         else:
             self._send(404, {"error": {"code": "not_found", "message": f"no route {self.path}"}})
 

@@ -75,3 +75,20 @@ def trained_model(small_table, tmp_path_factory):
     root = tmp_path_factory.mktemp("model")
     result = train.train_frame(small_table, root, "--num_round", "150")
     return root / "model", root / "output", result
+
+
+@pytest.fixture(scope="session")
+def return_table():
+    """Point-in-time return requests (about 760) with labels, from the return lane's reference replay."""
+    from tests.return_model import return_table
+
+    return return_table()
+
+
+@pytest.fixture(scope="session")
+def two_lane_model(trained_model, return_table, tmp_path_factory):
+    """One model folder carrying both lanes: the order model at its root, a small return model under
+    return/ (trained here on the declared return features)."""
+    from tests.return_model import add_return_model
+
+    return add_return_model(trained_model[0], tmp_path_factory.mktemp("two-lane") / "model", return_table)

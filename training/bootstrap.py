@@ -2,6 +2,7 @@
 
 synthetic lake → Spark features → XGBoost (+ baselines) → report, then packaged for SageMaker:
     build/model/model.tar.gz      xgboost-model.ubj, config.json, metrics.json, fallback_model.json
+                                  (+ return/ when a return model was trained: one archive, both lanes)
                                   (SageMaker model layout)
     build/model/sourcedir.tar.gz  inference.py, train.py, requirements.txt, returnguard/ (script mode)
     build/model/config.json       what the API stack reads (model version, thresholds)
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from returnguard.fallback import FILE_NAME as FALLBACK_FILE
+from returnguard.returns_policy import RETURN_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -150,6 +152,10 @@ def package(model_dir: Path, out: Path) -> tuple[Path, Path]:
     with tarfile.open(model_tar.with_suffix(".tmp"), "w:gz") as archive:
         for name in ("xgboost-model.ubj", "config.json", "metrics.json", FALLBACK_FILE):
             archive.add(model_dir / name, arcname=name)
+        # the return lane's model rides in the same archive (training/inference.py serves both)
+        for path in sorted((model_dir / RETURN_MODEL_DIR).glob("*")):
+            if path.name in ("xgboost-model.ubj", "config.json", "metrics.json"):
+                archive.add(path, arcname=f"{RETURN_MODEL_DIR}/{path.name}")
     model_tar.with_suffix(".tmp").replace(model_tar)
     source_tar = out / "sourcedir.tar.gz"
     with tarfile.open(source_tar.with_suffix(".tmp"), "w:gz") as archive:
@@ -163,6 +169,9 @@ def package(model_dir: Path, out: Path) -> tuple[Path, Path]:
     source_tar.with_suffix(".tmp").replace(source_tar)
     shutil.copyfile(model_dir / "config.json", out / "config.json")
     shutil.copyfile(model_dir / FALLBACK_FILE, out / FALLBACK_FILE)
+    if (model_dir / RETURN_MODEL_DIR / "config.json").is_file():  # stacks.config reads its thresholds
+        (out / RETURN_MODEL_DIR).mkdir(exist_ok=True)
+        shutil.copyfile(model_dir / RETURN_MODEL_DIR / "config.json", out / RETURN_MODEL_DIR / "config.json")
     return model_tar, source_tar
 
 

@@ -7,6 +7,11 @@ feature list, and there a JSON null or an empty CSV cell is a missing value (XGB
 "model_version"}, with exact TreeSHAP from XGBoost (pred_contribs): base_value + sum(contributions)
 is the margin and score = sigmoid(margin). Bad input raises InferenceError with an HTTP status and a
 stable code. Runs on Python 3.10 (the XGBoost 3.0-5 container).
+
+One archive, both lanes: the order model's files sit at the archive root and the return model's, when
+the archive carries one, under `return/` (its own config.json with RETURN_FEATURE_NAMES and
+xgboost-model.ubj). A JSON request names the lane with `"model": "return"` beside `instances`; without
+it (and for CSV) the order model answers, so one endpoint serves both with no second always-on cost.
 """
 
 from __future__ import annotations
@@ -17,18 +22,19 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
 
-from returnguard.features import FEATURE_NAMES, FeatureError, validate_vector
+from returnguard.features import FEATURE_NAMES, LANES, FeatureError, validate_vector
 
 MODEL_FILE = "xgboost-model.ubj"
 MAX_ROWS = 1000
 JSON = "application/json"
 CSV = "text/csv"
+ORDER_LANE = "order"
 
 
 class InferenceError(Exception):
@@ -49,6 +55,7 @@ class InferenceError(Exception):
 class LoadedModel:
     booster: xgb.Booster
     config: dict[str, Any]
+    lanes: dict[str, LoadedModel] = field(default_factory=dict)  # the other lanes' models ("return")
 
     @property
     def version(self) -> str:
@@ -64,31 +71,71 @@ class LoadedModel:
         return self.feature_names if self.config.get("feature_source") == "file" else None
 
 
+@dataclass(frozen=True)
+class LaneRows:
+    """Rows for another lane's model than the order model (input_fn's answer to `"model": "return"`)."""
+
+    lane: str
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
 def model_fn(model_dir: str) -> LoadedModel:
+    """The order model at the archive root, and every other lane's model found in its folder."""
+    model = _load(model_dir, ORDER_LANE)
+    for lane in LANES:
+        if lane != ORDER_LANE and os.path.isfile(os.path.join(model_dir, lane, "config.json")):
+            model.lanes[lane] = _load(os.path.join(model_dir, lane), lane)
+    return model
+
+
+def _load(model_dir: str, lane: str) -> LoadedModel:
     with open(os.path.join(model_dir, "config.json")) as handle:
         config = json.load(handle)
     names = config.get("feature_names")
-    if config.get("feature_source") == "file":
+    spec_names = [f.name for f in LANES[lane]]
+    if config.get("feature_source") == "file" and lane == ORDER_LANE:
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise RuntimeError("model config.json has no usable feature_names list")
-    elif list(names or []) != list(FEATURE_NAMES):
-        raise RuntimeError("model was trained on a different feature list than this code's FEATURE_NAMES")
+    elif list(names or []) != spec_names:
+        which = "FEATURE_NAMES" if lane == ORDER_LANE else f"{lane} lane's feature names"
+        raise RuntimeError(f"model was trained on a different feature list than this code's {which}")
     booster = xgb.Booster()
     booster.load_model(os.path.join(model_dir, MODEL_FILE))
     booster.set_param({"nthread": 1})  # one request per thread; XGBoost threads would only contend
     return LoadedModel(booster, config)
 
 
-def input_fn(body: bytes | str, content_type: str, features: Sequence[str] | None = None) -> np.ndarray:
+def lane_of(document: Any) -> str:
+    """The lane a JSON request names (`"model"`), the order lane when it names none."""
+    lane = document.get("model", ORDER_LANE) if isinstance(document, dict) else ORDER_LANE
+    if not isinstance(lane, str) or lane not in LANES:
+        raise InferenceError(422, "unknown_model", f"model must be one of {', '.join(LANES)}", field="model")
+    return lane
+
+
+def input_fn(
+    body: bytes | str, content_type: str, features: Sequence[str] | None = None
+) -> np.ndarray | LaneRows:
     """Rows as a float matrix in model order. `features`: a labelled-CSV model's list
-    (LoadedModel.file_features); None checks against the order spec (SageMaker's two-argument call)."""
+    (LoadedModel.file_features); None checks against the order spec (SageMaker's two-argument call).
+    A JSON body naming another lane (`"model": "return"`) is checked against that lane's spec and
+    comes back as LaneRows for predict_fn to route."""
     names = tuple(features) if features is not None else FEATURE_NAMES
     media = (content_type or "").split(";")[0].strip().lower()
     text = body.decode("utf-8", errors="strict") if isinstance(body, (bytes, bytearray)) else body
     if not text or not text.strip():
         raise InferenceError(400, "empty_body", "request body is empty")
     if media == JSON:
-        rows = _json_rows(text, features)
+        document = _json_document(text)
+        lane = lane_of(document)
+        if lane != ORDER_LANE:
+            spec = LANES[lane]
+            lane_rows = _json_rows(document, None, spec)
+            return LaneRows(lane, np.asarray(lane_rows, dtype=np.float64).reshape(len(lane_rows), len(spec)))
+        rows = _json_rows(document, features)
     elif media == CSV:
         rows = _csv_rows(text, names, missing_allowed=features is not None)
     else:
@@ -98,11 +145,16 @@ def input_fn(body: bytes | str, content_type: str, features: Sequence[str] | Non
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
 
 
-def _json_rows(text: str, features: Sequence[str] | None) -> list[list[float]]:
+def _json_document(text: str) -> Any:
     try:
-        document = json.loads(text)
+        return json.loads(text)
     except ValueError as error:
         raise InferenceError(400, "malformed_json", f"body is not valid JSON: {error.msg}") from None
+
+
+def _json_rows(
+    document: Any, features: Sequence[str] | None, spec: Sequence[Any] | None = None
+) -> list[list[float]]:
     instances = document.get("instances") if isinstance(document, dict) else None
     if not isinstance(instances, list) or not instances:
         raise InferenceError(
@@ -119,7 +171,10 @@ def _json_rows(text: str, features: Sequence[str] | None) -> list[list[float]]:
                 422, "invalid_instance", f"instance {index} must be an object", field=f"instances[{index}]"
             )
         try:
-            rows.append(validate_vector(instance) if features is None else file_vector(instance, features))
+            if features is not None:
+                rows.append(file_vector(instance, features))
+            else:
+                rows.append(validate_vector(instance) if spec is None else validate_vector(instance, spec))
         except FeatureError as error:
             raise InferenceError(
                 422, "invalid_feature", f"instance {index}: {error}", field=error.field
@@ -184,7 +239,13 @@ def explain_rows(data: np.ndarray, model: LoadedModel) -> tuple[np.ndarray, np.n
     return scores, contributions
 
 
-def predict_fn(data: np.ndarray, model: LoadedModel) -> dict[str, Any]:
+def predict_fn(data: np.ndarray | LaneRows, model: LoadedModel) -> dict[str, Any]:
+    if isinstance(data, LaneRows):
+        if data.lane not in model.lanes:
+            raise InferenceError(
+                404, "model_not_in_archive", f"this model archive carries no {data.lane} model", field="model"
+            )
+        model, data = model.lanes[data.lane], data.rows
     names = model.feature_names
     scores, contributions = explain_rows(data, model)
     predictions = [

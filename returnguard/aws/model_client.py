@@ -1,6 +1,7 @@
 """Model clients: the SageMaker endpoint or the local inference server, same contract.
 
-Both send {"instances": [vector]} and return a ModelScore; any failure (timeout, connection refused,
+Both send {"instances": [vector]} (plus `"model": "return"` for the return lane: one endpoint, one
+archive carrying both models, training/inference.py) and return a ModelScore; any failure (timeout, connection refused,
 HTTP error, malformed answer) raises ModelUnavailable so the caller can fall back to the rules.
 """
 
@@ -22,8 +23,14 @@ READ_TIMEOUT_S = 2.0  # the local inference server; the endpoint's bounds are cl
 MAX_ATTEMPTS = 2
 
 
-def _payload(vector: Mapping[str, float]) -> bytes:
-    return json.dumps({"instances": [dict(vector)]}).encode("utf-8")
+ORDER_LANE = "order"
+
+
+def _payload(vector: Mapping[str, float], lane: str = ORDER_LANE) -> bytes:
+    body: dict[str, Any] = {"instances": [dict(vector)]}
+    if lane != ORDER_LANE:  # the order lane's requests stay as they were
+        body["model"] = lane
+    return json.dumps(body).encode("utf-8")
 
 
 def parse_response(raw: bytes | str) -> ModelScore:
@@ -47,7 +54,8 @@ class HttpModel:
     when the server has closed it; a second failure is ModelUnavailable.
     """
 
-    def __init__(self, url: str, timeout_s: float = READ_TIMEOUT_S):
+    def __init__(self, url: str, timeout_s: float = READ_TIMEOUT_S, lane: str = ORDER_LANE):
+        self.lane = lane
         parts = urllib.parse.urlsplit(url.rstrip("/"))
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"inference URL must be http://host:port, got {url!r}")
@@ -80,7 +88,7 @@ class HttpModel:
             raise
 
     def score(self, vector: Mapping[str, float]) -> ModelScore:
-        body = _payload(vector)
+        body = _payload(vector, self.lane)
         for attempt in range(MAX_ATTEMPTS):
             try:
                 status, raw = self._post(body)
@@ -108,9 +116,10 @@ class SageMakerModel:
     `sagemaker_config()` (short timeouts, at most 2 attempts), created once at module load.
     Timeouts (and a request budget too short for another attempt) are `model_timeout`."""
 
-    def __init__(self, client: Any, endpoint_name: str):
+    def __init__(self, client: Any, endpoint_name: str, lane: str = ORDER_LANE):
         self._client = client
         self._endpoint = endpoint_name
+        self.lane = lane
 
     def score(self, vector: Mapping[str, float]) -> ModelScore:
         try:
@@ -118,7 +127,7 @@ class SageMakerModel:
                 EndpointName=self._endpoint,
                 ContentType="application/json",
                 Accept="application/json",
-                Body=_payload(vector),
+                Body=_payload(vector, self.lane),
             )
             raw = response["Body"].read()
         except Exception as error:  # botocore errors, timeouts, throttling: all mean "no score"

@@ -285,3 +285,18 @@ def test_make_model_packs_the_fallback_for_sagemaker_and_the_api_stack(trained_m
         assert "fallback_model.json" in archive.getnames()
     copied = json.loads((tmp_path / "fallback_model.json").read_text())
     assert copied == json.loads((model_dir / "fallback_model.json").read_text())
+
+
+def test_make_model_packs_the_return_model_in_the_same_archive(two_lane_model, tmp_path):
+    import tarfile
+
+    from training.bootstrap import package
+    from training.inference import model_fn
+
+    model_tar, _ = package(two_lane_model, tmp_path / "out")
+    with tarfile.open(model_tar) as archive:
+        assert {"return/xgboost-model.ubj", "return/config.json"} <= set(archive.getnames())
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    assert set(model_fn(str(tmp_path / "unpacked")).lanes) == {"return"}
+    # beside it, for the api stack (RG_MODEL_CONFIG's `return` thresholds)
+    assert (tmp_path / "out" / "return" / "config.json").is_file()
