@@ -8,6 +8,10 @@ retried request sets the same entry again), removing the entries older than an h
 read the item. Scoring reads the item in the same BatchGetItem as the aggregates, and
 `returnguard.features.velocity_counts` counts each order id once, whether the API, the stream, or
 both know it, so nothing is counted twice once the stream catches up.
+
+Each write also sets `expires_at` (the features table's TTL attribute, which only these items carry)
+to two hours after it, so the item of a customer who never orders again is deleted by DynamoDB
+instead of staying forever; every new order moves it on.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from returnguard.features import VELOCITY_LONG_MS
 from returnguard.tables import recent_orders_key
 
 MAX_REMOVED_PER_WRITE = 50  # keeps each UpdateItem's expression small; the rest go with the next order
+EXPIRES_AFTER_MS = VELOCITY_LONG_MS + 3_600_000  # past the longest window, plus an hour of clock skew
 
 
 class RecentOrders:
@@ -37,10 +42,11 @@ class RecentOrders:
             for known, time_ms in seen.items()
             if time_ms < now_ms - VELOCITY_LONG_MS and known != order_id
         ][:MAX_REMOVED_PER_WRITE]
-        names = {"#orders": "orders", "#order": order_id} | {
+        names = {"#orders": "orders", "#order": order_id, "#expires": "expires_at"} | {
             f"#stale{i}": known for i, known in enumerate(stale)
         }
-        expression = "SET #orders.#order = :time"
+        expires = {"N": str((max(now_ms, order_time_ms) + EXPIRES_AFTER_MS) // 1000)}
+        expression = "SET #orders.#order = :time, #expires = :expires"
         if stale:
             expression += " REMOVE " + ", ".join(f"#orders.#stale{i}" for i in range(len(stale)))
         key = {"pk": {"S": recent_orders_key(customer_id)}}
@@ -53,7 +59,7 @@ class RecentOrders:
                     UpdateExpression=expression,
                     ConditionExpression="attribute_exists(#orders)",
                     ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={":time": time_value},
+                    ExpressionAttributeValues={":time": time_value, ":expires": expires},
                 )
                 return
             except self._client.exceptions.ConditionalCheckFailedException:
@@ -62,10 +68,10 @@ class RecentOrders:
                 self._client.update_item(
                     TableName=self._table,
                     Key=key,
-                    UpdateExpression="SET #orders = :orders",
+                    UpdateExpression="SET #orders = :orders, #expires = :expires",
                     ConditionExpression="attribute_not_exists(#orders)",
-                    ExpressionAttributeNames={"#orders": "orders"},
-                    ExpressionAttributeValues={":orders": {"M": {order_id: time_value}}},
+                    ExpressionAttributeNames={"#orders": "orders", "#expires": "expires_at"},
+                    ExpressionAttributeValues={":orders": {"M": {order_id: time_value}}, ":expires": expires},
                 )
                 return
             except self._client.exceptions.ConditionalCheckFailedException:

@@ -73,6 +73,24 @@ def test_a_retried_order_is_recorded_once(handlers) -> None:
     assert _audited_vector(later["decision_id"])["customer_orders_last_60s"] == 1
 
 
+def test_a_customers_velocity_item_expires_two_hours_after_their_last_order(handlers) -> None:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    ttl = client.describe_time_to_live(TableName="features")["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl.get("AttributeName")) == ("ENABLED", "expires_at")
+    when = datetime.now(timezone.utc)
+    expiries = []
+    for i in range(2):  # the first order creates the item, the second updates it
+        _score(handlers["live"], f"TTL-{i}", "C-TTL", when - timedelta(minutes=30 * (1 - i)))
+        item = client.get_item(TableName="features", Key={"pk": {"S": recent_orders_key("C-TTL")}})["Item"]
+        expiries.append(int(item["expires_at"]["N"]))
+        assert set(item["orders"]["M"]) == {f"TTL-{j}" for j in range(i + 1)}
+    # two hours after it was scored (an order scored late counts from when it was scored)
+    assert expiries[0] >= int((when + timedelta(hours=2)).timestamp())
+    assert expiries[1] >= expiries[0]
+    aggregate = client.get_item(TableName="features", Key={"pk": {"S": "customer#C-TTL"}}).get("Item", {})
+    assert "expires_at" not in aggregate  # aggregates never expire
+
+
 def test_the_stream_applying_the_same_orders_does_not_double_count(handlers) -> None:
     # Given three orders scored by the API, and then applied to the aggregate by the stream consumer
     client = boto3.client("dynamodb", region_name="us-east-1")
