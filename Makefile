@@ -44,7 +44,7 @@ setup: $(STAMP) ## create .venv with every dependency group from uv.lock (about 
 demo: $(STAMP) ## run the whole local pipeline, serve the model locally and score sample orders (offline); SERVE=1 keeps it up
 	@$(PY) -m local.demo $(if $(SERVING),--serve)
 
-test: $(STAMP) lint $(CHECKOV) ## lint, then run the whole test suite (checkov in build/checkov; installs MariaDB with apt-get when missing)
+test: $(STAMP) lint $(CHECKOV) ## lint, then run the whole test suite (checkov in build/checkov; installs MariaDB and Chromium with apt-get when missing)
 	@$(CHECK) python java node
 	@$(PY) -m pytest
 

@@ -38,7 +38,11 @@ from returnguard.console import (
 )
 
 STATIC = Path(__file__).resolve().parent.parent / "returnguard" / "console_static"
-STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+STATIC_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 SESSION_COOKIE = "rg_session"
 LOGIN_COOKIE = "rg_login"
 SESSION_S = 8 * 3600
@@ -204,10 +208,14 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path
         if path.startswith("/static/"):
             return self._static(path.removeprefix("/static/"))
+        if path == "/favicon.ico":
+            raise ConsoleError(404, "not_found", "no icon")
         if path == "/health":
             return self._send(200, b'{"status":"ok"}', "application/json")
         if path == "/login":
-            token = secrets.token_urlsafe(24)
+            # keep a token already issued: another tab (or the browser's own favicon request, redirected
+            # here) must not invalidate the form on screen
+            token = self._cookie(LOGIN_COOKIE) or secrets.token_urlsafe(24)
             self._set_cookie(LOGIN_COOKIE, token, 600)
             return self._html(200, pages.login_page(token, hint=self.server.login_hint))
         session = self._session()

@@ -358,7 +358,7 @@ def waterfall_svg(score: float | None, contributions: Mapping[str, float], top: 
     """The SHAP waterfall as an SVG document: from the model's base margin, each feature's push up
     (red) or down (green), the `top` largest by size, the rest summed in one bar, ending at the score.
     Feature names are escaped; the picture has no script and no links."""
-    width, row, left, right = 720, 26, 260, 40
+    width, row, left, right = 720, 26, 260, 70
     items = sorted(contributions.items(), key=lambda kv: -abs(kv[1]))
     shown = list(items[:top])
     rest = sum(v for _, v in items[top:])

@@ -61,6 +61,7 @@ def layout(title: str, body: str, user: str = "", role: str = "", csrf: str = ""
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · ReturnGuard</title>"
+        '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
         '<link rel="stylesheet" href="/static/console.css"><script src="/static/console.js" defer></script>'
         f"</head><body><header><h1>ReturnGuard review console</h1>{nav}</header><main>{body}</main></body></html>"
     )

@@ -27,9 +27,9 @@ settings.load_profile("returnguard")
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """What the suite installs on the machine (apt-get), said before it starts."""
-    from local.mariadb import install_plan
+    from local import chromium, mariadb
 
-    return [install_plan()]
+    return [mariadb.install_plan(), chromium.install_plan()]
 
 
 @pytest.fixture(scope="session")
