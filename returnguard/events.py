@@ -20,9 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from returnguard.aggregates import ReturnContext
 from returnguard.features import OrderContext, amount_to_minor
+from returnguard.payments import PaymentLabelPayload, PaymentPayload
 from returnguard.returns import text_key
 
-EventType = Literal["order", "return", "customer", "product"]
+EventType = Literal["order", "return", "customer", "product", "payment", "payment_label"]
 _ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"\S")]
 
 
@@ -78,11 +79,13 @@ class ProductPayload(_Strict):
     seller_id: _ID
 
 
-PAYLOADS: dict[str, type[_Strict]] = {
+PAYLOADS: dict[str, type[BaseModel]] = {
     "order": OrderPayload,
     "return": ReturnPayload,
     "customer": CustomerPayload,
     "product": ProductPayload,
+    "payment": PaymentPayload,  # card payments: returnguard.payments
+    "payment_label": PaymentLabelPayload,
 }
 
 
@@ -115,7 +118,7 @@ def _reason(error: ValidationError, prefix: str = "") -> str:
     return "; ".join(problems[:5])
 
 
-def parse(data: bytes | str) -> tuple[Envelope, _Strict]:
+def parse(data: bytes | str) -> tuple[Envelope, BaseModel]:
     """One record's bytes → (envelope, typed payload), or InvalidEvent naming what is wrong."""
     try:
         raw = json.loads(data)
@@ -131,6 +134,12 @@ def parse(data: bytes | str) -> tuple[Envelope, _Strict]:
         payload = PAYLOADS[envelope.event_type].model_validate(envelope.payload)
     except ValidationError as error:
         raise InvalidEvent(_reason(error, "payload.")) from None
+    if (
+        isinstance(payload, PaymentPayload)
+        and payload.labeled_at
+        and payload.labeled_at < envelope.event_time
+    ):
+        raise InvalidEvent("payload.labeled_at: is before the payment's event_time")
     return envelope, payload
 
 

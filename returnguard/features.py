@@ -36,7 +36,21 @@ COD_REFUSAL_REASON_CODE = "refused_delivery"
 NEVER = -1.0  # days since last return when there was none
 
 Kind = Literal["float", "int", "bool"]
-Group = Literal["order", "customer", "product", "seller", "category", "region", "address", "return", "text"]
+Group = Literal[
+    "order",
+    "customer",
+    "product",
+    "seller",
+    "category",
+    "region",
+    "address",
+    "return",
+    "text",
+    "payment",
+    "card",
+    "terminal",
+    "merchant",
+]
 
 
 @dataclass(frozen=True)
@@ -141,6 +155,110 @@ FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 RISK_SIGNALS: frozenset[str] = frozenset(f.name for f in FEATURES if f.direction > 0)
 ENTITY_GROUPS: tuple[str, ...] = ("product", "seller", "category", "region")
+
+# Card payments (issue 12): a payment's features, computed by returnguard.payments from the payment
+# aggregates (customer, card, terminal, merchant). Point-in-time like the order features; terminal and
+# merchant fraud rates count only fraud labels known before the payment's UTC day (label delay).
+PAYMENT_SPEND_WINDOWS_DAYS = (1, 7, 30)
+PAYMENT_VELOCITY_MS = (10 * MINUTE_MS, HOUR_MS)
+CARD_WINDOW_MS = DAY_MS
+TERMINAL_WINDOWS_DAYS = (7, 28)
+# Beta prior for terminal and merchant fraud rates: an unseen terminal starts at 1% fraud.
+FRAUD_PRIOR_FRAUDS = 0.1
+FRAUD_PRIOR_PAYMENTS = 10.0
+PAYMENT_FEATURES: tuple[Feature, ...] = (
+    Feature("payment_amount", "float", 0.0, "payment", "Payment amount"),
+    Feature("payment_card_not_present", "bool", 0.0, "payment", "Card not present (online payment)"),
+    *(
+        Feature(
+            f"customer_payments_{d}d",
+            "int",
+            0.0,
+            "customer",
+            f"Card payments by the customer in the last {d} days",
+        )
+        for d in PAYMENT_SPEND_WINDOWS_DAYS
+    ),
+    *(
+        Feature(
+            f"customer_spend_{d}d", "float", 0.0, "customer", f"Customer's card spend in the last {d} days"
+        )
+        for d in PAYMENT_SPEND_WINDOWS_DAYS
+    ),
+    Feature("customer_avg_payment_30d", "float", 0.0, "customer", "Customer's average payment over 30 days"),
+    Feature(
+        "amount_vs_customer_avg_30d",
+        "float",
+        1.0,
+        "customer",
+        "Payment amount relative to the 30-day average",
+    ),
+    Feature(
+        "customer_payments_last_10m",
+        "int",
+        0.0,
+        "customer",
+        "Card payments by the customer in the previous 10 minutes",
+        direction=1,
+    ),
+    Feature(
+        "customer_payments_last_1h",
+        "int",
+        0.0,
+        "customer",
+        "Card payments by the customer in the previous hour",
+        direction=1,
+    ),
+    Feature(
+        "card_payments_last_1h",
+        "int",
+        0.0,
+        "card",
+        "Payments with this card in the previous hour",
+        direction=1,
+    ),
+    Feature("card_payments_last_24h", "int", 0.0, "card", "Payments with this card in the previous 24 hours"),
+    Feature("card_spend_last_24h", "float", 0.0, "card", "Spend on this card in the previous 24 hours"),
+    Feature("card_age_days", "float", NEVER, "card", "Days since the card's first payment"),
+    Feature(
+        "card_is_new_for_customer",
+        "bool",
+        1.0,
+        "card",
+        "Card the customer never paid with before",
+        direction=1,
+    ),
+    Feature(
+        "customer_distinct_cards", "int", 0.0, "customer", "Distinct cards the customer paid with before"
+    ),
+    Feature(
+        "terminal_payments_28d",
+        "int",
+        0.0,
+        "terminal",
+        "Payments at this terminal in the 28 days before today",
+    ),
+    *(
+        Feature(
+            f"terminal_fraud_rate_{d}d",
+            "float",
+            FRAUD_PRIOR_FRAUDS / FRAUD_PRIOR_PAYMENTS,
+            "terminal",
+            f"Known fraud at this terminal over the {d} days before today",
+            direction=1,
+        )
+        for d in TERMINAL_WINDOWS_DAYS
+    ),
+    Feature(
+        "merchant_fraud_rate_28d",
+        "float",
+        FRAUD_PRIOR_FRAUDS / FRAUD_PRIOR_PAYMENTS,
+        "merchant",
+        "Known fraud at this merchant over the 28 days before today",
+        direction=1,
+    ),
+)
+PAYMENT_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in PAYMENT_FEATURES)
 
 
 # ------------------------------------------------------------------------------ the return lane

@@ -52,6 +52,7 @@ from returnguard.aws.batches import until_processed
 from returnguard.aws.feature_store import decode_item, encode_item
 from returnguard.events import CustomerPayload, Envelope, to_context
 from returnguard.features import OrderContext
+from returnguard.payments import PaymentLabelPayload, PaymentPayload, stream_changes
 from returnguard.tables import entity_key
 
 MAX_VERSION_RETRIES = 8
@@ -101,6 +102,8 @@ def changes(envelope: Envelope, payload: Any) -> list[tuple[str, Change]]:
         return [
             (entity_key("customer", payload.customer_id), lambda s: apply_customer_profile(s, registered))
         ]
+    if isinstance(payload, (PaymentPayload, PaymentLabelPayload)):
+        return stream_changes(envelope.time_ms, payload)
     context = to_context(envelope, payload)
     if isinstance(context, OrderContext):
         order = context
