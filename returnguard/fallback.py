@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from returnguard.features import FEATURE_NAMES
+from returnguard.features import FEATURE_NAMES, LANES
 from returnguard.ports import ModelScore
 
 KIND = "logistic_regression"
@@ -49,8 +49,9 @@ class FallbackModel:
         n = len(self.feature_names)
         if not n or not len(self.coefficients) == len(self.means) == len(self.scales) == n:
             raise FallbackModelError("feature_names, coefficients, means and scales must be as long")
-        unknown = sorted(set(self.feature_names) - set(FEATURE_NAMES))
-        if unknown:
+        # every name from one lane's spec: a model scores orders or returns (returnguard.features.LANES)
+        if not any(set(self.feature_names) <= {f.name for f in spec} for spec in LANES.values()):
+            unknown = sorted(set(self.feature_names) - set(FEATURE_NAMES))
             raise FallbackModelError(f"features this code does not compute: {', '.join(unknown)}")
         numbers = (self.intercept, *self.coefficients, *self.means, *self.scales)
         if not all(math.isfinite(v) for v in numbers) or not all(s > 0 for s in self.scales):

@@ -22,7 +22,12 @@ import pandas as pd  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from returnguard.features import FEATURE_NAMES, FEATURES_BY_NAME  # noqa: E402
+from returnguard.features import FEATURE_NAMES, LANES  # noqa: E402
+
+# every feature of either lane by name (a name both lanes use means the same in both)
+FEATURES_BY_NAME = {feature.name: feature for spec in LANES.values() for feature in spec}
+# what each lane's model scores, for the report's sentences
+NOUNS = {"order": "orders", "return": "return requests"}
 
 NAMES = {
     "xgboost": "XGBoost",
@@ -147,6 +152,12 @@ def plot_cost(predictions: pd.DataFrame, config: dict[str, Any], out: Path) -> s
     return _save(fig, out / "threshold_cost.png")
 
 
+def _names(model_dir: Path) -> list[str]:
+    """The model's own feature list (config.json), so a return model's report reads its features."""
+    config = model_dir / "config.json"
+    return list(json.loads(config.read_text())["feature_names"]) if config.is_file() else list(FEATURE_NAMES)
+
+
 def plot_shap(model_dir: Path, table: pd.DataFrame | None, out: Path, sample: int = 2000) -> str | None:
     """SHAP summary with the shap package on a sample of the test window."""
     if table is None or table.empty:
@@ -156,7 +167,7 @@ def plot_shap(model_dir: Path, table: pd.DataFrame | None, out: Path, sample: in
 
     booster = xgb.Booster()
     booster.load_model(str(model_dir / "xgboost-model.ubj"))
-    rows = table.sample(min(sample, len(table)), random_state=0)[list(FEATURE_NAMES)]
+    rows = table.sample(min(sample, len(table)), random_state=0)[_names(model_dir)]
     values = shap.TreeExplainer(booster).shap_values(rows)
     shap.summary_plot(values, rows, show=False, max_display=15, plot_size=(7.5, 5.5))
     fig = plt.gcf()
@@ -169,6 +180,11 @@ def plot_shap(model_dir: Path, table: pd.DataFrame | None, out: Path, sample: in
 TARGETS = (
     ("ROC-AUC", "roc_auc", 0.90, "≥ 0.90"),
     ("PR-AUC / positive rate", "pr_lift", 9.0, "≥ 9×"),
+)
+# issue 11's for the return model: abuse is ~30% of return requests, so 3x the positive rate
+RETURN_TARGETS = (
+    ("ROC-AUC", "roc_auc", 0.90, "≥ 0.90"),
+    ("PR-AUC / positive rate", "pr_lift", 3.0, "≥ 3×"),
 )
 
 
@@ -183,11 +199,12 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def targets_section(metrics: dict[str, Any]) -> str:
+    targets = RETURN_TARGETS if metrics.get("lane") == "return" else TARGETS
     rows = []
     for name, m in metrics["models"].items():
         values = {**m, "pr_lift": m["pr_auc"] / m["positive_rate"] if m["positive_rate"] else 0.0}
-        rows.append([NAMES.get(name, name), *(values[key] for _, key, _, _ in TARGETS)])
-    header = ["model", *(f"{label} (target {text})" for label, _, _, text in TARGETS)]
+        rows.append([NAMES.get(name, name), *(values[key] for _, key, _, _ in targets)])
+    header = ["model", *(f"{label} (target {text})" for label, _, _, text in targets)]
     return (
         "<h2>Targets</h2><p>Targets for data we did not generate (an independent generator run through "
         "this pipeline). This window is our own generator's, so these numbers are reported, not a pass "
@@ -301,13 +318,14 @@ def shap_share(model_dir: Path, table: pd.DataFrame | None, sample: int = 2000) 
 
     booster = xgb.Booster()
     booster.load_model(str(model_dir / "xgboost-model.ubj"))
-    rows = table.sample(min(sample, len(table)), random_state=0)[list(FEATURE_NAMES)]
+    names = _names(model_dir)
+    rows = table.sample(min(sample, len(table)), random_state=0)[names]
     contributions = booster.predict(
-        xgb.DMatrix(rows.to_numpy(dtype=np.float64), feature_names=list(FEATURE_NAMES)), pred_contribs=True
+        xgb.DMatrix(rows.to_numpy(dtype=np.float64), feature_names=names), pred_contribs=True
     )[:, :-1]  # the last column is the bias
     mean = np.abs(contributions).mean(axis=0)
     total = float(mean.sum()) or 1.0
-    return {name: float(v) / total for name, v in zip(FEATURE_NAMES, mean, strict=True)}
+    return {name: float(v) / total for name, v in zip(names, mean, strict=True)}
 
 
 def shap_share_section(shares: dict[str, float]) -> str:
@@ -321,26 +339,30 @@ def shap_share_section(shares: dict[str, float]) -> str:
     )
 
 
-def build_report(
-    model_dir: Path, output_dir: Path, report_dir: Path, table: pd.DataFrame | None = None
-) -> Path:
-    started = time.perf_counter()
-    report_dir.mkdir(parents=True, exist_ok=True)
+def model_section(
+    model_dir: Path, output_dir: Path, out: Path, table: pd.DataFrame | None, link: str = ""
+) -> tuple[str, dict[str, Any], int]:
+    """One model's part of the report (plots into `out`, linked as `link` + file name): (HTML, config,
+    plots). The model's config says its lane: orders, or return requests (issue 11)."""
+    out.mkdir(parents=True, exist_ok=True)
     config = json.loads((model_dir / "config.json").read_text())
     metrics = json.loads((model_dir / "metrics.json").read_text())
+    lane = config.get("lane", "order")
+    noun = NOUNS.get(lane, "orders")
+    key = "return_id" if lane == "return" else "order_id"
     predictions = pd.read_parquet(output_dir / "test_predictions.parquet")
-    images = plot_curves(predictions, metrics["models"], report_dir)
-    images["cost"] = plot_cost(predictions, config, report_dir)
+    images = plot_curves(predictions, metrics["models"], out)
+    images["cost"] = plot_cost(predictions, config, out)
     test_table = None
     if table is not None:
-        test_table = table[table["order_id"].isin(set(predictions["order_id"]))]
-    shap_image = plot_shap(model_dir, test_table, report_dir)
+        test_table = table[table[key].isin(set(predictions[key]))]
+    shap_image = plot_shap(model_dir, test_table, out)
     if shap_image:
         images["shap"] = shap_image
     shares = shap_share(model_dir, test_table)
     if shares:
         metrics["shap_share"] = shares
-    (report_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     columns = [
         "roc_auc",
@@ -351,7 +373,7 @@ def build_report(
         "alerts_per_1000_orders",
         "cost_per_1000_orders",
     ]
-    header = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in columns)
+    header = "".join(f"<th>{c.replace('_', ' ').replace('orders', noun)}</th>" for c in columns)
     rows = "".join(
         f"<tr><td>{html.escape(NAMES.get(name, name))}</td>"
         + "".join(f"<td>{m[c]:.3f}</td>" for c in columns)
@@ -375,17 +397,36 @@ def build_report(
             f"thresholds (from validation): {html.escape(fallback_levels)}.</p>"
         )
     thresholds = "".join(f"<li>{html.escape(k)}: {v:.4f}</li>" for k, v in config["thresholds"].items())
-    figures = "".join(f'<figure><img src="{name}" alt="{key}"></figure>' for key, name in images.items())
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>ReturnGuard model report {html.escape(config["model_version"])}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}
-figure{{display:inline-block;margin:8px}}img{{max-width:540px}}.ok{{color:#2a7}}.miss{{color:#c33}}</style></head><body>
-<h1>ReturnGuard order-risk model {html.escape(config["model_version"])}</h1>
-<p>Time-based split: trained on {window["train"]["from"]} → {window["train"]["to"]} ({window["train"]["rows"]:,} orders),
+    actions = "".join(
+        f"<tr><td>{html.escape(action)}</td><td>{html.escape(a['level'])}</td><td>{a['cost_false_positive']:g}</td>"
+        f"<td>{a['cost_false_negative']:g}</td><td>{a['cost_optimal']:.4f}</td><td>{a['threshold']:.4f}</td></tr>"
+        for action, a in config.get("actions", {}).items()
+    )
+    if actions:
+        thresholds += (
+            "</ul><p>Per refund action, the cut that minimises its own costs on validation (in units of an "
+            "average refund: an honest return given the action, an abusive one refunded instantly instead), "
+            "raised where needed so a stricter action never starts below a more lenient one:</p><table><tr>"
+            "<th>action</th><th>level</th><th>cost on honest</th><th>cost if missed</th><th>cost-optimal</th>"
+            f"<th>threshold</th></tr>{actions}</table><ul>"
+        )
+    baseline = metrics.get("baseline_features", {}).get("random_forest_smote")
+    baseline_note = (
+        f"<p>Random forest + SMOTE sees seed 000's features only: {html.escape(', '.join(baseline))}.</p>"
+        if baseline and lane == "return"
+        else ""
+    )
+    figures = "".join(
+        f'<figure><img src="{link}{name}" alt="{key}"></figure>' for key, name in images.items()
+    )
+    title = "return-request model" if lane == "return" else "order-risk model"
+    body = f"""<h1>ReturnGuard {title} {html.escape(config["model_version"])}</h1>
+<p>Time-based split: trained on {window["train"]["from"]} → {window["train"]["to"]} ({window["train"]["rows"]:,} {noun}),
 thresholds chosen on {window["validation"]["from"]} → {window["validation"]["to"]} ({window["validation"]["rows"]:,}),
-tested on the latest window {window["test"]["from"]} → {window["test"]["to"]} ({window["test"]["rows"]:,} orders,
-positive rate {positive:.3%}). Every feature uses only events before the order.</p>
+tested on the latest window {window["test"]["from"]} → {window["test"]["to"]} ({window["test"]["rows"]:,} {noun},
+positive rate {positive:.3%}). Every feature uses only events before the {noun[:-1]}{" (and the request itself)" if lane == "return" else ""}.</p>
 <h2>Metrics on the test window</h2><table><tr><th>model</th>{header}</tr>{rows}</table>
+{baseline_note}
 {targets_section(metrics)}
 {maturity_section(metrics)}
 {controls_section(metrics)}
@@ -396,12 +437,36 @@ positive rate {positive:.3%}). Every feature uses only events before the order.<
 {fallback_note}
 <h2>Plots</h2>{figures}
 <p>Code version {html.escape(str(config.get("code_version")))}; trained {html.escape(config["trained_at"])}.</p>
-</body></html>"""
+"""
+    return body, config, len(images)
+
+
+def build_report(
+    model_dir: Path,
+    output_dir: Path,
+    report_dir: Path,
+    table: pd.DataFrame | None = None,
+    returns: tuple[Path, Path, pd.DataFrame | None] | None = None,
+) -> Path:
+    """The report of the order model, and with `returns` (model dir, output dir, training table) a
+    return-model section with the same plots (under report_dir/return/)."""
+    started = time.perf_counter()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    body, config, count = model_section(model_dir, output_dir, report_dir, table)
+    if returns is not None:
+        return_body, _, return_count = model_section(
+            returns[0], returns[1], report_dir / "return", returns[2], link="return/"
+        )
+        body += return_body
+        count += return_count
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>ReturnGuard model report {html.escape(config["model_version"])}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}
+figure{{display:inline-block;margin:8px}}img{{max-width:540px}}.ok{{color:#2a7}}.miss{{color:#c33}}</style></head><body>
+{body}</body></html>"""
     path = report_dir / "report.html"
     path.write_text(page)
-    print(
-        f"[report] wrote {path} with {len(images)} plots in {time.perf_counter() - started:.1f}s", flush=True
-    )
+    print(f"[report] wrote {path} with {count} plots in {time.perf_counter() - started:.1f}s", flush=True)
     return path
 
 
@@ -415,11 +480,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--table", help="the training table (processed/training-data): the SHAP summary needs its test rows"
     )
+    parser.add_argument("--return-model-dir", help="the return model (issue 11): adds its section")
+    parser.add_argument("--return-output-dir", help="its training output (test predictions)")
+    parser.add_argument(
+        "--return-table", help="its training table (processed/return-training-data), for SHAP"
+    )
     args = parser.parse_args(argv)
     if not args.table:
         print("note: no --table, so the report has no SHAP summary (pass the training table)", flush=True)
     table = pd.read_parquet(args.table) if args.table else None
-    build_report(Path(args.model_dir), Path(args.output_dir), Path(args.report_dir), table)
+    returns = None
+    if args.return_model_dir:
+        if not args.return_output_dir:
+            parser.error("--return-model-dir needs --return-output-dir")
+        return_table = pd.read_parquet(args.return_table) if args.return_table else None
+        returns = (Path(args.return_model_dir), Path(args.return_output_dir), return_table)
+    build_report(Path(args.model_dir), Path(args.output_dir), Path(args.report_dir), table, returns)
     return 0
 
 

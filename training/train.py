@@ -29,6 +29,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ import xgboost as xgb
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from returnguard import fallback, gate
-from returnguard.features import FEATURE_NAMES, FEATURES
+from returnguard.features import FEATURES, RETURN_FEATURES, RETURN_REASON_CODES, Feature
 
 MODEL_FILE = "xgboost-model.ubj"
 # The fallback stands in for a better model during an outage: its medium (step-up) cut catches 90% of
@@ -49,6 +50,49 @@ LABEL = "label"
 TIME = "order_time_ms"
 LABELED_AT = "labeled_at_ms"  # when the order's label row became known; null: no label row (yet)
 DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Lane:
+    """What a model scores (--lane): its feature spec, the table's time and id columns, the features
+    the seeds' random forest + SMOTE baseline sees (None: all), and the actions whose costs set the
+    score thresholds (risk level -> (cost of the action on a good event, cost of not taking it on an
+    abusive one); None: the order lane's single --cost_* pair)."""
+
+    name: str
+    features: tuple[Feature, ...]
+    time: str
+    id: str
+    baseline_features: tuple[str, ...] | None = None
+    action_costs: dict[str, tuple[str, float, float]] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+# Seed 000's returns model: order value, one-hot return reason, return count, damaged flag, days since
+# the last return.
+SEED_000_FEATURES = (
+    "order_value",
+    *(f"reason_{code}" for code in RETURN_REASON_CODES),
+    "return_count",
+    "damaged_flag",
+    "days_since_last_return",
+)
+# Per refund action: (action, cost when it meets an honest return, cost when a fraudulent return gets
+# an instant refund instead), in units of an average refund. A refund held for inspection costs the
+# honest customer a few days; proof costs them effort; a person's review costs the most (and the delay).
+RETURN_ACTION_COSTS = {
+    "medium": ("refund_after_pickup_inspection", 0.05, 0.6),
+    "high": ("photo_or_video_proof", 0.15, 0.8),
+    "critical": ("manual_review", 0.5, 1.0),
+}
+ORDER = Lane("order", FEATURES, TIME, "order_id")
+RETURN = Lane(
+    "return", RETURN_FEATURES, "return_time_ms", "return_id", SEED_000_FEATURES, RETURN_ACTION_COSTS
+)
+LANES = {lane.name: lane for lane in (ORDER, RETURN)}
 
 
 class TrainingDataError(ValueError):
@@ -120,6 +164,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "promotion gate (evaluation.json); without it the gate has no champion and rejects",
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--lane",
+        choices=sorted(LANES),
+        default="order",
+        help="which model: order (order_time_ms, FEATURES) or return (return_time_ms, RETURN_FEATURES)",
+    )
     parser.add_argument("--model_version", default=None)
     args = parser.parse_args(argv)
     if not args.train:
@@ -127,7 +177,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_table(path: str | Path) -> pd.DataFrame:
+def load_table(path: str | Path, lane: Lane = ORDER) -> pd.DataFrame:
     source = Path(path)
     if not source.exists():
         raise TrainingDataError(f"training data not found: {source}")
@@ -138,7 +188,7 @@ def load_table(path: str | Path) -> pd.DataFrame:
         raise TrainingDataError(f"no .parquet or .csv files under {source}")
     frames = [pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_csv(f) for f in files]
     table = pd.concat(frames, ignore_index=True)
-    missing = [c for c in (*FEATURE_NAMES, LABEL, TIME, LABELED_AT) if c not in table.columns]
+    missing = [c for c in (*lane.names, LABEL, lane.time, LABELED_AT) if c not in table.columns]
     if missing:
         raise TrainingDataError(f"training data lacks column(s): {', '.join(missing)}")
     if table.empty:
@@ -146,14 +196,17 @@ def load_table(path: str | Path) -> pd.DataFrame:
     labels = set(table[LABEL].unique().tolist())
     if not labels <= {0, 1}:
         raise TrainingDataError(f"label must be 0/1, found {sorted(labels)[:5]}")
-    return table.sort_values([TIME, "order_id"] if "order_id" in table.columns else [TIME], kind="stable")
+    keys = [lane.time, lane.id] if lane.id in table.columns else [lane.time]
+    return table.sort_values(keys, kind="stable")
 
 
 def maturity_ms(args: argparse.Namespace) -> int:
     return int((args.return_window_days + args.inspection_delay_days) * DAY_MS)
 
 
-def labels_known_at(frame: pd.DataFrame, cut_ms: int, maturity: int) -> tuple[pd.DataFrame, dict[str, int]]:
+def labels_known_at(
+    frame: pd.DataFrame, cut_ms: int, maturity: int, time: str = TIME
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """The rows of `frame` whose label a training run at `cut_ms` could know, and what was left out.
 
     A row with a label row counts once that label is known (labeled_at < cut); a row without one is a
@@ -163,7 +216,7 @@ def labels_known_at(frame: pd.DataFrame, cut_ms: int, maturity: int) -> tuple[pd
     """
     labeled_at = frame[LABELED_AT]
     has_label = labeled_at.notna()
-    mature = frame[TIME] + maturity <= cut_ms
+    mature = frame[time] + maturity <= cut_ms
     known = (has_label & (labeled_at < cut_ms)) | (~has_label & mature)
     too_young = ~known & ~mature
     late = ~known & mature
@@ -181,6 +234,7 @@ def time_split(
     validation_fraction: float,
     maturity: int = 0,
     as_of_ms: int | None = None,
+    lane: Lane = ORDER,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """(train, validation, test, maturity report) by time, each split judged when the next begins.
 
@@ -190,6 +244,7 @@ def time_split(
     ends `maturity` before validation starts, labels as of the validation start. Orders inside the
     gaps and orders too young at the end are left out and counted.
     """
+    TIME = lane.time  # noqa: N806 (the lane's time column, under the name the order lane's code uses)
     start = int(table[TIME].min())
     if as_of_ms is None:
         labeled = table[LABELED_AT].dropna()
@@ -225,7 +280,7 @@ def time_split(
         "splits": {},
     }
     for name, (rows, cut) in windows.items():
-        part, excluded = labels_known_at(table[rows], cut, maturity)
+        part, excluded = labels_known_at(table[rows], cut, maturity, TIME)
         parts[name] = part
         report["splits"][name] = {
             "labels_as_of": iso(cut - 1 if name == "test" else cut),
@@ -240,8 +295,13 @@ def time_split(
     return parts["train"], parts["validation"], parts["test"], report
 
 
-def matrix(frame: pd.DataFrame) -> np.ndarray:
-    return frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+def matrix(frame: pd.DataFrame, lane: Lane = ORDER, names: list[str] | None = None) -> np.ndarray:
+    return frame[names or lane.names].to_numpy(dtype=np.float64)
+
+
+def dmatrix(frame: pd.DataFrame, lane: Lane = ORDER, label: bool = False) -> xgb.DMatrix:
+    y = frame[LABEL].to_numpy() if label else None
+    return xgb.DMatrix(matrix(frame, lane), label=y, feature_names=lane.names)
 
 
 def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr_target: float = 0.01) -> float:
@@ -307,13 +367,39 @@ def level_thresholds(
     return {"decision": decision, "medium": medium, "high": high, "critical": critical}
 
 
-def monotone_constraints() -> str:
-    """XGBoost's monotone_constraints in FEATURE_NAMES order: +1 where the business direction is known."""
-    return "(" + ",".join(str(f.direction) for f in FEATURES) + ")"
+def action_thresholds(
+    y: np.ndarray, scores: np.ndarray, action_costs: dict[str, tuple[str, float, float]]
+) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """Per action, the cut that minimises its own cost pair on validation (the cost curve), raised
+    where needed so a stricter action never starts below a more lenient one; `decision` is the high
+    action's cut. Returns (level thresholds, per-action detail)."""
+    thresholds: dict[str, float] = {}
+    actions: dict[str, dict[str, Any]] = {}
+    floor = 0.0
+    for level, (action, cost_fp, cost_fn) in action_costs.items():
+        optimal = cost_threshold(y, scores, cost_fp, cost_fn)
+        thresholds[level] = floor = max(optimal, floor)
+        actions[action] = {
+            "level": level,
+            "threshold": floor,
+            "cost_optimal": optimal,
+            "cost_false_positive": cost_fp,
+            "cost_false_negative": cost_fn,
+        }
+    return {"decision": thresholds["high"], **thresholds}, actions
+
+
+def monotone_constraints(lane: Lane = ORDER) -> str:
+    """XGBoost's monotone_constraints in the lane's feature order: +1 where the business direction is known."""
+    return "(" + ",".join(str(f.direction) for f in lane.features) + ")"
 
 
 def train_xgboost(
-    train: pd.DataFrame, validation: pd.DataFrame, args: argparse.Namespace, monotone: bool | None = None
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    args: argparse.Namespace,
+    monotone: bool | None = None,
+    lane: Lane = ORDER,
 ) -> xgb.Booster:
     positives = max(int(train[LABEL].sum()), 1)
     params = {
@@ -331,11 +417,8 @@ def train_xgboost(
         "scale_pos_weight": min(3.0, (len(train) - positives) / positives),
     }
     if args.monotone if monotone is None else monotone:
-        params["monotone_constraints"] = monotone_constraints()
-    dtrain = xgb.DMatrix(matrix(train), label=train[LABEL].to_numpy(), feature_names=list(FEATURE_NAMES))
-    dvalid = xgb.DMatrix(
-        matrix(validation), label=validation[LABEL].to_numpy(), feature_names=list(FEATURE_NAMES)
-    )
+        params["monotone_constraints"] = monotone_constraints(lane)
+    dtrain, dvalid = dmatrix(train, lane, label=True), dmatrix(validation, lane, label=True)
     booster = xgb.train(
         params,
         dtrain,
@@ -354,7 +437,7 @@ def baseline_sample(train: pd.DataFrame, args: argparse.Namespace) -> pd.DataFra
     return train
 
 
-def train_logistic(train: pd.DataFrame, args: argparse.Namespace) -> Any:
+def train_logistic(train: pd.DataFrame, args: argparse.Namespace, lane: Lane = ORDER) -> Any:
     """Logistic regression on standardised features: the seeds' baseline and the served fallback."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -362,20 +445,20 @@ def train_logistic(train: pd.DataFrame, args: argparse.Namespace) -> Any:
 
     sample = baseline_sample(train, args)
     logistic = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
-    logistic.fit(matrix(sample), sample[LABEL].to_numpy())
+    logistic.fit(matrix(sample, lane), sample[LABEL].to_numpy())
     log("baseline: logistic regression trained")
     return logistic
 
 
 def export_fallback(
-    logistic: Any, version: str, thresholds: dict[str, float], metrics: dict[str, float]
+    logistic: Any, version: str, thresholds: dict[str, float], metrics: dict[str, float], lane: Lane = ORDER
 ) -> dict[str, Any]:
     """The logistic regression as returnguard.fallback reads it (checked by loading it back)."""
     scaler, regression = logistic[0], logistic[-1]
     exported = {
         "kind": fallback.KIND,
         "model_version": f"{version}-fallback",
-        "feature_names": list(FEATURE_NAMES),
+        "feature_names": lane.names,
         "intercept": float(regression.intercept_[0]),
         "coefficients": [float(v) for v in regression.coef_[0]],
         "means": [float(v) for v in scaler.mean_],
@@ -388,14 +471,15 @@ def export_fallback(
     return exported
 
 
-def train_baselines(train: pd.DataFrame, args: argparse.Namespace) -> dict[str, Any]:
-    """The seeds' other baseline on the same split: random forest after SMOTE."""
+def train_baselines(train: pd.DataFrame, args: argparse.Namespace, lane: Lane = ORDER) -> dict[str, Any]:
+    """The seeds' other baseline on the same split: random forest after SMOTE (on the lane's baseline
+    features: for returns, seed 000's own)."""
     from imblearn.over_sampling import SMOTE
     from imblearn.pipeline import Pipeline as ImbPipeline
     from sklearn.ensemble import RandomForestClassifier
 
     sample = baseline_sample(train, args)
-    x, y = matrix(sample), sample[LABEL].to_numpy()
+    x, y = matrix(sample, lane, baseline_names(lane)), sample[LABEL].to_numpy()
     forest = ImbPipeline(
         [
             ("smote", SMOTE(random_state=args.seed)),
@@ -410,6 +494,10 @@ def train_baselines(train: pd.DataFrame, args: argparse.Namespace) -> dict[str, 
     forest.fit(x, y)
     log("baseline: random forest + SMOTE trained")
     return {"random_forest_smote": forest}
+
+
+def baseline_names(lane: Lane) -> list[str]:
+    return list(lane.baseline_features or lane.names)
 
 
 TOP_SHARE = 0.02  # "recall in the top 2%": the share of abusive orders among the 2% highest scores
@@ -444,7 +532,11 @@ def per_pattern(frame: pd.DataFrame, scores: np.ndarray) -> dict[str, dict[str, 
 
 
 def honesty_controls(
-    train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame, args: argparse.Namespace
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    args: argparse.Namespace,
+    lane: Lane = ORDER,
 ) -> dict[str, dict[str, Any]]:
     """Two controls trained in the same run with the same settings as the model.
 
@@ -464,9 +556,10 @@ def honesty_controls(
         train.assign(**{LABEL: shuffled_labels[:a]}),
         validation.assign(**{LABEL: shuffled_labels[a:b]}),
         quiet,
+        lane=lane,
     )
     y_test = shuffled_labels[b:]
-    permuted = booster.predict(xgb.DMatrix(matrix(test), feature_names=list(FEATURE_NAMES)))
+    permuted = booster.predict(dmatrix(test, lane))
     low, high = PERMUTED_AUC_RANGE
     permuted_auc = float(roc_auc_score(y_test, permuted))
 
@@ -474,8 +567,8 @@ def honesty_controls(
     order = rng.permutation(len(pooled))
     shuffled_train, shuffled_valid = pooled.iloc[order[:a]], pooled.iloc[order[a:b]]
     shuffled_test = pooled.iloc[order[b:]]
-    booster = train_xgboost(shuffled_train, shuffled_valid, args)
-    shuffled = booster.predict(xgb.DMatrix(matrix(shuffled_test), feature_names=list(FEATURE_NAMES)))
+    booster = train_xgboost(shuffled_train, shuffled_valid, args, lane=lane)
+    shuffled = booster.predict(dmatrix(shuffled_test, lane))
     y_shuffled = shuffled_test[LABEL].to_numpy()
     return {
         "permuted_labels": {
@@ -508,8 +601,9 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def window(frame: pd.DataFrame) -> dict[str, Any]:
-    return {"from": iso(int(frame[TIME].min())), "to": iso(int(frame[TIME].max())), "rows": len(frame)}
+def window(frame: pd.DataFrame, lane: Lane = ORDER) -> dict[str, Any]:
+    times = frame[lane.time]
+    return {"from": iso(int(times.min())), "to": iso(int(times.max())), "rows": len(frame)}
 
 
 def write_atomically(model_dir: Path, files: dict[str, Any]) -> None:
@@ -531,9 +625,10 @@ def write_atomically(model_dir: Path, files: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    table = load_table(args.train)
+    lane = LANES[args.lane]
+    table = load_table(args.train, lane)
     train, validation, test, maturity = time_split(
-        table, args.test_fraction, args.validation_fraction, maturity_ms(args), args.as_of_ms
+        table, args.test_fraction, args.validation_fraction, maturity_ms(args), args.as_of_ms, lane
     )
     log(
         f"{len(table):,} rows; train {len(train):,} / validation {len(validation):,} / test {len(test):,} "
@@ -541,40 +636,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "with no mature label)"
     )
     costs = (args.cost_false_positive, args.cost_false_negative)
+    if lane.action_costs:  # the model's metrics at the high action's cut and costs
+        costs = lane.action_costs["high"][1:]
 
-    booster = train_xgboost(train, validation, args)
-    dvalid = xgb.DMatrix(matrix(validation), feature_names=list(FEATURE_NAMES))
-    dtest = xgb.DMatrix(matrix(test), feature_names=list(FEATURE_NAMES))
+    booster = train_xgboost(train, validation, args, lane=lane)
+    dvalid, dtest = dmatrix(validation, lane), dmatrix(test, lane)
     y_valid, y_test = validation[LABEL].to_numpy(), test[LABEL].to_numpy()
     valid_scores = booster.predict(dvalid)
     # The retraining state machine's gate reads these two lines from the training job's log.
     print(f"validation_auc={roc_auc_score(y_valid, valid_scores):.6f}", flush=True)
     print(f"validation_pr_auc={average_precision_score(y_valid, valid_scores):.6f}", flush=True)
-    decision = cost_threshold(y_valid, valid_scores, *costs)
-    thresholds = level_thresholds(y_valid, valid_scores, decision)
+    actions: dict[str, Any] = {}
+    if lane.action_costs:
+        thresholds, actions = action_thresholds(y_valid, valid_scores, lane.action_costs)
+        decision = thresholds["decision"]
+    else:
+        decision = cost_threshold(y_valid, valid_scores, *costs)
+        thresholds = level_thresholds(y_valid, valid_scores, decision)
     test_scores = {"xgboost": booster.predict(dtest)}
     models = {"xgboost": evaluate(y_test, test_scores["xgboost"], decision, costs)}
 
     # The logistic regression is always trained: it is the fallback the score function serves.
-    logistic = train_logistic(train, args)
-    baselines = {"logistic_regression": logistic, **(train_baselines(train, args) if args.baselines else {})}
+    logistic = train_logistic(train, args, lane)
+    baselines = {
+        "logistic_regression": logistic,
+        **(train_baselines(train, args, lane) if args.baselines else {}),
+    }
     fallback_thresholds: dict[str, float] = {}
     for name, model in baselines.items():
-        validation_baseline = model.predict_proba(matrix(validation))[:, 1]
+        names = lane.names if model is logistic else baseline_names(lane)
+        validation_baseline = model.predict_proba(matrix(validation, lane, names))[:, 1]
         baseline_threshold = cost_threshold(y_valid, validation_baseline, *costs)
-        test_scores[name] = model.predict_proba(matrix(test))[:, 1]
+        test_scores[name] = model.predict_proba(matrix(test, lane, names))[:, 1]
         models[name] = evaluate(y_test, test_scores[name], baseline_threshold, costs)
-        if model is logistic:
+        if model is logistic and lane.action_costs:
+            fallback_thresholds, _ = action_thresholds(y_valid, validation_baseline, lane.action_costs)
+        elif model is logistic:
             fallback_thresholds = level_thresholds(
                 y_valid, validation_baseline, baseline_threshold, FALLBACK_MEDIUM_RECALL
             )
 
     patterns = per_pattern(test, test_scores["xgboost"])
-    controls = honesty_controls(train, validation, test, args) if args.controls else {}
-    monotone = {"constrained": [f.name for f in FEATURES if f.direction and args.monotone]}
+    controls = honesty_controls(train, validation, test, args, lane) if args.controls else {}
+    monotone = {"constrained": [f.name for f in lane.features if f.direction and args.monotone]}
     if args.controls and args.monotone:
         # What the business constraints cost: the same model without them, on the same test window.
-        free = train_xgboost(train, validation, args, monotone=False).predict(dtest)
+        free = train_xgboost(train, validation, args, monotone=False, lane=lane).predict(dtest)
         monotone["unconstrained"] = {
             "roc_auc": float(roc_auc_score(y_test, free)),
             "pr_auc": float(average_precision_score(y_test, free)),
@@ -592,13 +699,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
 
     version = args.model_version or f"v{datetime.now(timezone.utc):%Y%m%d}-{code_version()}"
-    fallback_model = export_fallback(logistic, version, fallback_thresholds, models["logistic_regression"])
+    fallback_model = export_fallback(
+        logistic, version, fallback_thresholds, models["logistic_regression"], lane
+    )
     config = {
         "model_version": version,
-        "feature_names": list(FEATURE_NAMES),
+        "lane": lane.name,
+        "feature_names": lane.names,
         "thresholds": thresholds,
+        **({"actions": actions} if actions else {}),
         "costs": {"false_positive": costs[0], "false_negative": costs[1]},
-        "data_window": {"train": window(train), "validation": window(validation), "test": window(test)},
+        "data_window": {
+            "train": window(train, lane),
+            "validation": window(validation, lane),
+            "test": window(test, lane),
+        },
         "label_maturity": maturity,
         "code_version": code_version(),
         "hyperparameters": {
@@ -609,14 +724,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     metrics = {
         "model_version": version,
+        "lane": lane.name,
         "split": "time",
-        "test_window": window(test),
+        "test_window": window(test, lane),
         "label_maturity": maturity,
         "models": models,
         "fallback": {"model": "logistic_regression", "file": fallback.FILE_NAME},
         "per_pattern": {"xgboost": patterns},
         "controls": controls,
         "monotone": monotone,
+        "baseline_features": {"random_forest_smote": baseline_names(lane), "logistic_regression": lane.names},
     }
     evidence = gate_evidence(
         test,
@@ -625,6 +742,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         threshold=decision,
         labels_as_of=maturity["splits"]["test"]["labels_as_of"],
         champion=args.champion,
+        lane=lane,
     )
     write_atomically(
         Path(args.model_dir),
@@ -640,7 +758,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     output = Path(args.output_data_dir)
     output.mkdir(parents=True, exist_ok=True)
     predictions = pd.DataFrame(
-        {"order_id": test.get("order_id", pd.Series(range(len(test)))).to_numpy(), LABEL: y_test}
+        {lane.id: test.get(lane.id, pd.Series(range(len(test)))).to_numpy(), LABEL: y_test}
     )
     if "abuse_type" in test.columns:
         predictions["abuse_type"] = test["abuse_type"].to_numpy(dtype=object)
@@ -682,16 +800,17 @@ def gate_evidence(
     threshold: float,
     labels_as_of: str,
     champion: str | Path | None,
+    lane: Lane = ORDER,
 ) -> dict[str, Any]:
     """What the promotion gate judges (returnguard.gate.decide): the candidate and the serving model
     scored on the same mature window (this run's test window), each at its own decision threshold."""
     y = test[LABEL].to_numpy()
     evidence: dict[str, Any] = {
         "kind": gate.EVIDENCE_KIND,
-        "window": {**window(test), "positives": int(y.sum()), "labels_as_of": labels_as_of},
+        "window": {**window(test, lane), "positives": int(y.sum()), "labels_as_of": labels_as_of},
         "candidate": {
             "model_version": version,
-            "feature_names": list(FEATURE_NAMES),
+            "feature_names": lane.names,
             "roc_auc": float(roc_auc_score(y, scores)),
             "pr_auc": float(average_precision_score(y, scores)),
             "threshold": float(threshold),
