@@ -199,21 +199,29 @@ class ApiStack(Stack):
         )
         integration = apigw.LambdaIntegration(self.live)
         v1 = self.api.root.add_resource("v1")
-        v1.add_resource("risk-score").add_method(
+        risk_score = v1.add_resource("risk-score")
+        risk_score.add_method(
             "POST",
             integration,
             api_key_required=True,
             request_validator=validator,
             request_models={"application/json": request_model},
         )
-        v1.add_resource("decisions").add_resource("{decision_id}").add_method(
+        decision = v1.add_resource("decisions").add_resource("{decision_id}")
+        decision.add_method(
             "GET",
             integration,
             api_key_required=True,
             request_validator=validator,
             request_parameters={"method.request.path.decision_id": True},
         )
-        health = v1.add_resource("health").add_method("GET", integration, request_validator=validator)
+        health_resource = v1.add_resource("health")
+        health = health_resource.add_method("GET", integration, request_validator=validator)
+        # Another method on a known path (PUT, DELETE, TRACE, ...) goes to the function, which answers
+        # 405 method_not_allowed with Allow, as the local API does; without these API Gateway answers
+        # 404 (its missing-token response). Key required: anonymous callers get 403 before any invoke.
+        for resource in (risk_score, decision, health_resource):
+            resource.add_method("ANY", integration, api_key_required=True)
         checkov_skip(
             health,
             "CKV_AWS_59",

@@ -52,7 +52,7 @@ def test_api_gateway_calls_the_live_alias_of_a_published_version(request, stage)
         for m in methods
         if m.get("Integration", {}).get("Type") == "AWS_PROXY"
     ]
-    assert len(uris) == 3
+    assert len(uris) == 6  # POST risk-score, GET decision, GET health, and ANY on each (405)
     assert all(f'{{"Ref": "{alias_id}"}}' in uri for uri in uris)
     assert not any(f'"{function_id}"' in uri for uri in uris)  # never $LATEST
     permissions = [r["Properties"] for r in api.values() if r["Type"] == "AWS::Lambda::Permission"]

@@ -269,6 +269,14 @@ def test_risk_score_post_requires_key_and_validates_body(dev):
     )
     paths = {r["Properties"]["PathPart"] for r in api.find_resources("AWS::ApiGateway::Resource").values()}
     assert {"v1", "risk-score", "decisions", "{decision_id}", "health"} <= paths
+    # every other method on those paths reaches the function (405 + Allow), and only with a key
+    any_methods = [
+        m["Properties"]
+        for m in api.find_resources("AWS::ApiGateway::Method").values()
+        if m["Properties"]["HttpMethod"] == "ANY"
+    ]
+    assert len(any_methods) == 3
+    assert all(m["ApiKeyRequired"] is True and m["Integration"]["Type"] == "AWS_PROXY" for m in any_methods)
 
 
 def test_waf_only_in_prod(dev, prod):
