@@ -8,6 +8,7 @@ hooks its task factory: a resource whose service has a local step here runs that
 
 - `glue:startJobRun(.sync)`: the Glue job's script (`glue_jobs/<script>`) through its `run(spark, raw,
   processed)` on a local copy of the lake prefixes the job's arguments name, written back to moto's S3;
+  a script with `run_job(arguments)` (no Spark: the batch scoring job) gets the run's merged arguments;
 - `sagemaker:createTrainingJob(.sync)`: `training/train.py` with SageMaker's script-mode environment
   (SM_CHANNEL_TRAIN, SM_MODEL_DIR, SM_OUTPUT_DATA_DIR), the model archived as `model.tar.gz` under the
   job's output path, and `FinalMetricDataList` read from its log with the job's metric regexes;
@@ -130,6 +131,20 @@ class GlueJobs:
         module = _load(script, f"glue_job_{script.stem}")
         run_id = f"jr_{uuid.uuid4().hex}"
         self.runs.append(params["JobName"])
+        done = {
+            "JobName": params["JobName"],
+            "Id": run_id,
+            "JobRunState": "SUCCEEDED",
+            "Arguments": arguments,
+        }
+        if hasattr(module, "run_job"):
+            try:
+                module.run_job(arguments)
+            except Exception as error:
+                raise StepFailed(
+                    "States.TaskFailed", f"Glue job {params['JobName']} failed: {error}"
+                ) from error
+            return done
         try:
             with tempfile.TemporaryDirectory(prefix="glue-") as work:
                 raw, processed = Path(work) / "raw", Path(work) / "processed"
@@ -376,9 +391,11 @@ def install(steps: Mapping[str, Step]) -> Callable[[], None]:
     return uninstall
 
 
-def run_execution(sfn: Any, state_machine_arn: str, name: str, timeout_s: float = 600) -> dict[str, Any]:
+def run_execution(
+    sfn: Any, state_machine_arn: str, name: str, timeout_s: float = 600, input: str = "{}"
+) -> dict[str, Any]:
     """Start an execution and wait for it to end; returns DescribeExecution with `history` added."""
-    arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input="{}")["executionArn"]
+    arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=input)["executionArn"]
     deadline = time.monotonic() + timeout_s
     while True:
         answer = sfn.describe_execution(executionArn=arn)

@@ -5,6 +5,7 @@
     returnguard score --file order.json           # a whole request body ("-" reads stdin)
     returnguard decision dec_0123...              # a stored decision
     returnguard health
+    returnguard batch score transactions.csv      # the batch pipeline on one file, against local AWS
 
 The API's address comes from --url or RETURNGUARD_URL; without them, from build/demo/api.json,
 which the local API (`make demo SERVE=1`, `python -m local.api_server`) writes while it runs; else
@@ -167,6 +168,22 @@ def _parser() -> argparse.ArgumentParser:
     decision = commands.add_parser("decision", help="show a stored decision")
     decision.add_argument("decision_id")
     commands.add_parser("health", help="is the API up, which model does it serve")
+    batch = commands.add_parser("batch", help="batch-score a transactions file (seed 003's pipeline)")
+    batch_commands = batch.add_subparsers(dest="batch_command", required=True)
+    batch_score = batch_commands.add_parser(
+        "score",
+        help="run the batch pipeline's steps on FILE against local AWS and print the alert "
+        "(exit 0 scored or seen before, 1 the file was quarantined)",
+    )
+    batch_score.add_argument("file", type=Path, help="CSV, JSON Lines or Parquet with the model's features")
+    batch_score.add_argument("--model-dir", type=Path, default=Path("build/payments/model"))
+    batch_score.add_argument(
+        "--endpoint-url", help="a running local AWS (moto server); default: start one for this run"
+    )
+    batch_score.add_argument(
+        "--prefix", default="returnguard-local", help="the local stack's name prefix (with --endpoint-url)"
+    )
+    batch_score.add_argument("--explain", choices=["flagged", "all"], default="flagged")
     return parser
 
 
@@ -177,6 +194,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "batch":
+        from batch.cli import batch_score
+
+        return batch_score(args, out)
     client = Client(args.url or default_url(), args.api_key)
     try:
         if args.command == "score":

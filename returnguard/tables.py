@@ -67,7 +67,15 @@ IDEMPOTENCY = TableDefinition(
     purpose="Idempotency records (stream events already applied, retried API calls).",
 )
 
-ALL_TABLES: tuple[TableDefinition, ...] = (FEATURES, DECISIONS, EXPLANATIONS, AUDIT, IDEMPOTENCY)
+FLAGGED = TableDefinition(
+    logical_name="flagged",
+    partition_key=Key("file_digest"),
+    sort_key=Key("row", "N"),
+    ttl_attribute="expires_at",
+    purpose="Rows the batch pipeline flagged, by uploaded file (SHA-256 of its bytes) and row; kept 90 days.",
+)
+
+ALL_TABLES: tuple[TableDefinition, ...] = (FEATURES, DECISIONS, EXPLANATIONS, AUDIT, IDEMPOTENCY, FLAGGED)
 
 
 def recent_orders_key(customer_id: str) -> str:

@@ -223,6 +223,8 @@ class StageConfig:
     log_level: str
     stream_retention_hours: int
     glue_workers: int
+    # files up to this size are validated and scored by the batch Lambda; larger ones by the Glue job
+    batch_small_file_mb: int = 16
 
     @property
     def is_prod(self) -> bool:
@@ -643,4 +645,5 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         log_level=read.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         stream_retention_hours=read.integer("stream_retention_hours", 24, minimum=24, maximum=8760),
         glue_workers=read.integer("glue_workers", 2, minimum=2, maximum=100),
+        batch_small_file_mb=read.integer("batch_small_file_mb", 16, minimum=1, maximum=1024),
     )

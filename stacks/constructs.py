@@ -120,6 +120,7 @@ class SecureBucket(Construct):
         access_logs: s3.IBucket | None,
         access_logs_prefix: str = "",
         lifecycle_rules: Sequence[s3.LifecycleRule] = (),
+        event_bridge: bool = False,
     ) -> None:
         super().__init__(scope, id)
         destroy = not config.retain_data
@@ -139,6 +140,14 @@ class SecureBucket(Construct):
             removal_policy=removal_policy(config),
             auto_delete_objects=destroy,
         )
+        if event_bridge:
+            # The bucket's own CloudFormation property: `event_bridge_enabled=True` would add CDK's
+            # notifications custom resource (a Lambda with a managed policy and a log group left behind).
+            resource = self.bucket.node.default_child
+            assert isinstance(resource, CfnResource)
+            resource.add_property_override(
+                "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+            )
         suppress(
             self.bucket,
             "NIST.800.53.R5-S3BucketReplicationEnabled",
@@ -168,6 +177,7 @@ class PythonFunction(Construct):
         reserved_concurrency: int | None = None,
         dead_letter_queue: sqs.IQueue | None = None,
         snap_start: bool = False,
+        extra_layers: Sequence[lambda_.ILayerVersion] = (),
     ) -> None:
         super().__init__(scope, id)
         self.log_group = log_group(self, "Logs", config=config, key=key)
@@ -191,7 +201,7 @@ class PythonFunction(Construct):
             architecture=lambda_.Architecture.X86_64,
             handler="handler.lambda_handler",
             code=lambda_.Code.from_asset(str(code_folder)),
-            layers=[layer],
+            layers=[layer, *extra_layers],
             memory_size=memory_size,
             timeout=timeout or Duration.seconds(10),
             role=self.role,

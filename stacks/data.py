@@ -99,6 +99,7 @@ class DataStack(Stack):
             key=self.key,
             access_logs=self.access_logs,
             access_logs_prefix="lake/",
+            event_bridge=True,  # uploads under incoming/batch/ start the batch state machine (stacks/batch.py)
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="raw-to-glacier-after-2-years",

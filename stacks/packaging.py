@@ -16,10 +16,14 @@ _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy
 
 
 def lambda_staging_folder(
-    name: str, vendor: tuple[str, ...] = (), files: Mapping[str, Path] | None = None
+    name: str,
+    vendor: tuple[str, ...] = (),
+    files: Mapping[str, Path] | None = None,
+    packages: tuple[str, ...] = (),
 ) -> Path:
     """`lambdas/<name>/` + `returnguard/` copied into `build/assets/<name>/` (rebuilt each synth), plus
-    `files` (name in the folder → source file), e.g. the score function's fallback model.
+    `files` (name in the folder → source file), e.g. the score function's fallback model, and
+    `packages`: other folders of this repository the function imports (the batch engine).
 
     `vendor` names pure-Python packages the function needs beyond the runtime and the Powertools
     layer; they are copied from this environment (the versions uv.lock pins), so no Docker build
@@ -35,6 +39,8 @@ def lambda_staging_folder(
         shutil.rmtree(target)
     shutil.copytree(source, target, ignore=_IGNORE)
     shutil.copytree(DOMAIN, target / "returnguard", ignore=_IGNORE)
+    for package in packages:
+        shutil.copytree(ROOT / package, target / package, ignore=_IGNORE)
     for package in vendor:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
@@ -75,3 +81,19 @@ def glue_script(name: str) -> tuple[Path, bool]:
         f'raise SystemExit("glue_jobs/{name} was not in the checkout when this stack was synthesized")\n'
     )
     return stub, False
+
+
+def packages_zip(packages: tuple[str, ...]) -> Path:
+    """Folders of this repository (e.g. `returnguard/` and `batch/`) as one zip for a Glue job's
+    `--extra-py-files` (deterministic member order and times)."""
+    target = ASSETS / "glue" / f"{'-'.join(packages)}.zip"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    files = sorted(
+        p for package in packages for p in (ROOT / package).rglob("*.py") if "__pycache__" not in p.parts
+    )
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            info = zipfile.ZipInfo(str(path.relative_to(ROOT)), date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return target

@@ -16,6 +16,7 @@ from cdk_nag import (
 
 from stacks.account import ACCOUNT_STACK_NAME, ApiGatewayAccountStack
 from stacks.api import ApiProps, ApiStack
+from stacks.batch import BatchProps, BatchStack
 from stacks.blocklist import BlocklistProps, BlocklistStack
 from stacks.config import StageConfig
 from stacks.constructs import checkov_skip
@@ -38,11 +39,12 @@ class ReturnGuardStacks:
     monitoring: MonitoringStack
     blocklist: BlocklistStack | None
     account: ApiGatewayAccountStack | None = None  # shared by every stage of the account and region
+    batch: BatchStack | None = None
 
     def all(self) -> list[Stack]:
         """The stage's stacks (the shared account stack is not one of them)."""
         stacks = [self.data, self.streaming, self.etl, self.ml, self.api, self.pipeline, self.monitoring]
-        return stacks + ([self.blocklist] if self.blocklist else [])
+        return stacks + [s for s in (self.blocklist, self.batch) if s]
 
 
 def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStacks:
@@ -134,7 +136,24 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
             ),
             env=env,
         )
-    stacks = ReturnGuardStacks(data, streaming, etl, ml, api, pipeline, monitoring, blocklist, account)
+    batch = BatchStack(
+        app,
+        f"{name}-Batch",
+        props=BatchProps(
+            config=config,
+            key=data.key,
+            lake=data.lake,
+            flagged_table=data.tables["flagged"],
+            claims_table=data.tables["idempotency"],
+            database_name=etl.database_name,
+            security_configuration_name=etl.security_configuration.ref,
+        ),
+        env=env,
+    )
+    batch.add_stack_dependency(etl, "the predictions table is in the lake's database")
+    CfnOutput(batch, "BatchAlertsTopicArn", value=batch.topic.topic_arn)
+    CfnOutput(batch, "BatchStateMachineArn", value=batch.state_machine.state_machine_arn)
+    stacks = ReturnGuardStacks(data, streaming, etl, ml, api, pipeline, monitoring, blocklist, account, batch)
     for stack in stacks.all():
         Tags.of(stack).add("project", "returnguard")
         Tags.of(stack).add("stage", config.stage)

@@ -109,7 +109,7 @@ def test_waf_logs_blocked_requests_to_an_encrypted_aws_waf_logs_group_without_th
 
 
 def _name(synth, stack) -> str:
-    for name in ("data", "streaming", "etl", "ml", "api", "pipeline", "monitoring", "blocklist"):
+    for name in ("data", "streaming", "etl", "ml", "api", "pipeline", "monitoring", "blocklist", "batch"):
         if getattr(synth.stacks, name) is stack:
             return name
     raise AssertionError(stack.stack_name)
