@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
@@ -32,6 +32,8 @@ class MonitoringProps:
     stream: kinesis.IStream
     dead_letters: sqs.IQueue
     endpoint_name: str
+    # the stage's other dead-letter queues, by what fails into them: each gets an alarm like the stream's
+    more_dead_letters: tuple[tuple[str, sqs.IQueue], ...] = field(default=())
 
 
 class MonitoringStack(Stack):
@@ -175,6 +177,18 @@ class MonitoringStack(Stack):
                 alarm_description="score function errors",
             ),
         ]
+        for i, (of, queue) in enumerate(props.more_dead_letters):
+            alarms.append(
+                cw.Alarm(
+                    self,
+                    f"MoreDeadLetters{i}",
+                    metric=queue.metric_approximate_number_of_messages_visible(statistic="Maximum"),
+                    threshold=0,
+                    comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    evaluation_periods=1,
+                    alarm_description=f"Messages in the dead-letter queue of {of}",
+                )
+            )
         for alarm in alarms:
             alarm.add_alarm_action(action)
         CfnOutput(

@@ -376,18 +376,16 @@ class PipelineStack(Stack):
             "The flagged read is s3:GetObject on one object, the lake's models/metadata/serving-metrics.json "
             "(the gate compares the candidate with it); no action here reads data on '*'.",
         )
+        self.schedule_dead_letters = dead_letter_queue(
+            self, "ScheduleDeadLetters", key=props.key, of="the weekly retraining schedule"
+        )
         events.Rule(
             self,
             "WeeklyRetraining",
             schedule=events.Schedule.rate(Duration.days(7)),
             enabled=config.retraining_schedule_enabled,
             targets=[
-                targets.SfnStateMachine(
-                    self.state_machine,
-                    dead_letter_queue=dead_letter_queue(
-                        self, "ScheduleDeadLetters", key=props.key, of="the weekly retraining schedule"
-                    ),
-                )
+                targets.SfnStateMachine(self.state_machine, dead_letter_queue=self.schedule_dead_letters)
             ],
         )
         # The training task's grant is training-job/* (its name is set per execution); only this stage's

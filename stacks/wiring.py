@@ -111,6 +111,16 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
     pipeline.add_stack_dependency(
         ml, "the state machine registers into the model package group and updates the endpoint"
     )
+    blocklist = None
+    if config.blocklist.enabled:  # no database configured: no function, no (empty) stack
+        blocklist = BlocklistStack(
+            app,
+            f"{name}-Blocklist",
+            props=BlocklistProps(
+                config=config, key=data.key, lake=data.lake, features_table=data.tables["features"]
+            ),
+            env=env,
+        )
     monitoring = MonitoringStack(
         app,
         f"{name}-Monitoring",
@@ -123,19 +133,13 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
             stream=streaming.stream,
             dead_letters=streaming.dead_letters,
             endpoint_name=ml.endpoint_name,
+            more_dead_letters=(
+                ("the weekly retraining schedule", pipeline.schedule_dead_letters),
+                *((("the blocklist sync", blocklist.dead_letters),) if blocklist else ()),
+            ),
         ),
         env=env,
     )
-    blocklist = None
-    if config.blocklist.enabled:  # no database configured: no function, no (empty) stack
-        blocklist = BlocklistStack(
-            app,
-            f"{name}-Blocklist",
-            props=BlocklistProps(
-                config=config, key=data.key, lake=data.lake, features_table=data.tables["features"]
-            ),
-            env=env,
-        )
     batch = BatchStack(
         app,
         f"{name}-Batch",

@@ -141,6 +141,24 @@ def test_schedules_and_alert_subscription_have_dead_letter_queues(request, stage
         assert "RedrivePolicy" in subscription["Properties"]
 
 
+@pytest.mark.parametrize(("stage", "queues"), [("dev", 1), ("prod", 2)])
+def test_every_dead_letter_queue_alarms_to_the_alert_topic(request, stage, queues):
+    # Given the stage's dead-letter queues (the stream's, the retraining schedule's, in prod also the
+    # blocklist sync's; the alert subscription's own DLQ cannot alarm through the topic it backs up)
+    synth = request.getfixturevalue(stage)
+    alarms = resources(synth, "monitoring", "AWS::CloudWatch::Alarm").values()
+    on_queues = [a["Properties"] for a in alarms if a["Properties"].get("Namespace") == "AWS/SQS"]
+    described = sorted(a["AlarmDescription"] for a in on_queues)
+    # Then each has an alarm on its visible messages, sent to the alerts topic
+    assert len(on_queues) == queues + 1, described
+    assert "Messages in the dead-letter queue of the weekly retraining schedule" in described
+    if stage == "prod":
+        assert "Messages in the dead-letter queue of the blocklist sync" in described
+    for alarm in on_queues:
+        assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 0
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["AlarmActions"]
+
+
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_function_environments_are_encrypted_with_the_stage_key(request, stage):
     synth = request.getfixturevalue(stage)
