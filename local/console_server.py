@@ -404,8 +404,10 @@ def serve(
 
 def serve_local(stack: Any, raw: str | Path, *, port: int = 0, **options: Any) -> ConsoleServer:
     """The console over a local stack's decision and audit tables, writing labels into the lake at `raw`."""
+    from local.embeddings import SimilarCases
     from returnguard.aws.reviews import FileLabelSink
 
     names = stack.table_names
     store = ReviewStore(stack.client("dynamodb"), names["decisions"], names["audit"], FileLabelSink(raw))
+    options.setdefault("similar", SimilarCases())
     return serve(store, port=port, **options)

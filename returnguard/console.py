@@ -136,7 +136,7 @@ def case_from_record(record: Mapping[str, Any]) -> Case:
         action=action,
         rules=tuple(str(r) for r in response.get("rules_triggered") or ()),
         model_version=str(response.get("model_version") or record.get("model_version") or ""),
-        amount=_number(order.get("amount", record.get("amount"))),
+        amount=_number(order.get("amount", order.get("refund_amount", record.get("amount")))),
         currency=str(order.get("currency") or record.get("currency") or ""),
         region=str(order.get("region") or record.get("region") or ""),
         flagged=bool(record.get("flagged")),
@@ -460,3 +460,20 @@ def daily_summary(
         ("Confirmed-abuse rate per rule", [(rule, rate(group)) for rule, group in sorted(by_rule.items())]),
         ("Confirmed-abuse rate per model band", [(level, rate(g)) for level, g in by_level.items() if g]),
     ]
+
+
+def case_text(case: Case) -> str:
+    """What a case is about, as one English text for embeddings: lane, action, rules, the explanation's
+    factors and, for a return, the reason code and the customer's own words (untrusted: only embedded,
+    never executed or shown unescaped)."""
+    explanation = case.response.get("explanation") or {}
+    subject = case.request.get("return") or case.request.get("order") or {}
+    parts = [
+        f"{case.lane} {case.action.replace('_', ' ')}",
+        "rules: " + ", ".join(r.replace("_", " ") for r in case.rules) if case.rules else "",
+        ". ".join(str(f) for f in explanation.get("key_factors") or []),
+        f"reason: {str(subject.get('reason_code', '')).replace('_', ' ')} {subject.get('reason') or ''}".strip()
+        if subject.get("reason_code") or subject.get("reason")
+        else "",
+    ]
+    return ". ".join(p for p in parts if p)[:2000]

@@ -140,9 +140,13 @@ def train_model(paths: PipelinePaths, baselines: bool = True, extra: list[str] |
 def write_report(paths: PipelinePaths) -> Path:
     import pandas as pd
 
+    from local.embeddings import lake_reason_clusters
     from training.evaluate import build_report
 
-    return build_report(paths.model, paths.output, paths.report, pd.read_parquet(paths.table))
+    clusters = lake_reason_clusters(paths.raw)  # the report's section on customers' return reasons
+    return build_report(
+        paths.model, paths.output, paths.report, pd.read_parquet(paths.table), extra_sections=clusters
+    )
 
 
 def package(model_dir: Path, out: Path) -> tuple[Path, Path]:

@@ -447,6 +447,7 @@ def build_report(
     report_dir: Path,
     table: pd.DataFrame | None = None,
     returns: tuple[Path, Path, pd.DataFrame | None] | None = None,
+    extra_sections: str = "",  # trusted HTML from our own code, e.g. the reason clusters (escaped there)
 ) -> Path:
     """The report of the order model, and with `returns` (model dir, output dir, training table) a
     return-model section with the same plots (under report_dir/return/)."""
@@ -463,7 +464,7 @@ def build_report(
 <style>body{{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}
 figure{{display:inline-block;margin:8px}}img{{max-width:540px}}.ok{{color:#2a7}}.miss{{color:#c33}}</style></head><body>
-{body}</body></html>"""
+{body}{extra_sections}</body></html>"""
     path = report_dir / "report.html"
     path.write_text(page)
     print(f"[report] wrote {path} with {count} plots in {time.perf_counter() - started:.1f}s", flush=True)
