@@ -59,9 +59,12 @@ class Session:
 
 
 class CaseCache:
-    """The decisions, read with one Scan and kept for `refresh_s` seconds: the queue page filters and
-    counts in memory instead of scanning the table on every page view. A verdict updates its case at
-    once; new decisions show up within `refresh_s`."""
+    """The decisions in memory, so the queue page filters, counts and sorts without reading the table.
+
+    The first page waits for one Scan of the table. After that a page never waits for one: once the
+    snapshot is older than `refresh_s`, the page is answered from it and a background thread reads
+    the table again (stale while revalidating). New decisions show up within `refresh_s` plus one
+    Scan; a verdict updates its case at once. `refresh_s=0` reads the table on every page (tests)."""
 
     def __init__(
         self, store: ReviewStore, refresh_s: float = 5.0, clock: Callable[[], float] = time.monotonic
@@ -70,12 +73,38 @@ class CaseCache:
         self._lock = threading.Lock()
         self._cases: dict[str, Case] = {}
         self._read_at: float | None = None
+        self._refreshing = False
+
+    def _read(self) -> None:
+        started = self._clock()
+        cases = {c.decision_id: c for c in self._store.cases()}
+        with self._lock:
+            # verdicts recorded while the Scan ran are newer than what it read
+            for decision_id, case in self._cases.items():
+                if case.reviewed_at and decision_id in cases and not cases[decision_id].reviewed_at:
+                    cases[decision_id] = case
+            self._cases, self._read_at, self._refreshing = cases, started, False
+
+    def _refresh_in_background(self) -> None:
+        try:
+            self._read()
+        except Exception:  # the next page tries again; the snapshot stays as it was
+            with self._lock:
+                self._refreshing = False
 
     def all(self) -> list[Case]:
         with self._lock:
-            if self._read_at is None or self._clock() - self._read_at > self._refresh_s:
-                self._cases = {c.decision_id: c for c in self._store.cases()}
-                self._read_at = self._clock()
+            fresh = self._read_at is not None and self._clock() - self._read_at <= self._refresh_s
+            if fresh or (self._read_at is not None and self._refresh_s > 0 and self._refreshing):
+                return list(self._cases.values())
+            stale_snapshot = self._read_at is not None and self._refresh_s > 0
+            if stale_snapshot:
+                self._refreshing = True
+        if stale_snapshot:
+            threading.Thread(target=self._refresh_in_background, name="console-cache", daemon=True).start()
+        else:
+            self._read()
+        with self._lock:
             return list(self._cases.values())
 
     def put(self, case: Case) -> None:
