@@ -21,7 +21,10 @@ from typing import Any
 
 # Actions a person has to follow up. A lane may add its own: any action naming a review, a proof, a
 # verification or a step-up waits for a person too (see `needs_person`).
-REVIEW_ACTIONS = frozenset({"manual_review", "otp_verification", "step_up", "photo_proof", "hold_for_review"})
+REVIEW_ACTIONS = frozenset(
+    # deny_refund: a return's hard rule denied the refund; a person confirms before money is withheld
+    {"manual_review", "otp_verification", "step_up", "photo_proof", "hold_for_review", "deny_refund"}
+)
 _REVIEW_WORDS = ("review", "proof", "verification", "step_up", "hold")
 
 # verdict -> label (None: no label, the case stays open for more information)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from returnguard.calendar import window_at
-from returnguard.features import FEATURES_BY_NAME, RISK_SIGNALS
+from returnguard.features import FEATURES, RISK_SIGNALS
 
 Locale = Literal["en", "hi"]
 MAX_FACTORS = 3
@@ -199,6 +199,41 @@ _CUSTOMER_MESSAGE = {
 }
 
 
+Template = Callable[[Mapping[str, float], str | None], tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class LaneTexts:
+    """What one lane (orders, returns) says: factor templates by feature, which features are the
+    customer's history (an unseen customer's are defaults), its risk signals and their defaults, and the
+    sentences per level, action and rule, en and hi. The functions below read whichever lane they get."""
+
+    templates: Mapping[str, Template]
+    history: frozenset[str]
+    risk_signals: frozenset[str]
+    defaults: Mapping[str, float]
+    absent: Mapping[str, tuple[str, str]]
+    rules: Mapping[str, Mapping[str, str]]
+    summary: Mapping[str, Mapping[str, str]]
+    recommendation: Mapping[str, Mapping[str, str]]
+    customer_message: Mapping[str, Mapping[str, str]]
+    hints: Mapping[str, Mapping[str, str]]
+
+
+ORDER_TEXTS = LaneTexts(
+    templates=_TEMPLATES,
+    history=frozenset(_HISTORY),
+    risk_signals=RISK_SIGNALS,
+    defaults={f.name: f.default for f in FEATURES},
+    absent=_ABSENT,
+    rules=_RULES,
+    summary=_SUMMARY,
+    recommendation=_RECOMMENDATION,
+    customer_message=_CUSTOMER_MESSAGE,
+    hints=_HINTS,
+)
+
+
 @dataclass(frozen=True)
 class Explanation:
     summary: str
@@ -217,6 +252,7 @@ def key_factors(
     rules_triggered: tuple[str, ...] = (),
     locale: Locale = "en",
     limit: int = MAX_FACTORS,
+    texts: LaneTexts = ORDER_TEXTS,
 ) -> tuple[str, ...]:
     """Rules first, then the top positive contributions (ties broken by name), deduplicated.
 
@@ -225,7 +261,7 @@ def key_factors(
     of one as a reason for risk, nor any factor as lowering it.
     """
     idx = 0 if locale == "en" else 1
-    out: list[str] = [_RULES[locale][r] for r in rules_triggered if r in _RULES[locale]]
+    out: list[str] = [texts.rules[locale][r] for r in rules_triggered if r in texts.rules[locale]]
     if not customer_known:
         out.append(_NEW[idx])
     window = window_at(order_time_ms)
@@ -233,10 +269,10 @@ def key_factors(
     for _, name in ranked:
         if len(out) >= limit + len(rules_triggered):
             break
-        template = _TEMPLATES.get(name)
-        if template is None or (not customer_known and name in _HISTORY):
+        template = texts.templates.get(name)
+        if template is None or (not customer_known and name in texts.history):
             continue
-        if name in RISK_SIGNALS and vector.get(name, 0.0) <= FEATURES_BY_NAME[name].default:
+        if name in texts.risk_signals and vector.get(name, 0.0) <= texts.defaults[name]:
             continue  # "returned 0 of 6 orders" is the absence of a risk signal, never a reason for risk
         text = template(vector, window)[idx]
         if text not in out:
@@ -251,6 +287,7 @@ def reassuring_factors(
     customer_known: bool,
     locale: Locale = "en",
     limit: int = MAX_FACTORS,
+    texts: LaneTexts = ORDER_TEXTS,
 ) -> tuple[str, ...]:
     """For an approval: what kept the score low, the most score-lowering contributions with the
     order's real values; "No risk factor stood out" when none can be said. Never a risk reason."""
@@ -259,14 +296,14 @@ def reassuring_factors(
     for _, name in sorted((c, n) for n, c in (contributions or {}).items() if c < 0):
         if len(out) >= limit:
             break
-        if not customer_known and name in _HISTORY:
+        if not customer_known and name in texts.history:
             continue
-        if name in _ABSENT:
+        if name in texts.absent:
             if vector.get(name, 0):  # present, yet it lowered the score: nothing to reassure with
                 continue
-            text = _ABSENT[name][idx]
-        elif name in _TEMPLATES:
-            text = _TEMPLATES[name](vector, None)[idx]
+            text = texts.absent[name][idx]
+        elif name in texts.templates:
+            text = texts.templates[name](vector, None)[idx]
         else:
             continue
         if text not in out:
@@ -285,9 +322,12 @@ def explain(
     order_time_ms: int,
     customer_known: bool,
     locale: Locale = "en",
+    texts: LaneTexts = ORDER_TEXTS,
 ) -> Explanation:
     if risk_level == "low" and not rules_triggered:  # an approval says what kept it low
-        factors = reassuring_factors(vector, contributions, customer_known=customer_known, locale=locale)
+        factors = reassuring_factors(
+            vector, contributions, customer_known=customer_known, locale=locale, texts=texts
+        )
     else:
         factors = key_factors(
             vector,
@@ -296,11 +336,12 @@ def explain(
             customer_known=customer_known,
             rules_triggered=rules_triggered,
             locale=locale,
+            texts=texts,
         )
-    recommendation = _RECOMMENDATION[locale][action] + "".join(_HINTS[locale][h] for h in hints)
+    recommendation = texts.recommendation[locale][action] + "".join(texts.hints[locale][h] for h in hints)
     return Explanation(
-        summary=_SUMMARY[locale][risk_level],
+        summary=texts.summary[locale][risk_level],
         key_factors=factors,
         recommendation=recommendation,
-        customer_message=_CUSTOMER_MESSAGE[locale][action],
+        customer_message=texts.customer_message[locale][action],
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from returnguard.schemas import RiskScoreRequest, RiskScoreResponse
+from returnguard.schemas import ReturnScoreRequest, ReturnScoreResponse, RiskScoreRequest, RiskScoreResponse
 
 VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"
@@ -18,19 +18,18 @@ ERROR_CODES = {
     400: ("malformed_json", "The body cannot be parsed: not JSON, not UTF-8, or nested too deep."),
     403: ("forbidden", "Missing or unknown x-api-key, or the key's client lacks the scope for this call."),
     404: ("not_found", "No decision with this id that the calling key may read, or no such route."),
-    409: ("conflict", "This order was already scored with a different request body."),
+    409: ("conflict", "This order (or return) was already scored with a different request body."),
     413: ("body_too_large", "The body is over 64 KB."),
     415: ("unsupported_media_type", "Content-Type is not application/json."),
     422: (
         "invalid_request",
-        "The body breaks the schema, or `order_time` is outside the deployment's window around now; "
-        "`details` names every bad field.",
+        "The body breaks the schema, or `order_time` (a return's `return_date`) is outside the "
+        "deployment's window around now; `details` names every bad field.",
     ),
     429: (
         "throttled",
         "Over the stage's rate or the key's quota, or the store throttled: retry with backoff.",
     ),
-    501: ("not_implemented", "`event_type: return` is not scored yet."),
     503: (
         "unavailable",
         "The feature or decision store cannot be reached or does not answer within the request's "
@@ -75,15 +74,22 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def _decision(description: str) -> dict[str, Any]:
+    lanes = [{"$ref": REF.format(model=name)} for name in ("RiskScoreResponse", "ReturnScoreResponse")]
     return {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": REF.format(model="RiskScoreResponse")}}},
+        "content": {"application/json": {"schema": {"oneOf": lanes}}},
     }
 
 
 def spec() -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(RiskScoreRequest, "validation"), (RiskScoreResponse, "serialization")], ref_template=REF
+        [
+            (RiskScoreRequest, "validation"),
+            (ReturnScoreRequest, "validation"),
+            (RiskScoreResponse, "serialization"),
+            (ReturnScoreResponse, "serialization"),
+        ],
+        ref_template=REF,
     )
     components = dict(schemas["$defs"])
     components["Error"] = ERROR_SCHEMA
@@ -117,7 +123,8 @@ def spec() -> dict[str, Any]:
         "info": {
             "title": "ReturnGuard risk-score API",
             "version": VERSION,
-            "summary": "Score an order for fraud and return abuse, with the reasons in business language.",
+            "summary": "Score an order, or a return request, for fraud and return abuse, with the reasons "
+            "in business language.",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "servers": [
@@ -151,14 +158,31 @@ def spec() -> dict[str, Any]:
             "/v1/risk-score": {
                 "post": {
                     "operationId": "scoreOrder",
-                    "summary": "Score one order",
-                    "description": "Idempotent on (event_type, order.order_id): the same body again returns "
-                    "the stored decision; a different body with the same order id is 409.",
+                    "summary": "Score one order or one return request",
+                    "description": "`event_type` says which: an `order` gets a risk level and an order "
+                    "action; a `return` gets a refund action from the deployment's ladder, and "
+                    "`deny_refund` only from a hard rule, with `review_required`. Idempotent on "
+                    "(event_type, order.order_id or return.return_id): the same body again returns the "
+                    "stored decision; a different body with the same id is 409.",
                     "security": api_key,
                     "requestBody": {
                         "required": True,
                         "content": {
-                            "application/json": {"schema": {"$ref": REF.format(model="RiskScoreRequest")}}
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": REF.format(model="RiskScoreRequest")},
+                                        {"$ref": REF.format(model="ReturnScoreRequest")},
+                                    ],
+                                    "discriminator": {
+                                        "propertyName": "event_type",
+                                        "mapping": {
+                                            "order": REF.format(model="RiskScoreRequest"),
+                                            "return": REF.format(model="ReturnScoreRequest"),
+                                        },
+                                    },
+                                }
+                            }
                         },
                     },
                     "responses": {
@@ -171,7 +195,7 @@ def spec() -> dict[str, Any]:
                                 }
                             },
                         },
-                        **_errors(400, 403, 409, 413, 415, 422, 429, 501, 503),
+                        **_errors(400, 403, 409, 413, 415, 422, 429, 503),
                     },
                 }
             },

@@ -196,7 +196,7 @@ def _span(delta: timedelta) -> str:
 
 
 class RiskScoreRequest(_Strict):
-    event_type: Literal["order", "return"]
+    event_type: Literal["order"]  # a return request is a ReturnScoreRequest
     order: Order
     locale: Literal["en", "hi"] = "en"
     explain: Literal["template", "narrative"] = "template"
@@ -227,3 +227,34 @@ class RiskScoreResponse(BaseModel):
     processing_time_ms: float
     model_version: str
     timestamp: str
+
+
+RefundAction = Literal[
+    "instant_refund",
+    "refund_after_pickup_inspection",
+    "photo_or_video_proof",
+    "open_box_pickup",
+    "manual_review",
+    "deny_refund",
+]  # returnguard.returns_policy.REFUND_STRICTNESS (a test keeps the two equal)
+
+
+class ReturnScoreRequest(_Strict):
+    """POST /v1/risk-score for a return request: `{"event_type": "return", "return": {...}}`."""
+
+    event_type: Literal["return"]
+    return_: ReturnRequest = Field(alias="return")
+    locale: Literal["en", "hi"] = "en"
+    explain: Literal["template", "narrative"] = "template"
+
+    # the customer's reason text is never echoed back in an error (nor anything else sent)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, hide_input_in_errors=True)
+
+
+class ReturnScoreResponse(RiskScoreResponse):
+    """The order response's shape, with the return's id and a refund action. `deny_refund` comes only
+    from a hard rule and, like `manual_review`, waits for a person (`review_required`)."""
+
+    return_id: str
+    recommended_action: RefundAction  # type: ignore[assignment]
+    review_required: bool

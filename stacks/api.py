@@ -440,6 +440,8 @@ def _json_schema(schema: dict[str, Any]) -> apigw.JsonSchema:
             kwargs["properties"] = {name: _json_schema(sub) for name, sub in value.items()}
         elif key == "oneOf":
             kwargs["one_of"] = [_json_schema(sub) for sub in value]
+        elif key == "items":  # a return's items
+            kwargs["items"] = _json_schema(value)
         elif key == "additionalProperties":
             kwargs["additional_properties"] = value
         elif key in (
@@ -448,6 +450,7 @@ def _json_schema(schema: dict[str, Any]) -> apigw.JsonSchema:
             "minimum",
             "maximum",
             "exclusiveMinimum",
+            "maxItems",
             "pattern",
             "required",
             "enum",
@@ -457,6 +460,7 @@ def _json_schema(schema: dict[str, Any]) -> apigw.JsonSchema:
                 "minLength": "min_length",
                 "maxLength": "max_length",
                 "exclusiveMinimum": "exclusive_minimum",
+                "maxItems": "max_items",
             }
             kwargs[names.get(key, key)] = value
         else:

@@ -1,7 +1,7 @@
 """The JSON schema API Gateway validates POST /v1/risk-score against, derived from the pydantic model.
 
-`returnguard.schemas.RiskScoreRequest` is the one definition of the request; this module converts its
-JSON schema (draft 2020-12) into draft-04, the dialect API Gateway request models speak: `$ref`s are
+`returnguard.schemas.RiskScoreRequest` (orders) and `ReturnScoreRequest` (returns) are the one
+definition of the request, one of the two by `event_type`; this module converts their JSON schemas (draft 2020-12) into draft-04, the dialect API Gateway request models speak: `$ref`s are
 inlined, optional fields become nullable types, numeric `exclusiveMinimum` becomes draft-04's boolean
 form, and annotations API Gateway has no use for (title, default, format) are dropped. The gateway
 thus rejects exactly the bodies the Lambda's own validation would reject, only earlier and cheaper.
@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from returnguard.schemas import RiskScoreRequest
+from returnguard.schemas import ReturnScoreRequest, RiskScoreRequest
+
+# one request model per event type; the gateway accepts a body exactly one of them accepts
+LANE_REQUESTS = (RiskScoreRequest, ReturnScoreRequest)
 
 _DROPPED = {"title", "default", "format", "description"}
 
@@ -31,6 +34,8 @@ def _draft4(node: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]
             continue
         if key == "properties":
             out[key] = {name: _draft4(sub, definitions) for name, sub in value.items()}
+        elif key == "items":
+            out[key] = _draft4(value, definitions)
         elif key == "exclusiveMinimum":
             out["minimum"], out["exclusiveMinimum"] = value, True
         elif key == "const":
@@ -41,9 +46,16 @@ def _draft4(node: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]
 
 
 def risk_score_request_schema() -> dict[str, Any]:
-    source = RiskScoreRequest.model_json_schema()
-    schema = _draft4(source, source.get("$defs", {}))
-    return {"$schema": "http://json-schema.org/draft-04/schema#", "title": "RiskScoreRequest", **schema}
+    lanes = []
+    for model in LANE_REQUESTS:
+        source = model.model_json_schema()
+        lanes.append(_draft4(source, source.get("$defs", {})))
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "RiskScoreRequest",
+        "type": "object",
+        "oneOf": lanes,
+    }
 
 
 RISK_SCORE_REQUEST: dict[str, Any] = risk_score_request_schema()

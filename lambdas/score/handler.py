@@ -7,6 +7,7 @@ Every error is {"error": {"code", "message", "field"}}; never a traceback.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import re
@@ -31,12 +32,13 @@ from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, HEALTH_BUDGET_S
 from returnguard.aws.decisions import Conflict, DecisionStore, body_hash
 from returnguard.aws.feature_store import DynamoFeatureStore
 from returnguard.aws.model_client import HttpModel, Model, SageMakerModel, sagemaker_config
+from returnguard.aws.order_records import OrderRecords
 from returnguard.aws.recent_orders import RecentOrders
 from returnguard.circuit import CircuitBreaker, GuardedModel
 from returnguard.currency import UnknownCurrency
 from returnguard.fallback import FILE_NAME as FALLBACK_FILE
 from returnguard.fallback import FallbackModel
-from returnguard.features import FEATURES
+from returnguard.features import FEATURES, amount_to_minor
 from returnguard.narrative import (
     ExplanationCache,
     NarrativeConfig,
@@ -48,7 +50,8 @@ from returnguard.narrative import (
 from returnguard.policy import PolicyConfig
 from returnguard.ports import ModelUnavailable
 from returnguard.returns_policy import return_policy
-from returnguard.schemas import OrderTimeOutOfWindow, OrderTimeWindow, RiskScoreRequest
+from returnguard.returns_scoring import decide_return
+from returnguard.schemas import OrderTimeOutOfWindow, OrderTimeWindow, ReturnScoreRequest, RiskScoreRequest
 from returnguard.scoring import decide
 
 MAX_BODY_BYTES = 64 * 1024
@@ -156,14 +159,26 @@ _dynamodb = budget.attach(boto3.client("dynamodb", config=DYNAMODB.config()))
 features = DynamoFeatureStore(_dynamodb, settings.features_table)
 decisions = DecisionStore(_dynamodb, settings.decisions_table, settings.audit_table)
 recent_orders = RecentOrders(_dynamodb, settings.features_table)
-endpoint: Model = (
-    HttpModel(settings.inference_url)
+_sagemaker = (
+    None
     if settings.inference_url
-    else SageMakerModel(
-        budget.attach(boto3.client("sagemaker-runtime", config=sagemaker_config())), settings.endpoint_name
-    )
+    else budget.attach(boto3.client("sagemaker-runtime", config=sagemaker_config()))
 )
+
+
+def _endpoint(lane: str) -> Model:
+    """The one endpoint (or local server); the request names the lane's model in its archive."""
+    if settings.inference_url:
+        return HttpModel(settings.inference_url, lane=lane)
+    return SageMakerModel(_sagemaker, settings.endpoint_name, lane=lane)
+
+
+endpoint = _endpoint("order")
 model = GuardedModel(endpoint, CircuitBreaker())  # per execution environment
+# the return model rides in the same archive; without one (no `return` in RG_MODEL_CONFIG) return
+# decisions are degraded: rules and the ladder's floor, no score
+return_model = GuardedModel(_endpoint("return"), CircuitBreaker()) if "return" in MODEL_CONFIG else None
+order_records = OrderRecords(_dynamodb, settings.features_table)
 _bundled_fallback = Path(__file__).with_name(FALLBACK_FILE)
 FALLBACK: FallbackModel | None = (
     FallbackModel.load(settings.fallback_model_file or _bundled_fallback)
@@ -247,28 +262,15 @@ def risk_score() -> Any:
     caller = _caller()
     if not caller.may_score():
         raise access.Forbidden("this API key may not score orders")
-    request = RiskScoreRequest.model_validate(_read_body())
+    body = _read_body()
+    if body.get("event_type") == "return":
+        return _score_return(ReturnScoreRequest.model_validate(body), caller, started)
+    request = RiskScoreRequest.model_validate(body)
     ORDER_TIMES.check(request.order.order_time, datetime.now(timezone.utc))
-    if request.event_type == "return":  # validated first: a bad body is a 422 whatever it is about
-        raise ApiError(501, "not_implemented", "return events are not scored yet", "event_type")
     request_hash = body_hash(request)
     named = access.decision_id(DECISION_ID_SECRET, caller.name, request.event_type, request.order.order_id)
     decision = decide(request, features, model, POLICY, started=started, fallback=FALLBACK, keyed_id=named)
-    response = decision.response
-    if narrator is not None and wanted(request.explain, response.risk_level, NARRATIVE):
-        told = narrator.narrate(NarrativeFacts.of(response, request.locale))
-        response = narrative.apply(response, told)
-        response.processing_time_ms = round((time.perf_counter() - started) * 1000, 2)
-        if told.fallback_reason:
-            logger.warning("narrative fallback", extra={"reason": told.fallback_reason})
-            # two dimension sets: the dashboard keeps its per-service total, and each reason (timeout,
-            # guardrail, a failed output check, ...) can be graphed on its own
-            service = metrics.service or "returnguard"
-            fallback = AmazonCloudWatchEMFProvider(namespace=metrics.namespace, service=service)
-            fallback.add_metric(name="ExplanationFallback", unit=MetricUnit.Count, value=1)
-            fallback.add_dimension("service", service)
-            fallback.add_dimensions(service=service, reason=told.fallback_reason)
-            fallback.flush_metrics()
+    response = _narrate(decision.response, request.explain, request.locale, started)
     saved, replayed = decisions.save(
         response,
         customer_id=request.order.customer_id,
@@ -287,9 +289,82 @@ def risk_score() -> Any:
         decision.recent_orders,
         now_ms=int(time.time() * 1000),
     )
+    order_records.record_order(  # what a later return of this order is checked against
+        order_id=request.order.order_id,
+        customer_id=request.order.customer_id,
+        product_id=request.order.product_id,
+        amount_minor=amount_to_minor(request.order.amount),
+        currency=request.order.currency,
+        order_time_ms=int(request.order.order_time.timestamp() * 1000),
+    )
     if replayed:
         logger.info("idempotent replay", extra={"decision_id": response.decision_id})
         return saved
+    _count(response)
+    return saved
+
+
+def _narrate(response: Any, explain: str, locale: str, started: float, untrusted: Any = None) -> Any:
+    """Bedrock's narrative on top of the template when asked for or high/critical (and a model is
+    configured). `untrusted`: customer-written text by label, sent only in guardContent blocks."""
+    if narrator is None or not wanted(explain, response.risk_level, NARRATIVE):
+        return response
+    facts = NarrativeFacts.of(response, locale)
+    if untrusted:
+        facts = dataclasses.replace(facts, untrusted=untrusted)
+    told = narrator.narrate(facts)
+    response = narrative.apply(response, told)
+    response.processing_time_ms = round((time.perf_counter() - started) * 1000, 2)
+    if told.fallback_reason:
+        logger.warning("narrative fallback", extra={"reason": told.fallback_reason})
+        # two dimension sets: the dashboard keeps its per-service total, and each reason (timeout,
+        # guardrail, a failed output check, ...) can be graphed on its own
+        service = metrics.service or "returnguard"
+        fallback = AmazonCloudWatchEMFProvider(namespace=metrics.namespace, service=service)
+        fallback.add_metric(name="ExplanationFallback", unit=MetricUnit.Count, value=1)
+        fallback.add_dimension("service", service)
+        fallback.add_dimensions(service=service, reason=told.fallback_reason)
+        fallback.flush_metrics()
+    return response
+
+
+def _score_return(request: ReturnScoreRequest, caller: access.Client, started: float) -> Any:
+    """A return request: the same store, decisions, audit, metrics and narratives as an order. The
+    reason text is never logged; it reaches Bedrock only inside guardContent."""
+    ret = request.return_
+    try:
+        ORDER_TIMES.check(ret.return_date, datetime.now(timezone.utc))
+    except OrderTimeOutOfWindow as error:
+        error.field = "return.return_date"
+        raise
+    named = access.decision_id(DECISION_ID_SECRET, caller.name, "return", ret.return_id)
+    decision = decide_return(request, features, return_model, RETURN_POLICY, started=started, keyed_id=named)
+    untrusted = {"Return reason": ret.reason} if ret.reason else None
+    response = _narrate(decision.response, request.explain, request.locale, started, untrusted)
+    try:
+        saved, replayed = decisions.save(
+            response,
+            customer_id=ret.customer_id,
+            request_hash=body_hash(request),
+            api_client=caller.name,
+            features=decision.vector,
+            request=request.model_dump(mode="json", by_alias=True),
+            contributions=decision.contributions,
+        )
+    except Conflict:
+        raise ApiError(
+            409, "conflict", "this return was already scored with a different request", "return.return_id"
+        ) from None
+    order_records.record_return(order_id=ret.order_id, return_id=ret.return_id, product_id=ret.product_id)
+    if replayed:
+        logger.info("idempotent replay", extra={"decision_id": response.decision_id})
+        return saved
+    _count(response)
+    return saved
+
+
+def _count(response: Any) -> None:
+    """One decision's metrics and log line (ids, level, action: never request text)."""
     metrics.add_dimension("risk_level", response.risk_level)
     metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
     metrics.add_metric(
@@ -310,11 +385,11 @@ def risk_score() -> Any:
         extra={
             "decision_id": response.decision_id,
             "risk_level": response.risk_level,
+            "action": response.recommended_action,
             "degraded": response.degraded,
             "degraded_reason": response.degraded_reason,
         },
     )
-    return saved
 
 
 @app.get("/v1/decisions/<decision_id>")

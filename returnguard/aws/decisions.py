@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from returnguard.schemas import RiskScoreRequest, RiskScoreResponse
+from returnguard.schemas import ReturnScoreRequest, RiskScoreRequest, RiskScoreResponse
 
 TTL_SECONDS = 90 * 86_400
 
@@ -32,14 +32,21 @@ class Conflict(Exception):
         self.decision_id = decision_id
 
 
-def body_hash(request: RiskScoreRequest) -> str:
+# per lane: the request's part and its time that defaults to now when left out
+DEFAULTED_TIMES = {"order": ("order", "order_time"), "return": ("return_", "return_date")}
+
+
+def body_hash(request: RiskScoreRequest | ReturnScoreRequest) -> str:
     """SHA-256 of the validated request in its canonical form: every default filled in, strings
     stripped, amounts as numbers, times in UTC, keys sorted. Bodies that say the same thing (a time
     written in +05:30 instead of Z, an explicit `"explain": "template"`) hash the same. An
-    `order_time` left out (now, when it arrived) does not count, so a retry without one matches."""
-    canonical = request.model_dump(mode="json")
-    if "order_time" not in request.order.model_fields_set:
-        del canonical["order"]["order_time"]
+    `order_time` (a return's `return_date`) left out (now, when it arrived) does not count, so a retry
+    without one matches."""
+    canonical = request.model_dump(mode="json", by_alias=True)
+    for key, (attribute, time_field) in DEFAULTED_TIMES.items():
+        part = getattr(request, attribute, None)
+        if part is not None and time_field not in part.model_fields_set:
+            del canonical[key][time_field]
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

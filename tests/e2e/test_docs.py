@@ -11,7 +11,8 @@ A block is classified by its language or by a marker on the line before its fenc
     <!-- docs-test: aws -->             needs an AWS account: not run; every JSON body it sends (-d '...')
                                         must pass the request model, every `make` target, module, script and
                                         stack output it names must exist
-    <!-- docs-test: json KIND -->       (request, response, error, events, inference) validated by the model
+    <!-- docs-test: json KIND -->       (request, response, return-request, return-response, error, events,
+                                        inference) validated by the model
     <!-- docs-test: covered-by PATH::TEST -->  run by that test (which must exist), e.g. `make demo`
     <!-- docs-test: text -->            not a command: a diagram, a layout, sample output
 
@@ -196,7 +197,12 @@ def test_aws_examples_carry_valid_requests_and_real_names(block: Block) -> None:
 @pytest.mark.parametrize("block", by_kind("json"))
 def test_json_examples_match_the_models(block: Block) -> None:
     from returnguard import events
-    from returnguard.schemas import RiskScoreRequest, RiskScoreResponse
+    from returnguard.schemas import (
+        ReturnScoreRequest,
+        ReturnScoreResponse,
+        RiskScoreRequest,
+        RiskScoreResponse,
+    )
 
     documents = [json.loads(chunk) for chunk in re.split(r"\n\s*\n", block.body.strip())]
     for document in documents:
@@ -204,6 +210,10 @@ def test_json_examples_match_the_models(block: Block) -> None:
             RiskScoreRequest.model_validate(document)
         elif block.argument == "response":
             RiskScoreResponse.model_validate(document)
+        elif block.argument == "return-request":
+            ReturnScoreRequest.model_validate(document)
+        elif block.argument == "return-response":
+            ReturnScoreResponse.model_validate(document)
         elif block.argument == "error":
             error = document["error"]
             assert set(error) >= {"code", "message", "field"}, error

@@ -117,7 +117,7 @@ def test_degraded_mode_when_the_inference_server_is_gone(servers) -> None:
         ("x" * (64 * 1024 + 1), "application/json", 413, "body_too_large"),
         (order("E2E-8"), "text/plain", 415, "unsupported_media_type"),
         (order("E2E-9", amount=-1), "application/json", 422, "invalid_request"),
-        ({**order("E2E-10"), "event_type": "return"}, "application/json", 501, "not_implemented"),
+        ({**order("E2E-10"), "event_type": "return"}, "application/json", 422, "invalid_request"),
         ({"event_type": "return", "order": {"amount": -1}}, "application/json", 422, "invalid_request"),
         ("[" * 1000 + "]" * 1000, "application/json", 400, "malformed_json"),
         (

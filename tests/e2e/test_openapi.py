@@ -49,7 +49,10 @@ def test_spec_is_valid_openapi_31_and_carries_the_models() -> None:
     assert set(schemas["RiskScoreRequest"]["properties"]) == set(RiskScoreRequest.model_fields)
     assert schemas["Order"]["additionalProperties"] is False  # unknown fields are refused (422)
     documented = set(document["paths"]["/v1/risk-score"]["post"]["responses"])
-    assert {"200", "400", "409", "413", "415", "422", "429", "501", "503"} <= documented
+    assert {"200", "400", "409", "413", "415", "422", "429", "503"} <= documented
+    assert set(schemas["ReturnScoreRequest"]["properties"]) == {"event_type", "return", "locale", "explain"}
+    assert schemas["ReturnRequest"]["properties"]["reason"]["anyOf"][0]["maxLength"] == 1000
+    assert "deny_refund" in schemas["ReturnScoreResponse"]["properties"]["recommended_action"]["enum"]
 
 
 @pytest.mark.slow

@@ -8,8 +8,9 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from returnguard.schemas import RiskScoreRequest
+from returnguard.schemas import ReturnScoreRequest, RiskScoreRequest
 from stacks.request_schema import RISK_SCORE_REQUEST
+from tests.unit.returns.requests import body
 
 GOOD = {
     "event_type": "order",
@@ -24,6 +25,9 @@ GOOD = {
         "delivery_address": "12 MG Road, Pune",
     },
 }
+
+
+RETURN = body()
 
 
 def variants():
@@ -57,13 +61,36 @@ def variants():
     yield "boolean explain", {**GOOD, "explain": True}
     yield "unknown event type", {**GOOD, "event_type": "payment"}
     yield "empty id", {**GOOD, "order": {**GOOD["order"], "order_id": ""}}
+    yield "a return", RETURN
+    yield (
+        "a return with nulls",
+        {**RETURN, "return": {**RETURN["return"], "reason": None, "delivered_at": None}},
+    )
+    yield "a return with an order", {**RETURN, "order": GOOD["order"]}
+    yield "an order named a return", {**GOOD, "event_type": "return"}
+    yield "a return's reason over 1000", {**RETURN, "return": {**RETURN["return"], "reason": "x" * 1001}}
+    yield "a return's unknown item field", {**RETURN, "return": {**RETURN["return"], "items": [{"sku": "1"}]}}
+    yield (
+        "a return's zero quantity",
+        {
+            **RETURN,
+            "return": {**RETURN["return"], "items": [{"product_id": "P1", "quantity": 0}]},
+        },
+    )
+    for field in ("return_id", "refund_amount", "reason_code", "return_method", "order_time"):
+        body = copy.deepcopy(RETURN)
+        del body["return"][field]
+        yield f"a return missing {field}", body
 
 
 @pytest.mark.parametrize(("case", "body"), list(variants()), ids=[c for c, _ in variants()])
 def test_gateway_and_lambda_agree(case, body):
     gateway_accepts = jsonschema.Draft4Validator(RISK_SCORE_REQUEST).is_valid(body)
+    model = (
+        ReturnScoreRequest if body.get("event_type") == "return" else RiskScoreRequest
+    )  # the handler's dispatch
     try:
-        RiskScoreRequest.model_validate(body)
+        model.model_validate(body)
         lambda_accepts = True
     except ValidationError:
         lambda_accepts = False

@@ -248,9 +248,11 @@ def test_risk_score_post_requires_key_and_validates_body(dev):
     api = template(dev, "api")
     models = api.find_resources("AWS::ApiGateway::Model")
     (model,) = models.values()
-    schema = model["Properties"]["Schema"]
-    assert schema["properties"]["event_type"]["enum"] == ["order", "return"]
-    assert set(schema["properties"]["order"]["required"]) >= {
+    orders, returns = model["Properties"]["Schema"]["oneOf"]  # one body shape per event type
+    assert orders["properties"]["event_type"]["enum"] == ["order"]
+    assert returns["properties"]["event_type"]["enum"] == ["return"]
+    assert set(returns["properties"]["return"]["required"]) >= {"return_id", "order_id", "refund_amount"}
+    assert set(orders["properties"]["order"]["required"]) >= {
         "order_id",
         "customer_id",
         "product_id",

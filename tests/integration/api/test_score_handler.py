@@ -225,10 +225,16 @@ def test_idempotent_retry_and_conflict(handlers) -> None:
         ),
         (event("POST", "/v1/risk-score", order("ORD-F", amount=-5)), 422, "invalid_request", "order.amount"),
         (event("POST", "/v1/risk-score", {**order("ORD-G"), "debug": True}), 422, "invalid_request", "debug"),
-        (
+        (  # a return event carries a `return`, not an `order`
             event("POST", "/v1/risk-score", {**order("ORD-R"), "event_type": "return"}),
-            501,
-            "not_implemented",
+            422,
+            "invalid_request",
+            "return",
+        ),
+        (
+            event("POST", "/v1/risk-score", {**order("ORD-P"), "event_type": "refund"}),
+            422,
+            "invalid_request",
             "event_type",
         ),
         (event("GET", "/v1/decisions/dec_unknown"), 404, "not_found", "decision_id"),

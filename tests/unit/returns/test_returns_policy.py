@@ -79,8 +79,11 @@ def test_deny_refund_comes_only_from_a_rule_and_goes_to_a_person() -> None:
         "critical",
         True,
     )
-    reviewed = apply_return(0.0, ("order_not_found",), config, review=True)
-    assert (reviewed.recommended_action, reviewed.rules_triggered) == ("manual_review", ("order_not_found",))
+    reviewed = apply_return(0.0, ("order_customer_mismatch",), config, review=True)
+    assert (reviewed.recommended_action, reviewed.rules_triggered) == (
+        "manual_review",
+        ("order_customer_mismatch",),
+    )
 
 
 # Every valid ladder: an action per level, never more lenient as the level rises, critical to a person.
@@ -93,7 +96,7 @@ def _ladders() -> st.SearchStrategy[dict[str, str]]:
 
 unit = st.floats(min_value=0.0, max_value=1.0)
 rules = st.sampled_from(
-    [((), False, False), (("blocklisted",), True, False), (("order_not_found",), False, True)]
+    [((), False, False), (("blocklisted",), True, False), (("order_customer_mismatch",), False, True)]
 )
 
 
