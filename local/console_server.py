@@ -437,6 +437,8 @@ def serve_local(stack: Any, raw: str | Path, *, port: int = 0, **options: Any) -
     from returnguard.aws.reviews import FileLabelSink
 
     names = stack.table_names
-    store = ReviewStore(stack.client("dynamodb"), names["decisions"], names["audit"], FileLabelSink(raw))
+    store = ReviewStore(
+        stack.client("dynamodb"), names["decisions"], names["audit"], FileLabelSink(raw), names.get("flagged")
+    )
     options.setdefault("similar", SimilarCases())
     return serve(store, port=port, **options)

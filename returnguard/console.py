@@ -340,7 +340,9 @@ def check_can_decide(case: Case, verdict: Verdict) -> None:
 
 def label_row(case: Case, verdict: Verdict) -> dict[str, Any] | None:
     """The label a verdict becomes, in the lake's raw/labels schema (docs/data.md); None: no label."""
-    if verdict.label is None or not case.order_id:
+    if verdict.label is None or not case.order_id or case.lane == "batch":
+        # a batch row's labels belong to the labelled files that lane trains on (docs/payments.md),
+        # not to the order lake's raw/labels: its verdict is recorded and audited, no label is written
         return None
     return {
         "order_id": case.order_id,

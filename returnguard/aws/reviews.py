@@ -14,12 +14,47 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from returnguard.console import Case, ConsoleError, Verdict, case_from_record, check_can_decide, label_row
 
 _REVIEW_ATTRIBUTES = ("review_status", "reviewed_by", "reviewed_at", "review_note")
+FLAGGED_PREFIX = "flagged#"  # the console's id of a batch row: flagged#<file digest>#<row>
+
+
+def flagged_id(digest: str, row: int) -> str:
+    return f"{FLAGGED_PREFIX}{digest}#{row}"
+
+
+def flagged_record(item: dict[str, Any]) -> dict[str, Any]:
+    """A flagged batch row (the batch pipeline's `flagged` table) as a decision record for the queue.
+    Its factors are only the top few raising ones, so no waterfall is drawn from them."""
+    factors = json.loads(item.get("factors") or "[]")
+    row = int(item["row"])
+    score = item.get("score")
+    reference = item.get("transaction_id") or f"{item.get('source_key', 'file')} row {row}"
+    return {
+        **{name: item[name] for name in _REVIEW_ATTRIBUTES if name in item},
+        "decision_id": flagged_id(item["file_digest"], row),
+        "lane": "batch",
+        "flagged": True,
+        "order_id": reference,
+        "created_at": datetime.fromtimestamp(float(item.get("flagged_at") or 0), timezone.utc).isoformat(),
+        "model_version": item.get("model_version", ""),
+        "response": {
+            "recommended_action": "flagged_row",
+            "risk_score": score,
+            "explanation": {
+                "summary": f"Row {row} of {item.get('source_key', 'an uploaded file')} scored above the alert threshold.",
+                "key_factors": [
+                    f"{f.get('feature')} = {f.get('value')} (+{float(f.get('contribution', 0)):.3f} log-odds)"
+                    for f in factors
+                ],
+            },
+        },
+    }
 
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:
@@ -89,30 +124,58 @@ class S3LabelSink:
 class ReviewStore:
     """`client`: a boto3 DynamoDB client created once by the caller."""
 
-    def __init__(self, client: Any, decisions_table: str, audit_table: str, labels: LabelSink):
+    def __init__(
+        self,
+        client: Any,
+        decisions_table: str,
+        audit_table: str,
+        labels: LabelSink,
+        flagged_table: str | None = None,
+    ):
         self._client = client
         self._decisions = decisions_table
         self._audit = audit_table
         self._labels = labels
+        self._flagged = flagged_table
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """Every decision record (one Scan, paged), without the audit trail."""
+        """Every decision record (one Scan, paged) and every flagged batch row, without audit trails."""
         paginator = self._client.get_paginator("scan")
         for page in paginator.paginate(TableName=self._decisions):
             for item in page.get("Items", []):
                 yield plain(item)
+        if self._flagged:
+            for page in paginator.paginate(TableName=self._flagged):
+                for item in page.get("Items", []):
+                    yield flagged_record(plain(item))
+
+    def _locate(self, decision_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(table, key) of a decision or a flagged row; None for an id that can be neither."""
+        if decision_id.startswith(FLAGGED_PREFIX):
+            digest, _, row = decision_id.removeprefix(FLAGGED_PREFIX).rpartition("#")
+            if not self._flagged or not digest or not row.isdigit():
+                return None
+            return self._flagged, {"file_digest": {"S": digest}, "row": {"N": row}}
+        return self._decisions, {"decision_id": {"S": decision_id}}
 
     def cases(self) -> list[Case]:
         return [case_from_record(record) for record in self.records()]
 
     def case(self, decision_id: str) -> Case | None:
-        item = self._client.get_item(
-            TableName=self._decisions, Key={"decision_id": {"S": decision_id}}, ConsistentRead=True
-        ).get("Item")
-        return None if item is None else case_from_record(plain(item))
+        located = self._locate(decision_id)
+        if located is None:
+            return None
+        table, key = located
+        item = self._client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        record = plain(item)
+        return case_from_record(flagged_record(record) if table == self._flagged else record)
 
     def customer_cases(self, customer_id: str, limit: int = 50) -> list[Case]:
         """The customer's decisions, newest first (the by_customer index)."""
+        if not customer_id:  # a batch row names no customer
+            return []
         response = self._client.query(
             TableName=self._decisions,
             IndexName="by_customer",
@@ -142,19 +205,20 @@ class ReviewStore:
     def record(self, case: Case, verdict: Verdict) -> str | None:
         """Store the verdict (see the module's docstring); return where its label went, or None."""
         check_can_decide(case, verdict)
+        located = self._locate(case.decision_id)
+        if located is None:
+            raise ConsoleError(404, "not_found", "no such decision")
+        table, key = located
         when = verdict.recorded_at.isoformat()
         previous = self._client.get_item(
-            TableName=self._decisions,
-            Key={"decision_id": {"S": case.decision_id}},
-            ProjectionExpression=", ".join(_REVIEW_ATTRIBUTES),
-            ConsistentRead=True,
+            TableName=table, Key=key, ProjectionExpression=", ".join(_REVIEW_ATTRIBUTES), ConsistentRead=True
         ).get("Item", {})
         try:
             self._client.update_item(
-                TableName=self._decisions,
-                Key={"decision_id": {"S": case.decision_id}},
+                TableName=table,
+                Key=key,
                 UpdateExpression="SET review_status = :v, reviewed_by = :by, reviewed_at = :at, review_note = :n",
-                ConditionExpression="attribute_exists(decision_id) AND "
+                ConditionExpression=f"attribute_exists({next(iter(key))}) AND "
                 "(attribute_not_exists(review_status) OR review_status = :more)",
                 ExpressionAttributeValues={
                     ":v": {"S": verdict.verdict},
@@ -184,10 +248,10 @@ class ReviewStore:
             row = label_row(case, verdict)
             return None if row is None else self._labels.write(row, f"verdict-{case.decision_id}")
         except Exception:
-            self._restore(case.decision_id, previous)
+            self._restore(table, key, previous)
             raise
 
-    def _restore(self, decision_id: str, previous: dict[str, Any]) -> None:
+    def _restore(self, table: str, key: dict[str, Any], previous: dict[str, Any]) -> None:
         kept = {name: previous[name] for name in _REVIEW_ATTRIBUTES if name in previous}
         removed = [name for name in _REVIEW_ATTRIBUTES if name not in previous]
         clauses = []
@@ -196,8 +260,8 @@ class ReviewStore:
         if removed:
             clauses.append("REMOVE " + ", ".join(removed))
         self._client.update_item(
-            TableName=self._decisions,
-            Key={"decision_id": {"S": decision_id}},
+            TableName=table,
+            Key=key,
             UpdateExpression=" ".join(clauses),
             **({"ExpressionAttributeValues": {f":{k}": v for k, v in kept.items()}} if kept else {}),
         )

@@ -122,9 +122,8 @@ def world(tmp_path_factory) -> Iterator[World]:
     client = stack.client("dynamodb")
     decisions = DecisionStore(client, stack.table_names["decisions"], stack.table_names["audit"])
     raw = tmp_path_factory.mktemp("lake") / "raw"
-    reviews = ReviewStore(
-        client, stack.table_names["decisions"], stack.table_names["audit"], FileLabelSink(raw)
-    )
+    names = stack.table_names
+    reviews = ReviewStore(client, names["decisions"], names["audit"], FileLabelSink(raw), names["flagged"])
     console = serve(reviews, refresh_s=0)
     try:
         yield World(console, decisions, reviews, raw, stack)

@@ -251,3 +251,47 @@ def test_customer_text_is_never_markup(world: World) -> None:
             if any(mark in raw for mark in "<>\"'"):
                 assert raw not in shown
     assert "<script>alert" not in queue + page and "<img src=x" not in queue and "<svg onload" not in queue
+
+
+def test_flagged_batch_rows_wait_in_the_queue_and_take_a_verdict_without_a_label(
+    world: World, seeded
+) -> None:
+    from returnguard.aws.batch import BatchStore
+
+    names = world.stack.table_names
+    batch = BatchStore(
+        world.stack.client("s3"),
+        world.stack.client("dynamodb"),
+        bucket=world.stack.bucket,
+        flagged_table=names["flagged"],
+        claims_table=names["idempotency"],
+    )
+    factors = [
+        {"feature": "V14", "value": -9.5, "contribution": 2.25},
+        {"feature": "<b>V4</b>", "value": 4.1, "contribution": 0.5},
+    ]
+    written = batch.write_flagged(
+        "a" * 64,
+        "incoming/batch/cards.csv",
+        "v-cards",
+        [{"row": 7, "transaction_id": "TX-7", "score": 0.97, "factors": factors}],
+        int(datetime.now(timezone.utc).timestamp()) - 3600,
+    )
+    assert written == 1
+    session = sign_in(world.console)
+    queue = session.get(f"{world.console.url}/?lane=batch", timeout=10).text
+    assert ">TX-7</a>" in queue and "flagged_row" in queue and '<p id="match-count">1 matching' in queue
+    decision_id = f"flagged#{'a' * 64}#7"
+    page = session.get(f"{world.console.url}/cases/{decision_id.replace('#', '%23')}", timeout=10)
+    assert (
+        page.status_code == 200
+        and "V14 = -9.5 (+2.250 log-odds)" in page.text
+        and "<b>V4</b>" not in page.text
+    )
+    answer = post_verdict(world, session, decision_id.replace("#", "%23"), "confirmed_abuse", "card testing")
+    assert answer.status_code == 200 and "confirmed_abuse by analyst" in answer.text
+    assert [v["verdict"] for v in world.reviews.trail(decision_id) if v.get("verdict")] == ["confirmed_abuse"]
+    assert not list(
+        (world.raw / "labels").glob("dt=*/verdict-flagged*")
+    )  # the card lane's labels live elsewhere
+    assert ">TX-7</a>" not in session.get(f"{world.console.url}/?lane=batch", timeout=10).text
