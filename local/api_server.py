@@ -215,6 +215,19 @@ def serving_model_config(model_config: Mapping[str, Any]) -> dict[str, Any]:
     return serving
 
 
+def with_return_model(model_config: Mapping[str, Any], model_dir: str | Path) -> dict[str, Any]:
+    """The model's config.json with the return model's version and thresholds under `return` when the
+    folder carries one (`return/config.json`): what RG_MODEL_CONFIG says in AWS."""
+    path = Path(model_dir) / RETURN_MODEL_DIR / "config.json"
+    if not path.is_file():
+        return dict(model_config)
+    lane = json.loads(path.read_text())
+    return {
+        **model_config,
+        RETURN_MODEL_DIR: {"model_version": lane["model_version"], "thresholds": lane["thresholds"]},
+    }
+
+
 def handler_environment(
     stack: LocalStack,
     model_config: Mapping[str, Any],
@@ -510,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     if not config_file.exists():
         print(f"no model under {paths.model}: run `make demo` first", file=sys.stderr)
         return 2
-    model_config = json.loads(config_file.read_text())
+    model_config = with_return_model(json.loads(config_file.read_text()), paths.model)
     try:
         PolicyConfig.from_model_config(model_config, args.policy)
     except (ValueError, TypeError, AttributeError) as error:

@@ -27,8 +27,9 @@ def test_demo_runs_every_step_offline(tmp_path) -> None:
     )
     out = run.stdout
     assert run.returncode == 0, out[-3000:] + run.stderr[-3000:]
-    for number in range(1, 9):
-        assert f"[{number}/8]" in out
+    for number in range(1, 10):
+        assert f"[{number}/9]" in out
+    assert "abuse: refund above paid" in out and "deny_refund" in out  # the return step's table
     assert (tmp_path / "report" / "report.html").is_file()
     scored = re.findall(r"^\S+-demo \S+ .* (low|medium|high|critical) ", out, re.MULTILINE)
     assert len(scored) == 20  # the first 20 of the 100 rows are printed
