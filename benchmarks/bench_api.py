@@ -9,6 +9,8 @@ endpoint down, the fallback model scoring inside the function) is measured again
 decisions with the model up, and the fallback's ROC-AUC against the main model's on the same test
 window of the same training run.
 Targets (issue 4): handler p99 ≤ 2 ms, import ≤ 300 ms, local API p95 ≤ 25 ms and ≥ 200 req/s.
+Return requests (issue 11) are measured the same two ways, handler CPU and POSTs through the local API
+with the return model in the same archive, each against the order figures of the same run.
 """
 
 from __future__ import annotations
@@ -98,14 +100,70 @@ def _world(orders: int, root: Path) -> dict[str, Any]:
         when = pd.Timestamp(end + 86_400_000 + i * 61_000, unit="ms", tz="UTC").isoformat()
         order = {**order_payload(o), "order_id": f"{o.order_id}-b", "order_time": when}
         requests.append({"event_type": "order", "order": order})
-    config = json.loads((root / "model" / "config.json").read_text())
+    from local.api_server import with_return_model
+    from returnguard.synth_returns import generate_returns, replay_return_table
+
+    returns_table = replay_return_table(data, generate_returns(data))
+    lane = "--lane", "return", "--return_window_days", "0", "--controls", "0", "--baselines", "0"
+    train.train_frame(returns_table, root / "return-train", "--num_round", "150", *lane)
+    shutil.copytree(root / "return-train" / "model", root / "model" / "return")
+    config = with_return_model(json.loads((root / "model" / "config.json").read_text()), root / "model")
     return {
         "items": items,
         "requests": requests,
+        "return_requests": [_return_request(i, r["order"]) for i, r in enumerate(requests)],
         "model_dir": root / "model",
         "config": config,
         "metrics": trained["metrics"],
     }
+
+
+_REASONS = (
+    ("size_fit", "Too small, I need one size bigger"),
+    ("damaged", "डिब्बा खोला तो सामान टूटा हुआ था"),
+    ("changed_mind", "Mujhe ab iski zaroorat nahi hai"),
+    ("defective", "Stopped working after two days"),
+    ("empty_box", "The box was empty"),
+)
+
+
+def _return_request(i: int, order: dict) -> dict:
+    """A return of one of the new orders: delivered 3 days after it, asked 5 days later, full refund."""
+    placed = pd.Timestamp(order["order_time"])
+    code, reason = _REASONS[i % len(_REASONS)]
+    ret = {
+        "return_id": f"{order['order_id']}-r",
+        "order_id": order["order_id"],
+        "customer_id": order["customer_id"],
+        "product_id": order["product_id"],
+        "seller_id": order["seller_id"],
+        "category": order["category"],
+        "region": order["region"],
+        "return_date": (placed + pd.Timedelta(days=8)).isoformat(),
+        "order_time": order["order_time"],
+        "delivered_at": (placed + pd.Timedelta(days=3)).isoformat(),
+        "order_amount": order["amount"],
+        "refund_amount": order["amount"],
+        "currency": order["currency"],
+        "reason_code": code,
+        "reason": reason,
+        "return_method": "pickup",
+        "delivery_address": order["delivery_address"],
+    }
+    return {"event_type": "return", "return": ret}
+
+
+class _NoRecords:
+    """OrderRecords' and RecentOrders' interfaces without I/O (the handler CPU benchmarks)."""
+
+    def record(self, *_: Any, **__: Any) -> None:
+        pass
+
+    def record_order(self, **_: Any) -> None:
+        pass
+
+    def record_return(self, **_: Any) -> None:
+        pass
 
 
 class _DownModel:
@@ -160,6 +218,7 @@ def bench_handler_cpu(world: dict[str, Any], count: int) -> list[dict]:
     fixed = _FixedModel(ModelScore(prediction["score"], prediction["contributions"], loaded.version))
     store = InMemoryFeatureStore(dict(world["items"]))
     module.features, module.model, module.decisions = store, fixed, _Decisions()
+    module.recent_orders = module.order_records = _NoRecords()  # their writes are I/O
     requests = world["requests"][:count]
     events = [_event(r) for r in requests]
     context = LambdaContext()
@@ -189,6 +248,7 @@ def bench_handler_cpu(world: dict[str, Any], count: int) -> list[dict]:
                 assert json.loads(result["body"])["degraded"], result["body"]
         finally:
             sys.stdout = real_stdout
+    world["order_handler_ms"] = handler_ms
     policy = PolicyConfig.from_model_config(world["config"])
     parsed = [RiskScoreRequest.model_validate(r) for r in requests]
     decide_ms = []
@@ -219,6 +279,57 @@ def bench_handler_cpu(world: dict[str, Any], count: int) -> list[dict]:
             }
         )
     return rows
+
+
+def bench_return_handler_cpu(world: dict[str, Any], count: int) -> list[dict]:
+    """The handler's CPU per return decision (no I/O: the store in memory, the return model's answer
+    fixed), next to the same run's order decisions."""
+    from local.api_server import LambdaContext, load_handler
+    from returnguard.aws.feature_store import InMemoryFeatureStore
+    from returnguard.aws.model_client import ModelScore
+    from returnguard.features import RETURN_FEATURE_NAMES
+    from training.inference import input_fn, model_fn, predict_fn
+
+    env = {**HANDLER_ENV, "RG_MODEL_CONFIG": json.dumps(world["config"])}
+    module = load_handler(env, "bench_score_handler_returns")
+    loaded = model_fn(str(world["model_dir"]))
+    vector = dict.fromkeys(RETURN_FEATURE_NAMES, 1.0)
+    body = json.dumps({"model": "return", "instances": [vector]})
+    prediction = predict_fn(input_fn(body, "application/json"), loaded)
+    answer = prediction["predictions"][0]
+    fixed = _FixedModel(ModelScore(answer["score"], answer["contributions"], prediction["model_version"]))
+    module.features, module.return_model = InMemoryFeatureStore(dict(world["items"])), fixed
+    module.decisions, module.order_records = _Decisions(), _NoRecords()
+    module.recent_orders = _NoRecords()
+    events = [_event(r) for r in world["return_requests"][:count]]
+    context = LambdaContext()
+    handler_ms = []
+    with open(os.devnull, "w") as sink:
+        real_stdout, sys.stdout = sys.stdout, sink
+        try:
+            for event in events[:50]:
+                module.lambda_handler(event, context)
+            module.decisions = _Decisions()
+            for event in events:
+                started = time.perf_counter()
+                result = module.lambda_handler(event, context)
+                handler_ms.append((time.perf_counter() - started) * 1000)
+                assert result["statusCode"] == 200, result["body"]
+                assert "return_id" in json.loads(result["body"])
+        finally:
+            sys.stdout = real_stdout
+    orders = world["order_handler_ms"]
+    return [
+        {
+            "name": f"handler CPU per return decision p{q} (no I/O)",
+            "value": _pct(handler_ms, q),
+            "unit": "ms",
+            "baseline": _pct(orders, q),
+            "ratio": _pct(handler_ms, q) / _pct(orders, q),
+            "note": "baseline: the handler's CPU per order decision in the same run",
+        }
+        for q in (50, 99)
+    ]
 
 
 OWN_CODE = ("lambdas", "returnguard")  # what the score function's asset ships
@@ -337,6 +448,10 @@ def bench_local_api(world: dict[str, Any], count: int, root: Path) -> list[dict]
             started = time.perf_counter()
             _post_all(api.url, "/v1/risk-score", bodies[:count], sequential, errors)
             sequential_rps = count / (time.perf_counter() - started)
+            # returns of those orders (recorded as the API decided them), the return model scoring
+            return_bodies = [json.dumps(r).encode() for r in world["return_requests"][:count]]
+            returned: list[float] = []
+            _post_all(api.url, "/v1/risk-score", return_bodies, returned, errors)
             concurrent: list[float] = []
             threads = [
                 threading.Thread(
@@ -407,6 +522,17 @@ def bench_local_api(world: dict[str, Any], count: int, root: Path) -> list[dict]
     for q in (50, 95):
         rows.append(
             {
+                "name": f"local API POST of a return request p{q} (return model, 1 client)",
+                "value": _pct(returned, q),
+                "unit": "ms",
+                "baseline": _pct(sequential, q),
+                "ratio": _pct(returned, q) / _pct(sequential, q),
+                "note": "baseline: the order POSTs of the same run",
+            }
+        )
+    for q in (50, 95):
+        rows.append(
+            {
                 "name": f"local API degraded POST p{q} (model killed, fallback scoring, 1 client)",
                 "value": _pct(degraded, q),
                 "unit": "ms",
@@ -435,6 +561,7 @@ def run(scale: str) -> list[dict]:
         world = _world(10_000 if scale == "quick" else 20_000, root)
         rows = bench_fallback_quality(world)
         rows += bench_handler_cpu(world, count)
+        rows += bench_return_handler_cpu(world, count)
         rows += bench_cold_import(world, 3 if scale == "quick" else 5)
         rows += bench_local_api(world, count, root)
     return rows
