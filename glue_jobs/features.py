@@ -505,8 +505,12 @@ def entity_state(row: Any) -> dict[str, Any]:
 
 
 def load_online(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(pk, state) pairs from a `features/online/` folder, for loading into the features table."""
-    for file in sorted(Path(path).glob("*.jsonl")):
+    """(pk, state) pairs from a `features/online/` folder, for loading into the features table, and
+    from the return lane's `features/online-texts/` beside it when there is one."""
+    folders = [Path(path)]
+    if folders[0].name == "online" and folders[0].with_name("online-texts").is_dir():
+        folders.append(folders[0].with_name("online-texts"))
+    for file in (f for folder in folders for f in sorted(folder.glob("*.jsonl"))):
         with file.open() as lines:
             for line in lines:
                 if line.strip():

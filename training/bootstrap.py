@@ -1,8 +1,9 @@
 """`make model`: the bootstrap model `cdk deploy` ships, trained locally on synthetic data.
 
-synthetic lake → Spark features → XGBoost (+ baselines) → report, then packaged for SageMaker:
+synthetic lake (orders and return requests) → Spark features → XGBoost (+ baselines) for orders and for
+return requests → report, then packaged for SageMaker:
     build/model/model.tar.gz      xgboost-model.ubj, config.json, metrics.json, fallback_model.json
-                                  (+ return/ when a return model was trained: one archive, both lanes)
+                                  (+ return/: the return model, one archive for both lanes)
                                   (SageMaker model layout)
     build/model/sourcedir.tar.gz  inference.py, train.py, requirements.txt, returnguard/ (script mode)
     build/model/config.json       what the API stack reads (model version, thresholds)
@@ -48,6 +49,18 @@ class PipelinePaths:
         return self.processed / "training-data"
 
     @property
+    def return_table(self) -> Path:
+        return self.processed / "return-training-data"
+
+    @property
+    def return_model(self) -> Path:
+        return self.model / RETURN_MODEL_DIR
+
+    @property
+    def return_output(self) -> Path:
+        return self.output / RETURN_MODEL_DIR
+
+    @property
     def online(self) -> Path:
         return self.processed / "features" / "online"
 
@@ -83,9 +96,9 @@ def _write_stamp(path: Path, settings: dict) -> None:
 
 
 def generate_lake(paths: PipelinePaths, orders: int, seed: int, force: bool = False) -> dict:
-    from returnguard import synth
+    from returnguard import synth, synth_returns
 
-    settings = {"orders": orders, "seed": seed}
+    settings = {"orders": orders, "seed": seed, "return_requests": True}
     if not force and _stamp_matches(paths.lake, settings) and paths.raw.exists():
         print("      reusing the synthetic lake generated earlier with the same settings", flush=True)
         return settings
@@ -93,6 +106,7 @@ def generate_lake(paths: PipelinePaths, orders: int, seed: int, force: bool = Fa
         shutil.rmtree(paths.lake)
     data = synth.generate(synth.SynthConfig(orders=orders, seed=seed))
     rows = synth.write_raw(data, paths.lake)
+    rows |= synth_returns.write_returns_raw(synth_returns.generate_returns(data), paths.lake)
     _write_stamp(paths.lake, settings)
     print(f"      {', '.join(f'{k}: {v:,}' for k, v in rows.items())}", flush=True)
     return settings
@@ -134,7 +148,42 @@ def train_model(paths: PipelinePaths, baselines: bool = True, extra: list[str] |
             *(extra or []),
         ]
     )
-    return train.run(args)
+    result = train.run(args)
+    if paths.return_table.exists():
+        result["return"] = train_return_model(paths, baselines, extra)
+    return result
+
+
+def train_return_model(
+    paths: PipelinePaths, baselines: bool = True, extra: list[str] | None = None
+) -> dict | None:
+    """The return model (train.py --lane return) into model/return/, packed beside the order model.
+    A history too short for it leaves no return model (and none from an earlier run), said in one line."""
+    from training import train
+
+    args = train.parse_args(
+        [
+            "--train",
+            str(paths.return_table),
+            "--model-dir",
+            str(paths.return_model),
+            "--output-data-dir",
+            str(paths.return_output),
+            "--lane",
+            "return",
+            "--return_window_days",
+            "0",
+            "--baselines",
+            "1" if baselines else "0",
+            *(extra or []),
+        ]
+    )
+    try:
+        return train.run(args)
+    except train.TrainingDataError as error:
+        shutil.rmtree(paths.return_model, ignore_errors=True)
+        print(f"      no return model: {error}", flush=True)
+        return None
 
 
 def write_report(paths: PipelinePaths) -> Path:
@@ -144,8 +193,16 @@ def write_report(paths: PipelinePaths) -> Path:
     from training.evaluate import build_report
 
     clusters = lake_reason_clusters(paths.raw)  # the report's section on customers' return reasons
+    returns = None
+    if (paths.return_model / "config.json").is_file() and paths.return_table.exists():
+        returns = (paths.return_model, paths.return_output, pd.read_parquet(paths.return_table))
     return build_report(
-        paths.model, paths.output, paths.report, pd.read_parquet(paths.table), extra_sections=clusters
+        paths.model,
+        paths.output,
+        paths.report,
+        pd.read_parquet(paths.table),
+        returns,
+        extra_sections=clusters,
     )
 
 

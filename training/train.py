@@ -8,7 +8,8 @@ used by a split that is judged at or after T (train at the validation start, val
 start, test at the extract's end), each split is separated from the next by a maturity gap (return
 window + inspection delay), and orders too young for a mature label are left out and counted.
 Logistic regression and random forest + SMOTE baselines are trained on the same split and reported
-beside XGBoost.
+beside XGBoost. `--lane return` trains the return-request model (issue 11) by the same code: the return
+feature spec, seed 000's baseline features, thresholds per refund action (see `Lane`).
 
 Artifacts (model dir): xgboost-model.ubj, config.json (feature list, thresholds, model version, data
 window, code version), metrics.json, fallback_model.json (the logistic regression as JSON, with its

@@ -29,6 +29,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -403,3 +404,5 @@ def test_make_model_packages_what_deploy_ships(clone: Path) -> None:
     assert re.search(r"^model:.*\n\t@\$\(PY\) -m training\.bootstrap$", (ROOT / "Makefile").read_text(), re.M)
     for name in ("model.tar.gz", "sourcedir.tar.gz", "config.json"):
         assert (clone / "build" / "model" / name).is_file()
+    with tarfile.open(clone / "build" / "model" / "model.tar.gz") as archive:  # both lanes' models (issue 11)
+        assert {"return/xgboost-model.ubj", "return/config.json"} <= set(archive.getnames())

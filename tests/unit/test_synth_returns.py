@@ -167,3 +167,17 @@ def test_replay_is_point_in_time(world):
     assert len(before) > 300
     pd.testing.assert_frame_equal(before[names], table.loc[before.index, names])
     assert request_contexts(truncated)[0].return_id == before.index[0]
+
+
+def test_the_online_loader_brings_the_text_items_beside_the_order_items(tmp_path):
+    from glue_jobs.features import load_online
+
+    online, texts = tmp_path / "features" / "online", tmp_path / "features" / "online-texts"
+    online.mkdir(parents=True)
+    texts.mkdir()
+    (online / "part-0000.jsonl").write_text('{"pk": "customer#C1", "state": {"order_count": 1}}\n')
+    (texts / "part-0000.jsonl").write_text(
+        '{"pk": "text#ab", "state": {"customers": {}, "last_event_ms": 0}}\n'
+    )
+    assert [pk for pk, _ in load_online(online)] == ["customer#C1", "text#ab"]
+    assert [pk for pk, _ in load_online(texts)] == ["text#ab"]
