@@ -438,6 +438,7 @@ def daily_summary(
     """The lead's summary of the last `hours` (the template; Bedrock rewrites it in AWS when enabled):
     volumes, actions, verdicts, and the confirmed-abuse rate per rule and per model band among the
     cases decided so far."""
+    cases = list(cases)
     recent = [c for c in cases if c.age_seconds(now) <= hours * 3600]
     decided = [c for c in recent if c.status in ("confirmed_abuse", "legitimate")]
     waiting = [c for c in recent if c.waiting]
@@ -464,7 +465,29 @@ def daily_summary(
         ("Actions", [(action, str(n)) for action, n in Counter(c.action for c in recent).most_common()]),
         ("Confirmed-abuse rate per rule", [(rule, rate(group)) for rule, group in sorted(by_rule.items())]),
         ("Confirmed-abuse rate per model band", [(level, rate(g)) for level, g in by_level.items() if g]),
+        (
+            "Return reasons rising (last day against the daily mean of the 7 days before)",
+            rising_reasons(cases, now),
+        ),
     ]
+
+
+def rising_reasons(cases: Iterable[Case], now: datetime, top: int = 5) -> list[tuple[str, str]]:
+    """Return reason codes of the last 24 h against their daily mean over the 7 days before, the
+    largest rises first (a template's stand-in for the emerging clusters Bedrock summarises in AWS)."""
+    recent: Counter[str] = Counter()
+    before: Counter[str] = Counter()
+    for case in cases:
+        code = (case.request.get("return") or {}).get("reason_code")
+        if not code:
+            continue
+        age_h = case.age_seconds(now) / 3600
+        if age_h <= 24:
+            recent[str(code)] += 1
+        elif age_h <= 24 * 8:
+            before[str(code)] += 1
+    rises = sorted(recent, key=lambda code: (-(recent[code] - before[code] / 7), code))[:top]
+    return [(code, f"{recent[code]} (7-day daily mean {before[code] / 7:.1f})") for code in rises]
 
 
 def case_text(case: Case) -> str:

@@ -127,3 +127,28 @@ def test_waterfall_starts_at_the_base_and_ends_at_the_score() -> None:
     assert "no model score" in waterfall_svg(None, {"a": 1.0}) and "no contributions" in waterfall_svg(
         0.5, {}
     )
+
+
+def test_daily_summary_rates_and_rising_reasons() -> None:
+    from returnguard.console import daily_summary
+
+    def returned(order_id: str, code: str, hours: float, **extra):
+        raw = record(order_id, hours=hours, lane="return", **extra)
+        request = json.loads(raw["request"])
+        request["return"] = {"reason_code": code}
+        return case_from_record({**raw, "request": json.dumps(request)})
+
+    cases = [
+        returned("A", "empty_box", 1, review_status="confirmed_abuse", rules=["blocklisted"]),
+        returned("B", "empty_box", 2, review_status="legitimate", rules=["blocklisted"]),
+        returned("C", "empty_box", 3),
+        returned("D", "size_fit", 4),
+        *[returned(f"W{i}", "size_fit", 24 * (1 + i) + 1) for i in range(7)],
+        returned("OLD", "empty_box", 24 * 30),
+    ]
+    summary = dict(daily_summary(cases, NOW))
+    assert dict(summary["Volumes (last 24 h)"])["decided by analysts"] == "2"
+    assert dict(summary["Confirmed-abuse rate per rule"])["blocklisted"] == "1 of 2 (50%)"
+    rising = summary["Return reasons rising (last day against the daily mean of the 7 days before)"]
+    assert rising[0] == ("empty_box", "3 (7-day daily mean 0.0)")
+    assert rising[1][0] == "size_fit" and rising[1][1].startswith("1 (7-day daily mean 1.0")
