@@ -372,6 +372,7 @@ def run(args: argparse.Namespace, port: int) -> int:
             f" (one function instance, moto and the model in this process)",
             flush=True,
         )
+        print_drift(aws, paths.work)
         done(started)
 
         started = step(
@@ -438,6 +439,17 @@ def run(args: argparse.Namespace, port: int) -> int:
         for server in reversed(servers):
             server.stop()
     return 0
+
+
+def print_drift(aws, work: Path) -> None:
+    """The drift job on the decisions just made (`python -m local.drift` repeats it later)."""
+    from local import drift
+
+    drift.export_decisions(aws, work)
+    report, path = drift.run(work)
+    for line in drift.summary(report, top=3):
+        print(f"      {line}", flush=True)
+    print(f"      drift report: {path}", flush=True)
 
 
 def quiet_py4j() -> None:

@@ -214,6 +214,8 @@ def create_table(client: Any, definition: TableDefinition, name: str) -> None:
     }
     if indexes:
         kwargs["GlobalSecondaryIndexes"] = indexes
+    if definition.stream_view:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": definition.stream_view}
     client.create_table(**kwargs)
     if definition.ttl_attribute:
         client.update_time_to_live(

@@ -28,6 +28,7 @@ class TableDefinition:
     ttl_attribute: str | None = None
     global_indexes: tuple[GlobalIndex, ...] = field(default_factory=tuple)
     purpose: str = ""
+    stream_view: str | None = None  # DynamoDB Streams view type (OLD_IMAGE, ...); None: no stream
 
 
 FEATURES = TableDefinition(
@@ -46,7 +47,11 @@ DECISIONS = TableDefinition(
     partition_key=Key("decision_id"),
     ttl_attribute="expires_at",
     global_indexes=(GlobalIndex("by_customer", Key("customer_id"), Key("created_at")),),
-    purpose="Every decision, kept 90 days (TTL); idempotent on (event_type, event id).",
+    purpose=(
+        "Every decision, kept 90 days (TTL); idempotent on (event_type, event id). Its stream (old images) "
+        "feeds the archive function, which writes what the TTL removes to processed/predictions/decisions/."
+    ),
+    stream_view="OLD_IMAGE",
 )
 EXPLANATIONS = TableDefinition(
     logical_name="explanations",

@@ -14,6 +14,7 @@ from constructs import Construct
 from returnguard.tables import ALL_TABLES, Key, TableDefinition
 from stacks.config import StageConfig
 from stacks.constructs import SecureBucket, log_group, removal_policy, suppress
+from stacks.ml import DATA_CAPTURE_PREFIX
 
 LAKE_PREFIXES = (
     "raw/orders/",
@@ -116,6 +117,34 @@ class DataStack(Stack):
                     expiration=Duration.days(365),
                 ),
                 s3.LifecycleRule(
+                    # the decisions archive stays queryable: Athena reads Glacier Instant Retrieval objects
+                    id="predictions-to-glacier-ir-after-1-year",
+                    prefix="processed/predictions/",  # the decisions archive and batch predictions alike
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                            transition_after=Duration.days(365),
+                        )
+                    ],
+                ),
+                s3.LifecycleRule(
+                    # every model ever trained is kept (no expiration); a rollback reads it in milliseconds
+                    id="model-artifacts-kept-glacier-ir-after-90-days",
+                    prefix="models/artifacts/",
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                            transition_after=Duration.days(90),
+                        )
+                    ],
+                ),
+                s3.LifecycleRule(
+                    # captured endpoint requests hold the same features as decisions: the same 90 days
+                    id="data-capture-expires-after-90-days",
+                    prefix=DATA_CAPTURE_PREFIX,
+                    expiration=Duration.days(90),
+                ),
+                s3.LifecycleRule(
                     id="noncurrent-versions-cleanup",
                     noncurrent_version_expiration=Duration.days(30),
                     abort_incomplete_multipart_upload_after=Duration.days(7),
@@ -136,6 +165,7 @@ class DataStack(Stack):
             partition_key=_attribute(definition.partition_key),
             sort_key=_attribute(definition.sort_key) if definition.sort_key else None,
             time_to_live_attribute=definition.ttl_attribute,
+            stream=dynamodb.StreamViewType[definition.stream_view] if definition.stream_view else None,
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=self.key,

@@ -146,7 +146,13 @@ class EtlStack(Stack):
                 table_prefix=f"{name}_",
                 crawler_security_configuration=self.security_configuration.ref,
                 targets=glue.CfnCrawler.TargetsProperty(
-                    s3_targets=[glue.CfnCrawler.S3TargetProperty(path=props.lake.s3_url_for_object(prefix))]
+                    s3_targets=[
+                        glue.CfnCrawler.S3TargetProperty(
+                            path=props.lake.s3_url_for_object(prefix),
+                            # predictions/ (the decisions archive, batch predictions) have their own tables
+                            exclusions=["predictions/**"] if name == "processed" else None,
+                        )
+                    ]
                 ),
                 schema_change_policy=glue.CfnCrawler.SchemaChangePolicyProperty(
                     update_behavior="UPDATE_IN_DATABASE", delete_behavior="LOG"

@@ -8,9 +8,12 @@ from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -18,6 +21,7 @@ from constructs import Construct
 
 from stacks.config import StageConfig
 from stacks.constructs import dead_letter_queue
+from stacks.drift import DRIFT_THRESHOLD, DriftJob
 
 NAMESPACE = "ReturnGuard"
 
@@ -34,6 +38,12 @@ class MonitoringProps:
     endpoint_name: str
     # the stage's other dead-letter queues, by what fails into them: each gets an alarm like the stream's
     more_dead_letters: tuple[tuple[str, sqs.IQueue], ...] = field(default=())
+    archive_function: lambda_.IFunction | None = None
+    archive_dead_letters: sqs.IQueue | None = None
+    # the drift job: data capture / model artifacts in the lake, the audit trail, the bootstrap model
+    lake: s3.IBucket | None = None
+    audit_table: dynamodb.ITable | None = None
+    bootstrap_model: assets.Asset | None = None
 
 
 class MonitoringStack(Stack):
@@ -189,6 +199,45 @@ class MonitoringStack(Stack):
                     alarm_description=f"Messages in the dead-letter queue of {of}",
                 )
             )
+        if props.archive_function is not None and props.archive_dead_letters is not None:
+            alarms += _archive_alarms(self, props.archive_function, props.archive_dead_letters)
+            self.dashboard.add_widgets(
+                cw.GraphWidget(
+                    title="Decision archive: iterator age (ms) / failed batches",
+                    left=[props.archive_function.metric("IteratorAge", statistic="Maximum")],
+                    right=[
+                        props.archive_dead_letters.metric_approximate_number_of_messages_visible(
+                            statistic="Maximum"
+                        )
+                    ],
+                    width=12,
+                )
+            )
+        if props.lake is not None and props.audit_table is not None and props.bootstrap_model is not None:
+            self.drift = DriftJob(
+                self,
+                "Drift",
+                config=config,
+                key=props.key,
+                lake=props.lake,
+                audit_table=props.audit_table,
+                endpoint_name=props.endpoint_name,
+                bootstrap_model=props.bootstrap_model,
+            )
+            alarms += _drift_alarms(self, self.dashboard, service_dims)
+            alarms.append(
+                cw.Alarm(
+                    self,
+                    "DriftScheduleDeadLetters",
+                    metric=self.drift.dead_letters.metric_approximate_number_of_messages_visible(
+                        statistic="Maximum"
+                    ),
+                    threshold=0,
+                    comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    evaluation_periods=1,
+                    alarm_description="Messages in the dead-letter queue of the drift job's daily schedule",
+                )
+            )
         for alarm in alarms:
             alarm.add_alarm_action(action)
         CfnOutput(
@@ -196,3 +245,95 @@ class MonitoringStack(Stack):
             "DashboardUrl",
             value=f"https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}#dashboards:name={config.prefix}-overview",
         )
+
+
+def _archive_alarms(
+    scope: Construct, function: lambda_.IFunction, dead_letters: sqs.IQueue
+) -> list[cw.Alarm]:
+    """Decisions the TTL removed live only in the stream (24 h) until archived: page well before that."""
+    return [
+        cw.Alarm(
+            scope,
+            "ArchiveIteratorAge",
+            metric=function.metric("IteratorAge", statistic="Maximum", period=Duration.minutes(5)),
+            threshold=3_600_000,
+            evaluation_periods=1,
+            alarm_description="Decision archive more than 1 h behind the decisions stream (records leave it "
+            "after 24 h: expired decisions not archived by then are lost)",
+        ),
+        cw.Alarm(
+            scope,
+            "ArchiveDeadLetters",
+            metric=dead_letters.metric_approximate_number_of_messages_visible(statistic="Maximum"),
+            threshold=0,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            alarm_description="A batch of expired decisions left the stream unarchived (the message names it)",
+        ),
+    ]
+
+
+def _drift_alarms(scope: Construct, dashboard: cw.Dashboard, service_dims: dict[str, str]) -> list[cw.Alarm]:
+    """The daily drift report's numbers (returnguard/aws/drift_job.py): an alarm past the PSI threshold."""
+    day = Duration.days(1)
+    feature = cw.Metric(
+        namespace=NAMESPACE,
+        metric_name="DriftMaxFeaturePSI",
+        dimensions_map=service_dims,
+        statistic="Maximum",
+        period=day,
+    )
+    score = cw.Metric(
+        namespace=NAMESPACE,
+        metric_name="DriftScorePSI",
+        dimensions_map=service_dims,
+        statistic="Maximum",
+        period=day,
+    )
+    rows = cw.Metric(
+        namespace=NAMESPACE,
+        metric_name="DriftLiveRows",
+        dimensions_map=service_dims,
+        statistic="Maximum",
+        period=day,
+    )
+    threshold = cw.HorizontalAnnotation(value=DRIFT_THRESHOLD, label="drifted")
+    dashboard.add_widgets(
+        cw.GraphWidget(
+            title="Drift: PSI of the worst feature and of the score (daily)",
+            left=[feature, score],
+            left_annotations=[threshold],
+            width=12,
+        ),
+        cw.GraphWidget(title="Drift: live rows compared (daily)", left=[rows], width=6),
+        cw.GraphWidget(
+            title="Drift: PSI per feature (daily)",
+            left=[
+                cw.MathExpression(
+                    expression=f"SEARCH('{{{NAMESPACE},feature,service}} MetricName=\"DriftFeaturePSI\"', 'Maximum', 86400)",
+                    label="",
+                    period=day,
+                )
+            ],
+            left_annotations=[threshold],
+            width=6,
+        ),
+    )
+    return [
+        cw.Alarm(
+            scope,
+            name,
+            metric=metric,
+            threshold=DRIFT_THRESHOLD,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            # no report (no traffic, too few rows) is no evidence of drift
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"{what} PSI at or above {DRIFT_THRESHOLD} against the serving model's training "
+            "window (processed/drift/ has the day's report)",
+        )
+        for name, metric, what in (
+            ("FeatureDrift", feature, "A feature's"),
+            ("ScoreDrift", score, "The score's"),
+        )
+    ]

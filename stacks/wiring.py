@@ -25,6 +25,7 @@ from stacks.etl import EtlProps, EtlStack
 from stacks.ml import MlProps, MlStack
 from stacks.monitoring import MonitoringProps, MonitoringStack
 from stacks.pipeline import PipelineProps, PipelineStack
+from stacks.retention import RetentionProps, RetentionStack
 from stacks.streaming import StreamingProps, StreamingStack
 
 
@@ -40,11 +41,12 @@ class ReturnGuardStacks:
     blocklist: BlocklistStack | None
     account: ApiGatewayAccountStack | None = None  # shared by every stage of the account and region
     batch: BatchStack | None = None
+    retention: RetentionStack | None = None
 
     def all(self) -> list[Stack]:
         """The stage's stacks (the shared account stack is not one of them)."""
         stacks = [self.data, self.streaming, self.etl, self.ml, self.api, self.pipeline, self.monitoring]
-        return stacks + [s for s in (self.blocklist, self.batch) if s]
+        return stacks + [s for s in (self.blocklist, self.batch, self.retention) if s]
 
 
 def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStacks:
@@ -69,6 +71,18 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
     )
     CfnOutput(streaming, "StreamName", value=streaming.stream.stream_name)
     etl = EtlStack(app, f"{name}-Etl", props=EtlProps(config=config, key=data.key, lake=data.lake), env=env)
+    retention = RetentionStack(
+        app,
+        f"{name}-Retention",
+        props=RetentionProps(
+            config=config,
+            key=data.key,
+            lake=data.lake,
+            decisions_table=data.tables["decisions"],
+            database_name=etl.database.ref,
+        ),
+        env=env,
+    )
     ml = MlStack(app, f"{name}-Ml", props=MlProps(config=config, key=data.key, lake=data.lake), env=env)
     CfnOutput(ml, "EndpointName", value=ml.endpoint.attr_endpoint_name)
     api = ApiStack(
@@ -137,6 +151,11 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
                 ("the weekly retraining schedule", pipeline.schedule_dead_letters),
                 *((("the blocklist sync", blocklist.dead_letters),) if blocklist else ()),
             ),
+            archive_function=retention.function,
+            archive_dead_letters=retention.dead_letters,
+            lake=data.lake,
+            audit_table=data.tables["audit"],
+            bootstrap_model=ml.model_artifact,
         ),
         env=env,
     )
@@ -157,7 +176,9 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
     batch.add_stack_dependency(etl, "the predictions table is in the lake's database")
     CfnOutput(batch, "BatchAlertsTopicArn", value=batch.topic.topic_arn)
     CfnOutput(batch, "BatchStateMachineArn", value=batch.state_machine.state_machine_arn)
-    stacks = ReturnGuardStacks(data, streaming, etl, ml, api, pipeline, monitoring, blocklist, account, batch)
+    stacks = ReturnGuardStacks(
+        data, streaming, etl, ml, api, pipeline, monitoring, blocklist, account, batch, retention=retention
+    )
     for stack in stacks.all():
         Tags.of(stack).add("project", "returnguard")
         Tags.of(stack).add("stage", config.stage)

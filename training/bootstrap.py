@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from returnguard.drift import BASELINE_FILE
 from returnguard.fallback import FILE_NAME as FALLBACK_FILE
 from returnguard.returns_policy import RETURN_MODEL_DIR
 
@@ -211,7 +212,7 @@ def package(model_dir: Path, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     model_tar = out / "model.tar.gz"
     with tarfile.open(model_tar.with_suffix(".tmp"), "w:gz") as archive:
-        for name in ("xgboost-model.ubj", "config.json", "metrics.json", FALLBACK_FILE):
+        for name in ("xgboost-model.ubj", "config.json", "metrics.json", FALLBACK_FILE, BASELINE_FILE):
             archive.add(model_dir / name, arcname=name)
         # the return lane's model rides in the same archive (training/inference.py serves both)
         for path in sorted((model_dir / RETURN_MODEL_DIR).glob("*")):

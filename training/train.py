@@ -16,7 +16,8 @@ window, code version), metrics.json, fallback_model.json (the logistic regressio
 own thresholds and test metrics: the score function evaluates it in pure Python when the endpoint
 cannot answer; see returnguard/fallback.py), evaluation.json (the promotion gate's evidence: this model
 and the serving one, given as --champion or the `champion` channel, scored on the same mature test
-window; see returnguard/gate.py). Output dir: test-window predictions for the report.
+window; see returnguard/gate.py), drift_baseline.json (the drift job's reference histograms,
+returnguard/drift.py). Output dir: test-window predictions for the report.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from returnguard import fallback, gate
+from returnguard import drift, fallback, gate
 from returnguard.features import FEATURES, RETURN_FEATURES, RETURN_REASON_CODES, Feature
 
 MODEL_FILE = "xgboost-model.ubj"
@@ -745,6 +746,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         champion=args.champion,
         lane=lane,
     )
+    # The drift job's reference: features over the rows the model learned from, the score over its own
+    # out-of-sample scores on the test window (in-sample scores are sharper than any live ones).
+    drift_baseline = drift.build_baseline(
+        version,
+        {name: train[name].tolist() for name in lane.names},
+        test_scores["xgboost"].tolist(),
+        window={"features": window(train), "score": window(test)},
+    )
     write_atomically(
         Path(args.model_dir),
         {
@@ -753,6 +762,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "metrics.json": metrics,
             fallback.FILE_NAME: fallback_model,
             gate.EVIDENCE_FILE: evidence,
+            drift.BASELINE_FILE: drift_baseline.as_dict(),
         },
     )
 

@@ -36,6 +36,9 @@ def test_demo_runs_every_step_offline(tmp_path) -> None:
     rising = [float(s) for s in re.findall(r"score (\d\.\d{3})", out)]
     assert len(rising) == 5 and rising[-1] > rising[0]  # returns streamed in raise the score
     assert "curl -s http://127.0.0.1:" in out
+    # the drift job ran on the decisions the demo made, and left its report in the local lake
+    assert re.search(r"drift of 1\d\d decisions against model \S+'s training window: \w+", out)
+    assert list((tmp_path / "lake" / "processed" / "drift").glob("dt=*/report-*.json"))
     lines = (tmp_path / "score-function.log").read_text().splitlines()
     assert sum(1 for line in lines if json.loads(line).get("message") == "decided") >= 100
 

@@ -109,7 +109,18 @@ def test_waf_logs_blocked_requests_to_an_encrypted_aws_waf_logs_group_without_th
 
 
 def _name(synth, stack) -> str:
-    for name in ("data", "streaming", "etl", "ml", "api", "pipeline", "monitoring", "blocklist", "batch"):
+    for name in (
+        "data",
+        "streaming",
+        "etl",
+        "ml",
+        "api",
+        "pipeline",
+        "monitoring",
+        "blocklist",
+        "batch",
+        "retention",
+    ):
         if getattr(synth.stacks, name) is stack:
             return name
     raise AssertionError(stack.stack_name)
@@ -141,10 +152,11 @@ def test_schedules_and_alert_subscription_have_dead_letter_queues(request, stage
         assert "RedrivePolicy" in subscription["Properties"]
 
 
-@pytest.mark.parametrize(("stage", "queues"), [("dev", 1), ("prod", 2)])
+@pytest.mark.parametrize(("stage", "queues"), [("dev", 3), ("prod", 4)])
 def test_every_dead_letter_queue_alarms_to_the_alert_topic(request, stage, queues):
-    # Given the stage's dead-letter queues (the stream's, the retraining schedule's, in prod also the
-    # blocklist sync's; the alert subscription's own DLQ cannot alarm through the topic it backs up)
+    # Given the stage's dead-letter queues (the stream's, the retraining schedule's, the decision archive's,
+    # the drift schedule's, in prod also the blocklist sync's; the alert subscription's own DLQ cannot
+    # alarm through the topic it backs up)
     synth = request.getfixturevalue(stage)
     alarms = resources(synth, "monitoring", "AWS::CloudWatch::Alarm").values()
     on_queues = [a["Properties"] for a in alarms if a["Properties"].get("Namespace") == "AWS/SQS"]
@@ -152,6 +164,8 @@ def test_every_dead_letter_queue_alarms_to_the_alert_topic(request, stage, queue
     # Then each has an alarm on its visible messages, sent to the alerts topic
     assert len(on_queues) == queues + 1, described
     assert "Messages in the dead-letter queue of the weekly retraining schedule" in described
+    assert "Messages in the dead-letter queue of the drift job's daily schedule" in described
+    assert any("expired decisions" in d for d in described)  # the decision archive's
     if stage == "prod":
         assert "Messages in the dead-letter queue of the blocklist sync" in described
     for alarm in on_queues:

@@ -668,7 +668,18 @@ def test_assets_need_no_docker_and_lambda_folder_is_small_with_domain(dev):
 
 
 def _attr(synth, stack) -> str:
-    for name in ("data", "streaming", "etl", "ml", "api", "pipeline", "monitoring", "blocklist", "batch"):
+    for name in (
+        "data",
+        "streaming",
+        "etl",
+        "ml",
+        "api",
+        "pipeline",
+        "monitoring",
+        "blocklist",
+        "batch",
+        "retention",
+    ):
         if getattr(synth.stacks, name) is stack:
             return name
     raise KeyError(stack.stack_name)

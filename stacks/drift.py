@@ -1,0 +1,154 @@
+"""The drift job construct: a daily function comparing the last day's traffic with the serving model's
+training window (returnguard/drift.py), its schedule and its exact permissions. Alarms and widgets on its
+metrics are the Monitoring stack's."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as assets
+from constructs import Construct
+
+from returnguard.aws.drift_job import DRIFT_PREFIX, METRIC_NAMESPACE
+from stacks.config import StageConfig
+from stacks.constructs import PythonFunction, dead_letter_queue, grant_asset_read, logical_id, suppress
+from stacks.ml import DATA_CAPTURE_PREFIX, MODEL_ARTIFACTS_PREFIX
+from stacks.packaging import lambda_staging_folder
+
+DRIFT_THRESHOLD = 0.25  # PSI at which the alarm fires (returnguard.drift.DRIFTED)
+
+
+class DriftJob(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: StageConfig,
+        key: kms.IKey,
+        lake: s3.IBucket,
+        audit_table: dynamodb.ITable,
+        endpoint_name: str,
+        bootstrap_model: assets.Asset,
+    ) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        # Serverless endpoints have no data capture: the audit trail holds the same vectors and scores.
+        source = "audit" if config.endpoint.mode == "serverless" else "capture"
+        job = PythonFunction(
+            self,
+            "DriftJob",
+            config=config,
+            key=key,
+            code_folder=lambda_staging_folder("drift"),
+            memory_size=1024,
+            timeout=Duration.minutes(5),
+            description="Daily PSI of each feature and of the score against the serving model's training window",
+            environment={
+                "RG_ENDPOINT_NAME": endpoint_name,
+                "RG_LAKE_BUCKET": lake.bucket_name,
+                "RG_DRIFT_SOURCE": source,
+                "RG_CAPTURE_PREFIX": DATA_CAPTURE_PREFIX,
+                "RG_AUDIT_TABLE": audit_table.table_name,
+                "RG_DRIFT_WINDOW_HOURS": "24",
+                "RG_DRIFT_THRESHOLD": str(DRIFT_THRESHOLD),
+                "POWERTOOLS_SERVICE_NAME": "returnguard",
+                "POWERTOOLS_LOG_LEVEL": config.log_level,
+            },
+        )
+        self.function = job.function
+        self.dead_letters = dead_letter_queue(
+            self, "ScheduleDeadLetters", key=key, of="the drift job's daily schedule"
+        )
+        self.rule = events.Rule(
+            self,
+            "Daily",
+            schedule=events.Schedule.cron(minute="30", hour="1"),
+            targets=[
+                targets.LambdaFunction(
+                    self.function,
+                    retry_attempts=2,
+                    dead_letter_queue=self.dead_letters,
+                )
+            ],
+            description="Drift report over the previous 24 hours",
+        )
+        role = job.role
+        arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpoint"], resources=[f"{arn}:endpoint/{endpoint_name}"]
+            )
+        )
+        # The serving config and model names change with every promotion (retraining names them).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
+                resources=[f"{arn}:endpoint-config/*", f"{arn}:model/*"],
+            )
+        )
+        lake.grant_read(role, f"{MODEL_ARTIFACTS_PREFIX}*")
+        lake.grant_read(role, f"{DATA_CAPTURE_PREFIX}*")
+        lake.grant_put(role, f"{DRIFT_PREFIX}*")
+        grant_asset_read(bootstrap_model, role)
+        if source == "audit":
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[audit_table.table_arn])
+            )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}},
+            )
+        )
+        key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+        lake_id = logical_id(lake)  # type: ignore[arg-type]
+        suppress(
+            role,
+            "AwsSolutions-IAM5",
+            "Reads model artifacts and data capture and writes drift reports under their lake prefixes only; "
+            "DescribeEndpointConfig/DescribeModel on any config and model because promotion creates new names "
+            "(read-only, no data); PutMetricData supports no resource but is conditioned on the ReturnGuard "
+            "namespace; KMS data-key actions on the one stage key.",
+            applies_to=[
+                "Action::s3:GetBucket*",
+                "Action::s3:GetObject*",
+                "Action::s3:List*",
+                "Action::s3:Abort*",
+                "Action::s3:PutObject*",
+                "Action::kms:GenerateDataKey*",
+                "Action::kms:ReEncrypt*",
+                "Resource::*",
+                f"Resource::<{lake_id}.Arn>/{MODEL_ARTIFACTS_PREFIX}*",
+                f"Resource::<{lake_id}.Arn>/{DATA_CAPTURE_PREFIX}*",
+                f"Resource::<{lake_id}.Arn>/{DRIFT_PREFIX}*",
+                {
+                    "regex": "/^Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:(endpoint-config|model)/\\*$/"
+                },
+            ],
+        )
+        reason = (
+            "Invoked asynchronously once a day by its EventBridge rule (undeliverable events go to the rule's "
+            "dead-letter queue); a failed run is in the function's Errors and logs, shows as a gap in the daily "
+            "drift metrics, and the next run reports the following day: there is no event worth replaying."
+        )
+        suppress(self.function, "Serverless-LambdaDLQ", reason)
+        suppress(self.function, "NIST.800.53.R5-LambdaDLQ", reason)
+        suppress(
+            self.function,
+            "NIST.800.53.R5-LambdaConcurrency",
+            "Runs once a day from one schedule; reserving concurrency would take it from the account's "
+            "unreserved pool (new accounts have 10).",
+        )
+        suppress(
+            self.function,
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "Calls only AWS APIs (SageMaker, S3, DynamoDB, CloudWatch) over TLS with IAM authentication and "
+            "reaches no private resource; a VPC would add NAT or interface endpoints and protect nothing more.",
+        )
