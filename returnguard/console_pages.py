@@ -142,7 +142,7 @@ def queue_page(
         f"{_number_input('min_amount', q.min_amount, 'Amount ≥')}"
         f"{_number_input('max_amount', q.max_amount, 'Amount ≤')}"
         f"<label>Sort {_select('sort', SORTS, q.sort, blank='')}</label>"
-        f"<label>Order {_select('descending', ('0', '1'), '1' if q.descending else '0', blank='')}</label>"
+        f"<label>Descending {_select('descending', ('0', '1'), '1' if q.descending else '0', blank='')}</label>"
         '<button type="submit" id="apply-filters">Apply</button> <a href="/">Reset</a></form>'
     )
     rows = []
@@ -177,6 +177,13 @@ def queue_page(
 def _table(rows: Iterable[tuple[str, str]], css: str) -> str:
     cells = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     return f'<table class="{esc(css)}">{cells}</table>'
+
+
+def _verdict_text(case: Case) -> str:
+    """A similar case's outcome: the analyst's verdict, or what the engine did when no one reviewed it."""
+    if case.status in ("confirmed_abuse", "legitimate", "need_more_info"):
+        return case.status
+    return f"{'waiting' if case.waiting else 'not reviewed'} ({case.action})"
 
 
 def case_page(
@@ -258,7 +265,7 @@ def case_page(
     )
     similar_rows = "".join(
         f'<tr><td><a href="/cases/{esc(quote(c.decision_id, safe=""))}">{esc(c.order_id)}</a></td>'
-        f"<td>{similarity:.2f}</td><td>{esc(c.risk_level)}</td><td>{esc(c.status)}</td></tr>"
+        f"<td>{similarity:.2f}</td><td>{esc(c.risk_level)}</td><td>{esc(_verdict_text(c))}</td></tr>"
         for c, similarity in similar
     )
     audit = "".join(

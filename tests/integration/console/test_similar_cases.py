@@ -116,3 +116,10 @@ def test_the_report_section_clusters_the_lakes_written_reasons(model: MiniLM, tm
     sizes = [int(cell) for cell in re.findall(r"<tr><td>[^<]*</td><td>(\d+)</td>", page)]
     assert len(sizes) == 4 and sum(sizes) == written
     assert lake_reason_clusters(tmp_path / "nowhere") == ""
+
+
+def test_the_case_view_names_a_similar_cases_outcome() -> None:
+    from returnguard.console_pages import _verdict_text
+
+    assert _verdict_text(record("x", "r", "damaged", "confirmed_abuse")) == "confirmed_abuse"
+    assert _verdict_text(record("y", "r", "damaged")) == "waiting (manual_review)"
