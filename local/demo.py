@@ -32,7 +32,7 @@ from training.bootstrap import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-TOTAL_STEPS = 9
+TOTAL_STEPS = 10
 SPREAD_DAYS = 28  # the sample orders' time span after the history ends
 ABUSIVE_BEFORE = (
     "      abusive before: 1 when the customer's order in the test window ended in abuse (known later; the "
@@ -401,6 +401,14 @@ def run(args: argparse.Namespace, port: int) -> int:
             print(returned.to_string(index=False), flush=True)
         done(started)
 
+        started = step(
+            10,
+            TOTAL_STEPS,
+            "batch: drop a card transactions file in the lake, watch it scored, read the alert",
+        )
+        batch_demo(aws, paths.work / "payments", args.force)
+        done(started)
+
         print(f"\nDemo finished in {time.perf_counter() - began:.0f}s. Try it yourself:", flush=True)
         example = json.dumps(requests_[0], separators=(",", ":"))
         print(
@@ -450,6 +458,31 @@ def print_drift(aws, work: Path) -> None:
     for line in drift.summary(report, top=3):
         print(f"      {line}", flush=True)
     print(f"      drift report: {path}", flush=True)
+
+
+def batch_demo(aws, work: Path, force: bool) -> None:
+    """Seed 003's pipeline on the local stack: one file uploaded, scored and summarised in one alert."""
+    import json as json_
+
+    from batch.local import LocalBatch, demo_inputs, score_file
+
+    model_dir, path = demo_inputs(work, force=force)
+    local = LocalBatch.attach(aws)
+    local.publish_model(model_dir)
+    run = score_file(local, path)
+    print(
+        f"      uploaded s3://{aws.bucket}/{run['claim']['key']} ({run['claim']['size_bytes']:,} bytes)",
+        flush=True,
+    )
+    outcome = run["outcome"]
+    if outcome is None:
+        print("      (already processed in this session: no second alert)", flush=True)
+        return
+    delivered = local.alerts()
+    print(f"      {len(delivered)} alert on the topic; its e-mail text:", flush=True)
+    print(f"      Subject: {outcome['alert']['subject']}", flush=True)
+    for line in json_.loads(outcome["alert"]["message"])["email"].splitlines()[:9]:
+        print(f"      {line}", flush=True)
 
 
 def quiet_py4j() -> None:

@@ -27,9 +27,14 @@ def test_demo_runs_every_step_offline(tmp_path) -> None:
     )
     out = run.stdout
     assert run.returncode == 0, out[-3000:] + run.stderr[-3000:]
-    for number in range(1, 10):
-        assert f"[{number}/9]" in out
+    for number in range(1, 11):
+        assert f"[{number}/10]" in out
     assert "abuse: refund above paid" in out and "deny_refund" in out  # the return step's table
+    # the batch step: one file scored, one alert with its top flagged rows
+    assert "1 alert on the topic" in out and re.search(
+        r"Subject: ReturnGuard batch: \d+ of 5,000 flagged", out
+    )
+    assert "Top flagged rows" in out
     assert (tmp_path / "report" / "report.html").is_file()
     scored = re.findall(r"^\S+-demo \S+ .* (low|medium|high|critical) ", out, re.MULTILINE)
     assert len(scored) == 20  # the first 20 of the 100 rows are printed
