@@ -142,7 +142,8 @@ def case_from_record(record: Mapping[str, Any]) -> Case:
         amount=_number(order.get("amount", order.get("refund_amount", record.get("amount")))),
         currency=str(order.get("currency") or record.get("currency") or ""),
         region=str(order.get("region") or record.get("region") or ""),
-        flagged=bool(record.get("flagged")),
+        # a lane may say itself that a person must look (the return lane's review_required)
+        flagged=bool(record.get("flagged") or response.get("review_required")),
         status=str(record.get("review_status") or "open"),
         reviewed_by=str(record.get("reviewed_by") or ""),
         reviewed_at=str(record.get("reviewed_at") or ""),

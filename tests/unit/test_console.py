@@ -51,6 +51,13 @@ def test_what_waits_for_a_person() -> None:
     assert not needs_person("approve") and not needs_person("block") and needs_person("approve", flagged=True)
 
 
+def test_a_decision_that_says_review_required_waits_whatever_its_action() -> None:
+    raw = record("R", action="open_box_pickup")
+    assert not case_from_record(raw).waiting
+    response = json.loads(raw["response"]) | {"review_required": True}
+    assert case_from_record({**raw, "response": json.dumps(response)}).waiting
+
+
 def test_a_lane_that_stores_less_still_reads() -> None:
     case = case_from_record(
         {"decision_id": "d1", "created_at": "2026-11-30T10:00:00Z", "action": "manual_review"}
