@@ -6,11 +6,18 @@
     returnguard decision dec_0123...              # a stored decision
     returnguard health
     returnguard batch score transactions.csv      # the batch pipeline on one file, against local AWS
+    returnguard invoke --file features.json --model payment     # the model endpoint itself (seed 001)
 
 The API's address comes from --url or RETURNGUARD_URL; without them, from build/demo/api.json,
 which the local API (`make demo SERVE=1`, `python -m local.api_server`) writes while it runs; else
 http://127.0.0.1:8000. For the deployed API pass the stack output ApiBaseUrl. The key comes from --api-key or RETURNGUARD_API_KEY (sent as x-api-key, as the deployed API expects). Exit
 status: 0 answered, 1 the API refused (its error code is printed), 2 bad usage or API unreachable.
+
+`invoke` calls the model endpoint the way seed 001's invoke script does: a JSON object of features
+in, `{"fraud_probability": p}` out (`{"instances": [...]}` gets the full answer with contributions).
+Locally it posts to the inference server's /invocations (--inference-url, RETURNGUARD_INFERENCE_URL);
+with --endpoint-name it calls the SageMaker endpoint (the `returnguard` command passes the AWS caller
+in from returnguard/aws/cli.py, so this module stays free of boto3).
 """
 
 from __future__ import annotations
@@ -21,10 +28,14 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_INFERENCE_URL = "http://127.0.0.1:8080"
+# (endpoint name, region or None, JSON body) -> (HTTP status, answer body): the SageMaker runtime call
+EndpointInvoker = Callable[[str, "str | None", bytes], tuple[int, bytes]]
 LOCAL_API_FILE = Path("build") / "demo" / "api.json"  # written by the local API while it serves
 
 
@@ -165,6 +176,19 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--locale", default="en", choices=["en", "hi"])
     score.add_argument("--explain", default="template", choices=["template", "narrative"])
 
+    invoke = commands.add_parser("invoke", help="call the model endpoint: features in, fraud probability out")
+    invoke.add_argument("--file", required=True, help="a JSON object of features ('-': stdin)")
+    invoke.add_argument("--model", choices=["order", "return", "payment"], help="the archive's lane")
+    invoke.add_argument(
+        "--inference-url",
+        default=os.environ.get("RETURNGUARD_INFERENCE_URL", DEFAULT_INFERENCE_URL),
+        help="the local inference server (python -m local.inference_server prints it)",
+    )
+    invoke.add_argument(
+        "--endpoint-name", help="a SageMaker endpoint instead (AWS credentials from the environment)"
+    )
+    invoke.add_argument("--region")
+
     decision = commands.add_parser("decision", help="show a stored decision")
     decision.add_argument("decision_id")
     commands.add_parser("health", help="is the API up, which model does it serve")
@@ -190,7 +214,32 @@ def _parser() -> argparse.ArgumentParser:
 REQUIRED = ("order_id", "customer_id", "product_id", "region", "amount", "address")
 
 
-def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+def invoke_local(url: str, body: bytes, timeout_s: float = 10.0) -> tuple[int, bytes]:
+    """POST the body to the inference server's /invocations: (status, answer)."""
+    request = urllib.request.Request(
+        url.rstrip("/") + "/invocations",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        raise Unreachable(f"cannot reach the inference server at {url}: {error}") from None
+
+
+def invoke_body(features: Any, model: str | None) -> bytes:
+    if not isinstance(features, dict) or not features:
+        raise ValueError("the features must be a JSON object (feature: value), or {'instances': [...]}")
+    return json.dumps({**features, "model": model} if model else features).encode("utf-8")
+
+
+def main(
+    argv: list[str] | None = None, out: TextIO | None = None, endpoint_invoker: EndpointInvoker | None = None
+) -> int:
     out = out or sys.stdout
     parser = _parser()
     args = parser.parse_args(argv)
@@ -200,7 +249,20 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         return batch_score(args, out)
     client = Client(args.url or default_url(), args.api_key)
     try:
-        if args.command == "score":
+        if args.command == "invoke":
+            text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+            body = invoke_body(json.loads(text), args.model)
+            if args.endpoint_name:
+                if endpoint_invoker is None:
+                    parser.error("--endpoint-name needs the AWS caller: run the `returnguard` command")
+                status, raw = endpoint_invoker(args.endpoint_name, args.region, body)
+            else:
+                status, raw = invoke_local(args.inference_url, body)
+            answer = json.loads(raw.decode("utf-8") or "{}")
+            if status >= 400:
+                raise ApiError(status, answer if isinstance(answer, dict) else {})
+            print(json.dumps(answer, ensure_ascii=False), file=out)
+        elif args.command == "score":
             if args.file:
                 text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
                 request = json.loads(text)

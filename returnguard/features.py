@@ -380,7 +380,11 @@ RETURN_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in RETURN_FEATURES)
 RETURN_FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in RETURN_FEATURES}
 RETURN_RISK_SIGNALS: frozenset[str] = frozenset(f.name for f in RETURN_FEATURES if f.direction > 0)
 # The two lanes' specs by the name the model config and the API use for them.
-LANES: dict[str, tuple[Feature, ...]] = {"order": FEATURES, "return": RETURN_FEATURES}
+LANES: dict[str, tuple[Feature, ...]] = {
+    "order": FEATURES,
+    "return": RETURN_FEATURES,
+    "payment": PAYMENT_FEATURES,
+}
 
 
 class FeatureError(ValueError):

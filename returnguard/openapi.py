@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from returnguard.payment_scoring import PaymentRiskRequest, PaymentRiskResponse
 from returnguard.schemas import ReturnScoreRequest, ReturnScoreResponse, RiskScoreRequest, RiskScoreResponse
 
 VERSION = "1.0.0"
@@ -74,7 +75,10 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def _decision(description: str) -> dict[str, Any]:
-    lanes = [{"$ref": REF.format(model=name)} for name in ("RiskScoreResponse", "ReturnScoreResponse")]
+    lanes = [
+        {"$ref": REF.format(model=name)}
+        for name in ("RiskScoreResponse", "ReturnScoreResponse", "PaymentRiskResponse")
+    ]
     return {
         "description": description,
         "content": {"application/json": {"schema": {"oneOf": lanes}}},
@@ -88,6 +92,8 @@ def spec() -> dict[str, Any]:
             (ReturnScoreRequest, "validation"),
             (RiskScoreResponse, "serialization"),
             (ReturnScoreResponse, "serialization"),
+            (PaymentRiskRequest, "validation"),
+            (PaymentRiskResponse, "serialization"),
         ],
         ref_template=REF,
     )
@@ -158,12 +164,13 @@ def spec() -> dict[str, Any]:
             "/v1/risk-score": {
                 "post": {
                     "operationId": "scoreOrder",
-                    "summary": "Score one order or one return request",
+                    "summary": "Score one order, one return request or one card payment",
                     "description": "`event_type` says which: an `order` gets a risk level and an order "
                     "action; a `return` gets a refund action from the deployment's ladder, and "
-                    "`deny_refund` only from a hard rule, with `review_required`. Idempotent on "
-                    "(event_type, order.order_id or return.return_id): the same body again returns the "
-                    "stored decision; a different body with the same id is 409.",
+                    "`deny_refund` only from a hard rule, with `review_required`; a `payment` gets "
+                    "approve, step_up_authentication, review or decline. Idempotent on (event_type, "
+                    "order.order_id, return.return_id or payment.transaction_id): the same body again "
+                    "returns the stored decision; a different body with the same id is 409.",
                     "security": api_key,
                     "requestBody": {
                         "required": True,
@@ -173,12 +180,14 @@ def spec() -> dict[str, Any]:
                                     "oneOf": [
                                         {"$ref": REF.format(model="RiskScoreRequest")},
                                         {"$ref": REF.format(model="ReturnScoreRequest")},
+                                        {"$ref": REF.format(model="PaymentRiskRequest")},
                                     ],
                                     "discriminator": {
                                         "propertyName": "event_type",
                                         "mapping": {
                                             "order": REF.format(model="RiskScoreRequest"),
                                             "return": REF.format(model="ReturnScoreRequest"),
+                                            "payment": REF.format(model="PaymentRiskRequest"),
                                         },
                                     },
                                 }

@@ -82,6 +82,9 @@ def generate(config: PaymentSynthConfig) -> pd.DataFrame:
     rng = np.random.default_rng([config.seed, 12])
     n_terminals, n_merchants = config.terminals, config.merchants
     kind = rng.choice(["pos", "online", "atm"], size=n_terminals, p=[0.6, 0.3, 0.1])
+    for i, wanted in enumerate(("pos", "online", "atm")):  # every kind exists, however few terminals
+        if not (kind == wanted).any():
+            kind[i] = wanted
     merchant_of = rng.integers(0, n_merchants, n_terminals)
     # resaleable goods: fraudsters prefer these online checkouts
     online = np.flatnonzero(kind == "online")

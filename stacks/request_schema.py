@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from returnguard.payment_scoring import PaymentRiskRequest
 from returnguard.schemas import ReturnScoreRequest, RiskScoreRequest
 
 # one request model per event type; the gateway accepts a body exactly one of them accepts
-LANE_REQUESTS = (RiskScoreRequest, ReturnScoreRequest)
+LANE_REQUESTS = (RiskScoreRequest, ReturnScoreRequest, PaymentRiskRequest)
 
 _DROPPED = {"title", "default", "format", "description"}
 

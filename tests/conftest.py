@@ -92,3 +92,14 @@ def two_lane_model(trained_model, return_table, tmp_path_factory):
     from tests.return_model import add_return_model
 
     return add_return_model(trained_model[0], tmp_path_factory.mktemp("two-lane") / "model", return_table)
+
+
+@pytest.fixture(scope="session")
+def payment_lane_model(trained_model, tmp_path_factory):
+    """The order model with a small card-payment model under payment/ (trained here on the payment
+    features of a synthetic history: ~7,000 payments, 40 rounds)."""
+    from tests.payment_model import add_payment_model, payment_table
+
+    return add_payment_model(
+        trained_model[0], tmp_path_factory.mktemp("payment-lane") / "model", payment_table()
+    )

@@ -12,6 +12,11 @@ One archive, both lanes: the order model's files sit at the archive root and the
 the archive carries one, under `return/` (its own config.json with RETURN_FEATURE_NAMES and
 xgboost-model.ubj). A JSON request names the lane with `"model": "return"` beside `instances`; without
 it (and for CSV) the order model answers, so one endpoint serves both with no second always-on cost.
+The card-payment model rides the same way under `payment/` (`"model": "payment"`).
+
+Seed 001's plain shape: a JSON object of feature values with no `instances` (one transaction, plus
+`"model"` to name a lane; no nested lists or objects) is answered `{"fraud_probability": p}` alone,
+for callers that only want the probability.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class LaneRows:
 
     lane: str
     rows: np.ndarray
+    plain: bool = False  # seed 001's shape: answer {"fraud_probability": p} only
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -131,6 +137,11 @@ def input_fn(
     if media == JSON:
         document = _json_document(text)
         lane = lane_of(document)
+        if _plain(document):
+            instance = {k: v for k, v in document.items() if k != "model"}
+            spec = LANES[lane] if lane != ORDER_LANE or features is None else None
+            plain_rows = _json_rows({"instances": [instance]}, features if spec is None else None, spec)
+            return LaneRows(lane, np.asarray(plain_rows, dtype=np.float64), plain=True)
         if lane != ORDER_LANE:
             spec = LANES[lane]
             lane_rows = _json_rows(document, None, spec)
@@ -143,6 +154,16 @@ def input_fn(
     if len(rows) > MAX_ROWS:
         raise InferenceError(413, "too_many_rows", f"at most {MAX_ROWS} rows per request, got {len(rows)}")
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
+
+
+def _plain(document: Any) -> bool:
+    """Seed 001's shape: one object of feature values (no `instances`, no nested lists or objects)."""
+    return (
+        isinstance(document, dict)
+        and bool(document)
+        and "instances" not in document
+        and not any(isinstance(value, (list, dict)) for value in document.values())
+    )
 
 
 def _json_document(text: str) -> Any:
@@ -230,6 +251,10 @@ def _csv_rows(text: str, names: Sequence[str], missing_allowed: bool) -> list[li
     return rows
 
 
+def _matrix(data: np.ndarray, model: LoadedModel) -> xgb.DMatrix:
+    return xgb.DMatrix(data, feature_names=list(model.feature_names))
+
+
 def explain_rows(data: np.ndarray, model: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
     """(scores, contributions) for a float matrix in model order: exact TreeSHAP (pred_contribs),
     one column per feature plus the base value last; score = sigmoid(row sum)."""
@@ -240,6 +265,13 @@ def explain_rows(data: np.ndarray, model: LoadedModel) -> tuple[np.ndarray, np.n
 
 
 def predict_fn(data: np.ndarray | LaneRows, model: LoadedModel) -> dict[str, Any]:
+    if isinstance(data, LaneRows) and data.plain:
+        served = model if data.lane == ORDER_LANE else model.lanes.get(data.lane)
+        if served is None:
+            raise InferenceError(
+                404, "model_not_in_archive", f"this model archive carries no {data.lane} model", field="model"
+            )
+        return {"fraud_probability": float(served.booster.predict(_matrix(data.rows, served))[0])}
     if isinstance(data, LaneRows):
         if data.lane not in model.lanes:
             raise InferenceError(

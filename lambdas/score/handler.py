@@ -47,6 +47,8 @@ from returnguard.narrative import (
     bedrock_config,
     wanted,
 )
+from returnguard.payment_scoring import PaymentRiskRequest, decide_payment, payment_policy
+from returnguard.payment_scoring import request_hash as payment_request_hash
 from returnguard.policy import PolicyConfig
 from returnguard.ports import ModelUnavailable
 from returnguard.returns_policy import return_policy
@@ -65,6 +67,8 @@ class Settings(BaseModel):
     inference_url: str = Field(default="", alias="RG_INFERENCE_URL")
     model_config_json: str = Field(alias="RG_MODEL_CONFIG", min_length=2)
     policy_json: str = Field(default="{}", alias="RG_POLICY")  # overrides of the model's policy
+    # the payment lane's policy overrides (the order policy's settings; thresholds from the model's `payment`)
+    payment_policy_json: str = Field(default="{}", alias="RG_PAYMENT_POLICY")
     return_policy_json: str = Field(default="{}", alias="RG_RETURN_POLICY")  # the refund ladder's overrides
     explanations_table: str = Field(default="", alias="RG_EXPLANATIONS_TABLE")
     bedrock_model_id: str = Field(default="", alias="RG_BEDROCK_MODEL_ID")
@@ -133,11 +137,22 @@ class Settings(BaseModel):
             return_policy(json.loads(info.data["model_config_json"]), json.loads(value))
         return value
 
+    @field_validator("payment_policy_json")
+    @classmethod
+    def _valid_payment_policy(cls, value: str, info: ValidationInfo) -> str:
+        overrides = json.loads(value)
+        if not isinstance(overrides, dict):
+            raise ValueError('must be a JSON object, e.g. {"medium": 0.2}')
+        if "model_config_json" in info.data:
+            payment_policy(json.loads(info.data["model_config_json"]), overrides)
+        return value
+
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 MODEL_CONFIG = json.loads(settings.model_config_json)
 POLICY = PolicyConfig.from_model_config(MODEL_CONFIG, json.loads(settings.policy_json))
 RETURN_POLICY = return_policy(MODEL_CONFIG, json.loads(settings.return_policy_json))
+PAYMENT_POLICY = payment_policy(MODEL_CONFIG, json.loads(settings.payment_policy_json))
 SECRETS = CallBounds(connect_timeout_s=1.0, read_timeout_s=2.0, max_attempts=3)  # once, at cold start
 KEY_CLIENTS = access.parse_key_clients(settings.api_clients_json) if settings.api_clients_json else None
 LOCAL_CLIENT = access.Client("local", frozenset(access.SCOPES))
@@ -178,6 +193,7 @@ model = GuardedModel(endpoint, CircuitBreaker())  # per execution environment
 # the return model rides in the same archive; without one (no `return` in RG_MODEL_CONFIG) return
 # decisions are degraded: rules and the ladder's floor, no score
 return_model = GuardedModel(_endpoint("return"), CircuitBreaker()) if "return" in MODEL_CONFIG else None
+payment_model = GuardedModel(_endpoint("payment"), CircuitBreaker())  # no payment model: degraded, step-up
 order_records = OrderRecords(_dynamodb, settings.features_table)
 _bundled_fallback = Path(__file__).with_name(FALLBACK_FILE)
 FALLBACK: FallbackModel | None = (
@@ -265,6 +281,8 @@ def risk_score() -> Any:
     body = _read_body()
     if body.get("event_type") == "return":
         return _score_return(ReturnScoreRequest.model_validate(body), caller, started)
+    if body.get("event_type") == "payment":
+        return _score_payment(PaymentRiskRequest.model_validate(body), caller, started)
     request = RiskScoreRequest.model_validate(body)
     ORDER_TIMES.check(request.order.order_time, datetime.now(timezone.utc))
     request_hash = body_hash(request)
@@ -360,6 +378,31 @@ def _score_return(request: ReturnScoreRequest, caller: access.Client, started: f
         logger.info("idempotent replay", extra={"decision_id": response.decision_id})
         return saved
     _count(response)
+    return saved
+
+
+def _score_payment(request: PaymentRiskRequest, caller: access.Client, started: float) -> Any:
+    """A card payment: the same path as an order (window, keyed id, decision + audit, idempotency)."""
+    try:
+        ORDER_TIMES.check(request.payment.transaction_time, datetime.now(timezone.utc))
+    except OrderTimeOutOfWindow as error:
+        error.field = "payment.transaction_time"
+        raise
+    named = access.decision_id(DECISION_ID_SECRET, caller.name, "payment", request.payment.transaction_id)
+    decision = decide_payment(
+        request, features, payment_model, PAYMENT_POLICY, decision_id=named, started=started
+    )
+    saved, replayed = decisions.save(
+        decision.response,  # type: ignore[arg-type]  # the store reads the fields all responses share
+        customer_id=request.payment.customer_id,
+        request_hash=payment_request_hash(request),
+        api_client=caller.name,
+        features=decision.vector,
+        request=request.model_dump(mode="json"),
+        contributions=decision.contributions,
+    )
+    if not replayed:
+        _count(decision.response)
     return saved
 
 

@@ -11,7 +11,8 @@ A block is classified by its language or by a marker on the line before its fenc
     <!-- docs-test: aws -->             needs an AWS account: not run; every JSON body it sends (-d '...')
                                         must pass the request model, every `make` target, module, script and
                                         stack output it names must exist
-    <!-- docs-test: json KIND -->       (request, response, return-request, return-response, error, events,
+    <!-- docs-test: json KIND -->       (request, response, return-request, return-response, payment-request,
+                                        payment-response, error, events,
                                         inference) validated by the model
     <!-- docs-test: covered-by PATH::TEST -->  run by that test (which must exist), e.g. `make demo`
     <!-- docs-test: text -->            not a command: a diagram, a layout, sample output
@@ -215,6 +216,11 @@ def test_json_examples_match_the_models(block: Block) -> None:
             ReturnScoreRequest.model_validate(document)
         elif block.argument == "return-response":
             ReturnScoreResponse.model_validate(document)
+        elif block.argument in ("payment-request", "payment-response"):
+            from returnguard.payment_scoring import PaymentRiskRequest, PaymentRiskResponse
+
+            model = PaymentRiskRequest if block.argument == "payment-request" else PaymentRiskResponse
+            model.model_validate(document)
         elif block.argument == "error":
             error = document["error"]
             assert set(error) >= {"code", "message", "field"}, error

@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
+from returnguard.payment_scoring import PaymentRiskRequest
 from returnguard.schemas import ReturnScoreRequest, RiskScoreRequest
 from stacks.request_schema import RISK_SCORE_REQUEST
 from tests.unit.returns.requests import body
@@ -59,7 +60,7 @@ def variants():
     yield "extra top-level field", {**GOOD, "debug": True}
     yield "unknown locale", {**GOOD, "locale": "fr"}
     yield "boolean explain", {**GOOD, "explain": True}
-    yield "unknown event type", {**GOOD, "event_type": "payment"}
+    yield "unknown event type", {**GOOD, "event_type": "refund"}
     yield "empty id", {**GOOD, "order": {**GOOD["order"], "order_id": ""}}
     yield "a return", RETURN
     yield (
@@ -83,12 +84,44 @@ def variants():
         yield f"a return missing {field}", body
 
 
-@pytest.mark.parametrize(("case", "body"), list(variants()), ids=[c for c, _ in variants()])
+def payment_variants():
+    yield "minimal payment", PAYMENT
+    yield (
+        "payment with time",
+        {**PAYMENT, "payment": {**PAYMENT["payment"], "transaction_time": "2026-01-02T10:00:00Z"}},
+    )
+    yield "payment with an order", {**PAYMENT, "order": GOOD["order"]}
+    yield "order event with a payment", {**GOOD, "payment": PAYMENT["payment"]}
+    yield "payment with a card number", {**PAYMENT, "payment": {**PAYMENT["payment"], "card_number": "4111"}}
+    yield "payment amount as text", {**PAYMENT, "payment": {**PAYMENT["payment"], "amount": "5"}}
+    yield "unknown channel", {**PAYMENT, "payment": {**PAYMENT["payment"], "channel": "fax"}}
+    for field in ("transaction_id", "card_fingerprint", "terminal_id", "currency"):
+        body = copy.deepcopy(PAYMENT)
+        del body["payment"][field]
+        yield f"payment missing {field}", body
+
+
+PAYMENT = {
+    "event_type": "payment",
+    "payment": {
+        "transaction_id": "X1",
+        "customer_id": "C1",
+        "card_fingerprint": "fp_1",
+        "merchant_id": "M1",
+        "terminal_id": "T1",
+        "amount": 52.5,
+        "currency": "EUR",
+        "channel": "online",
+    },
+}
+CASES = [*variants(), *payment_variants()]
+
+
+@pytest.mark.parametrize(("case", "body"), CASES, ids=[c for c, _ in CASES])
 def test_gateway_and_lambda_agree(case, body):
     gateway_accepts = jsonschema.Draft4Validator(RISK_SCORE_REQUEST).is_valid(body)
-    model = (
-        ReturnScoreRequest if body.get("event_type") == "return" else RiskScoreRequest
-    )  # the handler's dispatch
+    kinds = {"return": ReturnScoreRequest, "payment": PaymentRiskRequest}
+    model = kinds.get(body.get("event_type"), RiskScoreRequest)  # the handler's dispatch
     try:
         model.model_validate(body)
         lambda_accepts = True

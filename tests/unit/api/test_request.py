@@ -74,9 +74,10 @@ def test_any_time_is_either_inside_the_window_or_refused_never_an_overflow(when)
 def test_the_spec_lists_the_currencies_the_server_converts() -> None:
     order = RiskScoreRequest.model_json_schema()["$defs"]["Order"]
     assert order["properties"]["currency"]["enum"] == list(CURRENCIES) == list(DEFAULT_RATES_PER_USD)
-    orders, returns = RISK_SCORE_REQUEST["oneOf"]
+    orders, returns, payments = RISK_SCORE_REQUEST["oneOf"]
     assert orders["properties"]["order"]["properties"]["currency"]["enum"] == list(CURRENCIES)
     assert returns["properties"]["return"]["properties"]["currency"]["enum"] == list(CURRENCIES)
+    assert payments["properties"]["payment"]["properties"]["currency"]["enum"] == list(CURRENCIES)
     with pytest.raises(ValidationError):
         RiskScoreRequest.model_validate(body(currency="XYZ"))
 

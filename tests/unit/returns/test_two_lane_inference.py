@@ -52,7 +52,7 @@ def test_a_return_model_learned_something(model, return_table) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"model": "payment", "instances": [{}]}, 422, "unknown_model"),
+        ({"model": "refund", "instances": [{}]}, 422, "unknown_model"),
         ({"model": 7, "instances": [{}]}, 422, "unknown_model"),
         ({"model": "return", "instances": [{name: 0.0 for name in FEATURE_NAMES}]}, 422, "invalid_feature"),
     ],
