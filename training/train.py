@@ -752,7 +752,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         version,
         {name: train[name].tolist() for name in lane.names},
         test_scores["xgboost"].tolist(),
-        window={"features": window(train), "score": window(test)},
+        window={"features": window(train, lane), "score": window(test, lane)},
     )
     write_atomically(
         Path(args.model_dir),
