@@ -51,6 +51,7 @@ from local.options import (
 from local.stack import REGION, LocalStack
 from returnguard.aws.batches import until_processed
 from returnguard.aws.feature_store import encode_item
+from returnguard.payment_scoring import PAYMENT_MODEL_DIR
 from returnguard.returns_policy import RETURN_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,22 +211,22 @@ def serving_model_config(model_config: Mapping[str, Any]) -> dict[str, Any]:
     """RG_MODEL_CONFIG from a model's config.json: version and thresholds, and the return model's
     under `return` when the archive carries one (as stacks.config.ModelBootstrap builds it)."""
     serving = {"model_version": model_config.get("model_version"), "thresholds": model_config["thresholds"]}
-    if isinstance(model_config.get(RETURN_MODEL_DIR), Mapping):
-        serving[RETURN_MODEL_DIR] = model_config[RETURN_MODEL_DIR]
+    for lane in (RETURN_MODEL_DIR, PAYMENT_MODEL_DIR):
+        if isinstance(model_config.get(lane), Mapping):
+            serving[lane] = model_config[lane]
     return serving
 
 
 def with_return_model(model_config: Mapping[str, Any], model_dir: str | Path) -> dict[str, Any]:
     """The model's config.json with the return model's version and thresholds under `return` when the
     folder carries one (`return/config.json`): what RG_MODEL_CONFIG says in AWS."""
-    path = Path(model_dir) / RETURN_MODEL_DIR / "config.json"
-    if not path.is_file():
-        return dict(model_config)
-    lane = json.loads(path.read_text())
-    return {
-        **model_config,
-        RETURN_MODEL_DIR: {"model_version": lane["model_version"], "thresholds": lane["thresholds"]},
-    }
+    found = dict(model_config)
+    for name in (RETURN_MODEL_DIR, PAYMENT_MODEL_DIR):  # and the payment model's under `payment`
+        path = Path(model_dir) / name / "config.json"
+        if path.is_file():
+            lane = json.loads(path.read_text())
+            found[name] = {"model_version": lane["model_version"], "thresholds": lane["thresholds"]}
+    return found
 
 
 def handler_environment(

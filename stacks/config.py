@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from returnguard.access import parse_client_scopes
 from returnguard.fallback import FILE_NAME as FALLBACK_FILE
 from returnguard.fallback import FallbackModel, FallbackModelError
+from returnguard.payment_scoring import PAYMENT_MODEL_DIR, payment_policy
 from returnguard.policy import PolicyConfig
 from returnguard.returns_policy import RETURN_MODEL_DIR, ReturnPolicyConfig
 from returnguard.schemas import OrderTimeWindow
@@ -169,6 +170,8 @@ class ModelBootstrap:
     thresholds: dict[str, Any]
     # the return model the same archive carries (its `return/config.json`): version and thresholds
     return_model: dict[str, Any] | None = None
+    # the card-payment model under `payment/`, the same way (returnguard.payment_scoring)
+    payment_model: dict[str, Any] | None = None
 
     @property
     def model_tarball(self) -> Path:
@@ -190,6 +193,8 @@ class ModelBootstrap:
         config: dict[str, Any] = {"model_version": self.model_version, "thresholds": self.thresholds}
         if self.return_model is not None:
             config[RETURN_MODEL_DIR] = self.return_model
+        if self.payment_model is not None:
+            config[PAYMENT_MODEL_DIR] = self.payment_model
         return json.dumps(config, separators=(",", ":"))
 
 
@@ -461,7 +466,25 @@ def read_model_bootstrap(model_dir: Path) -> ModelBootstrap:
         model_version=version,
         thresholds=thresholds,
         return_model=_read_return_model(model_dir),
+        payment_model=_read_payment_model(model_dir),
     )
+
+
+def _read_payment_model(model_dir: Path) -> dict[str, Any] | None:
+    """The payment model's version and thresholds when the archive carries one (`payment/config.json`)."""
+    path = model_dir / PAYMENT_MODEL_DIR / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text())
+        lane = {"model_version": str(config["model_version"]), "thresholds": dict(config["thresholds"])}
+        payment_policy({PAYMENT_MODEL_DIR: lane})
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(
+            f"context 'model_dir': {path} needs 'model_version' and 'thresholds' (medium, high, critical) "
+            f"({error!r})"
+        ) from None
+    return lane
 
 
 def _read_return_model(model_dir: Path) -> dict[str, Any] | None:

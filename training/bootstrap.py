@@ -24,6 +24,7 @@ from pathlib import Path
 
 from returnguard.drift import BASELINE_FILE
 from returnguard.fallback import FILE_NAME as FALLBACK_FILE
+from returnguard.payment_scoring import PAYMENT_MODEL_DIR
 from returnguard.returns_policy import RETURN_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -214,10 +215,11 @@ def package(model_dir: Path, out: Path) -> tuple[Path, Path]:
     with tarfile.open(model_tar.with_suffix(".tmp"), "w:gz") as archive:
         for name in ("xgboost-model.ubj", "config.json", "metrics.json", FALLBACK_FILE, BASELINE_FILE):
             archive.add(model_dir / name, arcname=name)
-        # the return lane's model rides in the same archive (training/inference.py serves both)
-        for path in sorted((model_dir / RETURN_MODEL_DIR).glob("*")):
-            if path.name in ("xgboost-model.ubj", "config.json", "metrics.json"):
-                archive.add(path, arcname=f"{RETURN_MODEL_DIR}/{path.name}")
+        # the return and payment lanes' models ride in the same archive (training/inference.py serves all)
+        for lane in (RETURN_MODEL_DIR, PAYMENT_MODEL_DIR):
+            for path in sorted((model_dir / lane).glob("*")):
+                if path.name in ("xgboost-model.ubj", "config.json", "metrics.json"):
+                    archive.add(path, arcname=f"{lane}/{path.name}")
     model_tar.with_suffix(".tmp").replace(model_tar)
     source_tar = out / "sourcedir.tar.gz"
     with tarfile.open(source_tar.with_suffix(".tmp"), "w:gz") as archive:
@@ -231,9 +233,10 @@ def package(model_dir: Path, out: Path) -> tuple[Path, Path]:
     source_tar.with_suffix(".tmp").replace(source_tar)
     shutil.copyfile(model_dir / "config.json", out / "config.json")
     shutil.copyfile(model_dir / FALLBACK_FILE, out / FALLBACK_FILE)
-    if (model_dir / RETURN_MODEL_DIR / "config.json").is_file():  # stacks.config reads its thresholds
-        (out / RETURN_MODEL_DIR).mkdir(exist_ok=True)
-        shutil.copyfile(model_dir / RETURN_MODEL_DIR / "config.json", out / RETURN_MODEL_DIR / "config.json")
+    for lane in (RETURN_MODEL_DIR, PAYMENT_MODEL_DIR):
+        if (model_dir / lane / "config.json").is_file():  # stacks.config reads its thresholds
+            (out / lane).mkdir(exist_ok=True)
+            shutil.copyfile(model_dir / lane / "config.json", out / lane / "config.json")
     return model_tar, source_tar
 
 

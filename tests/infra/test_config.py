@@ -162,3 +162,22 @@ def test_the_refund_ladder_is_a_deployment_setting_checked_at_synth(fake_model_d
     (tmp_path / "return" / "config.json").write_text(json.dumps({"model_version": "r1"}))
     with pytest.raises(ConfigError, match="'model_dir'.*return/config.json"):
         load({"model_dir": str(tmp_path)}, {})
+
+
+def test_the_payment_model_in_the_archive_reaches_rg_model_config(fake_model_dir, tmp_path):
+    for name in ("model.tar.gz", "sourcedir.tar.gz", "config.json", "fallback_model.json"):
+        (tmp_path / name).write_bytes((fake_model_dir / name).read_bytes())
+    assert "payment" not in json.loads(load({"model_dir": str(tmp_path)}, {}).model.serving_config_json)
+    (tmp_path / "payment").mkdir()
+    lane = {
+        "model_version": "p1",
+        "thresholds": {"decision": 0.4, "medium": 0.2, "high": 0.4, "critical": 0.7},
+    }
+    (tmp_path / "payment" / "config.json").write_text(json.dumps(lane))
+    config = load({"model_dir": str(tmp_path)}, {})
+    assert json.loads(config.model.serving_config_json)["payment"] == lane
+    (tmp_path / "payment" / "config.json").write_text(
+        json.dumps({"model_version": "p1", "thresholds": {"medium": 0.5, "high": 0.4, "critical": 0.7}})
+    )
+    with pytest.raises(ConfigError, match="'model_dir'.*payment/config.json"):
+        load({"model_dir": str(tmp_path)}, {})
