@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_cdk.assertions import Template
 from moto import mock_aws
 
 from local import moto_sagemaker
@@ -22,7 +21,6 @@ from local.pipeline_run import GlueJobs, LambdaFunctions, TrainingJobs, entered_
 from local.state_machine import Resolver, definition_string, render
 from returnguard import synth
 from stacks.pipeline import SERVING_METRICS_KEY
-from tests.infra.conftest import DEV_CONTEXT, _synth, fake_model_dir  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,12 +38,8 @@ ENDPOINT = "returnguard-dev-scoring"
 
 
 @pytest.fixture(scope="module")
-def templates(fake_model_dir, tmp_path_factory) -> dict[str, dict[str, Any]]:  # noqa: F811
-    synthesized = _synth(DEV_CONTEXT, fake_model_dir, tmp_path_factory.mktemp("cdk"))
-    return {
-        name: Template.from_stack(getattr(synthesized.stacks, name)).to_json()
-        for name in ("pipeline", "etl", "ml")
-    }
+def templates(dev_templates) -> dict[str, dict[str, Any]]:
+    return dev_templates  # tests/integration/conftest.py: one synth for the session
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_cdk.assertions import Template
 from moto import mock_aws
 
 from local.pipeline_run import GlueJobs, LambdaFunctions, entered_states, install, run_execution
@@ -22,7 +21,6 @@ from local.stack import create_table
 from local.state_machine import Resolver, definition_string, render
 from returnguard.batch import MODEL_PREFIX, predictions_key
 from returnguard.tables import FLAGGED, IDEMPOTENCY
-from tests.infra.conftest import DEV_CONTEXT, _synth, fake_model_dir  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
@@ -32,9 +30,8 @@ FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:returnguard-dev-batc
 
 
 @pytest.fixture(scope="module")
-def template(fake_model_dir, tmp_path_factory) -> dict[str, Any]:  # noqa: F811
-    synthesized = _synth(DEV_CONTEXT, fake_model_dir, tmp_path_factory.mktemp("cdk"))
-    return Template.from_stack(synthesized.stacks.batch).to_json()
+def template(dev_templates) -> dict[str, Any]:
+    return dev_templates["batch"]  # tests/integration/conftest.py: one synth for the session
 
 
 def resources(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
