@@ -15,7 +15,8 @@ compares them with ==). Outputs under processed_path:
     features/entities/   latest product / seller / category / region counters
     features/addresses/  latest address link items (earliest customers per delivery address)
     features/online/     JSON lines {"pk", "state"} ready for the DynamoDB features table
-With raw/return_requests in the lake, also the return lane's outputs (glue_jobs/return_features.py).
+With raw/return_requests in the lake, also the return lane's outputs (glue_jobs/return_features.py);
+with raw/payments, the card-payment outputs under processed/payments/ (glue_jobs/payment_features.py).
 """
 
 from __future__ import annotations
@@ -621,6 +622,10 @@ def run(spark: SparkSession, raw_path: str, processed_path: str) -> dict[str, in
         from glue_jobs import return_features
 
         counts.update(return_features.run(spark, raw, processed, orders, returns, profiles))
+    if _exists(spark, f"{raw}/payments"):  # card payments (issue 12): processed/payments/
+        from glue_jobs import payment_features
+
+        counts.update({f"payment_{k}": v for k, v in payment_features.run(spark, raw, processed).items()})
     for frame in (orders, returns, profiles):
         frame.unpersist()
     return counts

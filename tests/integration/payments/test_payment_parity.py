@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from glue_jobs import features as order_job
-from glue_jobs import payment_features as job
-from returnguard import payment_synth
+from returnguard import payment_synth, synth
 from returnguard.features import PAYMENT_FEATURE_NAMES
 from returnguard.payments import PaymentContext, PaymentStore, replay
 from tests.integration.stream.conftest import Delivery, normalized, stored_states
@@ -21,15 +20,20 @@ pytestmark = pytest.mark.slow
 def history(tmp_path_factory):
     table = payment_synth.generate(payment_synth.PaymentSynthConfig(customers=40, days=40, seed=11))
     root = tmp_path_factory.mktemp("payments-lake")
+    synth.write_raw(synth.generate(synth.SynthConfig(orders=300, seed=2, days=40)), root)  # a small shop too
     payment_synth.write_raw(table, root)
     return table, root
 
 
 @pytest.fixture(scope="module")
 def outputs(spark, history):
+    # the feature job the pipeline runs: with raw/payments in the lake it runs the payment job too
     _, root = history
-    counts = job.run(spark, str(root / "raw"), str(root / "processed"))
-    return counts, root / "processed" / "payments"
+    counts = order_job.run(spark, str(root / "raw"), str(root / "processed"))
+    assert counts["orders"] == 300
+    return {k.removeprefix("payment_"): v for k, v in counts.items() if k.startswith("payment_")}, (
+        root / "processed" / "payments"
+    )
 
 
 @pytest.fixture(scope="module")
