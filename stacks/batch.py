@@ -20,6 +20,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -75,14 +76,15 @@ class BatchStack(Stack):
         self.topic = sns.Topic(
             self, "BatchAlerts", master_key=key, enforce_ssl=True, display_name="ReturnGuard batch scoring"
         )
+        # what fails into a dead-letter queue here, by queue: the monitoring stack alarms on each
+        self.dead_letters: list[tuple[str, sqs.IQueue]] = []
         if config.alert_email:
+            alert_dead_letters = dead_letter_queue(
+                self, "AlertDeadLetters", key=key, of="the batch alert e-mail subscription"
+            )
+            self.dead_letters.append(("the batch alert e-mail subscription", alert_dead_letters))
             self.topic.add_subscription(
-                subscriptions.EmailSubscription(
-                    config.alert_email,
-                    dead_letter_queue=dead_letter_queue(
-                        self, "AlertDeadLetters", key=key, of="the batch alert e-mail subscription"
-                    ),
-                )
+                subscriptions.EmailSubscription(config.alert_email, dead_letter_queue=alert_dead_letters)
             )
 
         # --- the small-file route: one function, three steps ---------------------------------------------
@@ -284,14 +286,11 @@ class BatchStack(Stack):
                 },
             ),
         )
-        rule.add_target(
-            targets.SfnStateMachine(
-                self.state_machine,
-                dead_letter_queue=dead_letter_queue(
-                    self, "UploadEventDeadLetters", key=key, of="the batch upload rule"
-                ),
-            )
+        upload_dead_letters = dead_letter_queue(
+            self, "UploadEventDeadLetters", key=key, of="the batch upload rule"
         )
+        self.dead_letters.append(("the batch upload rule", upload_dead_letters))
+        rule.add_target(targets.SfnStateMachine(self.state_machine, dead_letter_queue=upload_dead_letters))
 
     def _grant_file_steps(self, role: iam.IRole, props: BatchProps) -> None:
         lake = props.lake

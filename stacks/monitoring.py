@@ -187,11 +187,11 @@ class MonitoringStack(Stack):
                 alarm_description="score function errors",
             ),
         ]
-        for i, (of, queue) in enumerate(props.more_dead_letters):
+        for of, queue in props.more_dead_letters:
             alarms.append(
                 cw.Alarm(
                     self,
-                    f"MoreDeadLetters{i}",
+                    "DeadLettersOf" + "".join(word.title() for word in of.split()),
                     metric=queue.metric_approximate_number_of_messages_visible(statistic="Maximum"),
                     threshold=0,
                     comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,

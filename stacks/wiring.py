@@ -135,30 +135,6 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
             ),
             env=env,
         )
-    monitoring = MonitoringStack(
-        app,
-        f"{name}-Monitoring",
-        props=MonitoringProps(
-            config=config,
-            key=data.key,
-            api=api.api,
-            score_function=api.function,
-            stream_function=streaming.function,
-            stream=streaming.stream,
-            dead_letters=streaming.dead_letters,
-            endpoint_name=ml.endpoint_name,
-            more_dead_letters=(
-                ("the weekly retraining schedule", pipeline.schedule_dead_letters),
-                *((("the blocklist sync", blocklist.dead_letters),) if blocklist else ()),
-            ),
-            archive_function=retention.function,
-            archive_dead_letters=retention.dead_letters,
-            lake=data.lake,
-            audit_table=data.tables["audit"],
-            bootstrap_model=ml.model_artifact,
-        ),
-        env=env,
-    )
     batch = BatchStack(
         app,
         f"{name}-Batch",
@@ -176,6 +152,31 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
     batch.add_stack_dependency(etl, "the predictions table is in the lake's database")
     CfnOutput(batch, "BatchAlertsTopicArn", value=batch.topic.topic_arn)
     CfnOutput(batch, "BatchStateMachineArn", value=batch.state_machine.state_machine_arn)
+    monitoring = MonitoringStack(
+        app,
+        f"{name}-Monitoring",
+        props=MonitoringProps(
+            config=config,
+            key=data.key,
+            api=api.api,
+            score_function=api.function,
+            stream_function=streaming.function,
+            stream=streaming.stream,
+            dead_letters=streaming.dead_letters,
+            endpoint_name=ml.endpoint_name,
+            more_dead_letters=(
+                ("the weekly retraining schedule", pipeline.schedule_dead_letters),
+                *((("the blocklist sync", blocklist.dead_letters),) if blocklist else ()),
+                *batch.dead_letters,
+            ),
+            archive_function=retention.function,
+            archive_dead_letters=retention.dead_letters,
+            lake=data.lake,
+            audit_table=data.tables["audit"],
+            bootstrap_model=ml.model_artifact,
+        ),
+        env=env,
+    )
     stacks = ReturnGuardStacks(
         data, streaming, etl, ml, api, pipeline, monitoring, blocklist, account, batch, retention=retention
     )

@@ -194,7 +194,7 @@ model = GuardedModel(endpoint, CircuitBreaker())  # per execution environment
 # decisions are degraded: rules and the ladder's floor, no score
 return_model = GuardedModel(_endpoint("return"), CircuitBreaker()) if "return" in MODEL_CONFIG else None
 payment_model = GuardedModel(_endpoint("payment"), CircuitBreaker())  # no payment model: degraded, step-up
-order_records = OrderRecords(_dynamodb, settings.features_table)
+order_records = OrderRecords(_dynamodb, settings.features_table, RETURN_POLICY.return_window_days)
 _bundled_fallback = Path(__file__).with_name(FALLBACK_FILE)
 FALLBACK: FallbackModel | None = (
     FallbackModel.load(settings.fallback_model_file or _bundled_fallback)

@@ -248,9 +248,10 @@ def test_risk_score_post_requires_key_and_validates_body(dev):
     api = template(dev, "api")
     models = api.find_resources("AWS::ApiGateway::Model")
     (model,) = models.values()
-    orders, returns = model["Properties"]["Schema"]["oneOf"]  # one body shape per event type
-    assert orders["properties"]["event_type"]["enum"] == ["order"]
-    assert returns["properties"]["event_type"]["enum"] == ["return"]
+    shapes = model["Properties"]["Schema"]["oneOf"]  # one body shape per event type
+    by_type = {shape["properties"]["event_type"]["enum"][0]: shape for shape in shapes}
+    assert sorted(by_type) == ["order", "payment", "return"] and len(shapes) == 3
+    orders, returns = by_type["order"], by_type["return"]
     assert set(returns["properties"]["return"]["required"]) >= {"return_id", "order_id", "refund_amount"}
     assert set(orders["properties"]["order"]["required"]) >= {
         "order_id",

@@ -4,6 +4,7 @@ serving one archive with both models, Bedrock on a Stubber."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -147,6 +148,29 @@ def test_the_order_scored_first_is_what_its_returns_are_checked_against(lambdas)
     assert answer["risk_level"] == "critical"
     ok = post(lambdas["plain"], body(return_id="RH-3b", order_id="OH-3", refund_amount=1200.0))[1]
     assert ok["rules_triggered"] == ["already_returned"]  # RH-3a asked for the same item seconds ago
+
+
+def test_order_records_expire_once_no_return_can_be_in_its_window(lambdas) -> None:
+    from returnguard.aws.order_records import DELIVERY_ALLOWANCE_DAYS
+    from returnguard.order_record import order_record_key
+    from returnguard.returns_rules import DEFAULT_RETURN_WINDOW_DAYS
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+
+    def record(order_id: str) -> dict[str, Any]:
+        return client.get_item(TableName="features", Key={"pk": {"S": order_record_key(order_id)}})["Item"]
+
+    assert post(lambdas["plain"], order("OH-TTL", order_time="2025-01-01T00:00:00Z"))[0] == 200
+    keep = (DEFAULT_RETURN_WINDOW_DAYS + DELIVERY_ALLOWANCE_DAYS) * 86_400
+    placed = 1_735_689_600  # 2025-01-01T00:00:00Z
+    assert int(record("OH-TTL")["expires_at"]["N"]) == placed + keep
+    assert post(lambdas["plain"], body(return_id="RH-TTL", order_id="OH-TTL", refund_amount=10.0))[0] == 200
+    assert int(record("OH-TTL")["expires_at"]["N"]) == placed + keep  # a return does not move it
+    # a return of an order the API never scored: kept a window from when the return was decided
+    assert (
+        post(lambdas["plain"], body(return_id="RH-TTL2", order_id="OH-NEVER", refund_amount=10.0))[0] == 200
+    )
+    assert int(record("OH-NEVER")["expires_at"]["N"]) >= int(time.time()) + keep - 60
 
 
 @pytest.mark.parametrize(
