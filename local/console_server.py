@@ -4,6 +4,8 @@ Started by `make demo SERVE=1` beside the risk-score API (it prints the console'
 development login). What a deployment does with Cognito (who signs in, in which group) is done here
 by a user list with passwords generated at start; the rest is the same code path: the console reads
 decisions and audit items from DynamoDB (the moto server), and a verdict becomes a label in the lake.
+The pages and verdicts are returnguard/aws/console_app.py, which the AWS function serves too; this
+module adds the sign-in (sessions) and the HTTP transport.
 
 Security: a session cookie (HttpOnly, SameSite=Strict) per sign-in, a CSRF token per session checked
 on every POST (the sign-in form has its own), a strict Content-Security-Policy (no inline script or
@@ -18,36 +20,28 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from returnguard import console_pages as pages
-from returnguard.aws.reviews import ReviewStore
-from returnguard.console import (
-    Case,
-    ConsoleError,
-    daily_summary,
-    make_verdict,
-    parse_query,
-    select,
-    waterfall_svg,
+from returnguard.aws.console_app import (
+    ROLES,
+    ConsoleApp,
+    Identity,
+    Response,
+    error_response,
+    linked_accounts,  # noqa: F401 (re-exported: the console's callers import it from here)
 )
+from returnguard.aws.reviews import ReviewStore
+from returnguard.console import Case, ConsoleError
 
-STATIC = Path(__file__).resolve().parent.parent / "returnguard" / "console_static"
-STATIC_TYPES = {
-    ".css": "text/css; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".svg": "image/svg+xml",
-}
 SESSION_COOKIE = "rg_session"
 LOGIN_COOKIE = "rg_login"
 SESSION_S = 8 * 3600
 MAX_FORM = 16 * 1024
-ROLES = ("analyst", "lead")
 
 
 @dataclass
@@ -112,25 +106,6 @@ class CaseCache:
             self._cases[case.decision_id] = case
 
 
-def linked_accounts(case: Case, cases: list[Case]) -> list[tuple[str, str, str]]:
-    """Other customers whose stored requests share this one's delivery address or card."""
-    order = case.request.get("order") or {}
-    wanted = {
-        kind: order.get(kind)
-        for kind in ("delivery_address", "card_fingerprint", "device_id")
-        if order.get(kind)
-    }
-    found: dict[tuple[str, str], str] = {}
-    for other in cases:
-        if other.customer_id == case.customer_id:
-            continue
-        other_order = other.request.get("order") or {}
-        for kind, value in wanted.items():
-            if other_order.get(kind) == value:
-                found[(other.customer_id, kind)] = str(value)
-    return [(customer, kind, value) for (customer, kind), value in sorted(found.items())]
-
-
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -165,17 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, error: ConsoleError) -> None:
         session = self._session()
-        text = pages.error_page(
-            error.status,
-            error.code,
-            str(error),
-            session.user if session else "",
-            session.role if session else "",
-            session.csrf if session else "",
-        )
-        self._send(
-            error.status, text.encode("utf-8"), "text/html; charset=utf-8", {"X-Error-Code": error.code}
-        )
+        self._reply(error_response(error, _identity(session) if session else None))
 
     def _cookie(self, name: str) -> str:
         cookies: SimpleCookie = SimpleCookie()
@@ -235,12 +200,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _get(self) -> None:
         url = urlsplit(self.path)
         path = url.path
-        if path.startswith("/static/"):
-            return self._static(path.removeprefix("/static/"))
-        if path == "/favicon.ico":
-            raise ConsoleError(404, "not_found", "no icon")
-        if path == "/health":
-            return self._send(200, b'{"status":"ok"}', "application/json")
+        public = self.server.app.public(path)
+        if public is not None:
+            return self._reply(public)
         if path == "/login":
             # keep a token already issued: another tab (or the browser's own favicon request, redirected
             # here) must not invalidate the form on screen
@@ -251,22 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
         if session is None:
             return self._redirect("/login")
         params = dict(parse_qsl(url.query, keep_blank_values=True))
-        if path == "/":
-            return self._queue(session, params)
-        if path == "/summary":
-            if session.role != "lead":
-                raise ConsoleError(403, "forbidden", "the daily summary is for leads")
-            return self._html(
-                200, pages.summary_page(self.server.summary(), session.user, session.role, session.csrf)
-            )
-        parts = [unquote(p) for p in path.split("/")[1:]]
-        if len(parts) == 2 and parts[0] == "cases":
-            return self._case(session, parts[1])
-        if len(parts) == 3 and parts[0] == "cases" and parts[2] == "waterfall.svg":
-            case = self._find(parts[1])
-            svg = waterfall_svg(case.risk_score, case.contributions)
-            return self._send(200, svg.encode("utf-8"), "image/svg+xml; charset=utf-8")
-        raise ConsoleError(404, "not_found", "no such page")
+        self._reply(self.server.app.get(path, params, _identity(session)))
 
     def _post(self) -> None:
         path = urlsplit(self.path).path
@@ -286,68 +233,19 @@ class _Handler(BaseHTTPRequestHandler):
         session = self._session()
         if session is None:
             raise ConsoleError(401, "not_signed_in", "sign in first")
-        self._check_csrf(form, session.csrf)
         if path == "/logout":
+            self._check_csrf(form, session.csrf)
             self.server.sign_out(self._cookie(SESSION_COOKIE))
             self._set_cookie(SESSION_COOKIE, "", 0)
             return self._redirect("/login")
-        parts = [unquote(p) for p in path.split("/")[1:]]
-        if len(parts) == 3 and parts[0] == "cases" and parts[2] == "verdict":
-            case = self._find(parts[1])
-            verdict = make_verdict(
-                case.decision_id,
-                form.get("verdict", ""),
-                form.get("note", ""),
-                session.user,
-                session.role,
-                datetime.now(timezone.utc),
-            )
-            self.server.store.record(case, verdict)
-            updated = self.server.store.case(case.decision_id)
-            if updated is not None:
-                self.server.cache.put(updated)
-            return self._redirect(f"/cases/{quote(case.decision_id, safe='')}")
-        raise ConsoleError(404, "not_found", "no such form")
+        self._reply(self.server.app.post(path, form, _identity(session)))
 
-    def _static(self, name: str) -> None:
-        path = STATIC / name
-        if "/" in name or name.startswith(".") or path.suffix not in STATIC_TYPES or not path.is_file():
-            raise ConsoleError(404, "not_found", "no such asset")
-        self._send(200, path.read_bytes(), STATIC_TYPES[path.suffix], {"Cache-Control": "max-age=300"})
+    def _reply(self, response: Response) -> None:
+        self._send(response.status, response.body, response.content_type, response.headers)
 
-    def _find(self, decision_id: str) -> Case:
-        case = self.server.store.case(decision_id) if 0 < len(decision_id) <= 256 else None
-        if case is None:
-            raise ConsoleError(404, "not_found", "no such decision")
-        return case
 
-    def _queue(self, session: Session, params: dict[str, str]) -> None:
-        query = parse_query(params)
-        cases = self.server.cache.all()
-        now = datetime.now(timezone.utc)
-        page = select(cases, query, now)
-        lanes = sorted({c.lane for c in cases})
-        actions = sorted({c.action for c in cases if c.waiting} | ({query.action} if query.action else set()))
-        self._html(200, pages.queue_page(page, now, lanes, actions, session.user, session.role, session.csrf))
-
-    def _case(self, session: Session, decision_id: str) -> None:
-        case = self._find(decision_id)
-        store = self.server.store
-        cases = self.server.cache.all()
-        timeline = [c for c in store.customer_cases(case.customer_id) if c.decision_id != case.decision_id]
-        text = pages.case_page(
-            case,
-            now=datetime.now(timezone.utc),
-            features=store.features(case.decision_id),
-            timeline=timeline,
-            linked=linked_accounts(case, cases),
-            trail=store.trail(case.decision_id),
-            similar=self.server.similar(case, cases),
-            user=session.user,
-            role=session.role,
-            csrf=session.csrf,
-        )
-        self._html(200, text)
+def _identity(session: Session) -> Identity:
+    return Identity(session.user, session.role, session.csrf)
 
 
 class _Server(ThreadingHTTPServer):
@@ -357,8 +255,7 @@ class _Server(ThreadingHTTPServer):
     users: dict[str, tuple[str, str]]
     login_hint: str
     sessions: dict[str, Session]
-    similar: Callable[[Case, list[Case]], list[tuple[Case, float]]]
-    summary: Callable[[], list[tuple[str, list[tuple[str, str]]]]]
+    app: ConsoleApp
 
     def sign_in(self, user: str, password: str) -> str | None:
         known = self.users.get(user)
@@ -424,8 +321,13 @@ def serve(
     httpd.users = users
     httpd.sessions = {}
     httpd.login_hint = "Local development login: the users and passwords printed when the console started."
-    httpd.similar = similar or (lambda case, cases: [])
-    httpd.summary = summary or (lambda: daily_summary(httpd.cache.all(), datetime.now(timezone.utc)))
+    httpd.app = ConsoleApp(
+        store,
+        cases=httpd.cache.all,
+        remember=httpd.cache.put,
+        similar=similar or (lambda case, cases: []),
+        summary=(lambda cases: summary()) if summary else None,
+    )
     thread = threading.Thread(target=httpd.serve_forever, name="console", daemon=True)
     thread.start()
     return ConsoleServer(f"http://127.0.0.1:{httpd.server_address[1]}", users, store, httpd, thread)

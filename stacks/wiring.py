@@ -19,6 +19,7 @@ from stacks.api import ApiProps, ApiStack
 from stacks.batch import BatchProps, BatchStack
 from stacks.blocklist import BlocklistProps, BlocklistStack
 from stacks.config import StageConfig
+from stacks.console import ConsoleProps, ConsoleStack
 from stacks.constructs import checkov_skip
 from stacks.data import DataProps, DataStack
 from stacks.etl import EtlProps, EtlStack
@@ -42,11 +43,12 @@ class ReturnGuardStacks:
     account: ApiGatewayAccountStack | None = None  # shared by every stage of the account and region
     batch: BatchStack | None = None
     retention: RetentionStack | None = None
+    console: ConsoleStack | None = None
 
     def all(self) -> list[Stack]:
         """The stage's stacks (the shared account stack is not one of them)."""
         stacks = [self.data, self.streaming, self.etl, self.ml, self.api, self.pipeline, self.monitoring]
-        return stacks + [s for s in (self.blocklist, self.batch, self.retention) if s]
+        return stacks + [s for s in (self.blocklist, self.batch, self.retention, self.console) if s]
 
 
 def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStacks:
@@ -177,8 +179,38 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
         ),
         env=env,
     )
+    console = ConsoleStack(
+        app,
+        f"{name}-Console",
+        props=ConsoleProps(
+            config=config,
+            key=data.key,
+            lake=data.lake,
+            decisions_table=data.tables["decisions"],
+            audit_table=data.tables["audit"],
+            flagged_table=data.tables["flagged"],
+            web_acl=getattr(api, "web_acl", None),
+        ),
+        env=env,
+    )
+    if account:
+        console.add_stack_dependency(
+            account, "the stage's execution logging needs the account's CloudWatch role"
+        )
+    CfnOutput(console, "ConsoleUserPoolArn", value=console.user_pool.user_pool_arn)
     stacks = ReturnGuardStacks(
-        data, streaming, etl, ml, api, pipeline, monitoring, blocklist, account, batch, retention=retention
+        data,
+        streaming,
+        etl,
+        ml,
+        api,
+        pipeline,
+        monitoring,
+        blocklist,
+        account,
+        batch,
+        retention=retention,
+        console=console,
     )
     for stack in stacks.all():
         Tags.of(stack).add("project", "returnguard")

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from returnguard.console import Case, ConsoleError, Verdict, case_from_record, check_can_decide, label_row
 
 _REVIEW_ATTRIBUTES = ("review_status", "reviewed_by", "reviewed_at", "review_note")
+REVIEW_ATTRIBUTES = _REVIEW_ATTRIBUTES  # what a verdict sets: the console role may update only these
 FLAGGED_PREFIX = "flagged#"  # the console's id of a batch row: flagged#<file digest>#<row>
 
 

@@ -120,6 +120,7 @@ def _name(synth, stack) -> str:
         "blocklist",
         "batch",
         "retention",
+        "console",
     ):
         if getattr(synth.stacks, name) is stack:
             return name

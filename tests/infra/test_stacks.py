@@ -680,6 +680,7 @@ def _attr(synth, stack) -> str:
         "blocklist",
         "batch",
         "retention",
+        "console",
     ):
         if getattr(synth.stacks, name) is stack:
             return name

@@ -1,0 +1,268 @@
+"""Console stack: the review console (docs/console.md) as one Lambda function behind a REST API of its own,
+signed in by a Cognito user pool (groups `analyst` and `lead`).
+
+API Gateway's Cognito authorizer checks the caller's ID token (signature, issuer, audience, expiry) on
+every method before the function runs; the function takes the person and the role from the token's
+claims (lambdas/console/handler.py) and serves the same pages and verdicts as the local console
+(returnguard/aws/console_app.py). Its role may read decisions, audit items and flagged batch rows, set
+only the review attributes, add audit items, and put labels under the lake's raw/labels/ only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import CfnOutput, Duration, Fn, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from returnguard.aws.reviews import REVIEW_ATTRIBUTES
+from stacks.config import StageConfig
+from stacks.constructs import PythonFunction, checkov_skip, log_group, logical_id, removal_policy, suppress
+from stacks.layers import sdk_for_pandas_layer_arn
+from stacks.packaging import lambda_staging_folder
+
+GROUPS = ("analyst", "lead")
+LABELS_PREFIX = "raw/labels/"
+# The key attributes of the decisions table and the flagged table: an UpdateItem names them too.
+KEY_ATTRIBUTES = ("decision_id", "file_digest", "row")
+
+
+@dataclass(frozen=True)
+class ConsoleProps:
+    config: StageConfig
+    key: kms.IKey
+    lake: s3.IBucket
+    decisions_table: dynamodb.ITable
+    audit_table: dynamodb.ITable
+    flagged_table: dynamodb.ITable
+    web_acl: wafv2.CfnWebACL | None = None
+
+
+class ConsoleStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, props: ConsoleProps, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        config = props.config
+        self.user_pool = cognito.UserPool(
+            self,
+            "Users",
+            user_pool_name=f"{config.prefix}-console",
+            self_sign_up_enabled=False,  # a lead or an administrator creates each analyst (docs/deploy.md)
+            sign_in_aliases=cognito.SignInAliases(username=True, email=True),
+            auto_verify=cognito.AutoVerifiedAttrs(email=True),
+            password_policy=cognito.PasswordPolicy(
+                min_length=14,
+                require_lowercase=True,
+                require_uppercase=True,
+                require_digits=True,
+                require_symbols=True,
+                temp_password_validity=Duration.days(3),
+            ),
+            mfa=cognito.Mfa.REQUIRED,
+            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            feature_plan=cognito.FeaturePlan.PLUS,
+            standard_threat_protection_mode=cognito.StandardThreatProtectionMode.FULL_FUNCTION,
+            removal_policy=removal_policy(config),
+        )
+        self.groups = {
+            name: cognito.CfnUserPoolGroup(
+                self,
+                f"Group{name.title()}",
+                user_pool_id=self.user_pool.user_pool_id,
+                group_name=name,
+                precedence=len(GROUPS) - i,  # lead (0 is highest) before analyst
+                description=f"Review console: {name}",
+            )
+            for i, name in enumerate(GROUPS, start=1)
+        }
+        self.client = self.user_pool.add_client(
+            "ConsoleClient",
+            user_pool_client_name=f"{config.prefix}-console",
+            generate_secret=False,
+            auth_flows=cognito.AuthFlow(user_srp=True),
+            prevent_user_existence_errors=True,
+            id_token_validity=Duration.hours(1),
+            access_token_validity=Duration.hours(1),
+            refresh_token_validity=Duration.hours(8),
+        )
+
+        console = PythonFunction(
+            self,
+            "Console",
+            config=config,
+            key=props.key,
+            code_folder=lambda_staging_folder("console"),
+            memory_size=1024,  # pyarrow's import for a label, and a Scan of the decisions per queue page
+            timeout=Duration.seconds(29),  # API Gateway's integration limit
+            description="The review console: queue, case view, verdicts (docs/console.md)",
+            environment={
+                "RG_DECISIONS_TABLE": props.decisions_table.table_name,
+                "RG_AUDIT_TABLE": props.audit_table.table_name,
+                "RG_FLAGGED_TABLE": props.flagged_table.table_name,
+                "RG_LAKE_BUCKET": props.lake.bucket_name,
+                "RG_STAGE": config.stage,
+                "POWERTOOLS_SERVICE_NAME": "returnguard-console",
+                "POWERTOOLS_LOG_LEVEL": config.log_level,
+            },
+        )
+        console.function.add_layers(
+            lambda_.LayerVersion.from_layer_version_arn(self, "SdkForPandas", sdk_for_pandas_layer_arn(self))
+        )
+        self.function = console.function
+        self.role = console.role
+        self._grants(props)
+
+        not_async = (
+            "Invoked synchronously by API Gateway only: the analyst's browser gets the error; a DLQ applies "
+            "to asynchronous invocations, which this function never gets."
+        )
+        suppress(console.function, "Serverless-LambdaDLQ", not_async)
+        suppress(console.function, "NIST.800.53.R5-LambdaDLQ", not_async)
+        suppress(
+            console.function,
+            "NIST.800.53.R5-LambdaConcurrency",
+            "The console API's stage throttle bounds the request rate (a handful of analysts); reserving "
+            "concurrency takes it from the account's unreserved pool, which must stay >= 10.",
+        )
+        suppress(
+            console.function,
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "Calls only AWS APIs (DynamoDB, S3) over TLS with IAM authentication and reaches no private "
+            "resource; a VPC would add NAT or interface endpoints and protect nothing more.",
+        )
+
+        self.api = self._api(config, props, console.function)
+        CfnOutput(self, "ConsoleUrl", value=self.api.url, description="The review console")
+        CfnOutput(self, "ConsoleUserPoolId", value=self.user_pool.user_pool_id)
+        CfnOutput(self, "ConsoleClientId", value=self.client.user_pool_client_id)
+
+    def _grants(self, props: ConsoleProps) -> None:
+        decisions, audit, flagged = props.decisions_table, props.audit_table, props.flagged_table
+        role = self.role
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Scan", "dynamodb:GetItem"],
+                resources=[decisions.table_arn, flagged.table_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{decisions.table_arn}/index/by_customer", audit.table_arn],
+            )
+        )
+        # A verdict sets (or, when its audit item or label fails, puts back) the review attributes only.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[decisions.table_arn, flagged.table_arn],
+                conditions={
+                    "ForAllValues:StringEquals": {
+                        "dynamodb:Attributes": [*KEY_ATTRIBUTES, *REVIEW_ATTRIBUTES]
+                    }
+                },
+            )
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[audit.table_arn]))
+        props.lake.grant_put(role, f"{LABELS_PREFIX}*")
+        props.key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+        suppress(
+            role,
+            "AwsSolutions-IAM5",
+            "Labels are written under the lake's raw/labels/ prefix only (CDK's put grant: PutObject*, "
+            "Abort*); the KMS data-key actions are on the one stage key that encrypts the lake and tables.",
+            applies_to=[
+                "Action::kms:GenerateDataKey*",
+                "Action::kms:ReEncrypt*",
+                "Action::s3:Abort*",
+                "Action::s3:PutObject*",
+                f"Resource::<{logical_id(props.lake)}.Arn>/{LABELS_PREFIX}*",  # type: ignore[arg-type]
+            ],
+        )
+
+    def _api(self, config: StageConfig, props: ConsoleProps, function: lambda_.IFunction) -> apigw.RestApi:
+        access_logs = log_group(self, "AccessLogs", config=config, key=props.key)
+        api = apigw.RestApi(
+            self,
+            "Api",
+            rest_api_name=f"{config.prefix}-console",
+            description="ReturnGuard review console",
+            cloud_watch_role=False,  # the ApiGatewayAccount stack's role, as for the risk-score API
+            deploy_options=apigw.StageOptions(
+                stage_name=config.stage,
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel[config.api_execution_log_level],
+                data_trace_enabled=False,  # bodies carry notes and customer data
+                metrics_enabled=True,
+                throttling_rate_limit=20,
+                throttling_burst_limit=40,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,  # the Cognito user: who did what
+                ),
+            ),
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+        )
+        execution_logs = log_group(
+            self,
+            "ExecutionLogs",
+            config=config,
+            key=props.key,
+            name=Fn.join("", ["API-Gateway-Execution-Logs_", api.rest_api_id, f"/{config.stage}"]),
+        )
+        api.deployment_stage.node.add_dependency(execution_logs)
+        authorizer = apigw.CognitoUserPoolsAuthorizer(
+            self, "Authorizer", cognito_user_pools=[self.user_pool], results_cache_ttl=Duration.minutes(5)
+        )
+        validator = api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        options = {
+            "authorizer": authorizer,
+            "authorization_type": apigw.AuthorizationType.COGNITO,
+            "request_validator": validator,
+        }
+        integration = apigw.LambdaIntegration(function)
+        api.root.add_method("ANY", integration, **options)
+        proxy = api.root.add_proxy(any_method=False)
+        proxy.add_method("ANY", integration, **options)
+
+        no_cache = (
+            "No stage cache: every page shows one person's queue or case as it is now, and a verdict "
+            "changes it; a cache would serve stale or another analyst's pages."
+        )
+        suppress(api, "NIST.800.53.R5-APIGWCacheEnabledAndEncrypted", no_cache)
+        checkov_skip(api.deployment_stage, "CKV_AWS_120", no_cache)
+        suppress(
+            api,
+            "NIST.800.53.R5-APIGWSSLEnabled",
+            "Client certificates authenticate API Gateway to an HTTP backend; the only integration here is "
+            "a Lambda proxy, invoked through IAM.",
+        )
+        if props.web_acl is not None:
+            wafv2.CfnWebACLAssociation(
+                self,
+                "WebAclAssociation",
+                resource_arn=api.deployment_stage.stage_arn,
+                web_acl_arn=props.web_acl.attr_arn,
+            )
+        else:
+            for rule in ("AwsSolutions-APIG3", "NIST.800.53.R5-APIGWAssociatedWithWAF"):
+                suppress(api, rule, "WAF is off in this stage (context 'waf'; on by default in prod).")
+        return api

@@ -1,0 +1,127 @@
+"""The Console stack: the Cognito user pool and its groups, the authorizer on every console method, and the
+console function's IAM scope (decisions, audit, flagged rows, the lake's raw/labels/ prefix)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.infra.test_stacks import functions, resources
+
+
+def _policy_statements(synth) -> list[dict]:
+    return [
+        statement
+        for policy in resources(synth, "console", "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize(("stage", "deletion"), [("dev", "Delete"), ("prod", "Retain")])
+def test_the_user_pool_admits_no_self_sign_up_and_requires_mfa_and_a_strong_password(
+    request, stage, deletion
+):
+    synth = request.getfixturevalue(stage)
+    (pool,) = resources(synth, "console", "AWS::Cognito::UserPool").values()
+    properties = pool["Properties"]
+    assert properties["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    assert properties["MfaConfiguration"] == "ON"
+    assert properties["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]  # no SMS: SIM swaps
+    policy = properties["Policies"]["PasswordPolicy"]
+    assert policy["MinimumLength"] >= 14
+    assert all(policy[f"Require{kind}"] for kind in ("Lowercase", "Uppercase", "Numbers", "Symbols"))
+    assert properties["UserPoolAddOns"]["AdvancedSecurityMode"] == "ENFORCED"
+    assert pool["DeletionPolicy"] == deletion  # the analysts' accounts survive a prod `cdk destroy`
+
+
+def test_the_groups_are_analyst_and_lead_with_lead_first(dev):
+    groups = {
+        g["Properties"]["GroupName"]: g["Properties"]["Precedence"]
+        for g in resources(dev, "console", "AWS::Cognito::UserPoolGroup").values()
+    }
+    assert set(groups) == {"analyst", "lead"}
+    assert groups["lead"] < groups["analyst"]  # Cognito: the lower precedence wins
+
+
+def test_the_app_client_has_no_secret_and_signs_in_by_srp_only(dev):
+    (client,) = resources(dev, "console", "AWS::Cognito::UserPoolClient").values()
+    properties = client["Properties"]
+    assert properties.get("GenerateSecret") is False
+    assert set(properties["ExplicitAuthFlows"]) == {"ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
+    assert properties["PreventUserExistenceErrors"] == "ENABLED"
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_every_console_method_goes_through_the_cognito_authorizer(request, stage):
+    synth = request.getfixturevalue(stage)
+    (authorizer_id, authorizer) = next(
+        iter(resources(synth, "console", "AWS::ApiGateway::Authorizer").items())
+    )
+    assert authorizer["Properties"]["Type"] == "COGNITO_USER_POOLS"
+    assert "Users" in json.dumps(authorizer["Properties"]["ProviderARNs"])
+    methods = resources(synth, "console", "AWS::ApiGateway::Method").values()
+    assert len(methods) == 2  # the root and {proxy+}, any method
+    for method in methods:
+        assert method["Properties"]["AuthorizationType"] == "COGNITO_USER_POOLS"
+        assert method["Properties"]["AuthorizerId"] == {"Ref": authorizer_id}
+
+
+def test_the_console_function_may_touch_only_the_review_data(dev):
+    (function,) = functions(dev, "console")
+    assert set(function["Environment"]["Variables"]) >= {
+        "RG_DECISIONS_TABLE",
+        "RG_AUDIT_TABLE",
+        "RG_FLAGGED_TABLE",
+        "RG_LAKE_BUCKET",
+    }
+    grants: dict[str, set[str]] = {}
+    conditions: dict[str, dict] = {}
+    for statement in _policy_statements(dev):
+        for action in _list(statement["Action"]):
+            service = action.split(":")[0]
+            if service in ("dynamodb", "s3"):
+                for resource in _list(statement["Resource"]):
+                    target = json.dumps(resource, sort_keys=True)
+                    grants.setdefault(action, set()).add(target)
+                    if "Condition" in statement:
+                        conditions[action] = statement["Condition"]
+    # no wildcard actions on the tables, nothing on another table
+    assert set(a for a in grants if a.startswith("dynamodb:")) == {
+        "dynamodb:Scan",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+    }
+    tables = {t for targets in (v for k, v in grants.items() if k.startswith("dynamodb:")) for t in targets}
+    assert all(any(name in t for name in ("Decisions", "Audit", "Flagged")) for t in tables), tables
+    assert not any(t for t in tables if "Features" in t or "Idempotency" in t or "Explanations" in t)
+    assert all("Audit" in t for t in grants["dynamodb:PutItem"])  # it appends to the audit trail only
+    assert not any("Audit" in t for t in grants["dynamodb:UpdateItem"])  # and never rewrites it
+    attributes = conditions["dynamodb:UpdateItem"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+    assert set(attributes) >= {"review_status", "reviewed_by", "reviewed_at", "review_note"}
+    assert not {"risk_score", "recommended_action", "request"} & set(attributes)
+    # S3: objects under raw/labels/ only, and no read
+    s3_actions = {a for a in grants if a.startswith("s3:")}
+    assert s3_actions and all(a.startswith(("s3:PutObject", "s3:Abort")) for a in s3_actions), s3_actions
+    for action in s3_actions:
+        assert all("/raw/labels/*" in t for t in grants[action]), grants[action]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_console_api_logs_access_with_the_user_and_keeps_logs_for_the_stage_retention(request, stage):
+    synth = request.getfixturevalue(stage)
+    (api_stage,) = resources(synth, "console", "AWS::ApiGateway::Stage").values()
+    log_format = api_stage["Properties"]["AccessLogSetting"]["Format"]
+    assert "$context.identity.user" in log_format
+    assert api_stage["Properties"]["TracingEnabled"] is True
+    groups = resources(synth, "console", "AWS::Logs::LogGroup").values()
+    assert len(groups) == 3  # the function's, access, execution
+    assert all(g["Properties"]["RetentionInDays"] >= synth.config.log_retention_days for g in groups)
+    expected = "Retain" if synth.config.retain_data else "Delete"
+    assert all(g["DeletionPolicy"] == expected for g in groups)

@@ -1,0 +1,169 @@
+"""The console's Lambda function behind API Gateway: the Cognito authorizer's claims decide who the
+person is and what they may see, against moto's tables and bucket.
+
+The events are what API Gateway's REST proxy integration sends after a Cognito user pool authorizer
+accepted the token (`requestContext.authorizer.claims`); the pages and verdicts are the same code as
+the local console's (returnguard/aws/console_app.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import re
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+from moto import mock_aws
+
+from local.api_server import LambdaContext
+from local.stack import create_table
+from returnguard.aws.decisions import DecisionStore
+from returnguard.tables import AUDIT, DECISIONS, FLAGGED
+from tests.integration.console.conftest import save_decision
+
+ROOT = Path(__file__).resolve().parents[3]
+LAKE = "lake"
+TOKEN = "Bearer eyJ.fake.token"  # the authorizer checked it; the function only derives the CSRF token
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch):
+    for name, value in {
+        "RG_DECISIONS_TABLE": "decisions",
+        "RG_AUDIT_TABLE": "audit",
+        "RG_FLAGGED_TABLE": "flagged",
+        "RG_LAKE_BUCKET": LAKE,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        for definition, name in ((DECISIONS, "decisions"), (AUDIT, "audit"), (FLAGGED, "flagged")):
+            create_table(dynamodb, definition, name)
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=LAKE)
+        path = ROOT / "lambdas" / "console" / "handler.py"
+        spec = importlib.util.spec_from_file_location("console_handler_under_test", path)
+        assert spec and spec.loader
+        handler = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = handler
+        spec.loader.exec_module(handler)
+        seeded = save_decision(DecisionStore(dynamodb, "decisions", "audit"), "O-LAMBDA-1", customer_id="C7")
+        yield handler, dynamodb, s3, seeded
+        sys.modules.pop(spec.name, None)
+
+
+def event(
+    method: str,
+    path: str,
+    *,
+    user: str | None = "asha",
+    groups: Any = "analyst",
+    form: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    claims = {} if user is None else {"cognito:username": user, "sub": f"sub-{user}"}
+    if user is not None and groups is not None:
+        claims["cognito:groups"] = groups
+    headers = {"Authorization": TOKEN}
+    if form is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    return {
+        "httpMethod": method,
+        "path": path,
+        "resource": "/{proxy+}",
+        "headers": headers,
+        "queryStringParameters": query,
+        "body": urlencode(form) if form is not None else None,
+        "isBase64Encoded": False,
+        "requestContext": {"authorizer": {"claims": claims}} if user is not None else {},
+    }
+
+
+def call(handler, *args, **kwargs) -> dict[str, Any]:
+    return handler.lambda_handler(event(*args, **kwargs), LambdaContext())
+
+
+def test_the_daily_summary_is_for_leads_only(aws):
+    handler, *_ = aws
+    analyst = call(handler, "GET", "/summary", groups="analyst")
+    assert analyst["statusCode"] == 403
+    assert analyst["headers"]["X-Error-Code"] == "forbidden"
+    lead = call(handler, "GET", "/summary", user="ravi", groups="analyst,lead")
+    assert lead["statusCode"] == 200
+    assert "Daily summary" in lead["body"]
+    assert lead["headers"]["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+@pytest.mark.parametrize("groups", [None, "", "viewers", "[admins]"])
+def test_a_person_in_neither_group_sees_nothing(aws, groups):
+    handler, *_ = aws
+    answer = call(handler, "GET", "/", groups=groups)
+    assert answer["statusCode"] == 403
+    assert "O-LAMBDA-1" not in answer["body"]
+
+
+def test_no_claims_is_401_and_health_and_assets_need_none(aws):
+    handler, *_ = aws
+    assert call(handler, "GET", "/", user=None)["statusCode"] == 401
+    assert call(handler, "GET", "/health", user=None)["statusCode"] == 200
+    css = call(handler, "GET", "/static/console.css", user=None)
+    assert css["statusCode"] == 200 and css["headers"]["Content-Type"].startswith("text/css")
+
+
+@pytest.mark.parametrize("groups", ["lead", "[analyst lead]", ["analyst", "lead"]])
+def test_lead_wins_over_analyst_whatever_shape_the_groups_claim_has(aws, groups):
+    handler, *_ = aws
+    assert handler.role_of(handler.groups_of({"cognito:groups": groups})) == "lead"
+    assert call(handler, "GET", "/summary", groups=groups)["statusCode"] == 200
+
+
+def test_an_analysts_verdict_names_the_analyst_and_becomes_a_label_in_the_lake(aws):
+    handler, dynamodb, s3, seeded = aws
+    queue = call(handler, "GET", "/", groups="analyst")
+    assert queue["statusCode"] == 200 and seeded.order_id in queue["body"]
+    page = call(handler, "GET", f"/cases/{seeded.decision_id}")
+    assert page["statusCode"] == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page["body"]).group(1)  # type: ignore[union-attr]
+
+    forged = call(
+        handler, "POST", f"/cases/{seeded.decision_id}/verdict", form={"csrf": "x", "verdict": "legitimate"}
+    )
+    assert forged["statusCode"] == 403 and forged["headers"]["X-Error-Code"] == "csrf"
+
+    answer = call(
+        handler,
+        "POST",
+        f"/cases/{seeded.decision_id}/verdict",
+        form={"csrf": csrf, "verdict": "confirmed_abuse", "note": "box was empty"},
+    )
+    assert answer["statusCode"] == 303, answer["body"][:300]
+    item = dynamodb.get_item(TableName="decisions", Key={"decision_id": {"S": seeded.decision_id}})["Item"]
+    assert (item["review_status"]["S"], item["reviewed_by"]["S"]) == ("confirmed_abuse", "asha")
+    trail = dynamodb.query(
+        TableName="audit",
+        KeyConditionExpression="decision_id = :d",
+        ExpressionAttributeValues={":d": {"S": seeded.decision_id}},
+    )["Items"]
+    (verdict,) = [i for i in trail if "verdict" in i]
+    assert (verdict["reviewer"]["S"], verdict["role"]["S"]) == ("asha", "analyst")
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=LAKE, Prefix="raw/labels/")["Contents"]]
+    assert key.endswith(f"verdict-{seeded.decision_id}.parquet")
+    row = pq.read_table(io.BytesIO(s3.get_object(Bucket=LAKE, Key=key)["Body"].read())).to_pylist()[0]
+    assert (row["order_id"], row["is_abuse"]) == (seeded.order_id, 1)
+
+    again = call(
+        handler,
+        "POST",
+        f"/cases/{seeded.decision_id}/verdict",
+        user="ravi",
+        groups="lead",
+        form={"csrf": csrf, "verdict": "legitimate"},
+    )
+    assert again["statusCode"] == 409 and again["headers"]["X-Error-Code"] == "already_decided"
