@@ -13,7 +13,7 @@ compares them with ==). Outputs under processed_path:
                          abuse_type (the label's pattern when the lake has one, else null)
     features/customers/  latest customer aggregates (layout of returnguard.aggregates)
     features/entities/   latest product / seller / category / region counters
-    features/addresses/  latest address link items (earliest customers per delivery address)
+    features/links/      latest link items: address, card, device, phone, ip (earliest customers of each)
     features/online/     JSON lines {"pk", "state"} ready for the DynamoDB features table
 With raw/return_requests in the lake, also the return lane's outputs (glue_jobs/return_features.py);
 with raw/payments, the card-payment outputs under processed/payments/ (glue_jobs/payment_features.py).
@@ -37,11 +37,14 @@ from pyspark.sql import functions as F
 
 from returnguard.calendar import DAY_MS, ranges_ms
 from returnguard.features import (
-    ADDRESS_LINK_CAP,
     COD_REFUSAL_REASON_CODE,
     DAMAGE_REASON_CODES,
     FEATURE_NAMES,
     HOUR_MS,
+    LINK_CAP,
+    LINK_GROUPS,
+    LINK_IDENTIFIERS,
+    LINK_ITEMS,
     RATE_PRIOR_ORDERS,
     RATE_PRIOR_RETURNS,
     RECENT_ORDERS,
@@ -82,6 +85,10 @@ def load_orders(spark: SparkSession, raw: str) -> DataFrame:
         F.round(F.col("amount") * 100).cast("long").alias("amount_minor"),
         "payment_method",
         address_key_column(F.col("delivery_address")).alias("address_key"),
+        *[
+            (F.col(name).cast("string") if name in orders.columns else F.lit(None).cast("string")).alias(name)
+            for name in LINK_IDENTIFIERS.values()
+        ],
         F.to_date(F.col("order_time")).alias("dt"),
     )
 
@@ -264,28 +271,96 @@ def address_is_new(orders: DataFrame) -> DataFrame:
     )
 
 
-def address_first_uses(orders: DataFrame) -> DataFrame:
-    """Per delivery address, its earliest ADDRESS_LINK_CAP customers by (first order time, id): the
-    customers an address item holds (returnguard.aggregates.apply_order_to_address)."""
-    first = orders.groupBy("address_key", "customer_id").agg(F.min("t").alias("first"))
-    rank = Window.partitionBy("address_key").orderBy("first", "customer_id")
-    return first.withColumn("rank", F.row_number().over(rank)).where(F.col("rank") <= ADDRESS_LINK_CAP)
+def link_events(orders: DataFrame) -> DataFrame:
+    """(order_id, group, id, customer_id, t) per order and link item: its address and each identifier it carries
+    (returnguard.features.link_ids)."""
+    events = orders.select(
+        "order_id",
+        F.lit(LINK_ITEMS["address"]).alias("group"),
+        F.col("address_key").alias("id"),
+        "customer_id",
+        "t",
+    )
+    for group, column in LINK_IDENTIFIERS.items():
+        events = events.unionByName(
+            orders.where(F.col(column).isNotNull() & (F.col(column) != "")).select(
+                "order_id",
+                F.lit(LINK_ITEMS[group]).alias("group"),
+                F.col(column).alias("id"),
+                "customer_id",
+                "t",
+            )
+        )
+    return events
 
 
-def address_links(orders: DataFrame) -> DataFrame:
-    """Other customers (of the address item's capped set) first seen at the order's address before it."""
-    linked = address_first_uses(orders).select("address_key", F.col("customer_id").alias("other"), "first")
+def first_uses(uses: DataFrame, item: list[str]) -> DataFrame:
+    """Per link item (the `item` columns), its earliest LINK_CAP customers by (first use, id): the
+    customers the item holds (returnguard.aggregates._link)."""
+    first = uses.groupBy(*item, "customer_id").agg(F.min("t").alias("first"))
+    rank = Window.partitionBy(*item).orderBy("first", "customer_id")
+    return first.withColumn("rank", F.row_number().over(rank)).where(F.col("rank") <= LINK_CAP)
+
+
+def link_first_uses(orders: DataFrame) -> DataFrame:
+    return first_uses(link_events(orders), ["group", "id"])
+
+
+def address_links(uses: DataFrame) -> DataFrame:
+    """address_other_customers for uses of one kind of link item, keyed by `address_key`
+    (order_id, customer_id, address_key, t): the return lane counts its text items with it."""
+    linked = first_uses(uses, ["address_key"]).select(
+        "address_key", F.col("customer_id").alias("other"), "first"
+    )
     matches = (
-        orders.select("order_id", "customer_id", "address_key", "t")
-        .join(linked, "address_key", "left")
+        uses.select("order_id", "customer_id", "address_key", "t")
+        .join(linked, "address_key")
         .where((F.col("other") != F.col("customer_id")) & (F.col("first") < F.col("t")))
         .groupBy("order_id")
         .agg(F.count("*").alias("n"))
     )
     return (
-        orders.select("order_id")
+        uses.select("order_id")
         .join(matches, "order_id", "left")
         .select("order_id", F.coalesce(F.col("n"), F.lit(0)).cast("double").alias("address_other_customers"))
+    )
+
+
+def latest_addresses(uses: DataFrame) -> DataFrame:
+    """The latest state of each item of one kind keyed by `address_key` (the return lane's texts)."""
+    last = uses.groupBy("address_key").agg(F.max("t").cast("long").alias("last_event_ms"))
+    customers = (
+        first_uses(uses, ["address_key"])
+        .groupBy("address_key")
+        .agg(F.map_from_entries(F.collect_list(F.struct("customer_id", "first"))).alias("customers"))
+    )
+    return customers.join(last, "address_key")
+
+
+def links(orders: DataFrame) -> DataFrame:
+    """<group>_other_customers: other customers (of the item's capped set) first seen with the
+    order's address / identifier strictly before the order; one join for every link group."""
+    linked = link_first_uses(orders).select("group", "id", F.col("customer_id").alias("other"), "first")
+    counts = (
+        link_events(orders)
+        .join(linked, ["group", "id"])
+        .where((F.col("other") != F.col("customer_id")) & (F.col("first") < F.col("t")))
+        .groupBy("order_id")
+        .pivot("group", [LINK_ITEMS[group] for group in LINK_GROUPS])
+        .count()
+    )
+    return (
+        orders.select("order_id")
+        .join(counts, "order_id", "left")
+        .select(
+            "order_id",
+            *[
+                F.coalesce(F.col(LINK_ITEMS[group]), F.lit(0))
+                .cast("double")
+                .alias(f"{group}_other_customers")
+                for group in LINK_GROUPS
+            ],
+        )
     )
 
 
@@ -338,7 +413,7 @@ def training_table(
         base.join(customer_features(orders, returns, profiles), "order_id")
         .join(address_is_new(orders), "order_id")
         .join(entity_rates(orders, returns), "order_id")
-        .join(address_links(orders), "order_id")
+        .join(links(orders), "order_id")
     )
     if labels is not None:
         table = table.join(labels, "order_id", "left")
@@ -458,18 +533,26 @@ def latest_entities(orders: DataFrame, returns: DataFrame) -> DataFrame:
     return result.select("group", "id", "order_count", "return_count", "last_event_ms")
 
 
-def latest_addresses(orders: DataFrame) -> DataFrame:
-    """The state `returnguard.aggregates` holds for each delivery address after the whole history."""
-    last = orders.groupBy("address_key").agg(F.max("t").cast("long").alias("last_event_ms"))
+def latest_links(orders: DataFrame) -> DataFrame:
+    """The state `returnguard.aggregates` holds for each link item after the whole history."""
+    last = link_events(orders).groupBy("group", "id").agg(F.max("t").cast("long").alias("last_event_ms"))
     customers = (
-        address_first_uses(orders)
-        .groupBy("address_key")
+        link_first_uses(orders)
+        .groupBy("group", "id")
         .agg(F.map_from_entries(F.collect_list(F.struct("customer_id", "first"))).alias("customers"))
     )
-    return customers.join(last, "address_key")
+    return customers.join(last, ["group", "id"])
+
+
+def link_state(row: Any) -> dict[str, Any]:
+    return {
+        "customers": {k: int(v) for k, v in (row["customers"] or {}).items()},
+        "last_event_ms": int(row["last_event_ms"]),
+    }
 
 
 def address_state(row: Any) -> dict[str, Any]:
+    """A `latest_addresses` row as its item (customers and last event only)."""
     return {
         "customers": {k: int(v) for k, v in (row["customers"] or {}).items()},
         "last_event_ms": int(row["last_event_ms"]),
@@ -542,14 +625,14 @@ def write_parquet(frame: DataFrame, path: str, partition_by: list[str] | None = 
     os.replace(staging, target)
 
 
-def write_online(customers: DataFrame, entities: DataFrame, path: str, addresses: DataFrame) -> int:
+def write_online(customers: DataFrame, entities: DataFrame, path: str, link_items: DataFrame) -> int:
     def lines(rows_of: Any) -> Iterator[str]:
         for row in rows_of(customers):
             yield json.dumps({"pk": entity_key("customer", row["customer_id"]), "state": customer_state(row)})
         for row in rows_of(entities):
             yield json.dumps({"pk": entity_key(row["group"], row["id"]), "state": entity_state(row)})
-        for row in rows_of(addresses):
-            yield json.dumps({"pk": entity_key("address", row["address_key"]), "state": address_state(row)})
+        for row in rows_of(link_items):
+            yield json.dumps({"pk": entity_key(row["group"], row["id"]), "state": link_state(row)})
 
     if not _is_local(path):
         rows = (
@@ -564,10 +647,8 @@ def write_online(customers: DataFrame, entities: DataFrame, path: str, addresses
                 )
             )
             .union(
-                addresses.rdd.map(
-                    lambda r: json.dumps(
-                        {"pk": entity_key("address", r["address_key"]), "state": address_state(r)}
-                    )
+                link_items.rdd.map(
+                    lambda r: json.dumps({"pk": entity_key(r["group"], r["id"]), "state": link_state(r)})
                 )
             )
         )
@@ -610,11 +691,11 @@ def run(spark: SparkSession, raw_path: str, processed_path: str) -> dict[str, in
     entities = latest_entities(orders, returns)
     write_parquet(customers, f"{processed}/features/customers")
     write_parquet(entities, f"{processed}/features/entities")
-    write_parquet(latest_addresses(orders), f"{processed}/features/addresses")
+    write_parquet(latest_links(orders), f"{processed}/features/links")
     customers = spark.read.parquet(f"{processed}/features/customers")
     entities = spark.read.parquet(f"{processed}/features/entities")
-    addresses = spark.read.parquet(f"{processed}/features/addresses")
-    counts["online_items"] = write_online(customers, entities, f"{processed}/features/online", addresses)
+    link_items = spark.read.parquet(f"{processed}/features/links")
+    counts["online_items"] = write_online(customers, entities, f"{processed}/features/online", link_items)
     log(
         f"wrote latest aggregates: {counts['online_items']:,} online items in {time.perf_counter() - started:.1f}s"
     )

@@ -21,6 +21,7 @@ import pandas as pd
 from glue_jobs.features import load_online
 from local.options import API_FILE, Parser, api_port, port_number, remove_api_file, write_api_file
 from local.prerequisites import require
+from returnguard.features import LINK_IDENTIFIERS
 from training.bootstrap import (
     PipelinePaths,
     build_features,
@@ -77,8 +78,9 @@ def sample_requests(paths: PipelinePaths, count: int = 100, seed: int = 1) -> tu
             .isoformat()
             .replace("+00:00", "Z"),
         }
-        if isinstance(row.card_fingerprint, str):
-            order["card_fingerprint"] = row.card_fingerprint
+        for name in LINK_IDENTIFIERS.values():
+            if isinstance(getattr(row, name, None), str):
+                order[name] = getattr(row, name)
         requests_.append({"event_type": "order", "order": {k: v for k, v in order.items() if v is not None}})
     return requests_, [bool(label) for label in picked.label]
 

@@ -21,10 +21,11 @@ Customer aggregate:
     recent_returns         [[time_ms, reason_code], ...] sorted: returns within 30 days of last_event_ms
 Product / seller / category / region aggregate:
     order_count, return_count, last_event_ms
-Address aggregate (key: the normalised address's `address_key`), links between accounts:
-    customers              {customer_id: first time they had an order delivered here}, the earliest
-                           ADDRESS_LINK_CAP by (time, customer_id)
-    last_event_ms          latest order delivered here
+Address and card aggregates (keys: the normalised address's `address_key`, the card fingerprint),
+links between accounts:
+    customers              {customer_id: first time they ordered with it}, the earliest LINK_CAP
+                           by (time, customer_id)
+    last_event_ms          latest order with it
 """
 
 from __future__ import annotations
@@ -35,15 +36,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from returnguard.features import (
-    ADDRESS_LINK_CAP,
     COD_REFUSAL_REASON_CODE,
     DAMAGE_REASON_CODES,
     ENTITY_GROUPS,
+    LINK_CAP,
+    LINK_ITEMS,
     RECENT_ORDERS,
     RETURN_WINDOW_MS,
     VELOCITY_LONG_MS,
     OrderContext,
     compute_features,
+    link_ids,
 )
 
 Aggregate = dict[str, Any]
@@ -85,13 +88,13 @@ def new_entity() -> Aggregate:
     return {"order_count": 0, "return_count": 0, "last_event_ms": 0}
 
 
-def new_address() -> Aggregate:
+def new_link() -> Aggregate:
     return {"customers": {}, "last_event_ms": 0}
 
 
-def apply_order_to_address(address: Aggregate | None, order: OrderContext) -> Aggregate:
-    """Remember who had an order delivered here and when first; keep the earliest ADDRESS_LINK_CAP."""
-    return _link(address, order.customer_id, order.order_time_ms)
+def apply_order_to_link(link: Aggregate | None, order: OrderContext) -> Aggregate:
+    """Remember who ordered with this address / identifier and when first; keep the earliest LINK_CAP."""
+    return _link(link, order.customer_id, order.order_time_ms)
 
 
 def apply_return_to_text(text: Aggregate | None, ret: ReturnContext) -> Aggregate:
@@ -100,13 +103,13 @@ def apply_return_to_text(text: Aggregate | None, ret: ReturnContext) -> Aggregat
 
 
 def _link(item: Aggregate | None, customer_id: str, t: int) -> Aggregate:
-    state = new_address() if item is None else item
+    state = new_link() if item is None else item
     customers = state["customers"]
     first = customers.get(customer_id)
     if first is None or t < int(first):
         customers[customer_id] = t
-    if len(customers) > ADDRESS_LINK_CAP:
-        kept = sorted(customers.items(), key=lambda c: (int(c[1]), c[0]))[:ADDRESS_LINK_CAP]
+    if len(customers) > LINK_CAP:
+        kept = sorted(customers.items(), key=lambda c: (int(c[1]), c[0]))[:LINK_CAP]
         state["customers"] = dict(kept)
     state["last_event_ms"] = max(int(state["last_event_ms"]), t)
     return state
@@ -197,7 +200,8 @@ class AggregateStore:
 
     def entities_for(self, order: OrderContext) -> dict[str, Aggregate | None]:
         found = {group: self.entities.get((group, eid)) for group, eid in order_entity_ids(order).items()}
-        found["address"] = self.entities.get(("address", order.address_key))
+        for group, key in link_ids(order).items():
+            found[group] = self.entities.get((LINK_ITEMS[group], key))
         return found
 
     def apply_profile(self, customer_id: str, registered_at_ms: int) -> None:
@@ -213,8 +217,9 @@ class AggregateStore:
             self.entities[(group, eid)] = apply_order_to_entity(
                 self.entities.get((group, eid)), order.order_time_ms
             )
-        address = ("address", order.address_key)
-        self.entities[address] = apply_order_to_address(self.entities.get(address), order)
+        for group, key in link_ids(order).items():
+            item = (LINK_ITEMS[group], key)
+            self.entities[item] = apply_order_to_link(self.entities.get(item), order)
 
     def apply_return(self, ret: ReturnContext) -> None:
         self.customers[ret.customer_id] = apply_return_to_customer(self.customers.get(ret.customer_id), ret)
@@ -277,13 +282,13 @@ __all__ = [
     "AggregateStore",
     "ReturnContext",
     "apply_customer_profile",
-    "apply_order_to_address",
+    "apply_order_to_link",
     "apply_order_to_customer",
     "apply_order_to_entity",
     "apply_return_to_customer",
     "apply_return_to_entity",
     "apply_return_to_text",
-    "new_address",
+    "new_link",
     "new_customer",
     "new_entity",
     "replay",

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from returnguard.aggregates import ReturnContext
-from returnguard.features import OrderContext, amount_to_minor
+from returnguard.features import LINK_IDENTIFIERS, OrderContext, amount_to_minor
 from returnguard.payments import PaymentLabelPayload, PaymentPayload
 from returnguard.returns import text_key
 
@@ -47,6 +47,10 @@ class OrderPayload(_OrderFacts):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     payment_method: Literal["card", "upi", "netbanking", "wallet", "cod"]
     delivery_address: str = Field(min_length=1, max_length=512)
+    card_fingerprint: str | None = Field(default=None, min_length=1, max_length=128)
+    device_id: str | None = Field(default=None, min_length=1, max_length=128)
+    phone_hash: str | None = Field(default=None, min_length=1, max_length=128)
+    ip_prefix: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 class ReturnPayload(_OrderFacts):
@@ -155,6 +159,7 @@ def to_context(envelope: Envelope, payload: _Strict) -> OrderContext | ReturnCon
             amount_minor=amount_to_minor(payload.amount),
             payment_method=payload.payment_method,
             delivery_address=payload.delivery_address,
+            **{name: getattr(payload, name) for name in LINK_IDENTIFIERS.values()},
         )
     if isinstance(payload, ReturnPayload):
         return ReturnContext(
@@ -173,6 +178,7 @@ def order_payload(order: OrderContext, currency: str = "INR") -> dict[str, Any]:
         "currency": currency,
         "payment_method": order.payment_method,
         "delivery_address": order.delivery_address,
+        **{name: getattr(order, name) for name in LINK_IDENTIFIERS.values() if getattr(order, name)},
     }
 
 

@@ -24,9 +24,10 @@ RETURN_WINDOW_MS = 30 * DAY_MS
 VELOCITY_SHORT_MS = MINUTE_MS  # seed 002: several orders within 60 seconds
 VELOCITY_LONG_MS = HOUR_MS
 RECENT_ORDERS = 6  # "returned 4 of the last 6 orders"
-# An address item remembers its earliest customers only (a depot or a hostel would grow without end):
-# the link counts saturate here, identically in Spark, the replay and the stream.
-ADDRESS_LINK_CAP = 20
+# A link item (a delivery address, a card, a device, a phone, an IP prefix) remembers its earliest
+# customers only (a depot, a hostel, a corporate card or a carrier's NAT would grow without end): link
+# counts saturate here, identically in Spark, the replay and the stream.
+LINK_CAP = 20
 # Beta prior for entity return rates: an unseen product starts at 10% and needs orders to move.
 RATE_PRIOR_RETURNS = 1.0
 RATE_PRIOR_ORDERS = 10.0
@@ -50,6 +51,9 @@ Group = Literal[
     "card",
     "terminal",
     "merchant",
+    "device",
+    "phone",
+    "ip",
 ]
 
 
@@ -150,11 +154,38 @@ FEATURES: tuple[Feature, ...] = (
         "address",
         "Other customers who had orders delivered to this address before",
     ),
+    Feature("card_other_customers", "int", 0.0, "card", "Other customers who paid with this card before"),
+    Feature(
+        "device_other_customers", "int", 0.0, "device", "Other customers who ordered from this device before"
+    ),
+    Feature(
+        "phone_other_customers", "int", 0.0, "phone", "Other customers who gave this phone number before"
+    ),
+    Feature(
+        "ip_other_customers",
+        "int",
+        0.0,
+        "ip",
+        "Other customers who ordered from this network (IP prefix) before",
+    ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 RISK_SIGNALS: frozenset[str] = frozenset(f.name for f in FEATURES if f.direction > 0)
 ENTITY_GROUPS: tuple[str, ...] = ("product", "seller", "category", "region")
+# Items linking the customers who share them: the delivery address (always) and each optional
+# identifier an order may carry (group -> OrderContext field; the caller hashes them, we never see raw
+# card numbers, phone numbers or addresses of devices).
+LINK_IDENTIFIERS: dict[str, str] = {
+    "card": "card_fingerprint",
+    "device": "device_id",
+    "phone": "phone_hash",
+    "ip": "ip_prefix",
+}
+LINK_GROUPS: tuple[str, ...] = ("address", *LINK_IDENTIFIERS)
+# The features table's entity name of each link group's item (entity#value). A card's link item is
+# `card_link#`: `card#` is the payments lane's card aggregate (returnguard.payments), another layout.
+LINK_ITEMS: dict[str, str] = {group: "card_link" if group == "card" else group for group in LINK_GROUPS}
 
 # Card payments (issue 12): a payment's features, computed by returnguard.payments from the payment
 # aggregates (customer, card, terminal, merchant). Point-in-time like the order features; terminal and
@@ -284,7 +315,7 @@ CLAIM_TYPES: dict[str, frozenset[str]] = {
     "mismatch": frozenset({"wrong_item", "not_as_described"}),
     "fit_quality": frozenset({"size_fit", "quality"}),
 }
-TEXT_LINK_CAP = ADDRESS_LINK_CAP  # a text item remembers its earliest customers only, as addresses do
+TEXT_LINK_CAP = LINK_CAP  # a text item remembers its earliest customers only, as addresses do
 TEXT_LANGUAGES: tuple[str, ...] = ("en", "hi", "hinglish")
 
 RETURN_FEATURES: tuple[Feature, ...] = (
@@ -411,6 +442,10 @@ class OrderContext:
     amount_minor: int  # amount in minor units (paise, cents): sums stay exact
     payment_method: str
     delivery_address: str
+    card_fingerprint: str | None = None  # the payment card's fingerprint, when paid by card
+    device_id: str | None = None  # optional identifiers, hashed by the caller (docs/api.md)
+    phone_hash: str | None = None
+    ip_prefix: str | None = None
 
     @property
     def address_key(self) -> str:
@@ -448,8 +483,8 @@ def compute_features(
     """The feature vector of one order from its entities' aggregates, in FEATURE_NAMES order.
 
     `customer` is a customer aggregate (see `returnguard.aggregates`) or None for a customer never
-    seen; `entities` maps "product", "seller", "category", "region" and "address" (the delivery
-    address's link item) to their aggregates (or None).
+    seen; `entities` maps "product", "seller", "category", "region" and the LINK_GROUPS (the link
+    items of the delivery address and of the order's identifiers) to their aggregates (or None).
     Aggregates may include events at or after the order time (a store updated by the stream); those
     are filtered out, so the vector only ever reflects what was known strictly before the order.
     `recent_orders` ({order id: time ms}) are the customer's orders the API has scored lately, which
@@ -475,16 +510,27 @@ def compute_features(
         returns, orders = (0, 0) if aggregate is None else _counts_before(aggregate, t)
         vector[f"{group}_return_rate"] = smoothed_rate(returns, orders)
 
-    address = entities.get("address")
-    if address is not None:
-        vector["address_other_customers"] = float(
-            sum(
-                1
-                for customer_id, first in address.get("customers", {}).items()
-                if customer_id != order.customer_id and int(first) < t
+    for group in LINK_GROUPS:
+        link = entities.get(group)
+        if link is not None:
+            vector[f"{group}_other_customers"] = float(
+                sum(
+                    1
+                    for customer_id, first in link.get("customers", {}).items()
+                    if customer_id != order.customer_id and int(first) < t
+                )
             )
-        )
     return vector
+
+
+def link_ids(order: OrderContext) -> dict[str, str]:
+    """The link items an order touches: its delivery address and each identifier it carries."""
+    ids = {"address": order.address_key}
+    for group, field_name in LINK_IDENTIFIERS.items():
+        value = getattr(order, field_name)
+        if value:
+            ids[group] = value
+    return ids
 
 
 def _customer_features(vector: dict[str, float], order: OrderContext, customer: Mapping[str, Any]) -> None:

@@ -41,6 +41,27 @@ class Order(_Strict):
     payment_method: PaymentMethod
     delivery_address: Text = Field(min_length=1, max_length=512, pattern=NOT_BLANK)
     card_fingerprint: Text | None = Field(default=None, min_length=1, max_length=128, pattern=NOT_BLANK)
+    device_id: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=NOT_BLANK,
+        description="Optional. A stable identifier of the ordering device, hashed by the caller.",
+    )
+    phone_hash: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=NOT_BLANK,
+        description="Optional. A hash of the customer's normalised phone number, computed by the caller.",
+    )
+    ip_prefix: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=NOT_BLANK,
+        description="Optional. The ordering IP's network prefix (e.g. a /24 or /48), hashed by the caller.",
+    )
     order_time: datetime = Field(
         default_factory=lambda: datetime.now(timezone.utc),
         description="Defaults to now. Must lie within the deployment's window around the time the API "

@@ -18,7 +18,15 @@ from typing import Any
 from returnguard.currency import to_usd
 from returnguard.explain import explain
 from returnguard.fallback import FallbackModel
-from returnguard.features import OrderContext, address_key, amount_to_minor, compute_features
+from returnguard.features import (
+    LINK_IDENTIFIERS,
+    LINK_ITEMS,
+    OrderContext,
+    address_key,
+    amount_to_minor,
+    compute_features,
+    link_ids,
+)
 from returnguard.policy import PolicyConfig, PolicyResult, apply
 from returnguard.ports import FeatureStore, Model, ModelUnavailable, UnavailableReason
 from returnguard.rules import online_flags
@@ -94,6 +102,7 @@ def decide(
         amount_minor=amount_to_minor(o.amount),
         payment_method=o.payment_method,
         delivery_address=o.delivery_address,
+        **{name: getattr(o, name) for name in LINK_IDENTIFIERS.values()},
     )
     keys = {
         "customer": entity_key("customer", o.customer_id),
@@ -104,7 +113,7 @@ def decide(
         keys["seller"] = entity_key("seller", seller)
     if category:
         keys["category"] = entity_key("category", category)
-    keys["address"] = entity_key("address", context.address_key)
+    keys.update({group: entity_key(LINK_ITEMS[group], key) for group, key in link_ids(context).items()})
     block_keys = [
         blocklist_key("customer", o.customer_id),
         blocklist_key("address", address_key(o.delivery_address)),

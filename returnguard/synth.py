@@ -321,6 +321,64 @@ def _fingerprints(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.array([f"{x:016x}" for x in rng.integers(0, np.iinfo(np.int64).max, n)], dtype=object)
 
 
+def _identifiers(
+    rng: np.random.Generator,
+    segment: np.ndarray,
+    customer: np.ndarray,
+    run_head: np.ndarray,
+    order_region: np.ndarray,
+    housemate_of: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hashed device, phone and network (IP prefix) of every order, as behaviours, not as labels.
+
+    Everyone has a phone number and one or two devices; ordering from home shares the home network
+    with the other homes on it, ordering over mobile data shares a carrier prefix with many strangers in
+    the region, and housemates share the home network and sometimes a family device. Churn accounts
+    are opened by a few operators: they reuse the operators' devices, burner phones and proxy networks.
+    Shill buyers of colluding sellers are run the same way, less carefully. Multi-item checkouts carry
+    the first item's identifiers. Callers do not always send them (null).
+    """
+    n_customers, n_orders = len(segment), len(customer)
+    device_pool = _fingerprints(rng, 2 * n_customers)
+    customer_phone = _fingerprints(rng, n_customers)
+    home_network = _fingerprints(rng, max(1, n_customers // 3))[
+        rng.integers(0, max(1, n_customers // 3), n_customers)
+    ]
+    carrier = _fingerprints(rng, 4 * len(_REGIONS))  # four carriers' NAT prefixes per region
+    customer_device = device_pool[2 * np.arange(n_customers)]
+    sharing = np.flatnonzero(housemate_of >= 0)
+    home_network[sharing] = home_network[housemate_of[sharing]]
+    family_device = sharing[rng.random(len(sharing)) < 0.3]
+    customer_device[family_device] = customer_device[housemate_of[family_device]]
+    for name, device_share, phone_share, proxy_share in (
+        ("account_churn", 0.7, 0.5, 0.6),
+        ("colluder", 0.4, 0.2, 0.4),
+    ):
+        members = np.flatnonzero(segment == _S[name])
+        if not len(members):
+            continue
+        operators = max(2, len(members) // 6)
+        devices, phones, proxies = (_fingerprints(rng, operators) for _ in range(3))
+        for values, pool, share in ((customer_device, devices, device_share), (customer_phone, phones, phone_share),
+                                    (home_network, proxies, proxy_share)):  # fmt: skip
+            reused = members[rng.random(len(members)) < share]
+            values[reused] = pool[rng.integers(0, operators, len(reused))]
+    second_device = (rng.random(n_orders) < 0.25) & (segment[customer] != _S["account_churn"])
+    device = np.where(second_device, device_pool[2 * customer + 1], customer_device[customer])
+    mobile = rng.random(n_orders) < 0.3
+    network = np.where(
+        mobile, carrier[4 * order_region + rng.integers(0, 4, n_orders)], home_network[customer]
+    )
+    phone = customer_phone[customer]
+    device, network, phone = device[run_head], network[run_head], phone[run_head]
+    sent = rng.random((3, n_orders)) < np.array([[0.9], [0.7], [0.9]])
+    return (
+        np.where(sent[0], device, None),
+        np.where(sent[1], phone, None),
+        np.where(sent[2], network, None),
+    )
+
+
 # ---------------------------------------------------------------------------------------------- generate
 
 
@@ -500,8 +558,10 @@ def generate(config: SynthConfig) -> SyntheticData:
     housemates = np.flatnonzero(
         (n_addresses > 0) & (segment <= _S["heavy_returner"]) & (link_rng.random(n_customers) < 0.08)
     )
+    housemate_of = np.full(n_customers, -1, dtype=np.int64)  # whose home a customer shares
     if len(home) > 1 and len(housemates):
         moved_in = home[link_rng.integers(0, len(home), len(housemates))]
+        housemate_of[housemates] = address_owner[moved_in]
         for own, shared in zip(address_first[housemates], moved_in, strict=True):
             address_text[own] = address_text[shared]
         address_region[address_first[housemates]] = address_region[moved_in]
@@ -554,6 +614,9 @@ def generate(config: SynthConfig) -> SyntheticData:
         _fingerprints(rng, len(churn_rows)),
     )
     card_fingerprint = np.where(payment == 0, card, None)
+    device_id, phone_hash, ip_prefix = _identifiers(
+        _rng(config, 9), segment, customer, run_head, home_region[customer], housemate_of
+    )
 
     # Outcomes. Abuse first (segment, category, payment, festival, drift), then legitimate returns.
     rng = _rng(config, 6)
@@ -707,6 +770,9 @@ def generate(config: SynthConfig) -> SyntheticData:
             "delivery_address": delivery_address[chrono],
             "delivery_region": region_codes[delivery_region[chrono]],
             "card_fingerprint": card_fingerprint[chrono],
+            "device_id": device_id[chrono],
+            "phone_hash": phone_hash[chrono],
+            "ip_prefix": ip_prefix[chrono],
         }
     )
     by_return = np.argsort(return_time, kind="stable")
@@ -870,8 +936,12 @@ def to_contexts(data: SyntheticData) -> tuple[dict[str, int], list[OrderContext]
             amount_minor=amount_to_minor(amount),
             payment_method=payment,
             delivery_address=address,
+            card_fingerprint=card or None,
+            device_id=device or None,
+            phone_hash=phone or None,
+            ip_prefix=network or None,
         )
-        for oid, cid, pid, sid, region, t, amount, payment, address in zip(
+        for oid, cid, pid, sid, region, t, amount, payment, address, card, device, phone, network in zip(
             o["order_id"].tolist(),
             o["customer_id"].tolist(),
             o["product_id"].tolist(),
@@ -881,6 +951,10 @@ def to_contexts(data: SyntheticData) -> tuple[dict[str, int], list[OrderContext]
             o["amount"].tolist(),
             o["payment_method"].tolist(),
             o["delivery_address"].tolist(),
+            o["card_fingerprint"].tolist(),
+            o["device_id"].tolist(),
+            o["phone_hash"].tolist(),
+            o["ip_prefix"].tolist(),
             strict=True,
         )
     ]

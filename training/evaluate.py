@@ -396,6 +396,19 @@ def model_section(
             f"{xgb_metrics['roc_auc']:.3f} and {xgb_metrics['pr_auc']:.3f} for XGBoost. Its own "
             f"thresholds (from validation): {html.escape(fallback_levels)}.</p>"
         )
+    for model, levels in metrics.get("thresholds_capped", {}).items():
+        fallback_note += (
+            f"<p>{html.escape(model)} scores saturate at 1.0 on validation, so these levels are capped at "
+            "the highest score below it (the cut could not rank the tied orders): "
+            + html.escape(
+                ", ".join(
+                    f"{level} {c['uncapped']:.4f} → {c['capped']:.6f} (validation precision "
+                    f"{c['validation_precision']:.2f})"
+                    for level, c in levels.items()
+                )
+            )
+            + ".</p>"
+        )
     thresholds = "".join(f"<li>{html.escape(k)}: {v:.4f}</li>" for k, v in config["thresholds"].items())
     actions = "".join(
         f"<tr><td>{html.escape(action)}</td><td>{html.escape(a['level'])}</td><td>{a['cost_false_positive']:g}</td>"

@@ -391,6 +391,34 @@ def action_thresholds(
     return {"decision": thresholds["high"], **thresholds}, actions
 
 
+def cap_saturated(
+    y: np.ndarray, scores: np.ndarray, thresholds: dict[str, float]
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Keep every level a score can still be ranked into: below the model's saturation point.
+
+    A model that reaches 1.0 exactly (a logistic regression far out on a feature it never saw that
+    high, e.g. twenty customers on one card) ranks nothing among those orders any more: they all tie
+    at 1.0, and a level that starts there is one the model can only enter by overflowing. Such a
+    level is capped at the highest validation score below 1.0. Returns the thresholds and, per capped
+    level, what it would have been, where it is now and the validation precision from there up (the
+    metrics and the report carry it, so a saturated model is visible rather than silently strict).
+    """
+    below = scores[scores < 1.0]
+    ceiling = float(below.max()) if len(below) else float(np.nextafter(1.0, 0.0))
+    capped: dict[str, dict[str, float]] = {}
+    result = dict(thresholds)
+    for level, value in thresholds.items():
+        if value > ceiling:
+            result[level] = ceiling
+            flagged = scores >= ceiling
+            capped[level] = {
+                "uncapped": float(value),
+                "capped": ceiling,
+                "validation_precision": float(np.mean(y[flagged])) if flagged.any() else 0.0,
+            }
+    return result, capped
+
+
 def monotone_constraints(lane: Lane = ORDER) -> str:
     """XGBoost's monotone_constraints in the lane's feature order: +1 where the business direction is known."""
     return "(" + ",".join(str(f.direction) for f in lane.features) + ")"
@@ -655,6 +683,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         decision = cost_threshold(y_valid, valid_scores, *costs)
         thresholds = level_thresholds(y_valid, valid_scores, decision)
+    thresholds, capped = cap_saturated(y_valid, valid_scores, thresholds)
+    capped_levels: dict[str, dict[str, dict[str, float]]] = {"xgboost": capped}
+    decision = thresholds["decision"]
     test_scores = {"xgboost": booster.predict(dtest)}
     models = {"xgboost": evaluate(y_test, test_scores["xgboost"], decision, costs)}
 
@@ -676,6 +707,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         elif model is logistic:
             fallback_thresholds = level_thresholds(
                 y_valid, validation_baseline, baseline_threshold, FALLBACK_MEDIUM_RECALL
+            )
+        if model is logistic:
+            fallback_thresholds, capped_levels["fallback"] = cap_saturated(
+                y_valid, validation_baseline, fallback_thresholds
             )
 
     patterns = per_pattern(test, test_scores["xgboost"])
@@ -736,6 +771,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "controls": controls,
         "monotone": monotone,
         "baseline_features": {"random_forest_smote": baseline_names(lane), "logistic_regression": lane.names},
+        "thresholds_capped": {model: levels for model, levels in capped_levels.items() if levels},
     }
     evidence = gate_evidence(
         test,
@@ -754,6 +790,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         test_scores["xgboost"].tolist(),
         window={"features": window(train, lane), "score": window(test, lane)},
     )
+    for model, levels in capped_levels.items():
+        if levels:
+            log(f"{model}: saturated at 1.0 on validation; capped levels {levels}")
     write_atomically(
         Path(args.model_dir),
         {

@@ -40,9 +40,9 @@ from returnguard.aggregates import (
     Aggregate,
     ReturnContext,
     apply_customer_profile,
-    apply_order_to_address,
     apply_order_to_customer,
     apply_order_to_entity,
+    apply_order_to_link,
     apply_return_to_customer,
     apply_return_to_entity,
     apply_return_to_text,
@@ -51,7 +51,7 @@ from returnguard.aggregates import (
 from returnguard.aws.batches import until_processed
 from returnguard.aws.feature_store import decode_item, encode_item
 from returnguard.events import CustomerPayload, Envelope, to_context
-from returnguard.features import OrderContext
+from returnguard.features import LINK_ITEMS, OrderContext, link_ids
 from returnguard.payments import PaymentLabelPayload, PaymentPayload, stream_changes
 from returnguard.tables import entity_key
 
@@ -112,7 +112,8 @@ def changes(envelope: Envelope, payload: Any) -> list[tuple[str, Change]]:
         ]
         for group, eid in order_entity_ids(order).items():
             out.append((entity_key(group, eid), lambda s: apply_order_to_entity(s, order.order_time_ms)))
-        out.append((entity_key("address", order.address_key), lambda s: apply_order_to_address(s, order)))
+        for group, key in link_ids(order).items():
+            out.append((entity_key(LINK_ITEMS[group], key), lambda s: apply_order_to_link(s, order)))
         return out
     if isinstance(context, ReturnContext):
         ret = context

@@ -64,6 +64,8 @@ def test_every_training_row_equals_the_online_vector_exactly(outputs, reference)
     assert table.customer_returns_last_6_orders.max() >= 2
     assert table.customer_orders_last_60s.max() >= 1
     assert table.address_other_customers.max() >= 1
+    for group in ("device", "phone", "ip"):  # card links: the naive-definition test in tests/unit
+        assert table[f"{group}_other_customers"].max() >= 1, group
     assert 0 < table.label.mean() < 0.2
 
 
@@ -96,8 +98,8 @@ def test_latest_aggregates_equal_the_replayed_state(spark, outputs, reference):
         for r in spark.read.parquet(str(processed / "features/entities")).collect()
     }
     entities |= {
-        ("address", r["address_key"]): job.address_state(r)
-        for r in spark.read.parquet(str(processed / "features/addresses")).collect()
+        (r["group"], r["id"]): job.link_state(r)
+        for r in spark.read.parquet(str(processed / "features/links")).collect()
     }
     assert entities == store.entities
 

@@ -300,3 +300,20 @@ def test_make_model_packs_the_return_model_in_the_same_archive(two_lane_model, t
     assert set(model_fn(str(tmp_path / "unpacked")).lanes) == {"return"}
     # beside it, for the api stack (RG_MODEL_CONFIG's `return` thresholds)
     assert (tmp_path / "out" / "return" / "config.json").is_file()
+
+
+def test_a_model_saturating_at_one_gets_levels_it_can_rank_into_and_says_so():
+    # Given validation scores where the most abusive orders tie at exactly 1.0 (a logistic regression
+    # far out on a feature) and every cut below them is less than 90% precise
+    y = np.array([1] * 18 + [0, 0] + [0, 0, 1, 0, 0] * 4 + [0] * 60)
+    scores = np.r_[np.ones(20), np.linspace(0.99, 0.5, 20), np.linspace(0.4, 0.01, 60)]
+    levels = train.level_thresholds(y, scores, train.cost_threshold(y, scores, 1.0, 5.0))
+    assert levels["critical"] == 1.0  # what the levels alone would give: a level entered only by overflow
+    # When the saturation cap applies
+    capped, record = train.cap_saturated(y, scores, levels)
+    # Then every level lies below 1.0 in order, at most the highest rankable score, and the cap is recorded
+    assert 0 < capped["medium"] <= capped["high"] <= capped["critical"] == 0.99 < 1
+    assert capped["decision"] == capped["high"]
+    assert record["critical"] == {"uncapped": 1.0, "capped": 0.99, "validation_precision": 18 / 21}
+    # and a model that never saturates is left as it was
+    assert train.cap_saturated(y, scores * 0.9, levels | {"critical": 0.8})[1] == {}

@@ -16,6 +16,7 @@ from returnguard.features import (
     DAMAGE_REASON_CODES,
     FEATURE_NAMES,
     FEATURES,
+    LINK_IDENTIFIERS,
     FeatureError,
     OrderContext,
     address_key,
@@ -233,6 +234,21 @@ def naive_features(
                 }
             )
         ),
+        **{
+            f"{group}_other_customers": float(
+                len(
+                    {
+                        p.customer_id
+                        for p in orders
+                        if getattr(o, name)
+                        and getattr(p, name) == getattr(o, name)
+                        and p.order_time_ms < t
+                        and p.customer_id != o.customer_id
+                    }
+                )
+            )
+            for group, name in LINK_IDENTIFIERS.items()
+        },
     }
 
 
@@ -259,6 +275,10 @@ def histories(draw):
             category=draw(st.sampled_from(["fashion", "electronics"])),
             payment_method=draw(st.sampled_from(["cod", "upi"])),
             delivery_address=draw(st.sampled_from(["1 MG Road", "2 Park St", "3 Lake Rd"])),
+            card_fingerprint=draw(st.sampled_from([None, "card-a", "card-b"])),
+            device_id=draw(st.sampled_from([None, "device-a", "device-b"])),
+            phone_hash=draw(st.sampled_from([None, "phone-a"])),
+            ip_prefix=draw(st.sampled_from([None, "net-a", "net-b"])),
         )
         orders.append(o)
         if draw(st.booleans()):
@@ -296,7 +316,7 @@ def test_store_updated_after_the_order_still_gives_point_in_time_vector():
 
 
 def test_address_links_count_other_customers_before_the_order_up_to_the_cap():
-    from returnguard.features import ADDRESS_LINK_CAP
+    from returnguard.features import LINK_CAP
 
     # Given 25 customers who each had an order delivered to the same flat, a minute apart
     store = AggregateStore()
@@ -308,13 +328,26 @@ def test_address_links_count_other_customers_before_the_order_up_to_the_cap():
         store.apply_order(o)
     # Then each saw the customers before it, and the count saturates at the cap
     assert vectors[:5] == [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert vectors[-1] == ADDRESS_LINK_CAP
+    assert vectors[-1] == LINK_CAP
     state = store.entities[("address", history[0].address_key)]
-    assert len(state["customers"]) == ADDRESS_LINK_CAP and "C00" in state["customers"]
+    assert len(state["customers"]) == LINK_CAP and "C00" in state["customers"]
     # The same address written differently is the same link; a returning customer is not "other"
     again = order(
         99, T0 + DAY, customer="C00", delivery_address="  flat 2b,  SAI residency, 14 mg road, pune "
     )
-    assert store.features(again)["address_other_customers"] == ADDRESS_LINK_CAP - 1
+    assert store.features(again)["address_other_customers"] == LINK_CAP - 1
     # and a store that already holds later customers still gives the point-in-time count
     assert store.features(history[3])["address_other_customers"] == 3.0
+
+
+def test_link_items_never_share_a_table_key_prefix_with_another_aggregate():
+    # The features table holds every lane's aggregates as entity#id: a card's link item must not be
+    # the payments lane's card aggregate (another layout, written by another consumer).
+    from returnguard import payments
+    from returnguard.features import ENTITY_GROUPS, LINK_GROUPS, LINK_ITEMS
+
+    others = {"customer", "text", *ENTITY_GROUPS, *payments.ENTITIES}
+    assert set(LINK_ITEMS) == set(LINK_GROUPS)
+    assert LINK_ITEMS["address"] == "address"  # deployed tables already hold address# items
+    assert not (set(LINK_ITEMS.values()) - {"address"}) & others
+    assert len(set(LINK_ITEMS.values())) == len(LINK_ITEMS)

@@ -108,3 +108,24 @@ def test_schema_rejects_extras_and_bad_values() -> None:
         assert info.value.errors()[0]["loc"][-1] == next(iter(bad))
     naive = request(order_time="2024-01-01T10:00:00")
     assert naive.order.order_time.tzinfo is not None and naive.locale == "en"
+
+
+def test_link_identifiers_are_read_in_the_same_batch_and_counted() -> None:
+    # Given a device, a phone and a network two other customers used before this order
+    earlier = {"C7": T0 - 86_400_000, "C8": T0 - 3_600_000, "C1": T0 - 7_200_000}
+    link = {"customers": earlier, "last_event_ms": T0 - 3_600_000}
+    store = InMemoryFeatureStore(
+        {
+            f"{group}#{value}": {"state": link}
+            for group, value in (("device", "d1"), ("phone", "p1"), ("ip", "n1"))
+        }
+    )
+    model = FakeModel(0.2)
+    # When an order carries them (and one without them)
+    decide(request(device_id="d1", phone_hash="p1", ip_prefix="n1"), store, model, CONFIG, NOW)
+    decide(request(order_id="ORD2"), store, model, CONFIG, NOW)
+    # Then one BatchGetItem per decision read them, and only the other customers count
+    assert store.batch_calls == 2
+    for group in ("device", "phone", "ip"):
+        assert model.vectors[0][f"{group}_other_customers"] == 2
+        assert model.vectors[1][f"{group}_other_customers"] == 0
