@@ -33,7 +33,7 @@ from training.bootstrap import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-TOTAL_STEPS = 10
+TOTAL_STEPS = 11
 SPREAD_DAYS = 28  # the sample orders' time span after the history ends
 ABUSIVE_BEFORE = (
     "      abusive before: 1 when the customer's order in the test window ended in abuse (known later; the "
@@ -411,6 +411,15 @@ def run(args: argparse.Namespace, port: int) -> int:
         batch_demo(aws, paths.work / "payments", args.force)
         done(started)
 
+        started = step(
+            11, TOTAL_STEPS, "retrain and gate: a candidate against the serving model (local registry)"
+        )
+        from local.lifecycle import demo_cycle
+
+        for line in demo_cycle(paths.work, aws, model, table=paths.table, model_dir=paths.model):
+            print(f"      {line}", flush=True)
+        done(started)
+
         print(f"\nDemo finished in {time.perf_counter() - began:.0f}s. Try it yourself:", flush=True)
         example = json.dumps(requests_[0], separators=(",", ":"))
         print(
@@ -446,6 +455,7 @@ def run(args: argparse.Namespace, port: int) -> int:
             )
     finally:
         remove_api_file(paths.work)
+        (paths.work / "local-aws.json").unlink(missing_ok=True)
         for server in reversed(servers):
             server.stop()
     return 0

@@ -4,6 +4,10 @@ It calls exactly the functions SageMaker calls (training/inference.py), so what 
 end-to-end tests see is what the endpoint will answer.
 
     .venv/bin/python -m local.inference_server --model-dir build/demo/model    # any free port; --port N
+
+Given a `follow` (local.lifecycle.EndpointFollower: the local registry's endpoint in local AWS), it also
+answers `POST /reload` (local only, not part of SageMaker's contract): it loads the model the endpoint now
+serves and swaps it in, so `returnguard models promote --local` changes what the demo scores with.
 """
 
 from __future__ import annotations
@@ -47,6 +51,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"code": "not_found", "message": f"no route {self.path}"}})
 
     def do_POST(self) -> None:
+        if self.path == "/reload" and self.server.follow is not None:
+            try:
+                self.server.model = model_fn(str(self.server.follow.model_dir()))
+            except Exception as error:  # the old model keeps serving
+                self._send(500, {"error": {"code": "reload_failed", "message": str(error)[:300]}})
+                return
+            self._send(200, {"status": "reloaded", "model_version": self.server.model.version})
+            return
         if self.path != "/invocations":
             self._send(404, {"error": {"code": "not_found", "message": f"no route {self.path}"}})
             return
@@ -83,9 +95,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], model: LoadedModel):
+    def __init__(self, address: tuple[str, int], model: LoadedModel, follow: Any = None):
         super().__init__(address, _Handler)
         self.model = model
+        self.follow = follow  # has model_dir(): the folder of the model the followed endpoint serves
 
 
 @dataclass
@@ -96,15 +109,23 @@ class ServerHandle:
     _server: _Server
     _thread: threading.Thread
 
+    @property
+    def current_version(self) -> str:
+        return self._server.model.version
+
+    def follow(self, follower: Any) -> None:
+        """From now on, POST /reload loads what `follower.model_dir()` names."""
+        self._server.follow = follower
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
 
 
-def serve(model_dir: str, host: str = "127.0.0.1", port: int = 0) -> ServerHandle:
+def serve(model_dir: str, host: str = "127.0.0.1", port: int = 0, follow: Any = None) -> ServerHandle:
     """Load the model and serve it in a background thread; port 0 picks a free port."""
-    server = _Server((host, port), model_fn(str(model_dir)))
+    server = _Server((host, port), model_fn(str(model_dir)), follow)
     thread = threading.Thread(target=server.serve_forever, name="inference-server", daemon=True)
     thread.start()
     bound = server.server_address[1]

@@ -72,8 +72,22 @@ def split_s3(url: str) -> tuple[str, str]:
     raise ValueError(f"not an S3 location: {url!r}")
 
 
+def _object(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """HeadObject of `key` when it names one object (an S3Prefix channel given a file's key), else None."""
+    if not key or key.endswith("/"):
+        return None
+    try:
+        return dict(s3.head_object(Bucket=bucket, Key=key))
+    except s3.exceptions.ClientError:
+        return None
+
+
 def download(s3: Any, url: str, target: Path) -> int:
     bucket, prefix = split_s3(url)
+    if _object(s3, bucket, prefix) is not None:  # SageMaker puts the one object in the channel by its name
+        target.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, prefix, str(target / prefix.rsplit("/", 1)[-1]))
+        return 1
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     count = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -98,6 +112,10 @@ def fingerprint(s3: Any, url: str, *extra: str) -> str:
     """A digest of every object (key and ETag) under an S3 location, plus `extra`."""
     bucket, prefix = split_s3(url)
     digest = hashlib.sha256("\0".join(extra).encode())
+    head = _object(s3, bucket, prefix)
+    if head is not None:
+        digest.update(f"{prefix}={head['ETag']}".encode())
+        return digest.hexdigest()[:16]
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/"):
         for item in page.get("Contents", []):
             digest.update(f"{item['Key'][len(prefix) :]}={item['ETag']}".encode())
@@ -202,7 +220,11 @@ class TrainingJobs:
             for channel in params["InputDataConfig"]:
                 target = base / "input" / "data" / channel["ChannelName"]
                 target.mkdir(parents=True)
-                download(s3, channel["DataSource"]["S3DataSource"]["S3Uri"], target)
+                if download(s3, channel["DataSource"]["S3DataSource"]["S3Uri"], target) == 0:
+                    uri = channel["DataSource"]["S3DataSource"]["S3Uri"]  # SageMaker fails such a job
+                    raise StepFailed(
+                        "States.TaskFailed", f"training job {name}: no S3 objects found under {uri}"
+                    )
                 env[f"SM_CHANNEL_{channel['ChannelName'].upper()}"] = str(target)
             log = io.StringIO()
             inputs = [c["DataSource"]["S3DataSource"]["S3Uri"] for c in params["InputDataConfig"]]

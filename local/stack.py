@@ -231,6 +231,9 @@ def start(port: int | None = None, prefix: str = "returnguard-local") -> LocalSt
     """
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    from local import moto_sagemaker
+
+    moto_sagemaker.install()  # UpdateEndpoint for the local registry's promotions (returnguard models)
     server = _MotoServer(port or 0)
     server.start()
     port = server.server_address[1]

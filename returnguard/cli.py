@@ -7,6 +7,8 @@
     returnguard health
     returnguard batch score transactions.csv      # the batch pipeline on one file, against local AWS
     returnguard invoke --file features.json --model payment     # the model endpoint itself (seed 001)
+    returnguard models list                       # registered versions, their gate numbers, which one serves
+    returnguard models show 3 | promote 3 | rollback | compare 2 3
 
 The API's address comes from --url or RETURNGUARD_URL; without them, from build/demo/api.json,
 which the local API (`make demo SERVE=1`, `python -m local.api_server`) writes while it runs; else
@@ -18,6 +20,12 @@ in, `{"fraud_probability": p}` out (`{"instances": [...]}` gets the full answer 
 Locally it posts to the inference server's /invocations (--inference-url, RETURNGUARD_INFERENCE_URL);
 with --endpoint-name it calls the SageMaker endpoint (the `returnguard` command passes the AWS caller
 in from returnguard/aws/cli.py, so this module stays free of boto3).
+
+`models` talks to the model registry and the scoring endpoint instead of the API: in AWS with the
+usual credentials (--stage picks returnguard-<stage>; --prefix, --group, --endpoint name them), or
+with --local to the local stack's AWS (moto server) while `make demo SERVE=1` runs, whose address is
+in build/demo/local-aws.json; there the local model server reloads on promote and roll back. Exit
+status: 0 done, 1 refused (the reason's code is printed), 2 bad usage or AWS unreachable.
 """
 
 from __future__ import annotations
@@ -208,6 +216,40 @@ def _parser() -> argparse.ArgumentParser:
         "--prefix", default="returnguard-local", help="the local stack's name prefix (with --endpoint-url)"
     )
     batch_score.add_argument("--explain", choices=["flagged", "all"], default="flagged")
+
+    models = commands.add_parser(
+        "models", help="model versions: list, show, promote, roll back, compare (registry + endpoint)"
+    )
+    where = models.add_mutually_exclusive_group()
+    where.add_argument(
+        "--local", action="store_true", help="the local stack's AWS (build/demo/local-aws.json)"
+    )
+    where.add_argument("--stage", default=os.environ.get("RETURNGUARD_STAGE", "dev"), help="default dev")
+    models.add_argument("--prefix", help="resource name prefix (default returnguard-<stage>)")
+    models.add_argument("--group", help="model package group (default: the one named <prefix>-return-abuse*)")
+    models.add_argument("--endpoint", help="scoring endpoint (default <prefix>-scoring)")
+    models.add_argument("--endpoint-url", help="an AWS endpoint URL (e.g. a moto server)")
+    models.add_argument(
+        "--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    )
+    actions = models.add_subparsers(dest="action", required=True)
+    actions.add_parser(
+        "list", help="every registered version, its gate decision and numbers, and what serves"
+    )
+    show = actions.add_parser("show", help="one version: its registry entry and its gate record")
+    show.add_argument("version", type=int)
+    promote = actions.add_parser(
+        "promote", help="serve a version (Approved ones; --force overrides the gate)"
+    )
+    promote.add_argument("version", type=int)
+    promote.add_argument("--force", action="store_true", help="promote a version the gate rejected")
+    promote.add_argument("--reason", default="", help="why (required with --force; recorded in the registry)")
+    promote.add_argument("--wait", action="store_true", help="wait until the endpoint is InService on it")
+    rollback = actions.add_parser("rollback", help="serve the endpoint config the current one replaced")
+    rollback.add_argument("--wait", action="store_true", help="wait until the endpoint is InService on it")
+    compare = actions.add_parser("compare", help="two versions' recorded numbers side by side")
+    compare.add_argument("first", type=int)
+    compare.add_argument("second", type=int)
     return parser
 
 
@@ -247,6 +289,12 @@ def main(
         from batch.cli import batch_score
 
         return batch_score(args, out)
+    if args.command == "models":
+        # The registry commands need the AWS SDK; the API commands do not load it. This module is the
+        # command line's composition root, so it is where an adapter is picked.
+        from returnguard.aws.models_cli import run as run_models
+
+        return run_models(args, out)
     client = Client(args.url or default_url(), args.api_key)
     try:
         if args.command == "invoke":

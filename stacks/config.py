@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from returnguard.access import parse_client_scopes
 from returnguard.fallback import FILE_NAME as FALLBACK_FILE
 from returnguard.fallback import FallbackModel, FallbackModelError
+from returnguard.gate import GateBounds, GateConfigError
 from returnguard.payment_scoring import PAYMENT_MODEL_DIR, payment_policy
 from returnguard.policy import PolicyConfig
 from returnguard.returns_policy import RETURN_MODEL_DIR, ReturnPolicyConfig
@@ -222,6 +223,7 @@ class StageConfig:
     # deploy the ReturnGuard-ApiGatewayAccount stack (the account's API Gateway CloudWatch role)
     api_gateway_account: bool
     retraining_schedule_enabled: bool
+    gate: GateBounds  # the promotion gate's bounds (context `gate`, a JSON object; returnguard/gate.py)
     etl_schedule_enabled: bool  # the nightly rules job and crawlers (Glue triggers, created but not started)
     score_snapstart: bool  # Lambda SnapStart on the score function's published versions
     log_retention_days: int
@@ -607,6 +609,11 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
     except (ValueError, TypeError) as error:
         raise ConfigError(f"context 'return_policy': {error}") from None
 
+    try:
+        gate = GateBounds.from_mapping(read.mapping("gate"))
+    except GateConfigError as error:
+        raise ConfigError(f"context 'gate': {error}") from None
+
     order_time_window = OrderTimeWindow(
         past=timedelta(days=read.integer("order_time_past_days", 7, minimum=0, maximum=3660)),
         future=timedelta(seconds=read.integer("order_time_future_seconds", 300, minimum=0, maximum=86_400)),
@@ -662,6 +669,7 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         api_execution_log_level=read.choice("api_execution_log_level", ("OFF", "ERROR", "INFO"), "ERROR"),
         api_gateway_account=read.boolean("api_gateway_account", True),
         retraining_schedule_enabled=read.boolean("retraining_schedule", False),
+        gate=gate,
         etl_schedule_enabled=read.boolean("etl_schedule", False),
         score_snapstart=read.boolean("score_snapstart", False),
         log_retention_days=read.integer("log_retention_days", 7, minimum=1, maximum=3653),

@@ -73,6 +73,9 @@ class MlStack(Stack):
         self.training_role = self._sagemaker_role("TrainingRole", config, "training jobs", "TrainingJobs")
         grant_asset_read(self.source_dir, self.training_role)
         props.lake.grant_read(self.training_role, f"{TRAINING_DATA_PREFIX}*")
+        # The gate's champion: the training job scores the serving model (bootstrap or retrained) too.
+        grant_asset_read(self.model_artifact, self.training_role)
+        props.lake.grant_read(self.training_role, f"{MODEL_ARTIFACTS_PREFIX}*")
         props.lake.grant_put(self.training_role, f"{MODEL_ARTIFACTS_PREFIX}*")
         props.key.grant_encrypt_decrypt(self.training_role)  # reads the data, encrypts volume and output
         self.training_role.add_to_policy(  # the training instance's encrypted volume

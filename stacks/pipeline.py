@@ -1,9 +1,11 @@
-"""Pipeline stack: the retraining state machine (Glue features -> SageMaker training -> evaluate -> gate ->
-register -> promote onto the endpoint -> wait for InService -> record) and its EventBridge schedule
-(disabled in dev)."""
+"""Pipeline stack: the retraining state machine (Glue features -> find the serving model -> SageMaker
+training, which also scores the serving model on the same mature window -> gate -> register with the
+decision -> promote onto the endpoint if approved -> wait for InService -> record) and its EventBridge
+schedule (disabled in dev)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack
@@ -16,8 +18,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from returnguard.aws.gate_record import GATE_DECISIONS_PREFIX
 from stacks.config import StageConfig
-from stacks.constructs import PythonFunction, checkov_skip, dead_letter_queue, log_group, logical_id, suppress
+from stacks.constructs import PythonFunction, dead_letter_queue, log_group, logical_id, suppress
 from stacks.ml import INFERENCE_PROGRAM, TRAINING_PROGRAM
 from stacks.packaging import lambda_staging_folder
 
@@ -45,6 +48,7 @@ class PipelineProps:
     model_package_group_name: str
     endpoint_name: str
     bootstrap_endpoint_config_arn: str  # the Ml stack's config: the one a first promotion copies
+    bootstrap_model_arn: str  # the Ml stack's model: the first champion the gate compares with
 
 
 class PipelineStack(Stack):
@@ -61,6 +65,43 @@ class PipelineStack(Stack):
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             result_path="$.glue",
             task_timeout=sfn.Timeout.duration(Duration.hours(2)),
+        )
+        # The serving model (the champion): the first production variant of the endpoint's current config.
+        # Its model.tar.gz goes to the training job, which scores it on the candidate's test window.
+        serving_endpoint = tasks.CallAwsService(
+            self,
+            "ServingEndpoint",
+            service="sagemaker",
+            action="describeEndpoint",
+            parameters={"EndpointName": props.endpoint_name},
+            iam_resources=[endpoint_arn],
+            result_selector={"config_name.$": "$.EndpointConfigName"},
+            result_path="$.champion_endpoint",
+        )
+        serving_config = tasks.CallAwsService(
+            self,
+            "ServingConfig",
+            service="sagemaker",
+            action="describeEndpointConfig",
+            parameters={"EndpointConfigName.$": "$.champion_endpoint.config_name"},
+            iam_resources=[f"{sm}:endpoint-config/{config.prefix}-*", props.bootstrap_endpoint_config_arn],
+            # ArrayGetItem, not $.ProductionVariants[0]: moto's interpreter answers an indexed path with a
+            # list, and both mean the first variant's model in AWS.
+            result_selector={"model_name.$": "States.ArrayGetItem($.ProductionVariants[*].ModelName, 0)"},
+            result_path="$.champion_config",
+        )
+        serving_model = tasks.CallAwsService(
+            self,
+            "ServingModel",
+            service="sagemaker",
+            action="describeModel",
+            parameters={"ModelName.$": "$.champion_config.model_name"},
+            iam_resources=[f"{sm}:model/{config.prefix}-*", props.bootstrap_model_arn],
+            result_selector={
+                "model_name.$": "$.ModelName",
+                "model_data_url.$": "$.PrimaryContainer.ModelDataUrl",
+            },
+            result_path="$.champion",
         )
         train = tasks.SageMakerCreateTrainingJob(
             self,
@@ -91,7 +132,16 @@ class PipelineStack(Stack):
                             s3_location=tasks.S3Location.from_bucket(props.lake, "processed/training-data/")
                         )
                     ),
-                )
+                ),
+                tasks.Channel(
+                    channel_name="champion",
+                    data_source=tasks.DataSource(
+                        s3_data_source=tasks.S3DataSource(
+                            s3_location=tasks.S3Location.from_json_expression("$.champion.model_data_url"),
+                            s3_data_type=tasks.S3DataType.S3_PREFIX,
+                        )
+                    ),
+                ),
             ],
             output_data_config=tasks.OutputDataConfig(
                 s3_output_location=tasks.S3Location.from_bucket(props.lake, "models/artifacts/"),
@@ -104,57 +154,69 @@ class PipelineStack(Stack):
                 volume_encryption_key=props.key,
             ),
             stopping_condition=tasks.StoppingCondition(max_runtime=Duration.hours(2)),
-            # Wait for the job: Evaluate reads the final metrics, which exist only once it has finished.
+            # Wait for the job: the gate reads the model it wrote, which exists only once it has finished.
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             result_path="$.training",
         )
-        evaluate = sfn.Pass(
+        gate_function = PythonFunction(
             self,
-            "Evaluate",
-            parameters={
-                "auc.$": "$.training.FinalMetricDataList[?(@.MetricName == 'validation:auc')].Value",
-                "pr_auc.$": "$.training.FinalMetricDataList[?(@.MetricName == 'validation:pr_auc')].Value",
+            "Gate",
+            config=config,
+            key=props.key,
+            code_folder=lambda_staging_folder("gate"),
+            memory_size=1024,  # holds the candidate's model.tar.gz in memory to read evaluation.json
+            timeout=Duration.seconds(120),
+            description="Retraining: the promotion gate (candidate vs serving model on the same mature window)",
+            environment={
+                "RG_LAKE_BUCKET": props.lake.bucket_name,
+                "RG_GATE_BOUNDS": json.dumps(config.gate.as_dict(), sort_keys=True),
+                "POWERTOOLS_SERVICE_NAME": "returnguard-gate",
+                "POWERTOOLS_LOG_LEVEL": config.log_level,
             },
-            result_path="$.candidate_lists",
-        ).next(
-            sfn.Pass(
-                self,
-                "CandidateMetrics",
-                parameters={
-                    "auc.$": "States.ArrayGetItem($.candidate_lists.auc, 0)",
-                    "pr_auc.$": "States.ArrayGetItem($.candidate_lists.pr_auc, 0)",
-                },
-                result_path="$.candidate",
+        )
+        gate_function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[props.lake.arn_for_objects("models/artifacts/*")]
             )
         )
-        serving = tasks.CallAwsService(
-            self,
-            "ServingMetrics",
-            service="s3",
-            action="getObject",
-            parameters={"Bucket": props.lake.bucket_name, "Key": SERVING_METRICS_KEY},
-            iam_resources=[props.lake.arn_for_objects(SERVING_METRICS_KEY)],
-            # Without ListBucket S3 answers a missing key with AccessDenied, which must fail the run.
-            additional_iam_statements=[
-                iam.PolicyStatement(
-                    actions=["s3:ListBucket"],
-                    resources=[props.lake.bucket_arn],
-                    conditions={"StringEquals": {"s3:prefix": [SERVING_METRICS_KEY]}},
-                )
+        gate_function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[props.lake.arn_for_objects(f"{GATE_DECISIONS_PREFIX}*")]
+            )
+        )
+        props.key.grant_encrypt_decrypt(gate_function.role)
+        _suppress_step_function(gate_function)
+        suppress(
+            gate_function.role,
+            "AwsSolutions-IAM5",
+            "Reads any training job's model archive under the lake's models/artifacts/ (one folder per job, "
+            "named per execution) and writes one decision record per execution under "
+            f"{GATE_DECISIONS_PREFIX}; KMS data-key actions on the stage key.",
+            applies_to=[
+                "Action::kms:GenerateDataKey*",
+                "Action::kms:ReEncrypt*",
+                {"regex": "/^Resource::<.*>\\/models\\/(artifacts|metadata\\/gate-decisions)\\/\\*$/"},
             ],
-            result_selector={"metrics.$": "States.StringToJson($.Body)"},
-            result_path="$.serving",
         )
-        no_serving = sfn.Pass(
+        gate = tasks.LambdaInvoke(
             self,
-            "NoServingMetrics",
-            result=sfn.Result.from_object({"metrics": {"auc": 0, "pr_auc": 0}}),
-            result_path="$.serving",
+            "GateCandidate",
+            lambda_function=gate_function.function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "ModelArtifact": sfn.JsonPath.string_at("$.training.ModelArtifacts.S3ModelArtifacts"),
+                    "Execution": sfn.JsonPath.string_at("$$.Execution.Name"),
+                }
+            ),
+            result_selector={
+                "approved.$": "$.Payload.approved",
+                "approval_status.$": "$.Payload.approval_status",
+                "reasons.$": "$.Payload.reasons",
+                "metadata.$": "$.Payload.metadata",
+                "record_url.$": "$.Payload.record_url",
+            },
+            result_path="$.gate",
         )
-        # Only a missing object means "no serving model yet". Any other error (AccessDenied, a KMS key
-        # that cannot decrypt, throttling) fails the execution: treating it as "no serving model" would
-        # let any candidate through the gate.
-        serving.add_catch(no_serving, errors=["S3.NoSuchKeyException"], result_path="$.serving_error")
 
         image_container = {
             "Image": props.image_uri,
@@ -171,7 +233,14 @@ class PipelineStack(Stack):
             action="createModelPackage",
             parameters={
                 "ModelPackageGroupName": props.model_package_group_name,
-                "ModelApprovalStatus": "Approved",
+                # Every candidate is registered, with the gate's decision as its status and its numbers.
+                "ModelApprovalStatus.$": "$.gate.approval_status",
+                "CustomerMetadataProperties.$": "$.gate.metadata",
+                "ModelMetrics": {
+                    "ModelQuality": {
+                        "Statistics": {"ContentType": "application/json", "S3Uri.$": "$.gate.record_url"}
+                    }
+                },
                 "InferenceSpecification": {
                     "Containers": [image_container],
                     "SupportedContentTypes": ["application/json", "text/csv"],
@@ -251,24 +320,7 @@ class PipelineStack(Stack):
                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
         )
-        sync_invoke = (
-            "Invoked synchronously by the state machine (Lambda integration), which sees and handles the "
-            "error; a DLQ applies to asynchronous invocations, which this function never gets."
-        )
-        suppress(promote_function.function, "Serverless-LambdaDLQ", sync_invoke)
-        suppress(promote_function.function, "NIST.800.53.R5-LambdaDLQ", sync_invoke)
-        suppress(
-            promote_function.function,
-            "NIST.800.53.R5-LambdaConcurrency",
-            "One call per retraining run (weekly); reserving concurrency takes it from the account's "
-            "unreserved pool, which must stay >= 10 (new accounts have a quota of 10).",
-        )
-        suppress(
-            promote_function.function,
-            "NIST.800.53.R5-LambdaInsideVPC",
-            "Calls only the SageMaker API over TLS with IAM authentication and reaches no private resource; "
-            "a VPC would add NAT or interface endpoints and protect nothing more.",
-        )
+        _suppress_step_function(promote_function)
         suppress(
             promote_function.role,
             "AwsSolutions-IAM5",
@@ -315,7 +367,7 @@ class PipelineStack(Stack):
             parameters={
                 "Bucket": props.lake.bucket_name,
                 "Key": SERVING_METRICS_KEY,
-                "Body.$": "States.JsonToString($.candidate)",
+                "Body.$": "States.JsonToString($.gate.metadata)",
                 "ContentType": "application/json",
             },
             iam_resources=[props.lake.arn_for_objects(SERVING_METRICS_KEY)],
@@ -338,26 +390,28 @@ class PipelineStack(Stack):
             ),
             wait,
         ).otherwise(endpoint_failed)
-        promote = register.next(create_model).next(promote_endpoint).next(wait).next(describe_endpoint)
+        promote = create_model.next(promote_endpoint).next(wait).next(describe_endpoint)
         describe_endpoint.next(record_after_update)
-        gate = (
-            sfn.Choice(self, "Gate")
-            .when(
-                sfn.Condition.and_(
-                    sfn.Condition.number_greater_than_equals_json_path(
-                        "$.candidate.auc", "$.serving.metrics.auc"
-                    ),
-                    sfn.Condition.number_greater_than_equals_json_path(
-                        "$.candidate.pr_auc", "$.serving.metrics.pr_auc"
-                    ),
-                ),
-                promote,
+        approved = (
+            sfn.Choice(self, "Approved")
+            .when(sfn.Condition.boolean_equals("$.gate.approved", True), promote)
+            .otherwise(
+                sfn.Succeed(
+                    self,
+                    "KeepServingModel",
+                    comment="The gate rejected the candidate (registered as Rejected with its reasons)",
+                )
             )
-            .otherwise(sfn.Succeed(self, "KeepServingModel", comment="Candidate was worse on AUC or PR-AUC"))
         )
-        check_serving = serving.next(gate)
-        no_serving.next(gate)
-        definition = features.next(train).next(evaluate).next(check_serving)
+        definition = (
+            features.next(serving_endpoint)
+            .next(serving_config)
+            .next(serving_model)
+            .next(train)
+            .next(gate)
+            .next(register)
+            .next(approved)
+        )
 
         logs = log_group(self, "Logs", config=config, key=props.key)
         self.state_machine = sfn.StateMachine(
@@ -370,12 +424,6 @@ class PipelineStack(Stack):
             logs=sfn.LogOptions(destination=logs, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
         props.key.grant_encrypt_decrypt(self.state_machine.role)
-        checkov_skip(
-            self.state_machine.role.node.find_child("DefaultPolicy").node.default_child,
-            "CKV_AWS_108",
-            "The flagged read is s3:GetObject on one object, the lake's models/metadata/serving-metrics.json "
-            "(the gate compares the candidate with it); no action here reads data on '*'.",
-        )
         self.schedule_dead_letters = dead_letter_queue(
             self, "ScheduleDeadLetters", key=props.key, of="the weekly retraining schedule"
         )
@@ -408,18 +456,44 @@ class PipelineStack(Stack):
             "models are named per execution under this stage's prefix; the training task's CDK grant is "
             "training-job/* (AddTags included), and a Deny limits Create/Describe/Stop to "
             "training-job/<prefix>-*; glue job runs of one job; model packages of one group; KMS data-key "
-            "actions on the stage key; the promote function's versions (<function ARN>:*, how Step "
-            "Functions' Lambda integration grants invoke).",
+            "actions on the stage key; the promote and gate functions' versions (<function ARN>:*, how Step "
+            "Functions' Lambda integration grants invoke); the serving model's config and model are this "
+            "stage's <prefix>-* ones (or the bootstrap ones, named exactly).",
             applies_to=[
                 "Resource::*",
                 f"Resource::<{logical_id(promote_function.function)}.Arn>:*",
+                f"Resource::<{logical_id(gate_function.function)}.Arn>:*",
                 "Action::kms:GenerateDataKey*",
                 "Action::kms:ReEncrypt*",
-                {"regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:(training-job|model)\\/.*\\*$/"},
+                {
+                    "regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:(training-job|model|endpoint-config)\\/.*\\*$/"
+                },
                 {"regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:model-package\\/.*\\/\\*$/"},
             ],
         )
         self.state_machine_arn = self.state_machine.state_machine_arn
+
+
+def _suppress_step_function(function: PythonFunction) -> None:
+    """The findings every function the state machine calls shares, with why they do not apply."""
+    sync_invoke = (
+        "Invoked synchronously by the state machine (Lambda integration), which sees and handles the "
+        "error; a DLQ applies to asynchronous invocations, which this function never gets."
+    )
+    suppress(function.function, "Serverless-LambdaDLQ", sync_invoke)
+    suppress(function.function, "NIST.800.53.R5-LambdaDLQ", sync_invoke)
+    suppress(
+        function.function,
+        "NIST.800.53.R5-LambdaConcurrency",
+        "One call per retraining run (weekly); reserving concurrency takes it from the account's "
+        "unreserved pool, which must stay >= 10 (new accounts have a quota of 10).",
+    )
+    suppress(
+        function.function,
+        "NIST.800.53.R5-LambdaInsideVPC",
+        "Calls only AWS APIs (SageMaker, S3) over TLS with IAM authentication and reaches no private "
+        "resource; a VPC would add NAT or interface endpoints and protect nothing more.",
+    )
 
 
 def _instance(name: str):

@@ -120,6 +120,7 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
             model_package_group_name=ml.model_package_group_name,
             endpoint_name=ml.endpoint_name,
             bootstrap_endpoint_config_arn=ml.endpoint_config.ref,
+            bootstrap_model_arn=ml.model.ref,
         ),
         env=env,
     )

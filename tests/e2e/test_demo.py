@@ -27,8 +27,8 @@ def test_demo_runs_every_step_offline(tmp_path) -> None:
     )
     out = run.stdout
     assert run.returncode == 0, out[-3000:] + run.stderr[-3000:]
-    for number in range(1, 11):
-        assert f"[{number}/10]" in out
+    for number in range(1, 12):
+        assert f"[{number}/11]" in out
     assert "abuse: refund above paid" in out and "deny_refund" in out  # the return step's table
     # the batch step: one file scored, one alert with its top flagged rows
     assert "1 alert on the topic" in out and re.search(
@@ -54,6 +54,13 @@ def test_demo_runs_every_step_offline(tmp_path) -> None:
         assert not row.startswith(("Placed during", "Cash on delivery", "Delivery address not used")), row
     assert "abusive before: 1 when" in out
     assert not (tmp_path / "api.json").exists()  # the address is forgotten when the API stops
+    # one retrain-and-gate cycle: both models on the same mature window, the decision with its numbers
+    assert re.search(r"same mature window for both: \S+ → \S+, [\d,]+ orders", out)
+    assert re.search(r"^ +serving +0\.\d{3} +0\.\d{3} +0\.\d{3}$", out, re.MULTILINE)
+    assert re.search(r"^ +candidate +0\.\d{3} +0\.\d{3} +0\.\d{3}$", out, re.MULTILINE)
+    assert re.search(r"gate: (APPROVED|REJECTED \(\w+.*\)); registered as version 2; record s3://", out)
+    assert ("model server reloaded: v-demo-retrain-1" in out) == ("gate: APPROVED" in out)
+    assert not (tmp_path / "local-aws.json").exists()
     # README's sample output has the columns the demo prints
     readme = (ROOT / "README.md").read_text()
     sample = readme.split("tests/e2e/test_demo.py checks its columns) -->\n```\n", 1)[1].split("```", 1)[0]

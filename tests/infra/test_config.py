@@ -56,6 +56,8 @@ def test_prod_defaults_to_realtime_and_reads_region_from_environment(fake_model_
         ({"api_clients": '{"shop": ["admin"]}'}, "api_clients"),
         ({"api_clients": "{}"}, "api_clients"),
         ({"api_clients": '{"Shop A": ["score"]}'}, "api_clients"),
+        ({"gate": '{"max_auc_drop": 0.1}'}, "gate"),
+        ({"gate": {"max_score_psi": -1}}, "gate"),
     ],
 )
 def test_invalid_context_names_the_key(fake_model_dir, context, key):
@@ -106,6 +108,12 @@ def test_a_missing_or_unusable_fallback_model_fails_the_synth(fake_model_dir, tm
     (tmp_path / "fallback_model.json").write_text(json.dumps({"kind": "logistic_regression"}))
     with pytest.raises(ConfigError, match="'model_dir'.*fallback_model.json.*malformed"):
         load({"model_dir": str(tmp_path)}, {})
+
+
+def test_the_promotion_gate_bounds_are_a_deployment_setting(fake_model_dir):
+    assert load({"model_dir": str(fake_model_dir)}, {}).gate.max_roc_auc_drop == 0.01
+    config = load({"model_dir": str(fake_model_dir), "gate": '{"max_roc_auc_drop": 0.005}'}, {})
+    assert config.gate.max_roc_auc_drop == 0.005
 
 
 def test_the_degraded_policy_is_a_deployment_setting(fake_model_dir):

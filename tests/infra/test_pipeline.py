@@ -43,17 +43,63 @@ def _next_states(state: dict) -> set[str]:
     return {t for t in targets if t}
 
 
-def test_only_a_missing_serving_metrics_object_means_no_serving_model(dev):
+def test_training_gets_the_serving_model_as_its_champion_channel(dev):
     states = pipeline_states(dev)
-    (catch,) = states["ServingMetrics"]["Catch"]
-    # AccessDenied / KMS errors come as S3.S3Exception and the like: they must fail the run.
-    assert catch["ErrorEquals"] == ["S3.NoSuchKeyException"]
-    assert catch["Next"] == "NoServingMetrics"
-    # S3 says NoSuchKey (not AccessDenied) for a missing key only to a caller that may list it.
-    policies = Template.from_stack(dev.stacks.pipeline).find_resources("AWS::IAM::Policy")
-    statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    (listing,) = [s for s in statements if s["Action"] == "s3:ListBucket"]
-    assert listing["Condition"] == {"StringEquals": {"s3:prefix": ["models/metadata/serving-metrics.json"]}}
+    order = ["BuildFeatures", "ServingEndpoint", "ServingConfig", "ServingModel", "Train", "GateCandidate"]
+    assert [states[name]["Next"] for name in order[:-1]] == order[1:]
+    assert states["ServingConfig"]["Parameters"] == {
+        "EndpointConfigName.$": "$.champion_endpoint.config_name"
+    }
+    assert states["ServingConfig"]["ResultSelector"] == {
+        "model_name.$": "States.ArrayGetItem($.ProductionVariants[*].ModelName, 0)"
+    }
+    channels = {c["ChannelName"]: c for c in states["Train"]["Parameters"]["InputDataConfig"]}
+    champion = channels["champion"]["DataSource"]["S3DataSource"]
+    assert champion["S3Uri.$"] == "$.champion.model_data_url"
+
+
+def test_every_candidate_is_registered_with_the_gate_decision_and_only_an_approved_one_is_promoted(dev):
+    states = pipeline_states(dev)
+    gate = states["GateCandidate"]
+    assert gate["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert gate["Parameters"]["Payload"] == {
+        "ModelArtifact.$": "$.training.ModelArtifacts.S3ModelArtifacts",
+        "Execution.$": "$$.Execution.Name",
+    }
+    assert gate["Next"] == "RegisterModel" and "Catch" not in gate  # a failing gate fails the run
+    register = states["RegisterModel"]["Parameters"]
+    assert register["ModelApprovalStatus.$"] == "$.gate.approval_status"
+    assert register["CustomerMetadataProperties.$"] == "$.gate.metadata"
+    assert register["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri.$"] == "$.gate.record_url"
+    assert states["RegisterModel"]["Next"] == "Approved"
+    (approved,) = states["Approved"]["Choices"]
+    assert approved == {"Variable": "$.gate.approved", "BooleanEquals": True, "Next": "CreateModel"}
+    assert states[states["Approved"]["Default"]]["Type"] == "Succeed"
+    promoting = {name for name, s in states.items() if "CreateModel" in _next_states(s)}
+    assert promoting == {"Approved"}
+
+
+def test_the_gate_function_gets_the_stage_bounds_and_reads_models_writes_decisions_only(dev):
+    pipeline = Template.from_stack(dev.stacks.pipeline)
+    functions = pipeline.find_resources("AWS::Lambda::Function")
+    (gate,) = [(k, f["Properties"]) for k, f in functions.items() if "RG_GATE_BOUNDS" in json.dumps(f)]
+    bounds = json.loads(gate[1]["Environment"]["Variables"]["RG_GATE_BOUNDS"])
+    assert bounds == dev.config.gate.as_dict()
+    role = gate[1]["Role"]["Fn::GetAtt"][0]
+    policies = [
+        p["Properties"]
+        for p in pipeline.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+    ]
+    s3 = {
+        s["Action"]: json.dumps(s["Resource"])
+        for p in policies
+        for s in p["PolicyDocument"]["Statement"]
+        if str(s["Action"]).startswith("s3:")
+    }
+    assert set(s3) == {"s3:GetObject", "s3:PutObject"}
+    assert "/models/artifacts/*" in s3["s3:GetObject"]
+    assert "/models/metadata/gate-decisions/*" in s3["s3:PutObject"]
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -101,8 +147,9 @@ def test_promote_function_may_copy_the_serving_config_and_update_only_the_scorin
             by_action.setdefault(action, []).append(statement)
     (update,) = by_action["sagemaker:UpdateEndpoint"]
     assert "endpoint/returnguard-prod-scoring" in json.dumps(update["Resource"])
-    (describe,) = by_action["sagemaker:DescribeEndpointConfig"]
-    # The bootstrap config (CloudFormation-named, from the Ml stack) and the pipeline's own configs.
-    assert "ExportsOutputRefEndpointConfig" in json.dumps(describe["Resource"])
+    # The bootstrap config (CloudFormation-named, from the Ml stack) and the pipeline's own configs
+    # (the promote function copies them; the state machine reads the serving one to find the champion).
+    for describe in by_action["sagemaker:DescribeEndpointConfig"]:
+        assert "ExportsOutputRefEndpointConfig" in json.dumps(describe["Resource"])
     (grant,) = by_action["kms:CreateGrant"]
     assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}

@@ -565,7 +565,14 @@ def test_retraining_state_machine_gates_and_schedule_per_stage(dev, prod):
         pipeline.has_resource_properties("AWS::Events::Rule", {"State": enabled})
         (machine,) = pipeline.find_resources("AWS::StepFunctions::StateMachine").values()
         definition = json.dumps(machine["Properties"]["DefinitionString"])
-        for step in ("BuildFeatures", "Train", "Evaluate", "Gate", "RegisterModel", "PromoteEndpoint"):
+        for step in (
+            "BuildFeatures",
+            "ServingModel",
+            "Train",
+            "GateCandidate",
+            "RegisterModel",
+            "PromoteEndpoint",
+        ):
             assert step in definition
         assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
         assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"

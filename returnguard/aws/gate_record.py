@@ -1,0 +1,99 @@
+"""The promotion gate's AWS side: read a candidate's evidence from its model.tar.gz in the lake, judge it
+(returnguard.gate), and record the decision in the lake under GATE_DECISIONS_PREFIX.
+
+The record is one JSON object per decision at
+`models/metadata/gate-decisions/date=<YYYY-MM-DD>/<execution>.json` (Hive-style date partitions, so an
+Athena table over the prefix can filter by day): the decision, its reasons, every number it looked at,
+the bounds, the candidate's artifact and when it was decided. The retraining state machine then
+registers the candidate with the decision as its approval status, CustomerMetadataProperties and
+ModelMetrics (pointing at this record), whichever way it went.
+
+Fails closed: an artifact that cannot be read or holds no evidence is judged as missing evidence (a
+rejection, recorded); only a failure to write the record raises, and then nothing is registered.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from returnguard import gate
+
+GATE_DECISIONS_PREFIX = "models/metadata/gate-decisions/"
+MAX_ARCHIVE_BYTES = 512 * 1024 * 1024  # a model.tar.gz larger than this is not one of ours
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    if not url.startswith("s3://") or "/" not in url[5:]:
+        raise ValueError(f"not an s3:// object URL: {url!r}")
+    bucket, _, key = url[5:].partition("/")
+    return bucket, key
+
+
+def read_evidence(s3: Any, artifact_url: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(evaluation.json of the model archive, None) or (None, why it could not be read)."""
+    try:
+        bucket, key = split_s3_url(artifact_url)
+        answer = s3.get_object(Bucket=bucket, Key=key)
+        if int(answer.get("ContentLength") or 0) > MAX_ARCHIVE_BYTES:
+            return None, f"{artifact_url} is larger than {MAX_ARCHIVE_BYTES} bytes"
+        with tarfile.open(fileobj=io.BytesIO(answer["Body"].read()), mode="r:gz") as archive:
+            member = archive.extractfile(gate.EVIDENCE_FILE)
+            if member is None:
+                return None, f"{gate.EVIDENCE_FILE} in {artifact_url} is not a file"
+            evidence = json.loads(member.read())
+    except KeyError:
+        return None, f"{artifact_url} holds no {gate.EVIDENCE_FILE}"
+    except Exception as error:  # any failure to read is missing evidence: the gate rejects
+        return None, f"{type(error).__name__}: {error}"[:500]
+    if not isinstance(evidence, dict):
+        return None, f"{gate.EVIDENCE_FILE} in {artifact_url} is not a JSON object"
+    return evidence, None
+
+
+def record_key(execution: str, decided_at: datetime) -> str:
+    return f"{GATE_DECISIONS_PREFIX}date={decided_at:%Y-%m-%d}/{execution}.json"
+
+
+def gate_candidate(
+    s3: Any,
+    *,
+    lake_bucket: str,
+    artifact_url: str,
+    execution: str,
+    serving_features: Sequence[str],
+    bounds: gate.GateBounds,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Judge the candidate at `artifact_url`, write the record to the lake, and return what the state
+    machine needs: approved, approval_status, reasons, metadata (CustomerMetadataProperties) and
+    record_url (ModelMetrics)."""
+    decided_at = now or datetime.now(timezone.utc)
+    evidence, error = read_evidence(s3, artifact_url)
+    decision = gate.decide(evidence, serving_features, bounds)
+    record = {
+        **decision.as_record(),
+        "execution": execution,
+        "candidate_artifact": artifact_url,
+        "decided_at": decided_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **({"evidence_error": error} if error else {}),
+    }
+    key = record_key(execution, decided_at)
+    s3.put_object(
+        Bucket=lake_bucket,
+        Key=key,
+        Body=json.dumps(record, indent=2, sort_keys=True).encode(),
+        ContentType="application/json",
+    )
+    record_url = f"s3://{lake_bucket}/{key}"
+    return {
+        "approved": decision.approved,
+        "approval_status": decision.approval_status,
+        "reasons": list(decision.reasons),
+        "metadata": gate.registry_metadata(decision, execution=execution, gate_record=record_url),
+        "record_url": record_url,
+    }

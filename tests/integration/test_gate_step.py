@@ -1,0 +1,149 @@
+"""The retraining state machine's gate step (lambdas/gate → returnguard.aws.gate_record) against moto's S3:
+the decision read from the candidate's model.tar.gz, recorded in the lake, returned for the registry."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import sys
+import tarfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.api_server import LambdaContext
+from returnguard import gate
+from returnguard.aws.gate_record import GATE_DECISIONS_PREFIX, gate_candidate
+from returnguard.features import FEATURE_NAMES
+from tests.unit.test_gate import evidence
+
+LAKE = "lake"
+ARTIFACT = f"s3://{LAKE}/models/artifacts/rg-run-1/output/model.tar.gz"
+NOW = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=LAKE)
+        yield client
+
+
+def put_model(s3: Any, files: dict[str, bytes], url: str = ARTIFACT) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    s3.put_object(Bucket=LAKE, Key=url.removeprefix(f"s3://{LAKE}/"), Body=buffer.getvalue())
+
+
+def judge(s3: Any, **kwargs: Any) -> dict[str, Any]:
+    return gate_candidate(
+        s3,
+        lake_bucket=LAKE,
+        artifact_url=kwargs.pop("artifact_url", ARTIFACT),
+        execution="rg-run-1",
+        serving_features=FEATURE_NAMES,
+        bounds=kwargs.pop("bounds", gate.GateBounds()),
+        now=NOW,
+    )
+
+
+def stored(s3: Any, url: str) -> dict[str, Any]:
+    return json.loads(s3.get_object(Bucket=LAKE, Key=url.removeprefix(f"s3://{LAKE}/"))["Body"].read())
+
+
+def test_an_approved_candidate_is_recorded_in_the_lake_with_its_numbers(s3):
+    put_model(s3, {gate.EVIDENCE_FILE: json.dumps(evidence()).encode(), "config.json": b"{}"})
+
+    result = judge(s3)
+
+    assert result["approved"] is True and result["approval_status"] == "Approved"
+    assert result["record_url"] == f"s3://{LAKE}/{GATE_DECISIONS_PREFIX}date=2026-11-30/rg-run-1.json"
+    record = stored(s3, result["record_url"])
+    assert record["approved"] is True and record["candidate_artifact"] == ARTIFACT
+    assert record["numbers"]["candidate"]["roc_auc"] == 0.91
+    assert record["bounds"]["max_roc_auc_drop"] == 0.01
+    assert result["metadata"]["gate_record"] == result["record_url"]
+    assert result["metadata"]["champion_pr_auc"] == "0.5"
+
+
+def test_a_rejected_candidate_is_recorded_too(s3):
+    put_model(s3, {gate.EVIDENCE_FILE: json.dumps(evidence(score_psi=0.9)).encode()})
+
+    result = judge(s3)
+
+    assert result["approval_status"] == "Rejected"
+    assert result["reasons"] == ["score_distribution_shift"]
+    assert stored(s3, result["record_url"])["reasons"] == ["score_distribution_shift"]
+
+
+@pytest.mark.parametrize(
+    "archive",
+    [
+        {"config.json": b"{}"},  # no evaluation.json (a model trained before the gate existed)
+        {gate.EVIDENCE_FILE: b"not json"},
+        {gate.EVIDENCE_FILE: b"[1, 2]"},
+        None,  # no archive at all
+    ],
+)
+def test_unreadable_evidence_is_a_recorded_rejection(s3, archive):
+    if archive is not None:
+        put_model(s3, archive)
+
+    result = judge(s3)
+
+    assert result["approved"] is False and result["reasons"] == ["missing_evidence"]
+    record = stored(s3, result["record_url"])
+    assert record["evidence_error"]
+
+
+def test_a_record_that_cannot_be_written_fails_the_step(s3):
+    put_model(s3, {gate.EVIDENCE_FILE: json.dumps(evidence()).encode()})
+    with pytest.raises(Exception, match="NoSuchBucket"):
+        gate_candidate(
+            s3,
+            lake_bucket="no-such-bucket",
+            artifact_url=ARTIFACT,
+            execution="rg-run-1",
+            serving_features=FEATURE_NAMES,
+            bounds=gate.GateBounds(),
+        )
+
+
+def load_handler(monkeypatch, bounds: str) -> Any:
+    monkeypatch.setenv("RG_LAKE_BUCKET", LAKE)
+    monkeypatch.setenv("RG_GATE_BOUNDS", bounds)
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "ERROR")
+    path = Path(__file__).resolve().parents[2] / "lambdas" / "gate" / "handler.py"
+    spec = importlib.util.spec_from_file_location("gate_handler_under_test", path)
+    assert spec and spec.loader
+    handler = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = handler
+    spec.loader.exec_module(handler)
+    return handler
+
+
+def test_the_handler_applies_the_stage_bounds_from_its_environment(s3, monkeypatch):
+    put_model(s3, {gate.EVIDENCE_FILE: json.dumps(evidence(candidate__roc_auc=0.899)).encode()})
+    handler = load_handler(monkeypatch, '{"max_roc_auc_drop": 0}')
+
+    result = handler.lambda_handler({"ModelArtifact": ARTIFACT, "Execution": "rg-run-1"}, LambdaContext())
+
+    assert result["reasons"] == ["roc_auc_worse"]
+    with pytest.raises(Exception, match="ModelArtifact"):
+        handler.lambda_handler({"Execution": "rg-run-2"}, LambdaContext())
+
+
+def test_the_handler_refuses_to_start_with_unusable_bounds(s3, monkeypatch):
+    with pytest.raises(Exception, match="max_score_psi"):
+        load_handler(monkeypatch, '{"max_score_psi": -1}')
