@@ -37,6 +37,7 @@ from pyspark.sql import functions as F
 
 from returnguard.calendar import DAY_MS, ranges_ms
 from returnguard.features import (
+    CLAIM_TYPES,
     COD_REFUSAL_REASON_CODE,
     DAMAGE_REASON_CODES,
     FEATURE_NAMES,
@@ -49,6 +50,7 @@ from returnguard.features import (
     RATE_PRIOR_RETURNS,
     RECENT_ORDERS,
     RETURN_WINDOW_MS,
+    SELLER_CLAIM_TYPES,
     VELOCITY_LONG_MS,
     VELOCITY_SHORT_MS,
 )
@@ -95,7 +97,9 @@ def load_orders(spark: SparkSession, raw: str) -> DataFrame:
 
 def load_returns(spark: SparkSession, raw: str, orders: DataFrame) -> DataFrame:
     returns = spark.read.parquet(f"{raw}/returns")
-    facts = orders.select("order_id", "customer_id", "product_id", "seller_id", "category", "region")
+    facts = orders.select(
+        "order_id", "customer_id", "product_id", "seller_id", "category", "region", "address_key"
+    )
     return returns.join(facts, "order_id", "inner").select(
         "return_id",
         "order_id",
@@ -106,6 +110,7 @@ def load_returns(spark: SparkSession, raw: str, orders: DataFrame) -> DataFrame:
         "region",
         F.unix_millis(F.col("return_time")).alias("t"),
         "reason_code",
+        "address_key",
     )
 
 
@@ -188,6 +193,7 @@ def customer_features(orders: DataFrame, returns: DataFrame, profiles: DataFrame
     history = by_time.rangeBetween(Window.unboundedPreceding, -1)
     damaged = F.col("reason_code").isin(*sorted(DAMAGE_REASON_CODES)).cast("int")
     refused = (F.col("reason_code") == COD_REFUSAL_REASON_CODE).cast("int")
+    claims = {claim: claim_flag(claim) for claim in ("mismatch", "fit_quality")}
     counted = events.select(
         "order_id",
         "is_order",
@@ -197,6 +203,11 @@ def customer_features(orders: DataFrame, returns: DataFrame, profiles: DataFrame
         F.coalesce(F.sum(F.coalesce(damaged, F.lit(0))).over(history), F.lit(0)).alias("damaged"),
         F.coalesce(F.sum(F.coalesce(refused, F.lit(0))).over(history), F.lit(0)).alias("refusals"),
         F.max(F.when(F.col("is_return") == 1, F.col("t"))).over(history).alias("last_return"),
+        F.min(F.when(F.col("is_return") == 1, F.col("t"))).over(history).alias("first_return"),
+        *[
+            F.coalesce(F.sum(F.coalesce(flag, F.lit(0))).over(history), F.lit(0)).alias(f"claims_{claim}")
+            for claim, flag in claims.items()
+        ],
         F.coalesce(F.sum("is_return").over(by_time.rangeBetween(-RETURN_WINDOW_MS, -1)), F.lit(0)).alias(
             "r30"
         ),
@@ -252,6 +263,10 @@ def customer_features(orders: DataFrame, returns: DataFrame, profiles: DataFrame
         .alias("customer_days_since_last_return"),
         F.col("damaged").cast("double").alias("customer_damaged_claims"),
         F.col("refusals").cast("double").alias("customer_cod_refusals"),
+        *[F.col(f"claims_{claim}").cast("double").alias(f"customer_{claim}_claims") for claim in claims],
+        F.when(F.col("first_return").isNotNull(), (t - F.col("first_return")) / F.lit(DAY_MS))
+        .otherwise(-1.0)
+        .alias("customer_days_since_first_return"),
         F.when(n > 0, F.col("amount_sum") / (n * 100)).otherwise(0.0).alias("customer_avg_order_amount"),
         F.when((n > 0) & (F.col("amount_sum") > 0), (F.col("o.amount_minor") * n) / F.col("amount_sum"))
         .otherwise(1.0)
@@ -259,6 +274,64 @@ def customer_features(orders: DataFrame, returns: DataFrame, profiles: DataFrame
         F.col("addresses").cast("double").alias("customer_distinct_addresses"),
         F.col("v60").cast("double").alias("customer_orders_last_60s"),
         F.col("v1h").cast("double").alias("customer_orders_last_1h"),
+    )
+
+
+def claim_flag(claim: str) -> Any:
+    """1 when the row's reason_code is one of CLAIM_TYPES[claim] (returnguard.features.claim_types)."""
+    return F.col("reason_code").isin(*sorted(CLAIM_TYPES[claim])).cast("int")
+
+
+def seller_claim_flag() -> Any:
+    return F.greatest(*[claim_flag(claim) for claim in SELLER_CLAIM_TYPES])
+
+
+def cart_features(orders: DataFrame) -> DataFrame:
+    """Same product / same category orders by the customer in the hour before each order."""
+    result = orders.select("order_id")
+    for name, column in (("product", "product_id"), ("category", "category")):
+        last_hour = Window.partitionBy("customer_id", column).orderBy("t").rangeBetween(-VELOCITY_LONG_MS, -1)
+        result = result.join(
+            orders.select(
+                "order_id",
+                F.coalesce(F.sum(F.lit(1)).over(last_hour), F.lit(0))
+                .cast("double")
+                .alias(f"customer_same_{name}_last_1h"),
+            ),
+            "order_id",
+        )
+    return result
+
+
+def seller_features(orders: DataFrame, returns: DataFrame) -> DataFrame:
+    """Seller age (first order strictly before) and smoothed claim rate from counts strictly before."""
+    events = orders.select(
+        F.col("seller_id").alias("id"), "t", "order_id", F.lit(1).alias("o"), F.lit(0).alias("c")
+    ).unionByName(
+        returns.select(
+            F.col("seller_id").alias("id"),
+            "t",
+            F.lit(None).cast("string").alias("order_id"),
+            F.lit(0).alias("o"),
+            seller_claim_flag().alias("c"),
+        )
+    )
+    history = Window.partitionBy("id").orderBy("t").rangeBetween(Window.unboundedPreceding, -1)
+    first = F.min(F.when(F.col("o") == 1, F.col("t"))).over(history)
+    return (
+        events.select(
+            "order_id",
+            "o",
+            F.when(first.isNotNull(), (F.col("t") - first) / F.lit(DAY_MS))
+            .otherwise(0.0)
+            .alias("seller_age_days"),
+            (
+                (F.coalesce(F.sum("c").over(history), F.lit(0)) + F.lit(RATE_PRIOR_RETURNS))
+                / (F.coalesce(F.sum("o").over(history), F.lit(0)) + F.lit(RATE_PRIOR_ORDERS))
+            ).alias("seller_claim_rate"),
+        )
+        .where(F.col("o") == 1)
+        .drop("o")
     )
 
 
@@ -364,6 +437,41 @@ def links(orders: DataFrame) -> DataFrame:
     )
 
 
+def address_returns(returns: DataFrame) -> DataFrame:
+    """Per delivery address, its earliest LINK_CAP returns by (time, return id): what the address
+    item holds (returnguard.aggregates.apply_return_to_address)."""
+    rank = Window.partitionBy("address_key").orderBy("t", "return_id")
+    return (
+        returns.select("address_key", "t", "return_id", "customer_id", seller_claim_flag().alias("claim"))
+        .withColumn("rank", F.row_number().over(rank))
+        .where(F.col("rank") <= LINK_CAP)
+        .drop("rank")
+    )
+
+
+def address_linked_returns(orders: DataFrame, returns: DataFrame) -> DataFrame:
+    """address_linked_returns / _claims: the address item's returns by other customers before the order."""
+    linked = address_returns(returns).select(
+        "address_key", F.col("t").alias("rt"), F.col("customer_id").alias("other"), "claim"
+    )
+    counts = (
+        orders.select("order_id", "customer_id", "address_key", "t")
+        .join(linked, "address_key")
+        .where((F.col("other") != F.col("customer_id")) & (F.col("rt") < F.col("t")))
+        .groupBy("order_id")
+        .agg(F.count("*").alias("n"), F.sum("claim").alias("claims"))
+    )
+    return (
+        orders.select("order_id")
+        .join(counts, "order_id", "left")
+        .select(
+            "order_id",
+            F.coalesce(F.col("n"), F.lit(0)).cast("double").alias("address_linked_returns"),
+            F.coalesce(F.col("claims"), F.lit(0)).cast("double").alias("address_linked_claims"),
+        )
+    )
+
+
 def entity_rates(orders: DataFrame, returns: DataFrame) -> DataFrame:
     """product/seller/category/region return rates from counts strictly before each order."""
     result = orders.select("order_id")
@@ -414,6 +522,9 @@ def training_table(
         .join(address_is_new(orders), "order_id")
         .join(entity_rates(orders, returns), "order_id")
         .join(links(orders), "order_id")
+        .join(cart_features(orders), "order_id")
+        .join(address_linked_returns(orders, returns), "order_id")
+        .join(seller_features(orders, returns), "order_id")
     )
     if labels is not None:
         table = table.join(labels, "order_id", "left")
@@ -454,6 +565,8 @@ def latest_customers(orders: DataFrame, returns: DataFrame, profiles: DataFrame)
         F.count("*").alias("return_count"),
         F.sum(damaged).alias("damaged_claims"),
         F.sum((F.col("reason_code") == COD_REFUSAL_REASON_CODE).cast("int")).alias("cod_refusals"),
+        *[F.sum(claim_flag(claim)).alias(f"claims_{claim}") for claim in CLAIM_TYPES],
+        F.min("t").alias("first_return_ms"),
         F.max("t").alias("last_return_ms"),
     )
     addresses = (
@@ -481,6 +594,11 @@ def latest_customers(orders: DataFrame, returns: DataFrame, profiles: DataFrame)
             F.coalesce("return_count", F.lit(0)).cast("long").alias("return_count"),
             F.coalesce("damaged_claims", F.lit(0)).cast("long").alias("damaged_claims"),
             F.coalesce("cod_refusals", F.lit(0)).cast("long").alias("cod_refusals"),
+            *[
+                F.coalesce(f"claims_{claim}", F.lit(0)).cast("long").alias(f"claims_{claim}")
+                for claim in CLAIM_TYPES
+            ],
+            "first_return_ms",
             "last_return_ms",
             F.greatest(F.coalesce("last_order_ms", F.lit(0)), F.coalesce("last_return_ms", F.lit(0)))
             .cast("long")
@@ -498,7 +616,17 @@ def latest_customers(orders: DataFrame, returns: DataFrame, profiles: DataFrame)
         .groupBy("customer_id")
         .agg(
             F.array_sort(
-                F.collect_list(F.struct("t", "order_id", "amount_minor", "address_key", "returned_at"))
+                F.collect_list(
+                    F.struct(
+                        "t",
+                        "order_id",
+                        "amount_minor",
+                        "address_key",
+                        "returned_at",
+                        "product_id",
+                        "category",
+                    )
+                )
             ).alias("recent_orders")
         )
     )
@@ -515,9 +643,15 @@ def latest_entities(orders: DataFrame, returns: DataFrame) -> DataFrame:
     frames = []
     for group, column in ENTITY_COLUMNS.items():
         events = orders.select(
-            F.col(column).alias("id"), "t", F.lit(1).alias("o"), F.lit(0).alias("r")
+            F.col(column).alias("id"), "t", F.lit(1).alias("o"), F.lit(0).alias("r"), F.lit(0).alias("c")
         ).unionByName(
-            returns.select(F.col(column).alias("id"), "t", F.lit(0).alias("o"), F.lit(1).alias("r"))
+            returns.select(
+                F.col(column).alias("id"),
+                "t",
+                F.lit(0).alias("o"),
+                F.lit(1).alias("r"),
+                seller_claim_flag().alias("c"),
+            )
         )
         frames.append(
             events.groupBy("id").agg(
@@ -525,15 +659,19 @@ def latest_entities(orders: DataFrame, returns: DataFrame) -> DataFrame:
                 F.sum("o").cast("long").alias("order_count"),
                 F.sum("r").cast("long").alias("return_count"),
                 F.max("t").cast("long").alias("last_event_ms"),
+                F.sum("c").cast("long").alias("claim_count"),
+                F.min(F.when(F.col("o") == 1, F.col("t"))).cast("long").alias("first_order_ms"),
             )
         )
     result = frames[0]
     for frame in frames[1:]:
         result = result.unionByName(frame)
-    return result.select("group", "id", "order_count", "return_count", "last_event_ms")
+    return result.select(
+        "group", "id", "order_count", "return_count", "last_event_ms", "claim_count", "first_order_ms"
+    )
 
 
-def latest_links(orders: DataFrame) -> DataFrame:
+def latest_links(orders: DataFrame, returns: DataFrame) -> DataFrame:
     """The state `returnguard.aggregates` holds for each link item after the whole history."""
     last = link_events(orders).groupBy("group", "id").agg(F.max("t").cast("long").alias("last_event_ms"))
     customers = (
@@ -541,14 +679,27 @@ def latest_links(orders: DataFrame) -> DataFrame:
         .groupBy("group", "id")
         .agg(F.map_from_entries(F.collect_list(F.struct("customer_id", "first"))).alias("customers"))
     )
-    return customers.join(last, ["group", "id"])
+    kept = (
+        address_returns(returns)
+        .groupBy("address_key")
+        .agg(
+            F.array_sort(F.collect_list(F.struct("t", "return_id", "customer_id", "claim"))).alias("returns")
+        )
+        .select(F.lit("address").alias("group"), F.col("address_key").alias("id"), "returns")
+    )
+    return customers.join(last, ["group", "id"]).join(kept, ["group", "id"], "left")
 
 
 def link_state(row: Any) -> dict[str, Any]:
-    return {
+    state: dict[str, Any] = {
         "customers": {k: int(v) for k, v in (row["customers"] or {}).items()},
         "last_event_ms": int(row["last_event_ms"]),
     }
+    if row["returns"]:
+        state["returns"] = [
+            [int(r["t"]), r["return_id"], r["customer_id"], int(r["claim"])] for r in row["returns"]
+        ]
+    return state
 
 
 def address_state(row: Any) -> dict[str, Any]:
@@ -569,11 +720,21 @@ def customer_state(row: Any) -> dict[str, Any]:
         "return_count": int(data["return_count"]),
         "damaged_claims": int(data["damaged_claims"]),
         "cod_refusals": int(data["cod_refusals"]),
+        "claims": {claim: int(data[f"claims_{claim}"]) for claim in CLAIM_TYPES},
+        "first_return_ms": data["first_return_ms"],
         "last_return_ms": data["last_return_ms"],
         "last_event_ms": int(data["last_event_ms"]),
         "addresses": dict(data["addresses"] or {}),
         "recent_orders": [
-            [o["t"], o["order_id"], o["amount_minor"], o["address_key"], o["returned_at"]]
+            [
+                o["t"],
+                o["order_id"],
+                o["amount_minor"],
+                o["address_key"],
+                o["returned_at"],
+                o["product_id"],
+                o["category"],
+            ]
             for o in data["recent_orders"] or []
         ],
         "recent_returns": [[r["t"], r["reason_code"]] for r in data["recent_returns"] or []],
@@ -585,6 +746,8 @@ def entity_state(row: Any) -> dict[str, Any]:
         "order_count": int(row["order_count"]),
         "return_count": int(row["return_count"]),
         "last_event_ms": int(row["last_event_ms"]),
+        "claim_count": int(row["claim_count"]),
+        "first_order_ms": None if row["first_order_ms"] is None else int(row["first_order_ms"]),
     }
 
 
@@ -691,7 +854,7 @@ def run(spark: SparkSession, raw_path: str, processed_path: str) -> dict[str, in
     entities = latest_entities(orders, returns)
     write_parquet(customers, f"{processed}/features/customers")
     write_parquet(entities, f"{processed}/features/entities")
-    write_parquet(latest_links(orders), f"{processed}/features/links")
+    write_parquet(latest_links(orders, returns), f"{processed}/features/links")
     customers = spark.read.parquet(f"{processed}/features/customers")
     entities = spark.read.parquet(f"{processed}/features/entities")
     link_items = spark.read.parquet(f"{processed}/features/links")

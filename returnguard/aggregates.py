@@ -11,21 +11,30 @@ Customer aggregate:
     amount_sum_minor       sum of their amounts in minor units
     return_count           returns applied
     damaged_claims         returns with a damage / empty-box reason
+    claims                 {claim type: returns with a reason of that type} (features.CLAIM_TYPES)
+    first_return_ms        earliest return time, or None
     cod_refusals           cash-on-delivery orders refused at the door
     last_return_ms         latest return time, or None
     last_event_ms          latest order or return time applied
     addresses              {address_key: first time it was used}
-    recent_orders          [[time_ms, order_id, amount_minor, address_key, returned_at_ms|None], ...]
+    recent_orders          [[time_ms, order_id, amount_minor, address_key, returned_at_ms|None,
+                             product_id, category], ...]
                            sorted by (time, order_id): the last 6 orders, plus every order within
                            an hour of last_event_ms (velocity)
     recent_returns         [[time_ms, reason_code], ...] sorted: returns within 30 days of last_event_ms
 Product / seller / category / region aggregate:
     order_count, return_count, last_event_ms
+    claim_count            returns with a damage or mismatch claim (features.SELLER_CLAIM_TYPES)
+    first_order_ms         earliest order, or None
 Address and card aggregates (keys: the normalised address's `address_key`, the card fingerprint),
 links between accounts:
     customers              {customer_id: first time they ordered with it}, the earliest LINK_CAP
                            by (time, customer_id)
     last_event_ms          latest order with it
+    returns                (address items, once a return names the address) the earliest LINK_CAP
+                           returns of orders delivered there, by (time, return id):
+                           [[time_ms, return_id, customer_id, claim 0/1], ...] (claim: a damage or
+                           mismatch reason, features.SELLER_CLAIM_TYPES)
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from returnguard.features import (
+    CLAIM_TYPES,
     COD_REFUSAL_REASON_CODE,
     DAMAGE_REASON_CODES,
     ENTITY_GROUPS,
@@ -43,8 +53,11 @@ from returnguard.features import (
     LINK_ITEMS,
     RECENT_ORDERS,
     RETURN_WINDOW_MS,
+    SELLER_CLAIM_TYPES,
     VELOCITY_LONG_MS,
     OrderContext,
+    address_key,
+    claim_types,
     compute_features,
     link_ids,
 )
@@ -66,6 +79,11 @@ class ReturnContext:
     return_time_ms: int
     reason_code: str
     reason_text_key: str | None = None  # returnguard.returns.text_key of the request's reason text
+    delivery_address: str | None = None  # the returned order's, when the return event carries it
+
+    @property
+    def address_key(self) -> str | None:
+        return None if not self.delivery_address else address_key(self.delivery_address)
 
 
 def new_customer(registered_at_ms: int | None = None) -> Aggregate:
@@ -75,7 +93,9 @@ def new_customer(registered_at_ms: int | None = None) -> Aggregate:
         "amount_sum_minor": 0,
         "return_count": 0,
         "damaged_claims": 0,
+        "claims": {claim: 0 for claim in CLAIM_TYPES},
         "cod_refusals": 0,
+        "first_return_ms": None,
         "last_return_ms": None,
         "last_event_ms": 0,
         "addresses": {},
@@ -85,7 +105,7 @@ def new_customer(registered_at_ms: int | None = None) -> Aggregate:
 
 
 def new_entity() -> Aggregate:
-    return {"order_count": 0, "return_count": 0, "last_event_ms": 0}
+    return {"order_count": 0, "return_count": 0, "last_event_ms": 0, "claim_count": 0, "first_order_ms": None}
 
 
 def new_link() -> Aggregate:
@@ -95,6 +115,16 @@ def new_link() -> Aggregate:
 def apply_order_to_link(link: Aggregate | None, order: OrderContext) -> Aggregate:
     """Remember who ordered with this address / identifier and when first; keep the earliest LINK_CAP."""
     return _link(link, order.customer_id, order.order_time_ms)
+
+
+def apply_return_to_address(address: Aggregate | None, ret: ReturnContext) -> Aggregate:
+    """Remember a return of an order delivered here: the earliest LINK_CAP by (time, return id)."""
+    state = new_link() if address is None else address
+    claim = int(any(claim in SELLER_CLAIM_TYPES for claim in claim_types(ret.reason_code)))
+    entry = [ret.return_time_ms, ret.return_id, ret.customer_id, claim]
+    kept = sorted([*state.get("returns", []), entry], key=lambda r: (int(r[0]), str(r[1])))
+    state["returns"] = kept[:LINK_CAP]
+    return state
 
 
 def apply_return_to_text(text: Aggregate | None, ret: ReturnContext) -> Aggregate:
@@ -130,7 +160,9 @@ def apply_order_to_customer(customer: Aggregate | None, order: OrderContext) -> 
     first_used = state["addresses"].get(key)
     if first_used is None or t < int(first_used):
         state["addresses"][key] = t
-    state["recent_orders"].append([t, order.order_id, order.amount_minor, key, None])
+    state["recent_orders"].append(
+        [t, order.order_id, order.amount_minor, key, None, order.product_id, order.category]
+    )
     state["recent_orders"].sort(key=lambda o: (int(o[0]), str(o[1])))
     state["last_event_ms"] = max(int(state["last_event_ms"]), t)
     _prune(state)
@@ -145,6 +177,11 @@ def apply_return_to_customer(customer: Aggregate | None, ret: ReturnContext) -> 
         state["damaged_claims"] += 1
     if ret.reason_code == COD_REFUSAL_REASON_CODE:
         state["cod_refusals"] += 1
+    claims = state.setdefault("claims", {claim: 0 for claim in CLAIM_TYPES})
+    for claim in claim_types(ret.reason_code):
+        claims[claim] = int(claims.get(claim, 0)) + 1
+    if state.get("first_return_ms") is None or t < int(state["first_return_ms"]):
+        state["first_return_ms"] = t
     if state["last_return_ms"] is None or t > int(state["last_return_ms"]):
         state["last_return_ms"] = t
     for recent in state["recent_orders"]:
@@ -170,13 +207,17 @@ def _prune(state: Aggregate) -> None:
 def apply_order_to_entity(entity: Aggregate | None, order_time_ms: int) -> Aggregate:
     state = new_entity() if entity is None else entity
     state["order_count"] += 1
+    if state.get("first_order_ms") is None or order_time_ms < int(state["first_order_ms"]):
+        state["first_order_ms"] = order_time_ms
     state["last_event_ms"] = max(int(state["last_event_ms"]), order_time_ms)
     return state
 
 
-def apply_return_to_entity(entity: Aggregate | None, return_time_ms: int) -> Aggregate:
+def apply_return_to_entity(entity: Aggregate | None, return_time_ms: int, reason_code: str = "") -> Aggregate:
     state = new_entity() if entity is None else entity
     state["return_count"] += 1
+    if any(claim in SELLER_CLAIM_TYPES for claim in claim_types(reason_code)):
+        state["claim_count"] = int(state.get("claim_count", 0)) + 1
     state["last_event_ms"] = max(int(state["last_event_ms"]), return_time_ms)
     return state
 
@@ -225,8 +266,11 @@ class AggregateStore:
         self.customers[ret.customer_id] = apply_return_to_customer(self.customers.get(ret.customer_id), ret)
         for group, eid in order_entity_ids(ret).items():
             self.entities[(group, eid)] = apply_return_to_entity(
-                self.entities.get((group, eid)), ret.return_time_ms
+                self.entities.get((group, eid)), ret.return_time_ms, ret.reason_code
             )
+        if ret.address_key is not None:
+            address = ("address", ret.address_key)
+            self.entities[address] = apply_return_to_address(self.entities.get(address), ret)
         if ret.reason_text_key is not None:
             text = ("text", ret.reason_text_key)
             self.entities[text] = apply_return_to_text(self.entities.get(text), ret)
@@ -287,6 +331,7 @@ __all__ = [
     "apply_order_to_entity",
     "apply_return_to_customer",
     "apply_return_to_entity",
+    "apply_return_to_address",
     "apply_return_to_text",
     "new_link",
     "new_customer",

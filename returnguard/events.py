@@ -166,6 +166,7 @@ def to_context(envelope: Envelope, payload: _Strict) -> OrderContext | ReturnCon
             **payload.model_dump(include={*_SHARED, "return_id", "reason_code"}),
             return_time_ms=envelope.time_ms,
             reason_text_key=text_key(payload.reason or ""),
+            delivery_address=payload.delivery_address,
         )
     return None
 
@@ -184,6 +185,8 @@ def order_payload(order: OrderContext, currency: str = "INR") -> dict[str, Any]:
 
 def return_payload(ret: ReturnContext, reason: str | None = None) -> dict[str, Any]:
     payload = {name: getattr(ret, name) for name in (*_SHARED, "return_id", "reason_code")}
+    if ret.delivery_address:
+        payload["delivery_address"] = ret.delivery_address
     return payload if reason is None else {**payload, "reason": reason}
 
 

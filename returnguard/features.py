@@ -33,6 +33,7 @@ RATE_PRIOR_RETURNS = 1.0
 RATE_PRIOR_ORDERS = 10.0
 
 DAMAGE_REASON_CODES = frozenset({"damaged", "defective", "empty_box"})
+SELLER_CLAIM_TYPES = ("damage", "mismatch")  # claims that blame the parcel or the listing: seller_claim_rate
 COD_REFUSAL_REASON_CODE = "refused_delivery"
 NEVER = -1.0  # days since last return when there was none
 
@@ -160,6 +161,66 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "phone_other_customers", "int", 0.0, "phone", "Other customers who gave this phone number before"
+    ),
+    Feature(
+        "address_linked_returns",
+        "int",
+        0.0,
+        "address",
+        "Returns by other customers of orders delivered to this address before",
+        direction=1,
+    ),
+    Feature(
+        "address_linked_claims",
+        "int",
+        0.0,
+        "address",
+        "Damage or mismatch claims by other customers on orders delivered to this address before",
+        direction=1,
+    ),
+    Feature(
+        "customer_mismatch_claims",
+        "int",
+        0.0,
+        "customer",
+        "Returns the customer claimed as the wrong item, not as described or missing parts",
+        direction=1,
+    ),
+    Feature(
+        "customer_fit_quality_claims",
+        "int",
+        0.0,
+        "customer",
+        "Returns the customer made for size, fit or quality",
+    ),
+    Feature(
+        "customer_days_since_first_return",
+        "float",
+        NEVER,
+        "customer",
+        "Days since the customer's first return",
+    ),
+    Feature(
+        "customer_same_product_last_1h",
+        "int",
+        0.0,
+        "customer",
+        "Orders of this same product by the customer in the previous hour (several sizes or variants)",
+    ),
+    Feature(
+        "customer_same_category_last_1h",
+        "int",
+        0.0,
+        "customer",
+        "Orders in this category by the customer in the previous hour (bought together)",
+    ),
+    Feature("seller_age_days", "float", 0.0, "seller", "Days since the seller's first order"),
+    Feature(
+        "seller_claim_rate",
+        "float",
+        0.1,
+        "seller",
+        "Share of the seller's orders returned with a damage or mismatch claim",
     ),
     Feature(
         "ip_other_customers",
@@ -312,7 +373,7 @@ RETURN_REASON_CODES: tuple[str, ...] = (
 # Claims by type: what a return request alleges, grouped the way inspections check them.
 CLAIM_TYPES: dict[str, frozenset[str]] = {
     "damage": frozenset({"damaged", "defective", "empty_box"}),
-    "mismatch": frozenset({"wrong_item", "not_as_described"}),
+    "mismatch": frozenset({"wrong_item", "not_as_described", "missing_parts"}),
     "fit_quality": frozenset({"size_fit", "quality"}),
 }
 TEXT_LINK_CAP = LINK_CAP  # a text item remembers its earliest customers only, as addresses do
@@ -509,6 +570,15 @@ def compute_features(
         aggregate = entities.get(group)
         returns, orders = (0, 0) if aggregate is None else _counts_before(aggregate, t)
         vector[f"{group}_return_rate"] = smoothed_rate(returns, orders)
+    seller = entities.get("seller")
+    if seller is not None:
+        _seller_features(vector, t, seller)
+    address = entities.get("address")
+    if address is not None:
+        # [time_ms, return_id, customer_id, claim 0/1]: the address item's earliest LINK_CAP returns
+        linked = [r for r in address.get("returns", ()) if r[2] != order.customer_id and int(r[0]) < t]
+        vector["address_linked_returns"] = float(len(linked))
+        vector["address_linked_claims"] = float(sum(int(r[3]) for r in linked))
 
     for group in LINK_GROUPS:
         link = entities.get(group)
@@ -544,9 +614,8 @@ def _customer_features(vector: dict[str, float], order: OrderContext, customer: 
     if registered is not None and int(registered) <= t:
         vector["customer_account_age_days"] = (t - int(registered)) / DAY_MS
 
-    recent_orders = customer.get(
-        "recent_orders", ()
-    )  # [time_ms, order_id, amount_minor, address_key, returned_at]
+    # [time_ms, order_id, amount_minor, address_key, returned_at, product_id, category]
+    recent_orders = customer.get("recent_orders", ())
     recent_returns = customer.get("recent_returns", ())  # [time_ms, reason_code]
     later_orders = [o for o in recent_orders if int(o[0]) >= t]
     later_returns = [r for r in recent_returns if int(r[0]) >= t]
@@ -577,6 +646,13 @@ def _customer_features(vector: dict[str, float], order: OrderContext, customer: 
         vector["customer_days_since_last_return"] = (t - int(last_return)) / DAY_MS
     vector["customer_damaged_claims"] = float(damaged)
     vector["customer_cod_refusals"] = float(refusals)
+    claims = customer.get("claims") or {}
+    for claim in ("mismatch", "fit_quality"):
+        later = sum(1 for r in later_returns if r[1] in CLAIM_TYPES[claim])
+        vector[f"customer_{claim}_claims"] = float(int(claims.get(claim, 0)) - later)
+    first_return = customer.get("first_return_ms")
+    if first_return is not None and int(first_return) < t:
+        vector["customer_days_since_first_return"] = (t - int(first_return)) / DAY_MS
 
     if order_count > 0:
         vector["customer_avg_order_amount"] = amount_sum / (order_count * 100)
@@ -588,6 +664,25 @@ def _customer_features(vector: dict[str, float], order: OrderContext, customer: 
     vector["delivery_address_is_new"] = 0.0 if order.address_key in addresses else 1.0
     vector["customer_orders_last_60s"] = float(sum(1 for o in history if int(o[0]) >= t - VELOCITY_SHORT_MS))
     vector["customer_orders_last_1h"] = float(sum(1 for o in history if int(o[0]) >= t - VELOCITY_LONG_MS))
+    last_hour = [o for o in history if int(o[0]) >= t - VELOCITY_LONG_MS and len(o) > 6]
+    vector["customer_same_product_last_1h"] = float(sum(1 for o in last_hour if o[5] == order.product_id))
+    vector["customer_same_category_last_1h"] = float(sum(1 for o in last_hour if o[6] == order.category))
+
+
+def _seller_features(vector: dict[str, float], t: int, seller: Mapping[str, Any]) -> None:
+    """Seller age from its first order (exact at any t); its claim rate from counters, like its return
+    rate (an order scored late reads today's counts)."""
+    first = seller.get("first_order_ms")
+    if first is not None and int(first) < t:
+        vector["seller_age_days"] = (t - int(first)) / DAY_MS
+    vector["seller_claim_rate"] = smoothed_rate(
+        int(seller.get("claim_count", 0)), int(seller.get("order_count", 0))
+    )
+
+
+def claim_types(reason_code: str) -> list[str]:
+    """The CLAIM_TYPES a return reason belongs to (none for a plain return)."""
+    return [claim for claim, codes in CLAIM_TYPES.items() if reason_code in codes]
 
 
 def velocity_counts(

@@ -980,6 +980,7 @@ def to_contexts(data: SyntheticData) -> tuple[dict[str, int], list[OrderContext]
                 region=ctx.region,
                 return_time_ms=t,
                 reason_code=code,
+                delivery_address=ctx.delivery_address,
             )
         )
     return profiles, orders, returns

@@ -43,6 +43,7 @@ from returnguard.aggregates import (
     apply_order_to_customer,
     apply_order_to_entity,
     apply_order_to_link,
+    apply_return_to_address,
     apply_return_to_customer,
     apply_return_to_entity,
     apply_return_to_text,
@@ -119,7 +120,14 @@ def changes(envelope: Envelope, payload: Any) -> list[tuple[str, Change]]:
         ret = context
         out = [(entity_key("customer", ret.customer_id), lambda s: apply_return_to_customer(s, ret))]
         for group, eid in order_entity_ids(ret).items():
-            out.append((entity_key(group, eid), lambda s: apply_return_to_entity(s, ret.return_time_ms)))
+            out.append(
+                (
+                    entity_key(group, eid),
+                    lambda s: apply_return_to_entity(s, ret.return_time_ms, ret.reason_code),
+                )
+            )
+        if ret.address_key is not None:
+            out.append((entity_key("address", ret.address_key), lambda s: apply_return_to_address(s, ret)))
         if ret.reason_text_key is not None:
             out.append((entity_key("text", ret.reason_text_key), lambda s: apply_return_to_text(s, ret)))
         return out

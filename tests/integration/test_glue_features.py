@@ -66,6 +66,9 @@ def test_every_training_row_equals_the_online_vector_exactly(outputs, reference)
     assert table.address_other_customers.max() >= 1
     for group in ("device", "phone", "ip"):  # card links: the naive-definition test in tests/unit
         assert table[f"{group}_other_customers"].max() >= 1, group
+    for name in ("address_linked_returns", "address_linked_claims", "customer_same_product_last_1h",
+                 "customer_mismatch_claims", "customer_fit_quality_claims", "seller_age_days"):  # fmt: skip
+        assert table[name].max() > 0, name
     assert 0 < table.label.mean() < 0.2
 
 

@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 from returnguard import calendar
 from returnguard.aggregates import AggregateStore, ReturnContext, replay
 from returnguard.features import (
+    CLAIM_TYPES,
     COD_REFUSAL_REASON_CODE,
     DAMAGE_REASON_CODES,
     FEATURE_NAMES,
     FEATURES,
+    LINK_CAP,
     LINK_IDENTIFIERS,
     FeatureError,
     OrderContext,
@@ -29,7 +31,8 @@ from returnguard.features import (
 
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z, outside any sale window
 DAY = 86_400_000
-REASONS = ["damaged", "defective", "empty_box", "size_fit", "changed_mind", "refused_delivery", "wrong_item"]
+REASONS = ["damaged", "defective", "empty_box", "size_fit", "changed_mind", "refused_delivery", "wrong_item",
+           "not_as_described", "missing_parts", "quality"]  # fmt: skip
 
 
 def order(n: int, t: int, customer: str = "C1", amount_minor: int = 100_000, **kw) -> OrderContext:
@@ -60,6 +63,7 @@ def returned(o: OrderContext, t: int, reason: str = "size_fit", n: int = 0) -> R
         region=o.region,
         return_time_ms=t,
         reason_code=reason,
+        delivery_address=o.delivery_address,
     )
 
 
@@ -189,6 +193,30 @@ def naive_features(
     total = sum(p.amount_minor for p in mine)
     addresses = {p.address_key for p in mine}
 
+    def claims(codes: frozenset[str]) -> float:
+        return float(sum(1 for r in my_returns if r.reason_code in codes))
+
+    def last_hour(attr: str) -> float:
+        return float(
+            sum(1 for p in mine if getattr(p, attr) == getattr(o, attr) and p.order_time_ms >= t - 3_600_000)
+        )
+
+    seller_orders = [p.order_time_ms for p in orders if p.seller_id == o.seller_id and p.order_time_ms < t]
+    seller_claims = sum(
+        1
+        for r in returns
+        if r.seller_id == o.seller_id
+        and r.return_time_ms < t
+        and r.reason_code in CLAIM_TYPES["damage"] | CLAIM_TYPES["mismatch"]
+    )
+
+    address_of = {p.order_id: p.address_key for p in orders}
+    at_address = sorted(
+        (r for r in returns if address_of[r.order_id] == o.address_key),
+        key=lambda r: (r.return_time_ms, r.return_id),
+    )[:LINK_CAP]  # what the address item keeps: its earliest returns
+    linked = [r for r in at_address if r.customer_id != o.customer_id and r.return_time_ms < t]
+
     def rate(attr: str) -> float:
         value = getattr(o, attr)
         orders_before = sum(1 for p in orders if getattr(p, attr) == value and p.order_time_ms < t)
@@ -219,6 +247,19 @@ def naive_features(
         "delivery_address_is_new": 0.0 if o.address_key in addresses else 1.0,
         "customer_orders_last_60s": float(sum(1 for p in mine if p.order_time_ms >= t - 60_000)),
         "customer_orders_last_1h": float(sum(1 for p in mine if p.order_time_ms >= t - 3_600_000)),
+        "address_linked_returns": float(len(linked)),
+        "address_linked_claims": float(
+            sum(1 for r in linked if r.reason_code in CLAIM_TYPES["damage"] | CLAIM_TYPES["mismatch"])
+        ),
+        "customer_mismatch_claims": claims(frozenset({"wrong_item", "not_as_described", "missing_parts"})),
+        "customer_fit_quality_claims": claims(frozenset({"size_fit", "quality"})),
+        "customer_days_since_first_return": (t - min(r.return_time_ms for r in my_returns)) / DAY
+        if my_returns
+        else -1.0,
+        "customer_same_product_last_1h": last_hour("product_id"),
+        "customer_same_category_last_1h": last_hour("category"),
+        "seller_age_days": (t - min(seller_orders)) / DAY if seller_orders else 0.0,
+        "seller_claim_rate": smoothed_rate(seller_claims, len(seller_orders)),
         "product_return_rate": rate("product_id"),
         "category_return_rate": rate("category"),
         "seller_return_rate": rate("seller_id"),
@@ -272,6 +313,7 @@ def histories(draw):
             customer=draw(st.sampled_from(["C1", "C2", "C3"])),
             amount_minor=draw(st.integers(min_value=100, max_value=5_000_000)),
             product_id=draw(st.sampled_from(["P1", "P2"])),
+            seller_id=draw(st.sampled_from(["S1", "S2"])),
             category=draw(st.sampled_from(["fashion", "electronics"])),
             payment_method=draw(st.sampled_from(["cod", "upi"])),
             delivery_address=draw(st.sampled_from(["1 MG Road", "2 Park St", "3 Lake Rd"])),
