@@ -31,6 +31,7 @@ from returnguard.calendar import DAY_MS, WINDOWS, ranges_ms
 from returnguard.features import OrderContext, amount_to_minor
 
 MINUTE_MS = 60_000
+OCCASIONS = 6  # a wardrober's own occasions over the range (weddings, trips, parties)
 HOUR_MS = 3_600_000
 IST_OFFSET_MS = 19_800_000  # +05:30
 
@@ -464,12 +465,21 @@ def generate(config: SynthConfig) -> SyntheticData:
     customer = np.repeat(np.arange(n_customers), counts)
     order_segment = segment[customer]
 
-    # Order times: the demand curve (wardrobers follow the sale calendar much more), after registration.
+    # Order times: the demand curve, after registration. Wardrobers shop for occasions of their own (a
+    # wedding, a trip, a party): six dates drawn from the same demand curve as everyone's orders, and
+    # 65% of their orders fall 1-10 days before one. A festival is as likely as any busy week to be one.
     timeline = _Timeline(config, festival_boost=2.2)
-    festive = _Timeline(config, festival_boost=12.0)
     times = timeline.sample(rng, registered[customer])
-    wardrober_orders = order_segment == _S["wardrober"]
-    times[wardrober_orders] = festive.sample(rng, registered[customer[wardrober_orders]])
+    occasion_driven = np.zeros(n_orders, dtype=bool)
+    wardrober_orders = np.flatnonzero(order_segment == _S["wardrober"])
+    if len(wardrober_orders):
+        occasions = timeline.sample(rng, np.repeat(registered + 2 * DAY_MS, OCCASIONS)).reshape(-1, OCCASIONS)
+        owner = customer[wardrober_orders]
+        picked = occasions[owner, rng.integers(0, OCCASIONS, len(wardrober_orders))]
+        before = picked - (rng.uniform(1, 10, len(wardrober_orders)) * DAY_MS).astype(np.int64)
+        driven = (rng.random(len(wardrober_orders)) < 0.65) & (before > registered[owner])
+        times[wardrober_orders[driven]] = before[driven]
+        occasion_driven[wardrober_orders[driven]] = True
     # Churn accounts: a burst within hours of opening, several orders a minute apart.
     churn_orders = np.flatnonzero(order_segment == _S["account_churn"])
     if len(churn_orders):
@@ -488,6 +498,7 @@ def generate(config: SynthConfig) -> SyntheticData:
 
     order_sort = np.lexsort((times, customer))
     customer, times, order_segment = customer[order_sort], times[order_sort], order_segment[order_sort]
+    occasion_driven = occasion_driven[order_sort]
     first_of_customer = np.r_[True, customer[1:] != customer[:-1]]
     group_start = np.maximum.accumulate(np.where(first_of_customer, np.arange(n_orders), 0))
     order_index = np.arange(n_orders) - group_start  # 0 = the customer's first order
@@ -530,6 +541,16 @@ def generate(config: SynthConfig) -> SyntheticData:
     ring_products = np.flatnonzero(is_ring_seller[product_seller])
     to_ring = (order_segment == _S["colluder"]) & (times >= ring_start) & (rng.random(n_orders) < 0.8)
     order_product[to_ring] = ring_products[rng.integers(0, len(ring_products), int(to_ring.sum()))]
+    # Size bracketing (honest): half the time an honest customer's second fashion or footwear item in
+    # one checkout is the same product in another size; one of the two usually goes back (size_fit).
+    previous_product = np.r_[order_product[:1], order_product[:-1]]
+    bracket = (
+        sibling
+        & (order_segment <= _S["heavy_returner"])
+        & (product_category[previous_product] <= 1)
+        & (_rng(config, 10).random(n_orders) < 0.5)
+    )
+    order_product = np.where(bracket, previous_product, order_product)
     order_category = product_category[order_product]
     order_seller = product_seller[order_product]
 
@@ -541,9 +562,7 @@ def generate(config: SynthConfig) -> SyntheticData:
 
     # Addresses: a few per customer (home most of the time); churn accounts use a new one every order.
     rng = _rng(config, 5)
-    n_addresses = np.where(
-        churn, 0, 1 + rng.binomial(3, np.where(segment >= _S["serial_returner"], 0.4, 0.18))
-    )
+    n_addresses = np.where(churn, 0, 1 + rng.binomial(3, np.where(segment == _S["cod_refuser"], 0.3, 0.18)))
     address_owner = np.repeat(np.arange(n_customers), n_addresses)
     address_first = np.r_[0, np.cumsum(n_addresses)[:-1]]
     away = rng.random(len(address_owner)) < 0.15  # relatives, office, another city
@@ -565,8 +584,8 @@ def generate(config: SynthConfig) -> SyntheticData:
         for own, shared in zip(address_first[housemates], moved_in, strict=True):
             address_text[own] = address_text[shared]
         address_region[address_first[housemates]] = address_region[moved_in]
-    # Gift-senders and movers (honest) and abusers use a non-home address more often.
-    non_home = np.where(order_segment >= _S["serial_returner"], 0.35, 0.12) + np.where(
+    # Gift-senders, movers and COD refusers use a non-home address more often; other abusers do not.
+    non_home = np.where(order_segment == _S["cod_refuser"], 0.25, 0.12) + np.where(
         rng.random(n_orders) < 0.03, 0.5, 0.0
     )
     pick = np.where(rng.random(n_orders) < non_home, rng.integers(0, 1 << 30, n_orders), 0)
@@ -623,7 +642,17 @@ def generate(config: SynthConfig) -> SyntheticData:
     frac = (times - start) / span
     drift = 0.75 + 0.5 * frac
     warmup = rng.poisson(1.5, n_customers) + 1  # abusers' first orders look normal
-    active = order_index >= warmup[customer]
+    # 40% of abusers start as honest customers and turn at a random point of their time on the site.
+    turn_rng = _rng(config, 11)
+    turns = (
+        (segment >= _S["serial_returner"])
+        & (segment != _S["account_churn"])
+        & (turn_rng.random(n_customers) < 0.4)
+    )
+    turn_at = np.where(
+        turns, registered + (turn_rng.random(n_customers) * (end - registered)).astype(np.int64), start
+    )
+    active = (order_index >= warmup[customer]) & (times >= turn_at[customer])
     fashion = order_category <= 1
     gadget = (order_category == 2) | (order_category == 3)
     cod = payment == 4
@@ -635,7 +664,8 @@ def generate(config: SynthConfig) -> SyntheticData:
         abuse_kind[rows] = _A[kind]
 
     plant((order_segment == _S["serial_returner"]) & active, 0.6, "serial_returner")
-    plant((order_segment == _S["wardrober"]) & active & fashion, np.where(festival, 0.75, 0.2), "wardrobing")
+    plant((order_segment == _S["wardrober"]) & active & fashion, np.where(occasion_driven, 0.75, 0.1),
+          "wardrobing")  # fmt: skip
     plant((order_segment == _S["cod_refuser"]) & active & cod, 0.65, "cod_refusal")
     plant((order_segment == _S["damage_claimer"]) & active, np.where(gadget, 0.7, 0.12), "damage_claim")
     plant(order_segment == _S["account_churn"], np.where(order_index == 0, 0.35, 0.7), "account_churn")
@@ -644,7 +674,7 @@ def generate(config: SynthConfig) -> SyntheticData:
     # Opportunists: honest customers who abuse once in a long while (unpredictable on purpose).
     honest = order_segment <= _S["heavy_returner"]
     plant(honest & gadget, 0.004, "damage_claim")
-    plant(honest & fashion & festival, 0.008, "wardrobing")
+    plant(honest & fashion, 0.003, "wardrobing")
     plant(honest & cod, 0.004, "cod_refusal")
     abusive = rng.random(n_orders) < np.clip(p_abuse * drift, 0.0, 0.95)
     abuse_kind = np.where(abusive, abuse_kind, 0)
@@ -653,6 +683,7 @@ def generate(config: SynthConfig) -> SyntheticData:
     habit_factor = rng.lognormal(-0.1, 0.5, n_customers) * np.where(segment == _S["heavy_returner"], 3.2, 1.0)
     p_legit = _CATEGORY_RETURN[order_category] * product_return_factor[order_product] * habit_factor[customer]
     p_legit = np.clip(p_legit, 0.0, 0.75)
+    p_legit = np.where(bracket, 0.85, p_legit)
     legit = ~abusive & (rng.random(n_orders) < p_legit)
     honest_refusal = ~abusive & ~legit & cod & (rng.random(n_orders) < 0.035)
     returned = abusive | legit | honest_refusal
@@ -668,6 +699,7 @@ def generate(config: SynthConfig) -> SyntheticData:
     w[(cat == 2) | (cat == 3)] = [0.15, 0.35, 0, 0.13, 0, 0.15, 0.02, 0.10, 0.10, 0]
     # fmt: on
     reason[legit_rows] = _row_choice(rng, w)
+    reason[legit & bracket] = _R["size_fit"]
     reason[honest_refusal] = _R["refused_delivery"]
     abuse_rows = np.flatnonzero(abusive)
     kind = abuse_kind[abuse_rows]
@@ -746,6 +778,10 @@ def generate(config: SynthConfig) -> SyntheticData:
     # not known yet (no label row), exactly like a return after the end.
     labeled_at = return_time + (rng.uniform(1, 21, n_ret) * DAY_MS).astype(np.int64)
     labeled = labeled_at < end
+    # Label noise: inspection misses 4% of abuse (the parcel looked fine); the label says "none".
+    missed = is_abuse & (_rng(config, 12).random(n_ret) < 0.04)
+    is_abuse = is_abuse & ~missed
+    ret_kind = np.where(missed, 0, ret_kind)
 
     # Order ids follow time; return ids follow return time.
     chrono = np.lexsort((customer, times))

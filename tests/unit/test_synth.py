@@ -192,10 +192,16 @@ def test_abuse_patterns_carry_their_signature(data: synth.SyntheticData) -> None
     refusals = kinds["cod_refusal"]
     assert (refusals["payment_method"] == "cod").all() and (refusals["return_method"] == "rto").all()
     assert (refusals["refund_amount"] == 0).all()
-    # Wardrobing: fashion or footwear, bought in a sale or festival mostly, back within days.
+    # Wardrobing: fashion or footwear, back within days, bought for the customer's own occasion: the
+    # sale calendar (is_festival_sale) does not give it away.
     wardrobing = kinds["wardrobing"]
     assert wardrobing["category"].isin(["fashion", "footwear"]).all()
-    assert wardrobing["order_time"].map(lambda t: is_festival_sale(int(t.value // 1_000_000))).mean() > 0.6
+
+    def in_sale(frame: pd.DataFrame) -> float:
+        return frame["order_time"].map(lambda t: is_festival_sale(int(t.value // 1_000_000))).mean()
+
+    apparel = orders[orders["category"].isin(["fashion", "footwear"])]
+    assert in_sale(wardrobing) < 1.5 * in_sale(apparel)
     days_kept = (wardrobing["return_time"] - wardrobing["order_time"]).dt.total_seconds() / 86_400
     assert days_kept.max() <= 8.1
     # Damage claims: mostly gadgets, damaged or defective.
@@ -214,8 +220,49 @@ def test_abuse_patterns_carry_their_signature(data: synth.SyntheticData) -> None
     # Honest customers share homes too (family, flatmates): a shared address alone is not abuse.
     honest = orders[~orders["customer_id"].isin(abuse["customer_id"])]
     assert (honest.groupby("delivery_address")["customer_id"].nunique() >= 2).sum() > 50
+    # Abusers do not get more addresses than honest customers (COD refusers, dodging blocks, aside).
+    addresses = orders.groupby("customer_id")["delivery_address"].nunique()
+    per_order = addresses / orders.groupby("customer_id").size()
+    claimers = kinds["damage_claim"]["customer_id"].unique()
+    assert per_order[claimers].mean() < 1.3 * per_order[honest["customer_id"].unique()].mean()
     # Colluding sellers: a handful of sellers carry all of it.
     assert kinds["seller_collusion"]["seller_id"].nunique() <= max(2, round(0.03 * len(data.sellers))) + 1
+
+
+def test_honest_size_bracketing_is_the_same_product_twice_and_not_abuse(data: synth.SyntheticData) -> None:
+    # Given the same product ordered twice by one customer within a minute (two sizes in one checkout)
+    orders = data.orders.merge(data.products[["product_id", "category"]], on="product_id")
+    orders = orders.sort_values(["customer_id", "order_time"])
+    again = (
+        (orders["customer_id"] == orders["customer_id"].shift())
+        & (orders["product_id"] == orders["product_id"].shift())
+        & (orders["order_time"] - orders["order_time"].shift() < pd.Timedelta(minutes=1))
+    )
+    brackets = (
+        orders[again]
+        .merge(data.returns, on="order_id", how="left")
+        .merge(data.labels, on="order_id", how="left")
+    )
+    # Then it is apparel, mostly returned for size, and almost never abuse
+    assert len(brackets) > 20
+    assert brackets["category"].isin(["fashion", "footwear"]).mean() > 0.9
+    assert (brackets["reason_code"] == "size_fit").mean() > 0.6
+    assert brackets["is_abuse"].fillna(0).mean() < 0.05
+
+
+def test_devices_phones_and_networks_link_rings_and_households(data: synth.SyntheticData) -> None:
+    abusive = data.labels.loc[data.labels["is_abuse"] == 1, ["order_id", "abuse_type"]]
+    orders = data.orders.merge(abusive, on="order_id", how="left")
+    churn = orders[
+        orders["customer_id"].isin(orders.loc[orders["abuse_type"] == "account_churn", "customer_id"])
+    ]
+    shared = churn.groupby("device_id")["customer_id"].nunique()
+    assert (shared >= 2).sum() >= 2  # operators' devices link churn accounts
+    # a network alone says little: carrier prefixes are shared by strangers
+    per_network = data.orders.groupby("ip_prefix")["customer_id"].nunique()
+    assert per_network.max() > 20
+    for column, sent in (("device_id", 0.9), ("phone_hash", 0.7), ("ip_prefix", 0.9)):
+        assert abs(data.orders[column].notna().mean() - sent) < 0.05, column
 
 
 def test_behaviour_drifts_over_time(data: synth.SyntheticData) -> None:
