@@ -32,6 +32,7 @@ from returnguard.ports import FeatureStore, Model, ModelUnavailable, Unavailable
 from returnguard.rules import online_flags
 from returnguard.schemas import ExplanationOut, RiskScoreRequest, RiskScoreResponse
 from returnguard.tables import blocklist_key, entity_key, recent_orders_key
+from returnguard.variants import Challenger, Variant, route, shadow_score
 
 CONFIDENCE_MARGIN = 0.15
 COD_FEATURES = frozenset({"customer_cod_refusals", "payment_is_cod"})
@@ -59,6 +60,8 @@ class Decision:
     contributions: dict[str, float] = field(default_factory=dict)
     policy: PolicyResult | None = None
     recent_orders: dict[str, int] = field(default_factory=dict)  # the customer's, as the API recorded them
+    variant: Variant = "champion"  # which model decided (returnguard.variants)
+    shadow: dict[str, Any] | None = None  # the challenger's shadow score, never used to decide
 
 
 def _state(item: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -84,6 +87,7 @@ def decide(
     started: float | None = None,
     fallback: FallbackModel | None = None,
     keyed_id: str | None = None,  # the score function's returnguard.access.decision_id
+    challenger: Challenger | None = None,  # shadow or A-B (returnguard.variants)
 ) -> Decision:
     started = time.perf_counter() if started is None else started
     now = now or datetime.now(timezone.utc)
@@ -139,9 +143,10 @@ def decide(
     contributions: dict[str, float] = {}
     version = UNKNOWN_VERSION
     degraded_reason: UnavailableReason | None = "model_error" if model is None else None
-    if model is not None:
+    routed = route(challenger, o.customer_id, hard_rule=bool(flags.triggered()), champion=model)
+    if routed.model is not None:
         try:
-            result = model.score(vector)
+            result = routed.model.score(vector)
             score, contributions, version = result.score, result.contributions, result.model_version
         except ModelUnavailable as error:
             degraded_reason = error.reason
@@ -193,4 +198,5 @@ def decide(
         model_version=version,
         timestamp=now.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
     )
-    return Decision(response, vector, contributions, policy, recent)
+    shadow = shadow_score(challenger, vector)
+    return Decision(response, vector, contributions, policy, recent, routed.variant, shadow)

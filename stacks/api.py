@@ -62,6 +62,7 @@ class ApiStack(Stack):
                 "RG_POLICY": config.policy_json,
                 "RG_RETURN_POLICY": config.return_policy_json,
                 **config.order_time_environment,
+                **config.variant_environment,
                 "RG_BEDROCK_MODEL_ID": bedrock_model_id,
                 "RG_BEDROCK_GUARDRAIL_ID": bedrock.guardrail_id,
                 "RG_BEDROCK_GUARDRAIL_VERSION": bedrock.guardrail_version,

@@ -17,6 +17,8 @@ from returnguard.payment_scoring import PAYMENT_MODEL_DIR, payment_policy
 from returnguard.policy import PolicyConfig
 from returnguard.returns_policy import RETURN_MODEL_DIR, ReturnPolicyConfig
 from returnguard.schemas import OrderTimeWindow
+from returnguard.variants import MODES as VARIANT_MODES
+from returnguard.variants import VariantConfig, VariantConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("dev", "prod")
@@ -232,6 +234,7 @@ class StageConfig:
     glue_workers: int
     # files up to this size are validated and scored by the batch Lambda; larger ones by the Glue job
     batch_small_file_mb: int = 16
+    variants: VariantConfig = VariantConfig()  # champion / challenger: shadow or A-B (returnguard.variants)
 
     @property
     def is_prod(self) -> bool:
@@ -244,6 +247,15 @@ class StageConfig:
     @property
     def point_in_time_recovery(self) -> bool:
         return self.is_prod
+
+    @property
+    def variant_environment(self) -> dict[str, str]:
+        """RG_VARIANT_MODE / RG_CHALLENGER_SHARE / RG_VARIANT_SALT for the score function."""
+        return {
+            "RG_VARIANT_MODE": self.variants.mode,
+            "RG_CHALLENGER_SHARE": str(self.variants.challenger_share),
+            "RG_VARIANT_SALT": self.variants.salt,
+        }
 
     @property
     def order_time_environment(self) -> dict[str, str]:
@@ -640,6 +652,15 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
             f"endpoint configs '<prefix>-<execution name>' ({EXECUTION_NAME_LENGTH} characters), got {prefix!r}"
         )
 
+    try:
+        variants = VariantConfig(
+            mode=read.choice("variant_mode", VARIANT_MODES, "off"),  # type: ignore[arg-type]
+            challenger_share=float(read.string("challenger_share", "0") or 0),
+            salt=read.string("variant_salt", prefix),
+        )
+    except (VariantConfigError, ValueError) as error:
+        raise ConfigError(f"context 'variant_mode' / 'challenger_share' / 'variant_salt': {error}") from None
+
     return StageConfig(
         stage=stage,
         account=environment.get("CDK_DEFAULT_ACCOUNT") or None,
@@ -677,4 +698,5 @@ def load(context: ContextSource, environment: dict[str, str]) -> StageConfig:
         stream_retention_hours=read.integer("stream_retention_hours", 24, minimum=24, maximum=8760),
         glue_workers=read.integer("glue_workers", 2, minimum=2, maximum=100),
         batch_small_file_mb=read.integer("batch_small_file_mb", 16, minimum=1, maximum=1024),
+        variants=variants,
     )

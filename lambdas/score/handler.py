@@ -55,6 +55,7 @@ from returnguard.returns_policy import return_policy
 from returnguard.returns_scoring import decide_return
 from returnguard.schemas import OrderTimeOutOfWindow, OrderTimeWindow, ReturnScoreRequest, RiskScoreRequest
 from returnguard.scoring import decide
+from returnguard.variants import Challenger, VariantConfig, VariantConfigError
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -66,6 +67,13 @@ class Settings(BaseModel):
     endpoint_name: str = Field(default="", alias="RG_ENDPOINT_NAME")
     inference_url: str = Field(default="", alias="RG_INFERENCE_URL")
     model_config_json: str = Field(alias="RG_MODEL_CONFIG", min_length=2)
+    # champion and challenger (returnguard.variants): off | shadow | ab, the A-B share, the assignment's salt;
+    # the challenger is the endpoint's production variant RG_CHALLENGER_VARIANT (locally RG_CHALLENGER_URL)
+    variant_mode: str = Field(default="off", alias="RG_VARIANT_MODE")
+    challenger_share: float = Field(default=0.0, alias="RG_CHALLENGER_SHARE")
+    variant_salt: str = Field(default="returnguard", alias="RG_VARIANT_SALT")
+    challenger_variant: str = Field(default="challenger", alias="RG_CHALLENGER_VARIANT", min_length=1)
+    challenger_url: str = Field(default="", alias="RG_CHALLENGER_URL")
     policy_json: str = Field(default="{}", alias="RG_POLICY")  # overrides of the model's policy
     # the payment lane's policy overrides (the order policy's settings; thresholds from the model's `payment`)
     payment_policy_json: str = Field(default="{}", alias="RG_PAYMENT_POLICY")
@@ -105,6 +113,21 @@ class Settings(BaseModel):
         if value:
             access.parse_key_clients(value)
         return value
+
+    @model_validator(mode="after")
+    def _valid_variants(self) -> Settings:
+        try:
+            self.variants()
+        except VariantConfigError as error:
+            raise ValueError(f"RG_VARIANT_MODE / RG_CHALLENGER_SHARE / RG_VARIANT_SALT: {error}") from None
+        if self.variant_mode != "off" and self.inference_url and not self.challenger_url:
+            raise ValueError(
+                "RG_CHALLENGER_URL (the challenger's inference server) is needed with RG_INFERENCE_URL"
+            )
+        return self
+
+    def variants(self) -> VariantConfig:
+        return VariantConfig(self.variant_mode, self.challenger_share, self.variant_salt)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _one_secret(self) -> Settings:
@@ -195,6 +218,22 @@ model = GuardedModel(endpoint, CircuitBreaker())  # per execution environment
 return_model = GuardedModel(_endpoint("return"), CircuitBreaker()) if "return" in MODEL_CONFIG else None
 payment_model = GuardedModel(_endpoint("payment"), CircuitBreaker())  # no payment model: degraded, step-up
 order_records = OrderRecords(_dynamodb, settings.features_table, RETURN_POLICY.return_window_days)
+VARIANTS = settings.variants()
+CHALLENGER: Challenger | None = (
+    None
+    if VARIANTS.mode == "off"
+    else Challenger(  # its own breaker: a failing challenger never slows the champion's decisions
+        GuardedModel(
+            HttpModel(settings.challenger_url)
+            if settings.challenger_url
+            else SageMakerModel(
+                _sagemaker, settings.endpoint_name, target_variant=settings.challenger_variant
+            ),
+            CircuitBreaker(),
+        ),
+        VARIANTS,
+    )
+)
 _bundled_fallback = Path(__file__).with_name(FALLBACK_FILE)
 FALLBACK: FallbackModel | None = (
     FallbackModel.load(settings.fallback_model_file or _bundled_fallback)
@@ -289,6 +328,31 @@ def risk_score() -> Any:
     named = access.decision_id(DECISION_ID_SECRET, caller.name, request.event_type, request.order.order_id)
     decision = decide(request, features, model, POLICY, started=started, fallback=FALLBACK, keyed_id=named)
     response = _narrate(decision.response, request.explain, request.locale, started)
+    decision = decide(
+        request,
+        features,
+        model,
+        POLICY,
+        started=started,
+        fallback=FALLBACK,
+        keyed_id=named,
+        challenger=CHALLENGER,
+    )
+    response = decision.response
+    if narrator is not None and wanted(request.explain, response.risk_level, NARRATIVE):
+        told = narrator.narrate(NarrativeFacts.of(response, request.locale))
+        response = narrative.apply(response, told)
+        response.processing_time_ms = round((time.perf_counter() - started) * 1000, 2)
+        if told.fallback_reason:
+            logger.warning("narrative fallback", extra={"reason": told.fallback_reason})
+            # two dimension sets: the dashboard keeps its per-service total, and each reason (timeout,
+            # guardrail, a failed output check, ...) can be graphed on its own
+            service = metrics.service or "returnguard"
+            fallback = AmazonCloudWatchEMFProvider(namespace=metrics.namespace, service=service)
+            fallback.add_metric(name="ExplanationFallback", unit=MetricUnit.Count, value=1)
+            fallback.add_dimension("service", service)
+            fallback.add_dimensions(service=service, reason=told.fallback_reason)
+            fallback.flush_metrics()
     saved, replayed = decisions.save(
         response,
         customer_id=request.order.customer_id,
@@ -297,6 +361,8 @@ def risk_score() -> Any:
         features=decision.vector,
         request=request.model_dump(mode="json"),
         contributions=decision.contributions,
+        variant=decision.variant,
+        shadow=decision.shadow,
     )
     # velocity before the stream catches up; a replay records again (idempotent) in case the first
     # answer was lost to a failure right here

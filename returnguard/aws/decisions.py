@@ -97,6 +97,8 @@ class DecisionStore:
         now: datetime | None = None,
         request: Mapping[str, Any] | None = None,
         contributions: Mapping[str, float] | None = None,
+        variant: str = "champion",
+        shadow: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Write the decision, then its audit item: (answer, False). If this order was already decided:
         (the stored answer, True) for the same body, else Conflict. No read comes first (retries are
@@ -117,11 +119,16 @@ class DecisionStore:
             "response": {"S": json.dumps(body, separators=(",", ":"))},
             "risk_level": {"S": response.risk_level},
             "expires_at": {"N": str(int(now.timestamp()) + TTL_SECONDS)},
+            "variant": {"S": variant},  # which model decided: champion or challenger (returnguard.variants)
         }
         if request is not None:
             item["request"] = {"S": json.dumps(request, separators=(",", ":"), ensure_ascii=False)}
         if contributions:
             item["contributions"] = {"S": json.dumps(dict(contributions), separators=(",", ":"))}
+        if shadow:  # the challenger's shadow score, stored for the comparison report, never returned
+            item["shadow"] = {
+                "M": {k: {"N": str(v)} if k == "score" else {"S": str(v)} for k, v in shadow.items()}
+            }
         try:
             self._client.put_item(
                 TableName=self._decisions, Item=item, ConditionExpression="attribute_not_exists(decision_id)"
@@ -134,7 +141,7 @@ class DecisionStore:
         try:
             self._client.put_item(
                 TableName=self._audit,
-                Item=self._audit_item(response, features, created),
+                Item={**self._audit_item(response, features, created), "variant": {"S": variant}},
                 ConditionExpression="attribute_not_exists(decision_id)",
             )
         except Exception:

@@ -116,10 +116,12 @@ class SageMakerModel:
     `sagemaker_config()` (short timeouts, at most 2 attempts), created once at module load.
     Timeouts (and a request budget too short for another attempt) are `model_timeout`."""
 
-    def __init__(self, client: Any, endpoint_name: str, lane: str = ORDER_LANE):
+    def __init__(self, client: Any, endpoint_name: str, lane: str = ORDER_LANE, target_variant: str = ""):
         self._client = client
         self._endpoint = endpoint_name
         self.lane = lane
+        # a production variant by name (the challenger's); empty: SageMaker routes by the variants' weights
+        self._target = {"TargetVariant": target_variant} if target_variant else {}
 
     def score(self, vector: Mapping[str, float]) -> ModelScore:
         try:
@@ -128,6 +130,7 @@ class SageMakerModel:
                 ContentType="application/json",
                 Accept="application/json",
                 Body=_payload(vector, self.lane),
+                **self._target,
             )
             raw = response["Body"].read()
         except Exception as error:  # botocore errors, timeouts, throttling: all mean "no score"

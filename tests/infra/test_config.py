@@ -189,3 +189,23 @@ def test_the_payment_model_in_the_archive_reaches_rg_model_config(fake_model_dir
     )
     with pytest.raises(ConfigError, match="'model_dir'.*payment/config.json"):
         load({"model_dir": str(tmp_path)}, {})
+
+
+def test_variant_settings_reach_the_score_function_and_bad_ones_name_their_key(fake_model_dir):
+    config = load({"model_dir": str(fake_model_dir)}, {})
+    assert config.variant_environment == {
+        "RG_VARIANT_MODE": "off",
+        "RG_CHALLENGER_SHARE": "0.0",
+        "RG_VARIANT_SALT": "returnguard-dev",  # the prefix: each deployment splits its customers its own way
+    }
+    ab = load({"model_dir": str(fake_model_dir), "variant_mode": "ab", "challenger_share": "0.1"}, {})
+    assert ab.variant_environment["RG_VARIANT_MODE"] == "ab"
+    assert ab.variant_environment["RG_CHALLENGER_SHARE"] == "0.1"
+    for bad in (
+        {"variant_mode": "canary"},
+        {"variant_mode": "ab"},  # no share
+        {"variant_mode": "ab", "challenger_share": "0.8"},
+        {"variant_mode": "ab", "challenger_share": "a tenth"},
+    ):
+        with pytest.raises(ConfigError, match="variant_mode"):
+            load({"model_dir": str(fake_model_dir), **bad}, {})
