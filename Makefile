@@ -24,7 +24,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format unit synth bench model cfn-lint clean openapi checkov teardown-check rds-ca
+.PHONY: help setup demo test lint format unit synth bench model cfn-lint clean openapi docs-numbers checkov teardown-check rds-ca
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -68,6 +68,9 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 synth: build/model/model.tar.gz ## synthesize every stack into cdk.out/ (offline, no credentials)
 	@$(CHECK) python node
 	@$(PY) app.py
+
+docs-numbers: $(STAMP) ## after `make demo`: record its run in docs/demo-run.json and render the figures README.md and docs/model.md quote
+	@$(PY) -m local.docs_numbers
 
 openapi: $(STAMP) ## regenerate docs/openapi.yaml from returnguard/schemas.py (a test fails when they differ)
 	@$(PY) -m returnguard.openapi docs/openapi.yaml

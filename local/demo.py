@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from glue_jobs.features import load_online
+from local.docs_numbers import summary
 from local.options import API_FILE, Parser, api_port, port_number, remove_api_file, write_api_file
 from local.prerequisites import require
 from returnguard.features import LINK_IDENTIFIERS
@@ -34,6 +35,11 @@ from training.bootstrap import (
 
 ROOT = Path(__file__).resolve().parent.parent
 TOTAL_STEPS = 11
+DEFAULT_ORDERS = 100_000  # the scale README and docs/model.md quote (local/docs_numbers.py)
+DEFAULT_SEED = 7
+STREAM_STEP = (8, "stream: a customer's returns arrive through Kinesis and their score rises")
+BATCH_STEP = (10, "batch: drop a card transactions file in the lake, watch it scored, read the alert")
+RETRAIN_STEP = (11, "retrain and gate: a candidate against the serving model (local registry)")
 SPREAD_DAYS = 28  # the sample orders' time span after the history ends
 ABUSIVE_BEFORE = (
     "      abusive before: 1 when the customer's order in the test window ended in abuse (known later; the "
@@ -256,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(
         prog="python -m local.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--orders", type=int, default=100_000, help="synthetic orders to generate")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--orders", type=int, default=DEFAULT_ORDERS, help="synthetic orders to generate")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--work", default=str(ROOT / "build" / "demo"))
     parser.add_argument("--force", action="store_true", help="redo every step")
     parser.add_argument("--serve", action="store_true", help="keep the servers up until Ctrl-C")
@@ -354,7 +360,8 @@ def run(args: argparse.Namespace, port: int) -> int:
         requests_, abusive = sample_requests(paths)
         scored = score_over_api(api.url, requests_, abusive)
         with pd.option_context("display.max_colwidth", 90, "display.width", 220):
-            print(scored.drop(columns=["decision_id"]).head(20).to_string(index=False), flush=True)
+            printed = scored.drop(columns=["decision_id"]).head(20).to_string(index=False)
+        print(printed, flush=True)
         print(ABUSIVE_BEFORE, flush=True)
         by_level = (
             scored.groupby("level", sort=False)
@@ -377,16 +384,15 @@ def run(args: argparse.Namespace, port: int) -> int:
         print_drift(aws, paths.work)
         done(started)
 
-        started = step(
-            8, TOTAL_STEPS, "stream: a customer's returns arrive through Kinesis and their score rises"
-        )
+        started = step(STREAM_STEP[0], TOTAL_STEPS, STREAM_STEP[1])
         low = scored[(scored.level == "low") & (scored["abusive before"] == 0)]
         base = next(
             r
             for r in requests_
             if r["order"]["order_id"] == (low.order.iloc[0] if len(low) else scored.order.iloc[0])
         )
-        for row in returns_raise_the_score(aws, api.url, base, paths.work / "stream-function.log"):
+        stream = returns_raise_the_score(aws, api.url, base, paths.work / "stream-function.log")
+        for row in stream:
             print(f"      {row}", flush=True)
         done(started)
 
@@ -403,22 +409,33 @@ def run(args: argparse.Namespace, port: int) -> int:
             print(returned.to_string(index=False), flush=True)
         done(started)
 
-        started = step(
-            10,
-            TOTAL_STEPS,
-            "batch: drop a card transactions file in the lake, watch it scored, read the alert",
-        )
-        batch_demo(aws, paths.work / "payments", args.force)
-        done(started)
-
-        started = step(
-            11, TOTAL_STEPS, "retrain and gate: a candidate against the serving model (local registry)"
-        )
-        from local.lifecycle import demo_cycle
-
-        for line in demo_cycle(paths.work, aws, model, table=paths.table, model_dir=paths.model):
+        started = step(BATCH_STEP[0], TOTAL_STEPS, BATCH_STEP[1])
+        batch = batch_demo(aws, paths.work / "payments", args.force)
+        for line in batch:
             print(f"      {line}", flush=True)
         done(started)
+
+        started = step(RETRAIN_STEP[0], TOTAL_STEPS, RETRAIN_STEP[1])
+        from local.lifecycle import demo_cycle
+
+        cycle = demo_cycle(paths.work, aws, model, table=paths.table, model_dir=paths.model)
+        for line in cycle:
+            print(f"      {line}", flush=True)
+        done(started)
+        record = summary(
+            args.orders,
+            args.seed,
+            result["metrics"],
+            printed.splitlines(),
+            ABUSIVE_BEFORE,
+            [f"[{STREAM_STEP[0]}/{TOTAL_STEPS}] {STREAM_STEP[1]}", *(f"      {row}" for row in stream)],
+            [
+                f"[{BATCH_STEP[0]}/{TOTAL_STEPS}] {BATCH_STEP[1]}",
+                *(f"      {line}" for line in batch if line.strip()),
+            ][:9],
+            [f"[{RETRAIN_STEP[0]}/{TOTAL_STEPS}] {RETRAIN_STEP[1]}", *(f"      {line}" for line in cycle)],
+        )
+        (paths.work / "summary.json").write_text(json.dumps(record, indent=1))
 
         print(f"\nDemo finished in {time.perf_counter() - began:.0f}s. Try it yourself:", flush=True)
         example = json.dumps(requests_[0], separators=(",", ":"))
@@ -472,8 +489,9 @@ def print_drift(aws, work: Path) -> None:
     print(f"      drift report: {path}", flush=True)
 
 
-def batch_demo(aws, work: Path, force: bool) -> None:
-    """Seed 003's pipeline on the local stack: one file uploaded, scored and summarised in one alert."""
+def batch_demo(aws, work: Path, force: bool) -> list[str]:
+    """Seed 003's pipeline on the local stack: one file uploaded, scored and summarised in one alert.
+    Returns the lines to print."""
     import json as json_
 
     from batch.local import LocalBatch, demo_inputs, score_file
@@ -482,19 +500,17 @@ def batch_demo(aws, work: Path, force: bool) -> None:
     local = LocalBatch.attach(aws)
     local.publish_model(model_dir)
     run = score_file(local, path)
-    print(
-        f"      uploaded s3://{aws.bucket}/{run['claim']['key']} ({run['claim']['size_bytes']:,} bytes)",
-        flush=True,
-    )
+    lines = [f"uploaded s3://{aws.bucket}/{run['claim']['key']} ({run['claim']['size_bytes']:,} bytes)"]
     outcome = run["outcome"]
     if outcome is None:
-        print("      (already processed in this session: no second alert)", flush=True)
-        return
+        return [*lines, "(already processed in this session: no second alert)"]
     delivered = local.alerts()
-    print(f"      {len(delivered)} alert on the topic; its e-mail text:", flush=True)
-    print(f"      Subject: {outcome['alert']['subject']}", flush=True)
-    for line in json_.loads(outcome["alert"]["message"])["email"].splitlines()[:9]:
-        print(f"      {line}", flush=True)
+    lines += [
+        f"{len(delivered)} alert on the topic; its e-mail text:",
+        f"Subject: {outcome['alert']['subject']}",
+    ]
+    lines += json_.loads(outcome["alert"]["message"])["email"].splitlines()[:9]
+    return lines
 
 
 def quiet_py4j() -> None:

@@ -67,3 +67,16 @@ def test_demo_runs_every_step_offline(tmp_path) -> None:
     printed = next(line for line in out.splitlines() if line.split()[:2] == ["order", "customer"])
     assert sample.splitlines()[0].split() == printed.split()
     assert "abusive before: 1 when" in sample
+    # what the docs quote is rendered from the run's record (local/docs_numbers.py): rows it printed,
+    # the metrics its model wrote
+    from local import docs_numbers
+
+    record = json.loads((tmp_path / "summary.json").read_text())
+    assert (record["orders"], record["seed"], record["code"]) == (4000, 7, docs_numbers.code_key())
+    quoted = docs_numbers.demo_sample(record).splitlines()
+    assert quoted[2] == printed and all(row in out.splitlines() for row in quoted[3:6])
+    assert [line for line in quoted if line.startswith("      after return")] == [
+        line for line in out.splitlines() if line.startswith("      after return")
+    ]
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert f"| {metrics['models']['xgboost']['roc_auc']:.3f} |" in docs_numbers.model_table(record)
