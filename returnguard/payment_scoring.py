@@ -28,7 +28,7 @@ from returnguard.payments import ENTITIES, Channel, PaymentContext, compute_paym
 from returnguard.policy import PolicyConfig, RiskLevel, apply
 from returnguard.ports import FeatureStore, Model, ModelUnavailable, UnavailableReason
 from returnguard.rules import online_flags
-from returnguard.schemas import ExplanationOut
+from returnguard.schemas import ExplanationOut, Order
 from returnguard.scoring import UNKNOWN_VERSION, confidence
 from returnguard.tables import blocklist_key
 
@@ -71,29 +71,21 @@ class Payment(BaseModel):
         "scores the payment (default: 7 days before to 5 minutes after), else 422.",
     )
 
+    # the same checks as an order's (returnguard.schemas.Order), as the return request does
     @field_validator("currency")
     @classmethod
     def _known_currency(cls, value: str) -> str:
-        if value not in CURRENCIES:
-            raise ValueError(f"must be one of {', '.join(CURRENCIES)}")
-        return value
+        return Order._known_currency(value)
 
     @field_validator("transaction_time", mode="before")
     @classmethod
     def _text(cls, value: Any) -> Any:
-        if not isinstance(value, (str, datetime)):
-            raise ValueError("must be an ISO 8601 date-time string, e.g. 2026-10-20T10:30:00Z")
-        return value
+        return Order._text(value)
 
     @field_validator("transaction_time")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        try:
-            return value.astimezone(timezone.utc)
-        except OverflowError:
-            raise ValueError("is outside the years 1 to 9999 in UTC") from None
+        return Order._utc(value)
 
 
 class PaymentRiskRequest(BaseModel):

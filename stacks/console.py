@@ -20,10 +20,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3vectors as s3vectors
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from returnguard.aws.reviews import REVIEW_ATTRIBUTES
+from returnguard.aws.similar_cases import DIMENSIONS, TITAN_MODEL_ID
 from stacks.config import StageConfig
 from stacks.constructs import PythonFunction, checkov_skip, log_group, logical_id, removal_policy, suppress
 from stacks.layers import sdk_for_pandas_layer_arn
@@ -119,6 +121,7 @@ class ConsoleStack(Stack):
         self.function = console.function
         self.role = console.role
         self._grants(props)
+        self._similar_cases(config)
 
         not_async = (
             "Invoked synchronously by API Gateway only: the analyst's browser gets the error; a DLQ applies "
@@ -186,6 +189,45 @@ class ConsoleStack(Stack):
                 "Action::s3:PutObject*",
                 f"Resource::<{logical_id(props.lake)}.Arn>/{LABELS_PREFIX}*",  # type: ignore[arg-type]
             ],
+        )
+
+    def _similar_cases(self, config: StageConfig) -> None:
+        """Decided cases as Titan V2 vectors in an S3 Vectors index (cosine), for the case view's similar
+        cases (returnguard/aws/similar_cases.py). Encrypted with S3-managed keys: the stage key's policy
+        would need the S3 Vectors service principal, which the Data stack does not grant. Deleted with the
+        stack in every stage: the vectors are derived data, rebuilt by embedding the decided cases again
+        (the verdicts themselves are on the decisions, in the audit table and in the lake's labels)."""
+        bucket = s3vectors.CfnVectorBucket(
+            self,
+            "Vectors",
+            vector_bucket_name=f"{config.prefix}-console-vectors",
+            encryption_configuration=s3vectors.CfnVectorBucket.EncryptionConfigurationProperty(
+                sse_type="AES256"
+            ),
+        )
+        index = s3vectors.CfnIndex(
+            self,
+            "CaseIndex",
+            vector_bucket_name=bucket.vector_bucket_name,
+            index_name="cases",
+            data_type="float32",
+            dimension=DIMENSIONS,
+            distance_metric="cosine",
+        )
+        index.add_dependency(bucket)
+        self.function.add_environment("RG_VECTOR_BUCKET", bucket.vector_bucket_name or "")
+        self.function.add_environment("RG_VECTOR_INDEX", "cases")
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3vectors:PutVectors", "s3vectors:QueryVectors", "s3vectors:GetVectors"],
+                resources=[index.attr_index_arn],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["bedrock:InvokeModel"],
+                resources=[f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{TITAN_MODEL_ID}"],
+            )
         )
 
     def _api(self, config: StageConfig, props: ConsoleProps, function: lambda_.IFunction) -> apigw.RestApi:

@@ -4,7 +4,8 @@ Thin: the API Gateway authorizer has checked the caller's Cognito token (signatu
 expiry) before this runs, and hands over its claims. This module turns the proxy event into a call of
 `returnguard.aws.console_app.ConsoleApp` (the pages and verdicts the local console serves) with the
 person's identity: the user name and the role from `cognito:groups` (`lead` over `analyst`; in neither
-group: 403). Every verdict records that user and role. The queue reads the decisions with one Scan per
+group: 403). Every verdict records that user and role, and indexes the case for similar cases
+(Titan embeddings in S3 Vectors, returnguard/aws/similar_cases.py). The queue reads the decisions with one Scan per
 page (no snapshot survives between invocations reliably).
 """
 
@@ -25,6 +26,7 @@ from pydantic import BaseModel, Field
 from returnguard import console_pages as pages
 from returnguard.aws.console_app import ConsoleApp, Identity, Response, error_response, role_of
 from returnguard.aws.reviews import ReviewStore, S3LabelSink
+from returnguard.aws.similar_cases import TitanEmbedder, VectorSimilarCases
 from returnguard.console import ConsoleError
 
 MAX_FORM = 16 * 1024
@@ -35,6 +37,8 @@ class Settings(BaseModel):
     audit_table: str = Field(alias="RG_AUDIT_TABLE", min_length=1)
     flagged_table: str = Field(alias="RG_FLAGGED_TABLE", min_length=1)
     lake_bucket: str = Field(alias="RG_LAKE_BUCKET", min_length=1)
+    vector_bucket: str = Field(alias="RG_VECTOR_BUCKET", default="")  # empty: no similar cases
+    vector_index: str = Field(alias="RG_VECTOR_INDEX", default="")
 
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
@@ -46,7 +50,17 @@ store = ReviewStore(
     S3LabelSink(boto3.client("s3"), settings.lake_bucket),
     settings.flagged_table,
 )
-app = ConsoleApp(store, cases=store.cases)
+if settings.vector_bucket and settings.vector_index:
+    similar = VectorSimilarCases(
+        TitanEmbedder(boto3.client("bedrock-runtime")),
+        boto3.client("s3vectors"),
+        settings.vector_bucket,
+        settings.vector_index,
+        store,
+    )
+    app = ConsoleApp(store, cases=store.cases, remember=similar.remember, similar=similar)
+else:
+    app = ConsoleApp(store, cases=store.cases)
 
 
 def groups_of(claims: dict[str, Any]) -> list[str]:

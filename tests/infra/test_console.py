@@ -125,3 +125,32 @@ def test_the_console_api_logs_access_with_the_user_and_keeps_logs_for_the_stage_
     assert all(g["Properties"]["RetentionInDays"] >= synth.config.log_retention_days for g in groups)
     expected = "Retain" if synth.config.retain_data else "Delete"
     assert all(g["DeletionPolicy"] == expected for g in groups)
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_similar_cases_have_a_512_dimension_cosine_index_and_only_its_and_titans_permissions(request, stage):
+    synth = request.getfixturevalue(stage)
+    (index_id, index) = next(iter(resources(synth, "console", "AWS::S3Vectors::Index").items()))
+    assert (index["Properties"]["Dimension"], index["Properties"]["DistanceMetric"]) == (512, "cosine")
+    (bucket,) = resources(synth, "console", "AWS::S3Vectors::VectorBucket").values()
+    assert bucket["Properties"]["EncryptionConfiguration"]["SseType"] == "AES256"
+    (function,) = functions(synth, "console")
+    variables = function["Environment"]["Variables"]
+    assert variables["RG_VECTOR_BUCKET"] == bucket["Properties"]["VectorBucketName"]
+    assert variables["RG_VECTOR_INDEX"] == index["Properties"]["IndexName"]
+    vector_statements = [
+        s for s in _policy_statements(synth) if any(a.startswith("s3vectors:") for a in _list(s["Action"]))
+    ]
+    (statement,) = vector_statements
+    assert set(_list(statement["Action"])) == {
+        "s3vectors:PutVectors",
+        "s3vectors:QueryVectors",
+        "s3vectors:GetVectors",
+    }
+    assert statement["Resource"] == {"Fn::GetAtt": [index_id, "IndexArn"]}
+    bedrock = [
+        s for s in _policy_statements(synth) if any(a.startswith("bedrock:") for a in _list(s["Action"]))
+    ]
+    (statement,) = bedrock
+    assert _list(statement["Action"]) == ["bedrock:InvokeModel"]
+    assert "foundation-model/amazon.titan-embed-text-v2:0" in json.dumps(statement["Resource"])

@@ -24,16 +24,21 @@ from moto import mock_aws
 from local.api_server import LambdaContext
 from local.stack import create_table
 from returnguard.aws.decisions import DecisionStore
+from returnguard.aws.similar_cases import DIMENSIONS, VectorSimilarCases
 from returnguard.tables import AUDIT, DECISIONS, FLAGGED
 from tests.integration.console.conftest import save_decision
+from tests.integration.console.test_similar_cases_aws import FakeEmbedder
 
 ROOT = Path(__file__).resolve().parents[3]
 LAKE = "lake"
 TOKEN = "Bearer eyJ.fake.token"  # the authorizer checked it; the function only derives the CSRF token
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch):
+@pytest.fixture(params=[False], ids=["no-vectors"])
+def aws(request, monkeypatch: pytest.MonkeyPatch):
+    if request.param:
+        monkeypatch.setenv("RG_VECTOR_BUCKET", "case-vectors")
+        monkeypatch.setenv("RG_VECTOR_INDEX", "cases")
     for name, value in {
         "RG_DECISIONS_TABLE": "decisions",
         "RG_AUDIT_TABLE": "audit",
@@ -48,6 +53,16 @@ def aws(monkeypatch: pytest.MonkeyPatch):
             create_table(dynamodb, definition, name)
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=LAKE)
+        if request.param:
+            vectors = boto3.client("s3vectors", region_name="us-east-1")
+            vectors.create_vector_bucket(vectorBucketName="case-vectors")
+            vectors.create_index(
+                vectorBucketName="case-vectors",
+                indexName="cases",
+                dataType="float32",
+                dimension=DIMENSIONS,
+                distanceMetric="cosine",
+            )
         path = ROOT / "lambdas" / "console" / "handler.py"
         spec = importlib.util.spec_from_file_location("console_handler_under_test", path)
         assert spec and spec.loader
@@ -167,3 +182,26 @@ def test_an_analysts_verdict_names_the_analyst_and_becomes_a_label_in_the_lake(a
         form={"csrf": csrf, "verdict": "legitimate"},
     )
     assert again["statusCode"] == 409 and again["headers"]["X-Error-Code"] == "already_decided"
+
+
+@pytest.mark.parametrize("aws", [True], ids=["vectors"], indirect=True)
+def test_with_an_index_configured_a_verdict_indexes_the_decided_case(aws):
+    handler, _, _, seeded = aws
+    assert isinstance(handler.app.similar, VectorSimilarCases)
+    handler.similar._embedder = FakeEmbedder(
+        DIMENSIONS
+    )  # Bedrock is not in moto: the request is tested apart
+    page = call(handler, "GET", f"/cases/{seeded.decision_id}")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page["body"]).group(1)  # type: ignore[union-attr]
+    answer = call(
+        handler,
+        "POST",
+        f"/cases/{seeded.decision_id}/verdict",
+        form={"csrf": csrf, "verdict": "legitimate"},
+    )
+    assert answer["statusCode"] == 303
+    vectors = boto3.client("s3vectors", region_name="us-east-1")
+    (stored,) = vectors.get_vectors(
+        vectorBucketName="case-vectors", indexName="cases", keys=[seeded.decision_id], returnMetadata=True
+    )["vectors"]
+    assert stored["metadata"]["verdict"] == "legitimate"
