@@ -475,8 +475,23 @@ def train_logistic(train: pd.DataFrame, args: argparse.Namespace, lane: Lane = O
 
     sample = baseline_sample(train, args)
     logistic = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
-    logistic.fit(matrix(sample, lane), sample[LABEL].to_numpy())
-    log("baseline: logistic regression trained")
+    x, y = matrix(sample, lane), sample[LABEL].to_numpy()
+    # With --monotone, a feature whose business direction is known may not get a coefficient against
+    # it (collinear risk signals flip signs: a customer who returned 6 of 6 orders scored low in
+    # degraded mode). Such a feature is held at 0 and the regression fitted again until none is left.
+    directions = np.array([f.direction for f in lane.features], dtype=float)
+    held = np.zeros(len(directions), dtype=bool)
+    while True:
+        logistic.fit(np.where(held, 0.0, x), y)
+        against = (directions * logistic[-1].coef_[0] < 0) & ~held
+        if not args.monotone or not against.any():
+            break
+        held |= against
+    logistic.held_at_zero_ = [name for name, h in zip(lane.names, held, strict=True) if h]
+    log(
+        "baseline: logistic regression trained"
+        + (f"; held at 0 against their direction: {', '.join(logistic.held_at_zero_)}" if held.any() else "")
+    )
     return logistic
 
 
@@ -715,7 +730,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     patterns = per_pattern(test, test_scores["xgboost"])
     controls = honesty_controls(train, validation, test, args, lane) if args.controls else {}
-    monotone = {"constrained": [f.name for f in lane.features if f.direction and args.monotone]}
+    monotone = {
+        "constrained": [f.name for f in lane.features if f.direction and args.monotone],
+        "logistic_held_at_zero": getattr(logistic, "held_at_zero_", []),
+    }
     if args.controls and args.monotone:
         # What the business constraints cost: the same model without them, on the same test window.
         free = train_xgboost(train, validation, args, monotone=False, lane=lane).predict(dtest)

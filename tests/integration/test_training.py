@@ -58,6 +58,26 @@ def _timeline(days: int = 400, labelled_every: int = 5) -> pd.DataFrame:
     return pd.DataFrame({"order_time_ms": t, "label": label, "labeled_at_ms": labeled_at})
 
 
+def test_the_fallback_never_counts_a_risk_signal_against_the_risk(trained_model):
+    # a logistic regression on collinear risk signals flips signs (return rate over the last 6 orders
+    # came out at -1.76 beside +1.45 for the overall rate): in degraded mode customers who returned 6 of
+    # 6 orders were approved. Features with a known direction are held at 0 rather than fitted against it.
+    from returnguard.features import FEATURES
+
+    model_dir, _, _ = trained_model
+    fallback = json.loads((model_dir / "fallback_model.json").read_text())
+    direction = {f.name: f.direction for f in FEATURES}
+    against = {
+        name: c
+        for name, c in zip(fallback["feature_names"], fallback["coefficients"], strict=True)
+        if direction[name] * c < 0
+    }
+    assert against == {}
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    held = metrics["monotone"]["logistic_held_at_zero"]
+    assert all(fallback["coefficients"][fallback["feature_names"].index(name)] == 0.0 for name in held)
+
+
 def test_split_is_by_time_never_random():
     table = _timeline()
     tr, va, te, report = train.time_split(table, 0.2, 0.15)
