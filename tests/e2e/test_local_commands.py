@@ -92,7 +92,7 @@ def test_ctrl_c_during_the_spark_step_ends_with_one_line(tmp_path) -> None:
     assert process.stdout is not None
     try:
         for line in process.stdout:
-            if line.startswith("[2/8]"):
+            if line.startswith("[2/"):  # the Spark step, whatever the demo's step count
                 break
         import time
 
