@@ -198,6 +198,21 @@ def score_returns_over_api(url: str, requests_: list[tuple[str, dict]]) -> pd.Da
     return pd.DataFrame(rows)
 
 
+def unreturned_orders(aws, request: dict) -> int:
+    """How many of the customer's recent orders, as the store holds them, have no return yet."""
+    item = (
+        aws.client("dynamodb")
+        .get_item(
+            TableName=aws.table_names["features"],
+            Key={"pk": {"S": f"customer#{request['order']['customer_id']}"}},
+        )
+        .get("Item")
+    )
+    if not item:
+        return 0
+    return sum(1 for o in json.loads(item["state"]["S"])["recent_orders"] if o[4] is None)
+
+
 def returns_raise_the_score(aws, api_url: str, base: dict, log_path: Path, returns: int = 4) -> list[str]:
     """Score a new order of one customer; then, one at a time, put a return of one of their recent
     orders into the Kinesis stream, let the stream Lambda apply it, and score the next new order."""
@@ -385,12 +400,11 @@ def run(args: argparse.Namespace, port: int) -> int:
         done(started)
 
         started = step(STREAM_STEP[0], TOTAL_STEPS, STREAM_STEP[1])
+        by_order = {r["order"]["order_id"]: r for r in requests_}
         low = scored[(scored.level == "low") & (scored["abusive before"] == 0)]
-        base = next(
-            r
-            for r in requests_
-            if r["order"]["order_id"] == (low.order.iloc[0] if len(low) else scored.order.iloc[0])
-        )
+        candidates = [*low.order, *scored.order]  # low-risk first; any order if none has enough history
+        chosen = next((o for o in candidates if unreturned_orders(aws, by_order[o]) >= 4), candidates[0])
+        base = by_order[chosen]
         stream = returns_raise_the_score(aws, api.url, base, paths.work / "stream-function.log")
         for row in stream:
             print(f"      {row}", flush=True)
