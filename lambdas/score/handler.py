@@ -326,8 +326,6 @@ def risk_score() -> Any:
     ORDER_TIMES.check(request.order.order_time, datetime.now(timezone.utc))
     request_hash = body_hash(request)
     named = access.decision_id(DECISION_ID_SECRET, caller.name, request.event_type, request.order.order_id)
-    decision = decide(request, features, model, POLICY, started=started, fallback=FALLBACK, keyed_id=named)
-    response = _narrate(decision.response, request.explain, request.locale, started)
     decision = decide(
         request,
         features,
@@ -338,21 +336,7 @@ def risk_score() -> Any:
         keyed_id=named,
         challenger=CHALLENGER,
     )
-    response = decision.response
-    if narrator is not None and wanted(request.explain, response.risk_level, NARRATIVE):
-        told = narrator.narrate(NarrativeFacts.of(response, request.locale))
-        response = narrative.apply(response, told)
-        response.processing_time_ms = round((time.perf_counter() - started) * 1000, 2)
-        if told.fallback_reason:
-            logger.warning("narrative fallback", extra={"reason": told.fallback_reason})
-            # two dimension sets: the dashboard keeps its per-service total, and each reason (timeout,
-            # guardrail, a failed output check, ...) can be graphed on its own
-            service = metrics.service or "returnguard"
-            fallback = AmazonCloudWatchEMFProvider(namespace=metrics.namespace, service=service)
-            fallback.add_metric(name="ExplanationFallback", unit=MetricUnit.Count, value=1)
-            fallback.add_dimension("service", service)
-            fallback.add_dimensions(service=service, reason=told.fallback_reason)
-            fallback.flush_metrics()
+    response = _narrate(decision.response, request.explain, request.locale, started)
     saved, replayed = decisions.save(
         response,
         customer_id=request.order.customer_id,
