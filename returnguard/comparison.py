@@ -50,6 +50,8 @@ def average_precision(labels: Sequence[int], scores: Sequence[float]) -> float:
     positives = sum(labels)
     if not positives:
         return float("nan")
+    if any(score != score for score in scores):  # NaN equals nothing: the threshold loop would never advance
+        raise ValueError("average_precision: a score is NaN")
     pairs = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])
     total = true = seen = 0
     area = 0.0
@@ -276,13 +278,20 @@ def record_from_archive(row: Mapping[str, Any], label: int | None) -> Record:
     rules = json.loads(row.get("rules_triggered") or "[]")
     return Record(
         variant=row.get("variant") or "champion",
-        score=row.get("risk_score"),
+        score=_number(row.get("risk_score")),
         action=str(row.get("recommended_action")),
         label=label,
         hard_rule=bool(rules),
         degraded=bool(row.get("degraded")),
-        shadow_score=row.get("shadow_score"),
+        shadow_score=_number(row.get("shadow_score")),
     )
+
+
+def _number(value: Any) -> float | None:
+    """A score column's value, None when absent: pandas reads a Parquet null in a double column as NaN."""
+    if value is None or value != value:
+        return None
+    return float(value)
 
 
 DAY_MS = 86_400_000

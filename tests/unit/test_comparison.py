@@ -122,3 +122,16 @@ def test_archive_rows_become_records() -> None:
     record = record_from_archive(row, 1)
     assert record == Record("challenger", 0.7, "manual_review", 1, hard_rule=True, degraded=False)
     assert record_from_archive({**row, "variant": None, "rules_triggered": "[]"}, None).variant == "champion"
+
+
+def test_a_parquet_null_score_read_by_pandas_as_nan_is_no_score() -> None:
+    row = {
+        "variant": "champion",
+        "risk_score": 0.4,
+        "recommended_action": "approve",
+        "shadow_score": float("nan"),
+    }
+    assert record_from_archive(row, 0).shadow_score is None  # an A-B decision, not a shadow one
+    assert record_from_archive({**row, "risk_score": float("nan")}, 0).score is None
+    with pytest.raises(ValueError, match="NaN"):  # it looped forever before
+        average_precision([1, 0], [float("nan"), 0.2])
