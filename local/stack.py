@@ -224,6 +224,9 @@ def create_table(client: Any, definition: TableDefinition, name: str) -> None:
         )
 
 
+_PREFIXES_USED: set[str] = set()
+
+
 def start(port: int | None = None, prefix: str = "returnguard-local") -> LocalStack:
     """Start the moto server on 127.0.0.1 and create every resource the local stack needs.
 
@@ -234,6 +237,12 @@ def start(port: int | None = None, prefix: str = "returnguard-local") -> LocalSt
     from local import moto_sagemaker
 
     moto_sagemaker.install()  # UpdateEndpoint for the local registry's promotions (returnguard models)
+    if prefix in _PREFIXES_USED:
+        raise RuntimeError(
+            f"local stack {prefix!r} was already started in this process, and moto keeps every server's "
+            "resources per process: its tables exist already. Give this stack its own prefix=..."
+        )
+    _PREFIXES_USED.add(prefix)
     server = _MotoServer(port or 0)
     server.start()
     port = server.server_address[1]

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def test_the_demo_scores_return_requests_and_a_rule_catches_each_abuse(two_lane_model, tmp_path) -> None:
     config = with_return_model(json.loads((Path(two_lane_model) / "config.json").read_text()), two_lane_model)
     assert config["return"]["model_version"] == RETURN_TEST_VERSION
-    stack = local_stack.start()
+    stack = local_stack.start(prefix="returnguard-demo-returns")  # moto's state is per process: own names
     model = serve_model(str(two_lane_model))
     api = serve(stack, config, model.url, log_path=tmp_path / "score.log")
     try:
