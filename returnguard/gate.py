@@ -20,15 +20,14 @@ with a reason, never promotes it. Pure Python (no numpy): the promote step, the 
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from returnguard import drift
+
 EVIDENCE_FILE = "evaluation.json"  # in the model directory (model.tar.gz), written by training/train.py
 EVIDENCE_KIND = "returnguard.gate_evidence/1"
-PSI_BINS = 10
-PSI_FLOOR = 1e-4  # an empty bin's share, so PSI stays finite
 
 
 class GateConfigError(ValueError):
@@ -104,24 +103,14 @@ class GateDecision:
 # --- metrics on the window ---------------------------------------------------------------------------
 
 
-def score_psi(expected: Sequence[float], actual: Sequence[float], bins: int = PSI_BINS) -> float:
-    """Population stability index of `actual` against `expected`, on `expected`'s quantile bins.
-
-    Ties at a bin edge go to the upper bin; bins whose edges coincide (many equal scores) merge.
-    """
-    if not expected or not actual:
-        raise ValueError("PSI needs scores on both sides")
-    ordered = sorted(float(v) for v in expected)
-    edges = sorted({ordered[min(len(ordered) - 1, (len(ordered) * i) // bins)] for i in range(1, bins)})
-
-    def shares(values: Sequence[float]) -> list[float]:
-        counts = [0] * (len(edges) + 1)
-        for value in values:
-            counts[bisect_right(edges, float(value))] += 1
-        return [max(count / len(values), PSI_FLOOR) for count in counts]
-
-    reference, current = shares(ordered), shares(actual)
-    return float(sum((c - r) * math.log(c / r) for r, c in zip(reference, current, strict=True)))
+def score_psi(expected: Sequence[float], actual: Sequence[float], bins: int = drift.DEFAULT_BINS) -> float:
+    """Population stability index of `actual` against `expected`, on `expected`'s quantile bins: the
+    drift job's PSI (returnguard.drift), so the gate and the drift alarm measure a shift the same way."""
+    reference = [v for v in expected if math.isfinite(v)]
+    if not reference or not any(math.isfinite(v) for v in actual):
+        raise ValueError("PSI needs finite scores on both sides")
+    value, _ = drift.psi(drift.histogram(reference, bins), actual)
+    return value
 
 
 def alert_rate(scores: Sequence[float], threshold: float) -> float:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from returnguard import gate
+from returnguard import drift, gate
 from returnguard.features import FEATURE_NAMES
 
 
@@ -182,6 +182,24 @@ def test_psi_is_zero_for_the_same_distribution_and_grows_with_a_shift():
 def test_psi_is_finite_and_never_negative(expected, actual):
     value = gate.score_psi(expected, actual)
     assert math.isfinite(value) and value >= -1e-12
+
+
+def test_the_gates_score_psi_is_the_drift_jobs_psi():
+    # One PSI in the code base: the gate's shift bound and the drift alarm's 0.25 mean the same thing.
+    # Evenly spaced scores nudged by half a step: quantile cuts that the two old implementations took
+    # one rank apart (the gate's own version answered 0.0 here, the drift job's 0.002).
+    expected = [i / 100 for i in range(100)]
+    actual = [v + 0.005 for v in expected]
+    assert gate.score_psi(expected, actual) == drift.psi(drift.histogram(expected), actual)[0]
+    assert gate.score_psi(expected, actual) > 0
+
+
+def test_psi_ignores_missing_scores_and_refuses_no_scores():
+    assert gate.score_psi([0.1, 0.5, math.nan, 0.9], [0.1, 0.5, 0.9, math.nan]) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="finite scores"):
+        gate.score_psi([math.nan], [0.5])
+    with pytest.raises(ValueError, match="finite scores"):
+        gate.score_psi([0.5], [])
 
 
 def test_alert_rate_counts_scores_at_or_above_the_threshold():
