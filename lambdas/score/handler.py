@@ -179,13 +179,21 @@ PAYMENT_POLICY = payment_policy(MODEL_CONFIG, json.loads(settings.payment_policy
 SECRETS = CallBounds(connect_timeout_s=1.0, read_timeout_s=2.0, max_attempts=3)  # once, at cold start
 KEY_CLIENTS = access.parse_key_clients(settings.api_clients_json) if settings.api_clients_json else None
 LOCAL_CLIENT = access.Client("local", frozenset(access.SCOPES))
-DECISION_ID_SECRET = (  # read once, at cold start
-    boto3.client("secretsmanager", config=SECRETS.config()).get_secret_value(
-        SecretId=settings.decision_id_secret_arn
-    )["SecretString"]
-    if settings.decision_id_secret_arn
-    else settings.decision_id_secret
-).encode("utf-8")
+
+
+def _decision_id_secret() -> str:
+    """Read once, at cold start. The client's connection is closed after the read, so no socket to
+    Secrets Manager goes into a SnapStart snapshot (the before-snapshot hook closes only `budget`'s)."""
+    if not settings.decision_id_secret_arn:
+        return settings.decision_id_secret
+    secrets = boto3.client("secretsmanager", config=SECRETS.config())
+    try:
+        return secrets.get_secret_value(SecretId=settings.decision_id_secret_arn)["SecretString"]
+    finally:
+        snapstart.close_connections([secrets])
+
+
+DECISION_ID_SECRET = _decision_id_secret().encode("utf-8")
 ORDER_TIMES = OrderTimeWindow(
     past=timedelta(seconds=settings.order_time_past_s), future=timedelta(seconds=settings.order_time_future_s)
 )
