@@ -241,7 +241,8 @@ def handler_environment(
 ) -> dict[str, str]:
     """The function's environment as the CDK api stack sets it, pointed at the local servers.
     `policy`: overrides of the model's policy, as the `policy` context gives them in AWS.
-    `fallback_model`: the training run's fallback_model.json (in AWS it ships inside the function).
+    `fallback_model`: the training run's fallback_model.json (in AWS it ships inside the function); the
+    return lane's fallback beside its model (return/fallback_model.json next to it) comes with it.
     `order_time_past_days`: how old an order_time may be (the `order_time_past_days` context).
     `api_clients`: {key id: (client, scopes)} as the api stack maps its keys (RG_API_CLIENTS).
     `return_policy`: the refund ladder's overrides, as the `return_policy` context gives them."""
@@ -266,6 +267,10 @@ def handler_environment(
     )
     if fallback_model:
         env["RG_FALLBACK_MODEL"] = str(fallback_model)
+        # the return lane's fallback sits in the same training run's return/ folder
+        returns = Path(fallback_model).parent / RETURN_MODEL_DIR / Path(fallback_model).name
+        if returns.is_file():
+            env["RG_RETURN_FALLBACK_MODEL"] = str(returns)
     if api_clients:
         env["RG_API_CLIENTS"] = json.dumps(
             [

@@ -9,13 +9,14 @@ score never gets a more lenient action; `critical` always goes to a person (manu
 `deny_refund` is not on the ladder: only a hard rule (returnguard.returns_rules) gives it, never the
 model, and even then a person confirms it before money is withheld (`review_required`).
 A return the model could not score (no return model answered) is never refunded instantly: its level
-is at least medium.
+is at least medium, also when the fallback model (returnguard.fallback, the same run's logistic
+regression) scored it in the model's place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from returnguard.policy import LEVELS, RiskLevel
@@ -48,6 +49,9 @@ DEFAULT_LADDER: dict[str, str] = {
 DEFAULT_THRESHOLDS = {"medium": 0.3, "high": 0.6, "critical": 0.85}
 # the return model's folder inside the one model archive (beside the order model's files)
 RETURN_MODEL_DIR = "return"
+# the return lane's fallback model as the score function's asset carries it (in the model folder it is
+# return/fallback_model.json)
+RETURN_FALLBACK_FILE = "return_fallback_model.json"
 # what a deployment may set in RG_RETURN_POLICY
 RETURN_POLICY_SETTINGS = ("medium", "high", "critical", "ladder", "return_window_days")
 
@@ -85,6 +89,15 @@ class ReturnPolicyConfig:
     @property
     def thresholds(self) -> dict[str, float]:
         return {"medium": self.medium, "high": self.high, "critical": self.critical}
+
+    def with_thresholds(self, thresholds: Mapping[str, float]) -> ReturnPolicyConfig:
+        """The same ladder on another model's score scale (the fallback model's own thresholds)."""
+        return replace(
+            self,
+            medium=float(thresholds["medium"]),
+            high=float(thresholds["high"]),
+            critical=float(thresholds["critical"]),
+        )
 
     @classmethod
     def from_settings(
@@ -160,6 +173,7 @@ def apply_return(
     *,
     deny: bool = False,
     review: bool = False,
+    degraded: bool = False,
 ) -> ReturnPolicyResult:
     """The refund action for one return.
 
@@ -167,8 +181,12 @@ def apply_return(
     `rules_triggered`: the hard rules that fired (returnguard.returns_rules); `deny` when one of them
     denies the refund (critical, deny_refund, a person confirms); `review` when one of them needs a
     person without denying (at least critical's manual_review). Rules only ever make it stricter.
+    `degraded`: the return model did not answer and `score`, if any, is the fallback model's: at
+    least medium, never an instant refund.
     """
     level = "medium" if score is None else level_for_return_score(score, config)
+    if degraded and LEVELS.index(level) < LEVELS.index("medium"):
+        level = "medium"
     if review or deny:
         level = "critical"
     action = "deny_refund" if deny else config.ladder[level]

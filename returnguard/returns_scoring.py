@@ -5,7 +5,9 @@ The customer's reason text reaches the decision only through the return features
 (returnguard.returns: length, language, agreement with the reason code, repeats across customers):
 no rule, threshold or template reads it, so whatever it says, the same features give the same action.
 A model that does not answer (or an archive without a return model) makes the decision `degraded`: the
-rules still apply and the ladder's level is at least medium (never an instant refund unscored).
+return lane's fallback model (returnguard.fallback, when the score function carries one) scores it on
+its own thresholds, the rules still apply and the ladder's level is at least medium (never an instant
+refund without the return model).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from returnguard import order_record
 from returnguard.explain import explain
+from returnguard.fallback import FallbackModel
 from returnguard.features import amount_to_minor
 from returnguard.ports import FeatureStore, Model, ModelUnavailable, UnavailableReason
 from returnguard.returns import feature_keys, features_from_items, request_context
@@ -66,6 +69,7 @@ def decide_return(
     *,
     started: float | None = None,
     keyed_id: str | None = None,  # the score function's returnguard.access.decision_id
+    fallback: FallbackModel | None = None,  # the return lane's, scoring when the model cannot
 ) -> ReturnDecision:
     started = time.perf_counter() if started is None else started
     now = now or datetime.now(timezone.utc)
@@ -111,7 +115,19 @@ def decide_return(
             score, contributions, version = result.score, result.contributions, result.model_version
         except ModelUnavailable as error:
             degraded_reason = error.reason
-    policy = apply_return(score, rules.rules_triggered, config, deny=rules.deny, review=rules.review)
+    scored_by = config
+    if degraded_reason is not None and fallback is not None:
+        result = fallback.score(vector)
+        score, contributions, version = result.score, result.contributions, result.model_version
+        scored_by = config.with_thresholds(fallback.thresholds)
+    policy = apply_return(
+        score,
+        rules.rules_triggered,
+        scored_by,
+        deny=rules.deny,
+        review=rules.review,
+        degraded=degraded_reason is not None,
+    )
     customer_known = _state(items.get(keys["customer"])) is not None
     explanation = explain(
         vector,
@@ -140,7 +156,7 @@ def decide_return(
         ),
         customer_message=explanation.customer_message,
         rules_triggered=list(policy.rules_triggered),
-        confidence=confidence(score, config, rules.deny or rules.review),
+        confidence=confidence(score, scored_by, rules.deny or rules.review),
         degraded=degraded_reason is not None,
         degraded_reason=degraded_reason,
         processing_time_ms=round((time.perf_counter() - started) * 1000, 2),

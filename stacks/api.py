@@ -17,7 +17,6 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from returnguard.fallback import FILE_NAME as FALLBACK_FILE
 from stacks.config import BedrockConfig, StageConfig
 from stacks.constructs import PythonFunction, checkov_skip, log_group, removal_policy, suppress
 from stacks.packaging import lambda_staging_folder
@@ -47,7 +46,7 @@ class ApiStack(Stack):
             config=config,
             key=props.key,
             # the fallback model rides inside the function: it must work when the endpoint does not
-            code_folder=lambda_staging_folder("score", files={FALLBACK_FILE: config.model.fallback_model}),
+            code_folder=lambda_staging_folder("score", files=config.model.fallback_files),
             memory_size=512,
             timeout=Duration.seconds(10),
             snap_start=config.score_snapstart,

@@ -15,7 +15,7 @@ from returnguard.fallback import FallbackModel, FallbackModelError
 from returnguard.gate import GateBounds, GateConfigError
 from returnguard.payment_scoring import PAYMENT_MODEL_DIR, payment_policy
 from returnguard.policy import PolicyConfig
-from returnguard.returns_policy import RETURN_MODEL_DIR, ReturnPolicyConfig
+from returnguard.returns_policy import RETURN_FALLBACK_FILE, RETURN_MODEL_DIR, ReturnPolicyConfig
 from returnguard.schemas import OrderTimeWindow
 from returnguard.variants import MODES as VARIANT_MODES
 from returnguard.variants import VariantConfig, VariantConfigError
@@ -188,6 +188,16 @@ class ModelBootstrap:
     def fallback_model(self) -> Path:
         """The same training run's fallback model, shipped inside the score function."""
         return self.model_dir / FALLBACK_FILE
+
+    @property
+    def fallback_files(self) -> dict[str, Path]:
+        """The fallback models the score function carries (file name in its folder → source): the order
+        lane's, and the return lane's (`return/fallback_model.json`) when the archive has one."""
+        files = {FALLBACK_FILE: self.fallback_model}
+        returns = self.model_dir / RETURN_MODEL_DIR / FALLBACK_FILE
+        if returns.is_file():
+            files[RETURN_FALLBACK_FILE] = returns
+        return files
 
     @property
     def serving_config_json(self) -> str:
@@ -518,6 +528,12 @@ def _read_return_model(model_dir: Path) -> dict[str, Any] | None:
             f"context 'model_dir': {path} needs 'model_version' and 'thresholds' (medium, high, critical) "
             f"({error!r})"
         ) from None
+    fallback = model_dir / RETURN_MODEL_DIR / FALLBACK_FILE
+    if fallback.is_file():  # what the score Lambda falls back to for returns
+        try:
+            ReturnPolicyConfig().with_thresholds(FallbackModel.load(fallback).thresholds)
+        except ValueError as error:  # FallbackModelError is one
+            raise ConfigError(f"context 'model_dir': {error}; run `make model` again") from None
     return return_model
 
 

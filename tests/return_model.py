@@ -1,5 +1,6 @@
 """A small return model trained in the test session on the declared return features (until the return
-lane's trained model ships), packed beside an order model as one archive: `<dir>/return/`."""
+lane's trained model ships), packed beside an order model as one archive: `<dir>/return/`, with a
+hand-written fallback model beside it (`return/fallback_model.json`, as training writes one)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from returnguard.fallback import FILE_NAME as FALLBACK_FILE
 from returnguard.features import RETURN_FEATURE_NAMES
 from returnguard.returns_policy import RETURN_MODEL_DIR
+from tests.unit.returns.requests import RETURN_TEST_VERSION, return_fallback
 
-RETURN_TEST_VERSION = "return-test-1"
 RETURN_TEST_THRESHOLDS = {"decision": 0.5, "medium": 0.3, "high": 0.6, "critical": 0.85}
 
 
@@ -48,4 +50,5 @@ def add_return_model(order_model_dir: Path, out: Path, table: pd.DataFrame, roun
             }
         )
     )
+    (lane / FALLBACK_FILE).write_text(json.dumps(return_fallback()))
     return out

@@ -3,11 +3,13 @@
 synthetic lake (orders and return requests) → Spark features → XGBoost (+ baselines) for orders and for
 return requests → report, then packaged for SageMaker:
     build/model/model.tar.gz      xgboost-model.ubj, config.json, metrics.json, fallback_model.json
-                                  (+ return/: the return model, one archive for both lanes)
+                                  (+ return/: the return model and its fallback, one archive
+                                  for both lanes)
                                   (SageMaker model layout)
     build/model/sourcedir.tar.gz  inference.py, train.py, requirements.txt, returnguard/ (script mode)
     build/model/config.json       what the API stack reads (model version, thresholds)
     build/model/fallback_model.json  the fallback the API stack ships inside the score function
+    build/model/return/{config,fallback_model}.json  the return lane's, the same way
 It works in the demo's folder (build/demo), so after `make demo` with the same orders and seed the
 lake and the Spark features are reused and only training runs again; `--force` redoes every step.
 """
@@ -218,7 +220,7 @@ def package(model_dir: Path, out: Path) -> tuple[Path, Path]:
         # the return and payment lanes' models ride in the same archive (training/inference.py serves all)
         for lane in (RETURN_MODEL_DIR, PAYMENT_MODEL_DIR):
             for path in sorted((model_dir / lane).glob("*")):
-                if path.name in ("xgboost-model.ubj", "config.json", "metrics.json"):
+                if path.name in ("xgboost-model.ubj", "config.json", "metrics.json", FALLBACK_FILE):
                     archive.add(path, arcname=f"{lane}/{path.name}")
     model_tar.with_suffix(".tmp").replace(model_tar)
     source_tar = out / "sourcedir.tar.gz"
@@ -237,6 +239,8 @@ def package(model_dir: Path, out: Path) -> tuple[Path, Path]:
         if (model_dir / lane / "config.json").is_file():  # stacks.config reads its thresholds
             (out / lane).mkdir(exist_ok=True)
             shutil.copyfile(model_dir / lane / "config.json", out / lane / "config.json")
+            if (model_dir / lane / FALLBACK_FILE).is_file():  # the score function ships it
+                shutil.copyfile(model_dir / lane / FALLBACK_FILE, out / lane / FALLBACK_FILE)
     return model_tar, source_tar
 
 

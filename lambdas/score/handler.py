@@ -51,7 +51,7 @@ from returnguard.payment_scoring import PaymentRiskRequest, decide_payment, paym
 from returnguard.payment_scoring import request_hash as payment_request_hash
 from returnguard.policy import PolicyConfig
 from returnguard.ports import ModelUnavailable
-from returnguard.returns_policy import return_policy
+from returnguard.returns_policy import RETURN_FALLBACK_FILE, return_policy
 from returnguard.returns_scoring import decide_return
 from returnguard.schemas import OrderTimeOutOfWindow, OrderTimeWindow, ReturnScoreRequest, RiskScoreRequest
 from returnguard.scoring import decide
@@ -87,8 +87,10 @@ class Settings(BaseModel):
     # the fallback model's JSON; empty: fallback_model.json next to this file (the function's asset
     # always has it), else none and degraded decisions come from the rules alone
     fallback_model_file: str = Field(default="", alias="RG_FALLBACK_MODEL")
+    # the return lane's, the same way (return_fallback_model.json next to this file when the asset has it)
+    return_fallback_model_file: str = Field(default="", alias="RG_RETURN_FALLBACK_MODEL")
 
-    @field_validator("fallback_model_file")
+    @field_validator("fallback_model_file", "return_fallback_model_file")
     @classmethod
     def _valid_fallback(cls, value: str) -> str:
         if value:
@@ -248,6 +250,14 @@ FALLBACK: FallbackModel | None = (
     if settings.fallback_model_file or _bundled_fallback.is_file()
     else None
 )
+_bundled_return_fallback = Path(__file__).with_name(RETURN_FALLBACK_FILE)
+RETURN_FALLBACK: FallbackModel | None = (
+    FallbackModel.load(settings.return_fallback_model_file or _bundled_return_fallback)
+    if settings.return_fallback_model_file or _bundled_return_fallback.is_file()
+    else None
+)
+if RETURN_FALLBACK is not None:
+    RETURN_POLICY.with_thresholds(RETURN_FALLBACK.thresholds)  # its thresholds must order: fail at start
 PROBE_VECTOR = {feature.name: feature.default for feature in FEATURES}  # /v1/health's model probe
 NARRATIVE = NarrativeConfig(
     model_id=settings.bedrock_model_id,
@@ -414,7 +424,15 @@ def _score_return(request: ReturnScoreRequest, caller: access.Client, started: f
         error.field = "return.return_date"
         raise
     named = access.decision_id(DECISION_ID_SECRET, caller.name, "return", ret.return_id)
-    decision = decide_return(request, features, return_model, RETURN_POLICY, started=started, keyed_id=named)
+    decision = decide_return(
+        request,
+        features,
+        return_model,
+        RETURN_POLICY,
+        started=started,
+        keyed_id=named,
+        fallback=RETURN_FALLBACK,
+    )
     untrusted = {"Return reason": ret.reason} if ret.reason else None
     response = _narrate(decision.response, request.explain, request.locale, started, untrusted)
     try:

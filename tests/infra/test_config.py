@@ -209,3 +209,28 @@ def test_variant_settings_reach_the_score_function_and_bad_ones_name_their_key(f
     ):
         with pytest.raises(ConfigError, match="variant_mode"):
             load({"model_dir": str(fake_model_dir), **bad}, {})
+
+
+def test_the_return_fallback_in_the_archive_ships_inside_the_score_function(fake_model_dir, tmp_path):
+    for name in ("model.tar.gz", "sourcedir.tar.gz", "config.json", "fallback_model.json"):
+        (tmp_path / name).write_bytes((fake_model_dir / name).read_bytes())
+    (tmp_path / "return").mkdir()
+    (tmp_path / "return" / "config.json").write_text(
+        json.dumps({"model_version": "r1", "thresholds": {"medium": 0.2, "high": 0.4, "critical": 0.7}})
+    )
+    # no return fallback: the function carries the order lane's only
+    config = load({"model_dir": str(tmp_path)}, {})
+    assert set(config.model.fallback_files) == {"fallback_model.json"}
+    # `make model` packed one: the function carries it under the name the handler looks for
+    from tests.unit.returns.requests import return_fallback
+
+    (tmp_path / "return" / "fallback_model.json").write_text(json.dumps(return_fallback()))
+    config = load({"model_dir": str(tmp_path)}, {})
+    assert config.model.fallback_files["return_fallback_model.json"] == (
+        tmp_path / "return" / "fallback_model.json"
+    )
+    # one whose thresholds do not order fails the synth, not the first degraded return
+    broken = return_fallback() | {"thresholds": {"medium": 0.9, "high": 0.4, "critical": 0.7}}
+    (tmp_path / "return" / "fallback_model.json").write_text(json.dumps(broken))
+    with pytest.raises(ConfigError, match="'model_dir'.*medium <= high <= critical"):
+        load({"model_dir": str(tmp_path)}, {})

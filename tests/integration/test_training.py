@@ -315,11 +315,19 @@ def test_make_model_packs_the_return_model_in_the_same_archive(two_lane_model, t
 
     model_tar, _ = package(two_lane_model, tmp_path / "out")
     with tarfile.open(model_tar) as archive:
-        assert {"return/xgboost-model.ubj", "return/config.json"} <= set(archive.getnames())
+        assert {
+            "return/xgboost-model.ubj",
+            "return/config.json",
+            "return/fallback_model.json",  # degraded return decisions need it
+        } <= set(archive.getnames())
         archive.extractall(tmp_path / "unpacked", filter="data")
     assert set(model_fn(str(tmp_path / "unpacked")).lanes) == {"return"}
     # beside it, for the api stack (RG_MODEL_CONFIG's `return` thresholds)
     assert (tmp_path / "out" / "return" / "config.json").is_file()
+    # and the return fallback, which the api stack ships inside the score function
+    assert (tmp_path / "out" / "return" / "fallback_model.json").read_text() == (
+        two_lane_model / "return" / "fallback_model.json"
+    ).read_text()
 
 
 def test_a_model_saturating_at_one_gets_levels_it_can_rank_into_and_says_so():

@@ -47,6 +47,8 @@ def _env(model_dir: Path, url: str, with_return_model: bool = True) -> dict[str,
         "RG_ORDER_TIME_PAST_S": str(3660 * 86_400),  # requests here are dated 2023 to 2025
         "RG_DECISION_ID_SECRET": SECRET,
         "RG_MODEL_CONFIG": json.dumps(serving),
+        # as `make model` packs it, and the api stack ships it inside the function
+        "RG_RETURN_FALLBACK_MODEL": str(model_dir / "return" / "fallback_model.json"),
         "POWERTOOLS_SERVICE_NAME": "returnguard",
         "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
         "POWERTOOLS_TRACE_DISABLED": "true",
@@ -192,10 +194,14 @@ def test_every_bad_return_is_a_422_naming_the_field(lambdas, changes, field) -> 
     assert "xxxxxxxxxx" not in json.dumps(answer)  # the text sent is never echoed
 
 
-def test_no_return_model_in_the_archive_is_degraded_never_an_instant_refund(lambdas) -> None:
+def test_no_return_model_answering_the_return_fallback_scores_degraded_never_an_instant_refund(
+    lambdas,
+) -> None:
     status, answer = post(lambdas["no_return_model"], body(return_id="RH-5", order_id="OH-5"))
-    assert status == 200 and answer["degraded"] is True and answer["risk_score"] is None
-    assert answer["recommended_action"] == "refund_after_pickup_inspection"
+    assert status == 200 and answer["degraded"] is True, answer
+    assert answer["model_version"] == f"{RETURN_TEST_VERSION}-fallback" and 0 <= answer["risk_score"] <= 1
+    assert answer["explanation"]["key_factors"]
+    assert answer["recommended_action"] != "instant_refund"
 
 
 def test_the_injection_corpus_through_the_api(lambdas, capsys) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from returnguard.fallback import KIND as FALLBACK_KIND
+
+RETURN_TEST_VERSION = "return-test-1"  # the session's small return model (tests/return_model.py)
+
 RETURN = {
     "return_id": "R1",
     "order_id": "O1",
@@ -31,3 +35,19 @@ def body(locale: str = "en", explain: str = "template", **changes: Any) -> dict[
     ret = copy.deepcopy(RETURN)
     ret.update(changes)
     return {"event_type": "return", "return": ret, "locale": locale, "explain": explain}
+
+
+def return_fallback(intercept: float = 0.0) -> dict[str, Any]:
+    """A return-lane fallback model as training/train.py exports one (a logistic regression on three of
+    the return features); `intercept` moves every score up or down."""
+    return {
+        "kind": FALLBACK_KIND,
+        "model_version": f"{RETURN_TEST_VERSION}-fallback",
+        "feature_names": ["refund_ratio", "days_since_delivery", "return_count"],
+        "intercept": intercept,
+        "coefficients": [0.8, -0.3, 0.6],
+        "means": [1.0, 7.0, 1.0],
+        "scales": [0.2, 5.0, 1.5],
+        "thresholds": {"medium": 0.35, "high": 0.65, "critical": 0.9},
+        "metrics": {},
+    }

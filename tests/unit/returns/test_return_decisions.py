@@ -6,13 +6,14 @@ import pytest
 
 from returnguard.aws.feature_store import InMemoryFeatureStore
 from returnguard.console import needs_person
+from returnguard.fallback import FallbackModel
 from returnguard.features import RETURN_FEATURE_NAMES
 from returnguard.order_record import order_record_key
 from returnguard.returns_policy import REFUND_STRICTNESS, ReturnPolicyConfig
 from returnguard.returns_scoring import decide_return
 from returnguard.schemas import RefundAction, ReturnScoreRequest
 from tests.unit.api.fakes import FakeModel
-from tests.unit.returns.requests import body
+from tests.unit.returns.requests import body, return_fallback
 
 CONFIG = ReturnPolicyConfig()
 
@@ -101,6 +102,25 @@ def test_no_model_answer_is_degraded_and_never_an_instant_refund() -> None:
     response = decide_return(request(), InMemoryFeatureStore(), FakeModel(down=True), CONFIG).response
     assert response.degraded and response.degraded_reason == "model_error"
     assert response.risk_score is None and response.recommended_action == "refund_after_pickup_inspection"
+
+
+@pytest.mark.parametrize(
+    ("intercept", "action"), [(-8.0, "refund_after_pickup_inspection"), (8.0, "manual_review")]
+)
+def test_the_return_fallback_scores_when_the_model_cannot_and_never_refunds_instantly(
+    intercept, action
+) -> None:
+    fallback = FallbackModel.from_json(return_fallback(intercept))
+    response = decide_return(
+        request(), InMemoryFeatureStore(), FakeModel(down=True), CONFIG, fallback=fallback
+    ).response
+    assert response.degraded and response.degraded_reason == "model_error"
+    assert response.model_version == "return-test-1-fallback" and response.risk_score is not None
+    # a low fallback score is still checked before the refund (the floor); a high one goes to a person
+    assert response.recommended_action == action
+    # the return model answering: the fallback is not asked
+    answered = decide_return(request(), InMemoryFeatureStore(), FakeModel(0.05), CONFIG, fallback=fallback)
+    assert answered.response.model_version == "test-v1" and not answered.response.degraded
 
 
 def test_hindi_explanations_speak_hindi() -> None:
