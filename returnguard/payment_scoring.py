@@ -24,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 from returnguard.currency import CURRENCIES, to_usd
 from returnguard.features import amount_to_minor
 from returnguard.payment_explain import explain_payment
-from returnguard.payments import ENTITIES, Channel, PaymentContext, compute_payment_features, payment_keys
+from returnguard.payments import (
+    ENTITIES,
+    Channel,
+    PaymentContext,
+    compute_payment_features,
+    payment_keys,
+    recorded_keys,
+)
 from returnguard.policy import PolicyConfig, RiskLevel, apply
 from returnguard.ports import FeatureStore, Model, ModelUnavailable, UnavailableReason
 from returnguard.rules import online_flags
@@ -139,6 +146,8 @@ class PaymentDecision:
     response: PaymentRiskResponse
     vector: dict[str, float] = field(default_factory=dict)
     contributions: dict[str, float] = field(default_factory=dict)
+    # the customer's and the card's payments as the API recorded them ({transaction id: time ms})
+    recorded: tuple[dict[str, int], dict[str, int]] = field(default_factory=lambda: ({}, {}))
 
 
 def _state(item: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -146,6 +155,12 @@ def _state(item: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         return None
     state = item.get("state", item)
     return state if isinstance(state, Mapping) else None
+
+
+def _recorded(item: Mapping[str, Any] | None) -> dict[str, int]:
+    """{transaction id: time ms} from a payment_velocity# or card_velocity# item (None: nothing recorded)."""
+    payments = (item or {}).get("orders") or {}  # RecentOrders' map, named for the order lane
+    return {str(transaction_id): int(time_ms) for transaction_id, time_ms in payments.items()}
 
 
 def decide_payment(
@@ -173,9 +188,11 @@ def decide_payment(
     )
     keys = payment_keys(context)
     block_keys = [blocklist_key("card", p.card_fingerprint), blocklist_key("customer", p.customer_id)]
-    items = store.get_many([*keys.values(), *block_keys])
+    velocity_keys = recorded_keys(p.customer_id, p.card_fingerprint)
+    items = store.get_many([*keys.values(), *block_keys, *velocity_keys])
     states = [_state(items.get(keys[entity])) for entity in ENTITIES]
-    vector = compute_payment_features(context, *states)
+    recorded = (_recorded(items.get(velocity_keys[0])), _recorded(items.get(velocity_keys[1])))
+    vector = compute_payment_features(context, *states, recorded=recorded)
     flags = online_flags(
         to_usd(p.amount, p.currency),
         vector["customer_payments_last_10m"],
@@ -227,4 +244,4 @@ def decide_payment(
         model_version=version,
         timestamp=now.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
     )
-    return PaymentDecision(response, vector, contributions)
+    return PaymentDecision(response, vector, contributions, recorded)

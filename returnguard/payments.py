@@ -363,6 +363,16 @@ def _days(by_day: Mapping[str, Any], day: int, days: int) -> int:
     return sum(int(n) for d, n in by_day.items() if day - days <= int(d) < day)
 
 
+def _recorded_window(recent: Iterable[Any], recorded: Mapping[str, int], t: int, width_ms: int) -> int:
+    """Payments in [t - width, t) over an aggregate's recent list and the ones the API recorded
+    ({transaction id: time ms}), each transaction id counted once: a payment the stream has applied
+    since the API recorded it is in both, and counts one."""
+    times = {str(r[1]): int(r[0]) for r in recent}
+    for transaction_id, time_ms in recorded.items():
+        times.setdefault(str(transaction_id), int(time_ms))
+    return sum(1 for time_ms in times.values() if t - width_ms <= time_ms < t)
+
+
 def fraud_rate(frauds: int, payments: int) -> float:
     return (frauds + FRAUD_PRIOR_FRAUDS) / (payments + FRAUD_PRIOR_PAYMENTS)
 
@@ -373,11 +383,18 @@ def compute_payment_features(
     card: Mapping[str, Any] | None,
     terminal: Mapping[str, Any] | None,
     merchant: Mapping[str, Any] | None,
+    *,
+    recorded: tuple[Mapping[str, int], Mapping[str, int]] | None = None,
 ) -> dict[str, float]:
     """The feature vector of one payment, in PAYMENT_FEATURE_NAMES order, from its aggregates (None:
     never seen). Aggregates may hold events at or after the payment's time (the stream moves on);
     those are left out, so the vector reflects only what was known strictly before it, as long as
-    the payment is not older than the aggregates' windows (always so when scoring live)."""
+    the payment is not older than the aggregates' windows (always so when scoring live).
+
+    `recorded`: the customer's and the card's payments as the score function recorded them when it
+    scored them ({transaction id: time ms}; returnguard/aws/recent_orders.py), which the stream may
+    not have applied yet. They count in the velocity features (customer_payments_last_10m and _1h,
+    card_payments_last_1h), each transaction once whether the API, the stream or both know it."""
     t = payment.time_ms
     vector: dict[str, float] = {f.name: f.default for f in PAYMENT_FEATURES}
     vector["payment_amount"] = payment.amount_minor / 100
@@ -410,6 +427,16 @@ def compute_payment_features(
         first = card.get("first_ms")
         if first is not None and int(first) < t:
             vector["card_age_days"] = (t - int(first)) / DAY_MS
+
+    if recorded is not None:
+        by_customer, by_card = recorded
+        customer_recent = (customer or {}).get("recent", ())
+        short, long = (_recorded_window(customer_recent, by_customer, t, w) for w in PAYMENT_VELOCITY_MS)
+        vector["customer_payments_last_10m"] = float(short)
+        vector["customer_payments_last_1h"] = float(long)
+        vector["card_payments_last_1h"] = float(
+            _recorded_window((card or {}).get("recent", ()), by_card, t, PAYMENT_VELOCITY_MS[1])
+        )
 
     day = t // DAY_MS
     if terminal is not None:
@@ -450,6 +477,21 @@ class PaymentStore:
 
 
 ENTITIES = (CUSTOMER_ENTITY, CARD_ENTITY, TERMINAL_ENTITY, MERCHANT_ENTITY)
+
+
+def customer_velocity_key(customer_id: str) -> str:
+    """The `features` item where the score function records each payment it scores by customer
+    (velocity before the stream catches up), as `velocity#<customer>` does for orders."""
+    return entity_key("payment_velocity", customer_id)
+
+
+def card_velocity_key(card_fingerprint: str) -> str:
+    """The same record by card."""
+    return entity_key("card_velocity", card_fingerprint)
+
+
+def recorded_keys(customer_id: str, card_fingerprint: str) -> tuple[str, str]:
+    return customer_velocity_key(customer_id), card_velocity_key(card_fingerprint)
 
 
 def replay(

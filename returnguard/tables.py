@@ -38,7 +38,8 @@ FEATURES = TableDefinition(
         "Online aggregates per entity, keyed 'entity#id' (customer#C1, product#P1, seller#S1, category#x, "
         "region#y) plus blocklist entries (blocklist_customer#C1, blocklist_address#<address key>, "
         "blocklist_card#<fingerprint>) and the orders the API scored lately per customer (velocity#C1), "
-        "so scoring reads everything in one BatchGetItem. Only velocity# items carry expires_at (TTL)."
+        "so scoring reads everything in one BatchGetItem. Only the velocity# items (and the payment lane's "
+        "payment_velocity# and card_velocity#) carry expires_at (TTL)."
     ),
     ttl_attribute="expires_at",
 )

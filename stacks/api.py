@@ -79,7 +79,8 @@ class ApiStack(Stack):
         )
         # Exactly the calls the function makes (returnguard/aws/feature_store.py, decisions.py, narrative.py,
         # recent_orders.py): no Scan, Query or BatchWrite, no index, not the stream's idempotency table, and
-        # UpdateItem only on the velocity# items it records orders in, never an aggregate.
+        # UpdateItem only on the velocity# items it records orders in (payment_velocity# and card_velocity#
+        # for payments), never an aggregate.
         for table, actions in (
             ("features", ["dynamodb:BatchGetItem", "dynamodb:GetItem"]),
             (
@@ -96,7 +97,11 @@ class ApiStack(Stack):
             iam.PolicyStatement(
                 actions=["dynamodb:UpdateItem"],
                 resources=[props.tables["features"].table_arn],
-                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["velocity#*"]}},
+                conditions={
+                    "ForAllValues:StringLike": {
+                        "dynamodb:LeadingKeys": ["velocity#*", "payment_velocity#*", "card_velocity#*"]
+                    }
+                },
             )
         )
         # The tables are encrypted with the stage key; DynamoDB uses it on the caller's behalf.

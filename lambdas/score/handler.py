@@ -49,6 +49,7 @@ from returnguard.narrative import (
 )
 from returnguard.payment_scoring import PaymentRiskRequest, decide_payment, payment_policy
 from returnguard.payment_scoring import request_hash as payment_request_hash
+from returnguard.payments import card_velocity_key, customer_velocity_key
 from returnguard.policy import PolicyConfig
 from returnguard.ports import ModelUnavailable
 from returnguard.returns_policy import RETURN_FALLBACK_FILE, return_policy
@@ -207,6 +208,11 @@ _dynamodb = budget.attach(boto3.client("dynamodb", config=DYNAMODB.config()))
 features = DynamoFeatureStore(_dynamodb, settings.features_table)
 decisions = DecisionStore(_dynamodb, settings.decisions_table, settings.audit_table)
 recent_orders = RecentOrders(_dynamodb, settings.features_table)
+# a payment is recorded by customer and by card, for the payment velocity features
+recent_payments = (
+    RecentOrders(_dynamodb, settings.features_table, key=customer_velocity_key),
+    RecentOrders(_dynamodb, settings.features_table, key=card_velocity_key),
+)
 _sagemaker = (
     None
     if settings.inference_url
@@ -477,6 +483,13 @@ def _score_payment(request: PaymentRiskRequest, caller: access.Client, started: 
         request=request.model_dump(mode="json"),
         contributions=decision.contributions,
     )
+    # velocity before the stream catches up (idempotent per transaction id, so a replay records again)
+    p, now_ms = request.payment, int(time.time() * 1000)
+    time_ms = int(p.transaction_time.timestamp() * 1000)
+    for recorder, entity_id, seen in zip(
+        recent_payments, (p.customer_id, p.card_fingerprint), decision.recorded, strict=True
+    ):
+        recorder.record(entity_id, p.transaction_id, time_ms, seen, now_ms=now_ms)
     if not replayed:
         _count(decision.response)
     return saved

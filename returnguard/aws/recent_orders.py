@@ -16,7 +16,7 @@ instead of staying forever; every new order moves it on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from returnguard.features import VELOCITY_LONG_MS
@@ -27,11 +27,13 @@ EXPIRES_AFTER_MS = VELOCITY_LONG_MS + 3_600_000  # past the longest window, plus
 
 
 class RecentOrders:
-    """`client` is a boto3 DynamoDB client created once by the caller."""
+    """`client` is a boto3 DynamoDB client created once by the caller. `key`: the item of an id (the
+    payment lane records by customer and by card: returnguard.payments.recorded_keys)."""
 
-    def __init__(self, client: Any, table_name: str):
+    def __init__(self, client: Any, table_name: str, key: Callable[[str], str] = recent_orders_key):
         self._client = client
         self._table = table_name
+        self._key = key
 
     def record(
         self, customer_id: str, order_id: str, order_time_ms: int, seen: Mapping[str, int], now_ms: int
@@ -49,7 +51,7 @@ class RecentOrders:
         expression = "SET #orders.#order = :time, #expires = :expires"
         if stale:
             expression += " REMOVE " + ", ".join(f"#orders.#stale{i}" for i in range(len(stale)))
-        key = {"pk": {"S": recent_orders_key(customer_id)}}
+        key = {"pk": {"S": self._key(customer_id)}}
         time_value = {"N": str(order_time_ms)}
         for _ in range(3):
             try:

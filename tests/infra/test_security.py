@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from returnguard.payments import card_velocity_key, customer_velocity_key
+from returnguard.tables import recent_orders_key
 from stacks.config import ConfigError, load
 from tests.infra.test_stacks import resources
 
@@ -220,7 +222,10 @@ def test_score_role_gets_exactly_the_table_calls_it_makes(dev):
     # UpdateItem (velocity at API time) reaches the velocity# items only, never an aggregate
     (update,) = [s for s in _statements(dev, "api") if "dynamodb:UpdateItem" in _list(s["Action"])]
     assert _list(update["Action"]) == ["dynamodb:UpdateItem"]
-    assert update["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["velocity#*"]}}
+    prefixes = [recent_orders_key(""), customer_velocity_key(""), card_velocity_key("")]
+    assert update["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{prefix}*" for prefix in prefixes]}
+    }
 
 
 def test_stream_consumer_role_gets_exactly_the_table_calls_it_makes(dev):

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from local.inference_server import serve
 from local.stack import create_table, free_port
 from returnguard.aws.feature_store import encode_item
-from returnguard.payments import PaymentContext, PaymentStore
+from returnguard.payments import PaymentContext, PaymentStore, card_velocity_key
 from returnguard.tables import AUDIT, DECISIONS, FEATURES, blocklist_key
 from tests.integration.api.test_score_handler import call, event, load_handler
 from tests.payment_model import PAYMENT_TEST_THRESHOLDS, PAYMENT_TEST_VERSION
@@ -176,3 +176,32 @@ def test_a_bad_payment_policy_fails_the_cold_start_naming_it(handlers, monkeypat
     assert "RG_PAYMENT_POLICY" in str(failure.value) and "unknown policy setting declines" in str(
         failure.value
     )
+
+
+def test_two_payments_a_second_apart_trigger_velocity_before_the_stream_has_seen_either(handlers) -> None:
+    # Given a customer and a card nothing has seen (no stream event, no aggregate), two payments 1 s apart
+    first_time = (NOW - timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+    burst = {"customer_id": "C-BURST", "card_fingerprint": "fp_burst", "channel": "online"}
+    status, first = call(
+        handlers["live"],
+        event("POST", "/v1/risk-score", payment("X-V1", transaction_time=first_time, **burst)),
+    )
+    assert status == 200 and "velocity" not in first["rules_triggered"]
+    status, second = call(handlers["live"], event("POST", "/v1/risk-score", payment("X-V2", **burst)))
+    # Then the second counts the first by customer and by card, and seed 002's velocity rule fires
+    assert status == 200 and "velocity" in second["rules_triggered"]
+    assert second["recommended_action"] != "approve"
+    audit = handlers["dynamodb"].query(
+        TableName="audit",
+        KeyConditionExpression="decision_id = :d",
+        ExpressionAttributeValues={":d": {"S": second["decision_id"]}},
+    )["Items"]
+    features = json.loads(audit[0]["features"]["S"])
+    assert features["customer_payments_last_10m"] == 1 and features["card_payments_last_1h"] == 1
+    assert features["customer_payments_1d"] == 0  # the aggregates still wait for the stream
+    # and a retry of the second counts nothing new (one entry per transaction id, TTL set)
+    assert call(handlers["live"], event("POST", "/v1/risk-score", payment("X-V2", **burst)))[1] == second
+    item = handlers["dynamodb"].get_item(
+        TableName="features", Key={"pk": {"S": card_velocity_key("fp_burst")}}
+    )
+    assert set(item["Item"]["orders"]["M"]) == {"X-V1", "X-V2"} and "expires_at" in item["Item"]
