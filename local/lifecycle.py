@@ -4,10 +4,14 @@ server), one retrain-and-gate cycle, and the local model server following the en
 - `LocalRegistry.create`: the serving model (the demo's) uploaded to the lake under models/artifacts/,
   a SageMaker model, endpoint config and endpoint named as the Ml stack names them, and a model package
   group holding the serving model as version 1 (Approved: what `cdk deploy` ships is served unjudged);
-- `retrain_and_gate`: train a candidate on the same table with the serving model as its champion
-  (training/train.py --champion: both scored on the same mature window), judge and record it with the
-  gate step's code (returnguard.aws.gate_record), register it as the pipeline's RegisterModel does,
-  and promote it as `returnguard models promote` does if the gate approved it;
+- `retrain_and_gate`: train a candidate with the serving model as its champion (training/train.py
+  --champion: both scored on the same mature window), judge and record it with the gate step's code
+  (returnguard.aws.gate_record), register it as the pipeline's RegisterModel does, and promote it as
+  `returnguard models promote` does if the gate approved it. The candidate learns from newer orders
+  than the serving model did, as a weekly retrain would: on the serving model's own table it keeps
+  only the latest half of that model's test window for testing (CANDIDATE_TRAINING), so its training
+  reaches into orders the serving model never saw, and the gate judges both on the rest, which
+  neither trained on;
 - `EndpointFollower`: what the local model server's POST /reload loads: the model the endpoint serves,
   fetched from the local lake.
 
@@ -32,6 +36,18 @@ from returnguard.features import FEATURE_NAMES
 IMAGE = "local/sagemaker-xgboost:3.0-5"  # a name only: the local model server runs the model
 ROLE = "arn:aws:iam::123456789012:role/returnguard-local-serving"
 LOCAL_AWS_FILE = "local-aws.json"
+# The candidate's training: fewer rounds, no baselines or controls, and half the serving model's test
+# share (train.py's default 0.2), so its training, validation and test windows each end later.
+CANDIDATE_TRAINING = (
+    "--num_round",
+    "120",
+    "--baselines",
+    "0",
+    "--controls",
+    "0",
+    "--test_fraction",
+    "0.1",
+)
 
 
 def pack(model_dir: Path, archive: Path) -> Path:
@@ -187,19 +203,27 @@ class LocalRegistry:
         (self.work / LOCAL_AWS_FILE).unlink(missing_ok=True)
 
 
+def learned_until(config_file: Path) -> str | None:
+    """The time of the last order a model learned from (its training or validation window's end)."""
+    window = json.loads(config_file.read_text()).get("data_window") or {}
+    ends = [str(window[part]["to"]) for part in ("train", "validation") if window.get(part, {}).get("to")]
+    return max(ends) if ends else None
+
+
 def retrain_and_gate(
     local: LocalRegistry,
     *,
     table: Path,
     champion_dir: Path,
     run: str,
-    training_args: Sequence[str] = ("--num_round", "120", "--baselines", "0", "--controls", "0"),
+    training_args: Sequence[str] = CANDIDATE_TRAINING,
     bounds: gate.GateBounds | None = None,
 ) -> dict[str, Any]:
     """One cycle: train a candidate against the serving model, gate, record, register, promote if approved.
 
     Returns the gate's answer (approved, reasons, metadata, record_url) plus `version` (the registered
-    package) and `promotion` (the endpoint configs, when it was promoted)."""
+    package), `promotion` (the endpoint configs, when it was promoted) and `learned_until` (the last
+    order each model learned from, training or validation: {"serving": iso, "candidate": iso})."""
     from training import train
 
     candidate = local.work / "candidate" / run
@@ -221,6 +245,10 @@ def retrain_and_gate(
     )
     if code:
         raise RuntimeError(f"training the candidate failed (exit status {code})")
+    learned = {
+        "serving": learned_until(champion_dir / "config.json"),
+        "candidate": learned_until(candidate / "model" / "config.json"),
+    }
     # This cycle retrains the order model only: other lanes of the serving archive (return/) ride along.
     for lane in (p for p in champion_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         shutil.copytree(lane, candidate / "model" / lane.name)
@@ -244,6 +272,7 @@ def retrain_and_gate(
         metadata=answer["metadata"],
         record_url=answer["record_url"],
     )
+    answer["learned_until"] = learned
     registry = local.registry()
     version = next(v for v in registry.versions() if v.arn == arn)
     answer["version"] = version.version
@@ -255,8 +284,8 @@ def retrain_and_gate(
 
 def demo_cycle(work: Path, stack: Any, model_server: Any, *, table: Path, model_dir: Path) -> list[str]:
     """`make demo`'s retrain-and-gate step: the demo model serves as version 1, one candidate is trained
-    on the same table (fewer rounds, no baselines) against it, gated and registered, and promoted (the
-    local model server reloads) if approved. Returns the lines to print."""
+    against it on newer orders of the same table (CANDIDATE_TRAINING), gated and registered, and
+    promoted (the local model server reloads) if approved. Returns the lines to print."""
     import urllib.request
 
     local = LocalRegistry(stack, work)
@@ -266,7 +295,10 @@ def demo_cycle(work: Path, stack: Any, model_server: Any, *, table: Path, model_
     answer = retrain_and_gate(local, table=table, champion_dir=model_dir, run="demo-retrain-1")
     numbers = local.registry().gate_record(local.registry().version(answer["version"]))["numbers"]
     window, new, old = numbers["window"], numbers["candidate"], numbers["champion"]
+    learned = answer["learned_until"]
     lines = [
+        f"serving model learned from orders up to {learned['serving']}; the candidate from newer ones, "
+        f"up to {learned['candidate']}",
         f"same mature window for both: {window['from']} → {window['to']}, {window['rows']:,} orders, "
         f"{window['positives']:,} abusive (labels as of {window['labels_as_of']})",
         f"{'':<10} {'ROC-AUC':>8} {'PR-AUC':>8} {'alert rate':>11}",

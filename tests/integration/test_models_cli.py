@@ -201,18 +201,26 @@ def test_without_a_local_stack_the_command_says_how_to_start_one(tmp_path, monke
     assert "no_local_stack" in capsys.readouterr().err
 
 
-def test_one_retrain_and_gate_cycle_registers_records_and_promotes(local, small_table, tmp_path):
+def test_one_retrain_and_gate_cycle_judges_a_candidate_trained_on_newer_orders(local, small_table, tmp_path):
     table = tmp_path / "table.parquet"
     small_table.to_parquet(table, index=False)
     registry = local["registry"]
     before = {v.version for v in registry.registry().versions()}
+    serving = json.loads((local["model_dir"] / "config.json").read_text())["data_window"]
 
     answer = retrain_and_gate(registry, table=table, champion_dir=local["model_dir"], run="cycle-1")
 
-    # Same orders, 120 rounds instead of 150 (early stopping ends both near the same tree count).
-    assert answer["approved"] is True, answer["reasons"]
+    # The candidate learned from orders the serving model never saw (its test window's first half) ...
+    learned = answer["learned_until"]
+    assert learned["serving"] == serving["validation"]["to"] < serving["test"]["from"] < learned["candidate"]
     version = registry.registry().version(answer["version"])
-    assert answer["version"] not in before and version.status == "Approved" and version.serving
-    assert version.metadata["champion_roc_auc"] and version.record_url == answer["record_url"]
+    assert answer["version"] not in before and version.record_url == answer["record_url"]
     record = registry.registry().gate_record(version)
-    assert record["numbers"]["window"]["rows"] > 1000 and record["approved"] is True
+    numbers = record["numbers"]
+    # ... and both are judged on the rest of it, which neither trained on
+    assert learned["candidate"] < numbers["window"]["from"] and numbers["window"]["rows"] > 500
+    # so the gate has two different models to judge (an identical candidate had PSI 0 and equal metrics)
+    assert numbers["score_psi"] > 0 and numbers["candidate"] != numbers["champion"]
+    assert version.metadata["champion_roc_auc"] and record["approved"] is answer["approved"]
+    assert version.status == ("Approved" if answer["approved"] else "Rejected")
+    assert version.serving is answer["approved"]  # promoted exactly when approved
