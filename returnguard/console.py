@@ -275,6 +275,13 @@ def _sort_key(sort: str) -> Any:
     return lambda c: (c.created_at, c.decision_id)
 
 
+def queue_statuses(query: QueueQuery) -> tuple[str, ...]:
+    """The review statuses a queue page reads: the waiting ones (its counts and oldest age) and the one
+    its status filter asks for (every status for `all`)."""
+    wanted = STATUSES[:-1] if query.status == "all" else (query.status,)
+    return tuple(dict.fromkeys((*OPEN_STATUSES, *wanted)))
+
+
 def select(cases: Iterable[Case], query: QueueQuery, now: datetime) -> QueuePage:
     """Filter, count, sort and page the queue."""
     everything = list(cases)

@@ -47,10 +47,17 @@ DECISIONS = TableDefinition(
     logical_name="decisions",
     partition_key=Key("decision_id"),
     ttl_attribute="expires_at",
-    global_indexes=(GlobalIndex("by_customer", Key("customer_id"), Key("created_at")),),
+    global_indexes=(
+        GlobalIndex("by_customer", Key("customer_id"), Key("created_at")),
+        # sparse: only a decision that needs a person carries review_queue (its review status), so the
+        # console's queue reads the cases that wait, never the whole table (returnguard/aws/reviews.py)
+        GlobalIndex("by_review", Key("review_queue"), Key("created_at")),
+    ),
     purpose=(
         "Every decision, kept 90 days (TTL); idempotent on (event_type, event id). Its stream (old images) "
-        "feeds the archive function, which writes what the TTL removes to processed/predictions/decisions/."
+        "feeds the archive function, which writes what the TTL removes to processed/predictions/decisions/. "
+        "A decision that needs a person carries review_queue (open, then the analyst's verdict): the "
+        "sparse by_review index the console's queue reads."
     ),
     stream_view="OLD_IMAGE",
 )

@@ -4,7 +4,8 @@ signed in by a Cognito user pool (groups `analyst` and `lead`).
 API Gateway's Cognito authorizer checks the caller's ID token (signature, issuer, audience, expiry) on
 every method before the function runs; the function takes the person and the role from the token's
 claims (lambdas/console/handler.py) and serves the same pages and verdicts as the local console
-(returnguard/aws/console_app.py). Its role may read decisions, audit items and flagged batch rows, set
+(returnguard/aws/console_app.py). Its role may read decisions (by key and through the by_customer and
+the sparse by_review indexes, never a Scan), audit items and flagged batch rows, set
 only the review attributes, add audit items, and put labels under the lake's raw/labels/ only.
 """
 
@@ -24,7 +25,7 @@ from aws_cdk import aws_s3vectors as s3vectors
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from returnguard.aws.reviews import REVIEW_ATTRIBUTES
+from returnguard.aws.reviews import REVIEW_ATTRIBUTES, REVIEW_INDEX
 from returnguard.aws.similar_cases import DIMENSIONS, TITAN_MODEL_ID
 from stacks.config import StageConfig
 from stacks.constructs import PythonFunction, checkov_skip, log_group, logical_id, removal_policy, suppress
@@ -102,7 +103,7 @@ class ConsoleStack(Stack):
             config=config,
             key=props.key,
             code_folder=lambda_staging_folder("console"),
-            memory_size=1024,  # pyarrow's import for a label, and a Scan of the decisions per queue page
+            memory_size=1024,  # pyarrow's import for a label, and the review index's cases per queue page
             timeout=Duration.seconds(29),  # API Gateway's integration limit
             description="The review console: queue, case view, verdicts (docs/console.md)",
             environment={
@@ -152,14 +153,20 @@ class ConsoleStack(Stack):
         role = self.role
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:Scan", "dynamodb:GetItem"],
-                resources=[decisions.table_arn, flagged.table_arn],
+                actions=["dynamodb:GetItem"], resources=[decisions.table_arn, flagged.table_arn]
             )
         )
+        # No Scan of the decisions: the queue reads the sparse by_review index (cases that need a person);
+        # the flagged table holds flagged rows only.
+        role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[flagged.table_arn]))
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:Query"],
-                resources=[f"{decisions.table_arn}/index/by_customer", audit.table_arn],
+                resources=[
+                    f"{decisions.table_arn}/index/by_customer",
+                    f"{decisions.table_arn}/index/{REVIEW_INDEX}",
+                    audit.table_arn,
+                ],
             )
         )
         # A verdict sets (or, when its audit item or label fails, puts back) the review attributes only.

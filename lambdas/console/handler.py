@@ -5,8 +5,9 @@ expiry) before this runs, and hands over its claims. This module turns the proxy
 `returnguard.aws.console_app.ConsoleApp` (the pages and verdicts the local console serves) with the
 person's identity: the user name and the role from `cognito:groups` (`lead` over `analyst`; in neither
 group: 403). Every verdict records that user and role, and indexes the case for similar cases
-(Titan embeddings in S3 Vectors, returnguard/aws/similar_cases.py). The queue reads the decisions with one Scan per
-page (no snapshot survives between invocations reliably).
+(Titan embeddings in S3 Vectors, returnguard/aws/similar_cases.py). The queue, the case view's linked
+accounts and the summary read the cases that needed a person from the decisions' sparse by_review index
+(a Query per review status, never a Scan of the decisions: no snapshot survives between invocations).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from returnguard import console_pages as pages
 from returnguard.aws.console_app import ConsoleApp, Identity, Response, error_response, role_of
 from returnguard.aws.reviews import ReviewStore, S3LabelSink
 from returnguard.aws.similar_cases import TitanEmbedder, VectorSimilarCases
-from returnguard.console import ConsoleError
+from returnguard.console import ConsoleError, queue_statuses
 
 MAX_FORM = 16 * 1024
 
@@ -58,9 +59,17 @@ if settings.vector_bucket and settings.vector_index:
         settings.vector_index,
         store,
     )
-    app = ConsoleApp(store, cases=store.cases, remember=similar.remember, similar=similar)
+    app = ConsoleApp(
+        store,
+        cases=store.review_cases,
+        queue=lambda query: store.review_cases(queue_statuses(query)),
+        remember=similar.remember,
+        similar=similar,
+    )
 else:
-    app = ConsoleApp(store, cases=store.cases)
+    app = ConsoleApp(
+        store, cases=store.review_cases, queue=lambda query: store.review_cases(queue_statuses(query))
+    )
 
 
 def groups_of(claims: dict[str, Any]) -> list[str]:

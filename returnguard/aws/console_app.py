@@ -21,6 +21,7 @@ from returnguard.aws.reviews import ReviewStore
 from returnguard.console import (
     Case,
     ConsoleError,
+    QueueQuery,
     daily_summary,
     make_verdict,
     parse_query,
@@ -107,14 +108,17 @@ def static(name: str) -> Response:
 
 @dataclass
 class ConsoleApp:
-    """`cases`: every case (a cached snapshot locally, one Scan per call in Lambda); `remember`: told of a
-    case a verdict changed (the local cache), `similar` and `summary`: as `local.console_server.serve`."""
+    """`cases`: every case (a cached snapshot locally; in Lambda the cases that needed a person, from the
+    sparse review index); `queue`: the cases a queue page needs (default: `cases()`; in Lambda only the
+    index's partitions for `queue_statuses(query)`); `remember`: told of a case a verdict changed (the
+    local cache), `similar` and `summary`: as `local.console_server.serve`."""
 
     store: ReviewStore
     cases: Callable[[], list[Case]]
     remember: Callable[[Case], None] = lambda case: None
     similar: Callable[[Case, list[Case]], list[tuple[Case, float]]] = lambda case, cases: []
     summary: Callable[[list[Case]], list[tuple[str, list[tuple[str, str]]]]] | None = None
+    queue: Callable[[QueueQuery], list[Case]] | None = None
 
     def public(self, path: str) -> Response | None:
         """What needs no sign-in: the assets and the health check; None for every other path."""
@@ -180,7 +184,7 @@ class ConsoleApp:
 
     def _queue(self, who: Identity, params: Mapping[str, str]) -> Response:
         query = parse_query(dict(params))
-        cases = self.cases()
+        cases = self.queue(query) if self.queue else self.cases()
         now = datetime.now(timezone.utc)
         page = select(cases, query, now)
         lanes = sorted({c.lane for c in cases})

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from returnguard.console import needs_person
 from returnguard.schemas import ReturnScoreRequest, RiskScoreRequest, RiskScoreResponse
 
 TTL_SECONDS = 90 * 86_400
@@ -121,6 +122,8 @@ class DecisionStore:
             "expires_at": {"N": str(int(now.timestamp()) + TTL_SECONDS)},
             "variant": {"S": variant},  # which model decided: champion or challenger (returnguard.variants)
         }
+        if needs_person(response.recommended_action, bool(body.get("review_required"))):
+            item["review_queue"] = {"S": "open"}  # the console's sparse queue index (returnguard/tables.py)
         if request is not None:
             item["request"] = {"S": json.dumps(request, separators=(",", ":"), ensure_ascii=False)}
         if contributions:

@@ -13,15 +13,19 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from returnguard.console import Case, ConsoleError, Verdict, case_from_record, check_can_decide, label_row
 
-_REVIEW_ATTRIBUTES = ("review_status", "reviewed_by", "reviewed_at", "review_note")
+# review_queue: the key of the decisions' sparse by_review index (returnguard/tables.py): "open" from the
+# score function when a decision needs a person, then the verdict, so the index keeps only review cases
+_REVIEW_ATTRIBUTES = ("review_status", "reviewed_by", "reviewed_at", "review_note", "review_queue")
 REVIEW_ATTRIBUTES = _REVIEW_ATTRIBUTES  # what a verdict sets: the console role may update only these
+REVIEW_INDEX = "by_review"
+REVIEW_PARTITIONS = ("open", "need_more_info", "confirmed_abuse", "legitimate")
 FLAGGED_PREFIX = "flagged#"  # the console's id of a batch row: flagged#<file digest>#<row>
 
 
@@ -150,6 +154,25 @@ class ReviewStore:
                 for item in page.get("Items", []):
                     yield flagged_record(plain(item))
 
+    def review_cases(self, statuses: Iterable[str] = REVIEW_PARTITIONS) -> list[Case]:
+        """The decisions that needed a person, in these review statuses, from the sparse by_review index
+        (one Query per status, paged; never a Scan of the decisions), and the flagged batch rows (a table
+        of flagged rows only)."""
+        cases: list[Case] = []
+        paginator = self._client.get_paginator("query")
+        for status in dict.fromkeys(statuses):
+            for page in paginator.paginate(
+                TableName=self._decisions,
+                IndexName=REVIEW_INDEX,
+                KeyConditionExpression="review_queue = :q",
+                ExpressionAttributeValues={":q": {"S": status}},
+            ):
+                cases.extend(case_from_record(plain(item)) for item in page.get("Items", []))
+        if self._flagged:
+            for page in self._client.get_paginator("scan").paginate(TableName=self._flagged):
+                cases.extend(case_from_record(flagged_record(plain(item))) for item in page.get("Items", []))
+        return cases
+
     def _locate(self, decision_id: str) -> tuple[str, dict[str, Any]] | None:
         """(table, key) of a decision or a flagged row; None for an id that can be neither."""
         if decision_id.startswith(FLAGGED_PREFIX):
@@ -218,7 +241,8 @@ class ReviewStore:
             self._client.update_item(
                 TableName=table,
                 Key=key,
-                UpdateExpression="SET review_status = :v, reviewed_by = :by, reviewed_at = :at, review_note = :n",
+                UpdateExpression="SET review_status = :v, reviewed_by = :by, reviewed_at = :at, review_note = :n, "
+                "review_queue = :v",
                 ConditionExpression=f"attribute_exists({next(iter(key))}) AND "
                 "(attribute_not_exists(review_status) OR review_status = :more)",
                 ExpressionAttributeValues={

@@ -102,6 +102,9 @@ def test_the_console_function_may_touch_only_the_review_data(dev):
     assert all(any(name in t for name in ("Decisions", "Audit", "Flagged")) for t in tables), tables
     assert not any(t for t in tables if "Features" in t or "Idempotency" in t or "Explanations" in t)
     assert all("Audit" in t for t in grants["dynamodb:PutItem"])  # it appends to the audit trail only
+    # the queue reads the decisions' sparse by_review index: no Scan of the decisions, only of flagged rows
+    assert all("Flagged" in t for t in grants["dynamodb:Scan"]), grants["dynamodb:Scan"]
+    assert any("Decisions" in t and "/index/by_review" in t for t in grants["dynamodb:Query"])
     assert not any("Audit" in t for t in grants["dynamodb:UpdateItem"])  # and never rewrites it
     attributes = conditions["dynamodb:UpdateItem"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
     assert set(attributes) >= {"review_status", "reviewed_by", "reviewed_at", "review_note"}
@@ -154,3 +157,19 @@ def test_similar_cases_have_a_512_dimension_cosine_index_and_only_its_and_titans
     (statement,) = bedrock
     assert _list(statement["Action"]) == ["bedrock:InvokeModel"]
     assert "foundation-model/amazon.titan-embed-text-v2:0" in json.dumps(statement["Resource"])
+
+
+def test_the_decisions_table_has_a_sparse_review_index_keyed_by_review_status_and_time(dev):
+    """Sparse: its key, review_queue, is written only on a decision that needs a person (DecisionStore)."""
+    tables = resources(dev, "data", "AWS::DynamoDB::Table").values()
+    (decisions,) = [
+        t
+        for t in tables
+        if t["Properties"]["KeySchema"] == [{"AttributeName": "decision_id", "KeyType": "HASH"}]
+    ]
+    indexes = {g["IndexName"]: g for g in decisions["Properties"]["GlobalSecondaryIndexes"]}
+    assert indexes["by_review"]["KeySchema"] == [
+        {"AttributeName": "review_queue", "KeyType": "HASH"},
+        {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    assert indexes["by_review"]["Projection"] == {"ProjectionType": "ALL"}  # a queue row needs the request

@@ -18,6 +18,7 @@ from returnguard.console import (
     make_verdict,
     needs_person,
     parse_query,
+    queue_statuses,
     select,
     waterfall_svg,
 )
@@ -159,3 +160,16 @@ def test_daily_summary_rates_and_rising_reasons() -> None:
     rising = summary["Return reasons rising (last day against the daily mean of the 7 days before)"]
     assert rising[0] == ("empty_box", "3 (7-day daily mean 0.0)")
     assert rising[1][0] == "size_fit" and rising[1][1].startswith("1 (7-day daily mean 1.0")
+
+
+@pytest.mark.parametrize(
+    ("status", "read"),
+    [
+        ("open", ("open", "need_more_info")),
+        ("need_more_info", ("open", "need_more_info")),
+        ("legitimate", ("open", "need_more_info", "legitimate")),
+        ("all", ("open", "need_more_info", "confirmed_abuse", "legitimate")),
+    ],
+)
+def test_a_queue_page_reads_the_waiting_statuses_and_the_one_it_filters_on(status, read):
+    assert queue_statuses(parse_query({"status": status})) == read

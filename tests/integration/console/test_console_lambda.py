@@ -205,3 +205,33 @@ def test_with_an_index_configured_a_verdict_indexes_the_decided_case(aws):
         vectorBucketName="case-vectors", indexName="cases", keys=[seeded.decision_id], returnMetadata=True
     )["vectors"]
     assert stored["metadata"]["verdict"] == "legitimate"
+
+
+def test_the_queue_reads_the_sparse_review_index_and_never_scans_the_decisions(aws):
+    """Only a decision that needs a person carries review_queue (the by_review index's key); a queue page
+    queries that index per review status, so an approved order is never read, and a verdict moves its
+    case to the verdict's partition."""
+    handler, dynamodb, _, seeded = aws
+    store = DecisionStore(dynamodb, "decisions", "audit")
+    approved = save_decision(store, "O-LAMBDA-OK", action="approve", level="low", score=0.05)
+    tables_scanned: list[str] = []
+    handler.store._client.meta.events.register(
+        "provide-client-params.dynamodb.Scan", lambda params, **_: tables_scanned.append(params["TableName"])
+    )
+
+    def queue_key(decision_id: str):
+        item = dynamodb.get_item(TableName="decisions", Key={"decision_id": {"S": decision_id}})["Item"]
+        return item.get("review_queue", {}).get("S")
+
+    assert (queue_key(seeded.decision_id), queue_key(approved.decision_id)) == ("open", None)
+    queue = call(handler, "GET", "/", query={"status": "all"})
+    assert queue["statusCode"] == 200
+    assert seeded.order_id in queue["body"] and approved.order_id not in queue["body"]
+    case = call(handler, "GET", f"/cases/{seeded.decision_id}")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', case["body"]).group(1)  # type: ignore[union-attr]
+    form = {"csrf": csrf, "verdict": "legitimate"}
+    assert call(handler, "POST", f"/cases/{seeded.decision_id}/verdict", form=form)["statusCode"] == 303
+    assert queue_key(seeded.decision_id) == "legitimate"
+    assert seeded.order_id not in call(handler, "GET", "/")["body"]  # open cases only
+    assert seeded.order_id in call(handler, "GET", "/", query={"status": "legitimate"})["body"]
+    assert "decisions" not in tables_scanned and "flagged" in tables_scanned
