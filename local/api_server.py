@@ -319,6 +319,19 @@ def seed_features(stack: LocalStack, items: Iterable[tuple[str, Mapping[str, Any
     return written
 
 
+def latest_aggregates(processed: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The Spark job's latest items under a lake's `processed/`, to seed the local features table: the
+    orders' (`features/online/`, with the return lane's texts) and, when the lake has card payments,
+    the payments' (`payments/features/online/`: payment_customer#, card#, terminal#, merchant#), so a
+    payment scored locally has its history as the order does."""
+    from glue_jobs.features import load_online
+
+    yield from load_online(processed / "features" / "online")
+    payments = processed / "payments" / "features" / "online"
+    if payments.is_dir():
+        yield from load_online(payments)
+
+
 def _gateway_error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
     body = json.dumps({"error": {"code": code, "message": message, "field": None}}).encode()
     return status, {"Content-Type": "application/json"}, body
@@ -516,7 +529,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     port = api_port(parser, args.port)
-    from glue_jobs.features import load_online
     from local import stack as local_stack
     from local.inference_server import serve as serve_model
     from returnguard.fallback import FILE_NAME as FALLBACK_FILE
@@ -540,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"argument --return-policy: {error}")
     stack = local_stack.start()
     model = serve_model(str(paths.model))
-    seeded = seed_features(stack, load_online(paths.online))
+    seeded = seed_features(stack, latest_aggregates(paths.processed))
     api = serve(
         stack,
         model_config,

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from glue_jobs.features import load_online
 from local.docs_numbers import summary
 from local.options import API_FILE, Parser, api_port, port_number, remove_api_file, write_api_file
 from local.prerequisites import require
@@ -332,7 +331,7 @@ def run(args: argparse.Namespace, port: int) -> int:
     done(started)
 
     from local import stack as local_stack
-    from local.api_server import seed_features, with_return_model
+    from local.api_server import latest_aggregates, seed_features, with_return_model
     from local.api_server import serve as serve_api
     from local.inference_server import serve as serve_model
 
@@ -350,7 +349,7 @@ def run(args: argparse.Namespace, port: int) -> int:
         )
         aws = local_stack.start()
         servers.append(aws)
-        seeded = seed_features(aws, load_online(paths.online))
+        seeded = seed_features(aws, latest_aggregates(paths.processed))
         print(
             f"      moto server {aws.endpoint_url}: tables created, {seeded:,} latest aggregates loaded",
             flush=True,
