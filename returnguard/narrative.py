@@ -107,6 +107,14 @@ def sanitize_untrusted(text: str) -> str:
     return cleaned[:MAX_UNTRUSTED_CHARS]
 
 
+# a return request's message is about the return and its refund (returnguard.narrative_checks)
+RETURN_REQUEST_NOTE = (
+    "This is a customer's return request. customer_message may name the return and the refund, never "
+    "the customer's earlier returns; only instant_refund says the refund is approved, and no message "
+    "says a refund is denied (a person decides that first)."
+)
+
+
 @dataclass(frozen=True)
 class NarrativeFacts:
     """What a narrative is written from: no ids, names, addresses or card data. `untrusted` is
@@ -118,6 +126,7 @@ class NarrativeFacts:
     recommendation: str
     locale: str
     untrusted: Mapping[str, str] = field(default_factory=dict)
+    lane: str = "order"  # "return": a return request's decision (the checks read its message so)
 
     @classmethod
     def of(cls, response: RiskScoreResponse, locale: str) -> NarrativeFacts:
@@ -127,6 +136,7 @@ class NarrativeFacts:
             key_factors=response.explanation.key_factors,
             recommendation=response.explanation.recommendation,
             locale=locale,
+            lane="return" if getattr(response, "return_id", None) else "order",
         )
 
     def user_message(self) -> str:
@@ -138,6 +148,8 @@ class NarrativeFacts:
             *[f"- {factor}" for factor in self.key_factors],
             f"Recommendation: {self.recommendation}",
         ]
+        if self.lane == "return":
+            lines.append(RETURN_REQUEST_NOTE)
         return "\n".join(lines)
 
     def content(self, guarded: bool) -> list[dict[str, Any]]:
@@ -291,7 +303,9 @@ class Narrator:
             narrative, message = parse_output(text)
         except (InvalidOutput, KeyError, TypeError, AttributeError):
             return _fallback("invalid_output")
-        failed = failed_check(narrative, message, action=facts.action, facts=facts.fact_texts())
+        failed = failed_check(
+            narrative, message, action=facts.action, facts=facts.fact_texts(), lane=facts.lane
+        )
         if failed:
             return _fallback(failed)
         if cache is not None:

@@ -17,10 +17,13 @@ The checks, in order (the first that fails names the fallback reason):
   that is not one of the numbers in the facts given to the model.
 - reveals_signal (customer message only): words that tell the shopper why (risk, returns, order
   history, payment method, address, "because", "की वजह से", "kyunki" ...), in English, Hindi and
-  Hinglish.
+  Hinglish. For a return request (`lane` "return") the return and the refund are the subject, not
+  a reason: there only the customer's return history ("your previous returns") reveals.
 - contradicts_action (customer message only): a review, OTP or block decision that says the order is
   confirmed, approved or shipped (or "पुष्टि हो गई", "confirm ho gaya"); an approval that says it is
-  on hold; an OTP decision that never mentions the code.
+  on hold; an OTP decision that never mentions the code. For a return request: a refund said to be
+  refused (a person confirms a denial first); an instant refund said to be held or checked; any
+  other refund action said to be paid already ("your refund has been approved").
 
 These are word lists, so they are conservative: a good text that happens to use a listed word falls
 back to the template, which is always safe to show.
@@ -183,27 +186,49 @@ def fact_numbers(facts: Iterable[str]) -> set[Decimal]:
 _SIGNAL_LATIN = (
     r"risk|fraud|abus|scor(?:e|ing)|block ?list|black ?list|suspic|flag|model|algorithm|signal"
     r"|rules?\b|pattern|behaviou?r|histor|(?:previous(?:ly)?|past|prior|recent|earlier) (?:order|purchase)"
-    r"|return|refund|(?:sent|send|sending|came|coming|given|gave) back|too many|number of (?:order|purchase)"
+    r"|too many|number of (?:order|purchase)"
     r"|(?:many|several|multiple|a lot of|lots of|so many|a number of) (?:of your )?(?:order|purchase|item)"
     r"|frequen|repeated|cash on delivery|cod\b|payment (?:method|type|mode|option)"
     r"|address|pin ?code|device|card\b|account (?:age|is new)|new account|velocity|unusual|irregular"
     r"|because|due to|owing to|as a result of|since you|the reason|reasons?\b|therefore"
     # Hinglish
-    r"|wa+pa?s|va+pa?s|wapsi|vapsi|lauta|kyu+n?ki|kyo+n?ki|wajah|vajah|kaa?ran|pich+h?le|bahut (?:saa?re|zyada|jyada)"
+    r"|kyu+n?ki|kyo+n?ki|wajah|vajah|kaa?ran|pich+h?le|bahut (?:saa?re|zyada|jyada)"
     r"|kai (?:order|baar|bar)|(?:zyada|jyada|kaa?fi) order|dhokh|jokhim|sandigdh|itihaa?s|naqad|nakad"
     r"|isi?liye|is wajah|is karan"
 )
 _SIGNAL_DEVANAGARI = (
-    "जोखिम|धोखा|धोखे|संदिग्ध|दुरुपयोग|स्कोर|ब्लॉकलिस्ट|ब्लैकलिस्ट|फ्रॉड|रिस्क|लौटा|वापस कि|वापस कर|वापस भेज|वापसी|रिटर्न"
-    "|रिफंड|इतिहास|पिछले|कई ऑर्डर|कई बार|बहुत सारे|बहुत ज्यादा|ज्यादा ऑर्डर|अधिक ऑर्डर|कैश ऑन डिलीवरी"
+    "जोखिम|धोखा|धोखे|संदिग्ध|दुरुपयोग|स्कोर|ब्लॉकलिस्ट|ब्लैकलिस्ट|फ्रॉड|रिस्क"
+    "|इतिहास|पिछले|कई ऑर्डर|कई बार|बहुत सारे|बहुत ज्यादा|ज्यादा ऑर्डर|अधिक ऑर्डर|कैश ऑन डिलीवरी"
     "|नकद|भुगतान का तरीका|भुगतान विधि|भुगतान के तरीके|नया पता|पते|डिलीवरी पता|डिलीवरी का पता|कार्ड|डिवाइस"
     "|क्योंकि|कारण|वजह|इसलिए|इसीलिए|असामान्य|संकेत|नियम|पैटर्न|व्यवहार|गतिविधि|बहुत से|कई सारे"
 )
-_REVEALS = re.compile(rf"\b(?:{_SIGNAL_LATIN})|{fold(_SIGNAL_DEVANAGARI)}")
+# Returning and refunds: for an order, a reason (the customer's returns); for a return request, the
+# subject itself ("we will refund you after pickup"), so there only the customer's return *history* is.
+_RETURNS_LATIN = (
+    r"return|refund|(?:sent|send|sending|came|coming|given|gave) back|wa+pa?s|va+pa?s|wapsi|vapsi|lauta"
+)
+_RETURNS_DEVANAGARI = "लौटा|वापस कि|वापस कर|वापस भेज|वापसी|रिटर्न|रिफंड"
+_RETURN_HISTORY_LATIN = (
+    r"(?:previous(?:ly)?|past|prior|recent|earlier|other|many|several|multiple|frequent|so many|a lot of"
+    r"|lots of|number of|count of|all (?:of )?(?:your|the)) (?:of your )?(?:return|refund)"
+    r"|(?:return|refund)s? (?:history|rate|count|record)|(?:returned|refunded) (?:before|often|again|many"
+    r"|several|multiple|frequently)|(?:pehle|pahle) (?:bhi )?(?:return|wapas|vapas|refund)"
+)
+_RETURN_HISTORY_DEVANAGARI = "कई रिटर्न|पिछले रिटर्न|पहले भी|रिटर्न की संख्या|कई रिफंड|पिछले रिफंड"
+_REVEALS = re.compile(
+    rf"\b(?:{_SIGNAL_LATIN}|{_RETURNS_LATIN})|{fold(_SIGNAL_DEVANAGARI)}|{fold(_RETURNS_DEVANAGARI)}"
+)
+_REVEALS_FOR_RETURN = re.compile(
+    rf"\b(?:{_SIGNAL_LATIN}|{_RETURN_HISTORY_LATIN})|{fold(_SIGNAL_DEVANAGARI)}"
+    rf"|{fold(_RETURN_HISTORY_DEVANAGARI)}"
+)
+LANES = ("order", "return")  # `lane`: whose decision the message is about
 
 
-def reveals_signal(folded_message: str) -> bool:
-    return bool(_REVEALS.search(folded_message))
+def reveals_signal(folded_message: str, lane: str = "order") -> bool:
+    """A return request's message (`lane` "return") may name the return and the refund, not the
+    customer's returns before it."""
+    return bool((_REVEALS_FOR_RETURN if lane == "return" else _REVEALS).search(folded_message))
 
 
 _NOT = r"(?<!not )(?<!n't )(?<!never )(?<!yet to be )"
@@ -224,12 +249,33 @@ _HELD = re.compile(
     r"|\b(?:rok|ruk|radd|jaanch|jaach)|"
     + fold("रोक|रुक|समीक्षा|सत्यापन|रद्द|ब्लॉक|ओटीपी|जांच|प्रतीक्षा|इंतजार|नहीं कर सके")
 )
+# a refund said to be paid already (only an instant refund is), and a refund said to be refused (a
+# denial is never announced before a person confirms it)
+_REFUND_DONE = re.compile(
+    r"\brefund\b[^.!?।]{0,24}?\b(?:has been|have been|is|was|got|already)\s+(?:approved|issued|processed"
+    r"|credited|initiated|completed|granted|sent|paid)"
+    r"|\b(?:we(?: have|'ve)|has been|have been) (?:approved|issued|processed|credited|initiated|completed"
+    r"|granted|sent|paid)\b[^.!?।]{0,16}\brefund|\b(?:has|have) been refunded|\brefunded to"
+    r"|\brefund\s*(?:ho|kar|de|mil)\s*(?:gaya|gayi|diya|di|chuka)|\brefund\s*(?:approve|process)\s*ho"
+    r"|" + fold("रिफंड स्वीकृत|रिफंड हो गया|रिफंड कर दिया|रिफंड जारी कर दिया|रिफंड मिल गया|पैसे भेज दिए")
+)
+_REFUND_REFUSED = re.compile(
+    r"\b(?:den(?:y|ied|ial)|reject|declin|refus|no refund|not (?:be )?refunded|won't (?:be )?refund"
+    r"|cannot refund|can't refund|refund nahi|refund nahin)|" + fold("अस्वीकार|नामंजूर|रिफंड नहीं")
+)
+_CHECKED_FIRST = re.compile(r"\b(?:inspect|check|proof|photo|video|pending)|" + fold("फोटो|वीडियो|प्रूफ|लंबित"))
 _ASKS_FOR_CODE = re.compile(
     r"\b(?:otp|one-time|one time|code|verif|pin\b)|" + fold("ओटीपी|कोड|सत्यापन|वन-टाइम")
 )
 
 
-def contradicts_action(folded_message: str, action: str) -> bool:
+def contradicts_action(folded_message: str, action: str, lane: str = "order") -> bool:
+    if lane == "return":
+        if _REFUND_REFUSED.search(folded_message):
+            return True
+        if action == "instant_refund":  # paid now: nothing is held or checked first
+            return bool(_HELD.search(folded_message) or _CHECKED_FIRST.search(folded_message))
+        return bool(_REFUND_DONE.search(folded_message))
     if action == "approve":
         return bool(_HELD.search(folded_message))
     if _DONE.search(folded_message):
@@ -240,8 +286,13 @@ def contradicts_action(folded_message: str, action: str) -> bool:
 # --- all of it ----------------------------------------------------------------------------------
 
 
-def failed_check(narrative: str, message: str, *, action: str, facts: Iterable[str]) -> str | None:
-    """The first check the output fails (its name is the fallback reason), or None when it passes."""
+def failed_check(
+    narrative: str, message: str, *, action: str, facts: Iterable[str], lane: str = "order"
+) -> str | None:
+    """The first check the output fails (its name is the fallback reason), or None when it passes.
+    `lane`: "return" for a return request's decision (its refund actions), else an order's."""
+    if lane not in LANES:
+        raise ValueError(f"lane must be one of {', '.join(LANES)}, got {lane!r}")
     both = (narrative, message)
     if any(hidden_characters(text) for text in both):
         return "hidden_characters"
@@ -253,9 +304,9 @@ def failed_check(narrative: str, message: str, *, action: str, facts: Iterable[s
     allowed = fact_numbers(facts)
     if not (numbers(folded_narrative) | numbers(folded_message)) <= allowed:
         return "unlisted_number"
-    if reveals_signal(folded_message):
+    if reveals_signal(folded_message, lane):
         return "reveals_signal"
-    if contradicts_action(folded_message, action):
+    if contradicts_action(folded_message, action, lane):
         return "contradicts_action"
     return None
 

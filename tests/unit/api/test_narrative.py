@@ -370,3 +370,34 @@ def test_good_outputs_in_english_and_hindi_pass(client, output, facts) -> None:
 
 def test_every_check_catches_one_of_the_crafted_outputs() -> None:
     assert {case.values[2] for case in CRAFTED} == set(CHECKS)
+
+
+def test_a_return_decisions_narrative_may_speak_of_the_refund(client) -> None:
+    # Given a return request's decision (medium: refund after pickup inspection)
+    from returnguard.aws.feature_store import InMemoryFeatureStore
+    from returnguard.narrative import RETURN_REQUEST_NOTE
+    from returnguard.returns_policy import ReturnPolicyConfig
+    from returnguard.returns_scoring import decide_return
+    from returnguard.schemas import ReturnScoreRequest
+    from tests.unit.api.fakes import FakeModel
+    from tests.unit.returns.requests import body
+
+    request = ReturnScoreRequest.model_validate(body())
+    response = decide_return(request, InMemoryFeatureStore(), FakeModel(0.4), ReturnPolicyConfig()).response
+    assert response.recommended_action == "refund_after_pickup_inspection"
+    facts = NarrativeFacts.of(response, "en")
+    reply = {
+        "narrative": "A new customer asks soon after delivery; refund after the pickup inspection.",
+        "customer_message": "We will refund you once the item is picked up and checked.",
+    }
+    # When Bedrock writes about the return and its refund
+    with Stubber(client) as stub:
+        stub.add_response("converse", converse_reply(json.dumps(reply)))
+        told = Narrator(client, CONFIG).narrate(facts)
+    # Then that is the narrative (an order's word list refused "refund": every return fell back)
+    assert (told.source, told.fallback_reason, told.customer_message) == (
+        "bedrock",
+        None,
+        reply["customer_message"],
+    )
+    assert facts.lane == "return" and RETURN_REQUEST_NOTE in facts.user_message()

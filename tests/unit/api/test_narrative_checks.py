@@ -17,6 +17,8 @@ from returnguard.narrative_checks import (
     reveals_signal,
     unexpected_script,
 )
+from returnguard.returns_explain import RETURN_TEXTS
+from returnguard.returns_policy import REFUND_STRICTNESS
 from tests.unit.api.test_explain import BASE, DIWALI_MS, PLAIN_MS
 
 _TEMPLATE_FEATURES = set(_TEMPLATES)
@@ -267,3 +269,65 @@ def test_a_faithful_reply_always_passes(contributions, values, level, locale, or
     narrative = " ".join((*told.key_factors, told.recommendation))
     facts = (*told.key_factors, told.recommendation)
     assert failed_check(narrative, told.customer_message, action=_ACTIONS[level], facts=facts) is None
+
+
+# --- return requests (refund actions) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("locale", ["en", "hi"])
+@pytest.mark.parametrize("action", sorted(REFUND_STRICTNESS))
+def test_a_faithful_return_reply_passes_for_every_refund_action(locale: str, action: str) -> None:
+    # a return's message is about the return and its refund: those words are its subject, not a reason
+    # (the order lane's word list refused every one, so every return narrative fell back)
+    recommendation = RETURN_TEXTS.recommendation[locale][action]
+    message = RETURN_TEXTS.customer_message[locale][action]
+    facts = (recommendation,)
+    assert failed_check(recommendation, message, action=action, facts=facts, lane="return") is None
+    # the same words still reveal the signal in an order's message
+    assert failed_check(recommendation, message, action="manual_review", facts=facts) == "reveals_signal"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Given your many returns, please share a photo of the item first.",
+        "Your previous refunds mean a courier will check the item at pickup.",
+        "We looked at your return history and will inspect the item.",
+        "Aapke pehle bhi return hue hain, isliye photo bhejiye.",
+        "आपके कई रिटर्न देखते हुए कृपया फोटो भेजें।",
+    ],
+)
+def test_a_return_message_naming_the_customers_return_history_is_caught(message: str) -> None:
+    assert reveals_signal(fold(message), "return")
+
+
+@pytest.mark.parametrize(
+    ("message", "action"),
+    [
+        ("Your refund has been approved.", "refund_after_pickup_inspection"),
+        ("Good news: we have issued your refund.", "photo_or_video_proof"),
+        ("आपका रिफंड स्वीकृत हो गया है।", "manual_review"),
+        ("Aapka refund ho gaya hai.", "open_box_pickup"),
+        ("Your refund request is denied.", "deny_refund"),  # never announced before a person confirms
+        ("We cannot refund this item.", "manual_review"),
+        ("We will inspect the item before your refund.", "instant_refund"),
+        ("Your refund is on hold for review.", "instant_refund"),
+    ],
+)
+def test_a_return_message_that_contradicts_the_refund_action_is_caught(message: str, action: str) -> None:
+    assert contradicts_action(fold(message), action, "return")
+
+
+@pytest.mark.parametrize(
+    ("message", "action"),
+    [
+        (
+            "Your refund will be processed once the item is picked up and checked.",
+            "refund_after_pickup_inspection",
+        ),
+        ("Your refund is on its way to your account.", "instant_refund"),
+        ("Your refund is not approved yet; a reviewer will update you.", "manual_review"),
+    ],
+)
+def test_a_return_message_that_matches_the_refund_action_passes(message: str, action: str) -> None:
+    assert not contradicts_action(fold(message), action, "return")
