@@ -82,15 +82,27 @@ def archive_row(record: Mapping[str, Any]) -> dict[str, Any]:
             f"stream record {record.get('eventID')} has no decision in its OldImage "
             "(the decisions table's stream must include old images)"
         )
+    seen = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    archived_at = (
+        datetime.fromtimestamp(float(seen), tz=timezone.utc).isoformat() if seen is not None else None
+    )
+    return decision_row(image, archived_at)
+
+
+def is_decision_item(image: Mapping[str, Any]) -> bool:
+    """A decisions table item (typed) that holds a decision answered to a caller."""
+    return "decision_id" in image and "response" in image
+
+
+def decision_row(image: Mapping[str, Any], archived_at: str | None = None) -> dict[str, Any]:
+    """A stored decision (a decisions table item, typed as DynamoDB returns it) in the archive's columns:
+    the same row whether the decision was archived at its TTL or read while still in the table (then
+    `archived_at` is None), so the comparison report reads both alike."""
     item = {name: _plain(value) for name, value in image.items()}
     try:
         response = json.loads(item["response"])
     except (TypeError, ValueError):
         raise ArchiveError(f"decision {item['decision_id']}: stored response is not JSON") from None
-    seen = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
-    archived_at = (
-        datetime.fromtimestamp(float(seen), tz=timezone.utc).isoformat() if seen is not None else None
-    )
     shadow = item.get("shadow") or {}
     score = response.get("risk_score")
     return {

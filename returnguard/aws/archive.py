@@ -10,7 +10,7 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from returnguard.archive import ARCHIVE_COLUMNS, ArchiveObject
+from returnguard.archive import ARCHIVE_COLUMNS, ArchiveObject, decision_row, is_decision_item
 
 _ARROW_TYPES = {"string": "string", "bigint": "int64", "double": "float64", "boolean": "bool_"}
 
@@ -52,3 +52,13 @@ class DecisionArchive:
             )
             keys.append(archive_object.key)
         return keys
+
+
+def live_decisions(client: Any, table: str) -> list[dict[str, Any]]:
+    """Every decision still in the decisions table (a paginated Scan of `client`, a boto3 DynamoDB
+    client) as archive rows: the decisions younger than the 90-day TTL, which the archive does not hold
+    yet. A Scan reads the whole table: fine for a report run by hand or daily, not for a request path."""
+    rows: list[dict[str, Any]] = []
+    for page in client.get_paginator("scan").paginate(TableName=table):
+        rows += [decision_row(item) for item in page.get("Items", []) if is_decision_item(item)]
+    return rows

@@ -23,6 +23,7 @@ from moto import mock_aws
 from local.api_server import LambdaContext
 from local.stack import create_table
 from returnguard.archive import ARCHIVE_COLUMNS, TTL_IDENTITY
+from returnguard.aws.archive import live_decisions
 from returnguard.aws.decisions import TTL_SECONDS, DecisionStore, body_hash
 from returnguard.aws.feature_store import InMemoryFeatureStore
 from returnguard.policy import PolicyConfig
@@ -130,6 +131,24 @@ def test_a_decision_the_ttl_removes_is_archived_as_parquet_under_its_decision_da
     assert row["model_version"] == saved["model_version"]
     assert row["expires_at"] == int(DECIDED_AT.timestamp()) + TTL_SECONDS
     assert json.loads(row["response"]) == saved
+
+
+def test_a_live_decision_reads_as_the_row_it_is_archived_as(aws) -> None:
+    # The comparison report reads decisions still in the table (younger than the TTL) beside the
+    # archive: a decision must read the same in both, but for when it was archived.
+    dynamodb, s3, handler = aws
+    saved = store_decision(dynamodb)
+    (live,) = live_decisions(dynamodb, "decisions")
+    dynamodb.delete_item(TableName="decisions", Key={"decision_id": {"S": saved["decision_id"]}})
+    records = stream_records(dynamodb)
+    for record in records:
+        record["userIdentity"] = dict(TTL_IDENTITY)
+    handler.lambda_handler({"Records": records}, LambdaContext())
+
+    ((archived,),) = archived_rows(s3).values()
+    assert live["archived_at"] is None and archived["archived_at"]
+    assert {**live, "archived_at": archived["archived_at"]} == archived
+    assert live_decisions(dynamodb, "decisions") == []
 
 
 def test_a_retried_batch_replaces_its_object_and_an_application_delete_is_not_archived(aws) -> None:
