@@ -85,11 +85,13 @@ teardown-check: $(STAMP) ## after `cdk destroy`: list what of STAGE (dev) still 
 clean: ## remove generated files: cdk.out, build/demo, build/bench, build/model, build/test-cache (keeps .venv and the caches in build/uv*, build/jsii-cache)
 	rm -rf cdk.out build/demo build/bench build/model build/test-cache build/assets .pytest_cache
 
-model: $(STAMP) ## train the bootstrap model on synthetic data into build/model/ (what cdk deploy ships)
+model: $(STAMP) ## train the bootstrap model on synthetic data into build/model/ (what cdk deploy ships), with its payment lane
 	@$(PY) -m training.bootstrap
+	@$(PY) -m training.payment_bootstrap
 
 build/model/model.tar.gz: | $(STAMP)
 	@$(PY) -m training.bootstrap
+	@$(PY) -m training.payment_bootstrap
 
 
 $(CHECKOV):
