@@ -347,11 +347,13 @@ def risk_score() -> Any:
     if body.get("event_type") == "payment":
         return _score_payment(PaymentRiskRequest.model_validate(body), caller, started)
     request = RiskScoreRequest.model_validate(body)
-    ORDER_TIMES.check(request.order.order_time, datetime.now(timezone.utc))
+    now = datetime.now(timezone.utc)
+    ORDER_TIMES.check(request.order.order_time, now)
+    scored = _as_of(request, now)
     request_hash = body_hash(request)
     named = access.decision_id(DECISION_ID_SECRET, caller.name, request.event_type, request.order.order_id)
     decision = decide(
-        request,
+        scored,
         features,
         model,
         POLICY,
@@ -377,7 +379,7 @@ def risk_score() -> Any:
     recent_orders.record(
         request.order.customer_id,
         request.order.order_id,
-        int(request.order.order_time.timestamp() * 1000),
+        int(scored.order.order_time.timestamp() * 1000),
         decision.recent_orders,
         now_ms=int(time.time() * 1000),
     )
@@ -394,6 +396,15 @@ def risk_score() -> Any:
         return saved
     _count(response)
     return saved
+
+
+def _as_of(request: RiskScoreRequest, now: datetime) -> RiskScoreRequest:
+    """The order as scored and recorded for velocity: a time ahead of now (the window allows for clock
+    skew) counts as now, so no future time puts the customer's history, its last minute included,
+    behind the order. The stored request keeps the time sent."""
+    if request.order.order_time <= now:
+        return request
+    return request.model_copy(update={"order": request.order.model_copy(update={"order_time": now})})
 
 
 def _narrate(response: Any, explain: str, locale: str, started: float, untrusted: Any = None) -> Any:

@@ -95,7 +95,7 @@ def test_the_stream_applying_the_same_orders_does_not_double_count(handlers) -> 
     # Given three orders scored by the API, and then applied to the aggregate by the stream consumer
     client = boto3.client("dynamodb", region_name="us-east-1")
     create_table(client, IDEMPOTENCY, "idempotency")
-    start = datetime.now(timezone.utc)
+    start = datetime.now(timezone.utc) - timedelta(seconds=5)  # all four dated before they are scored
     times = [start + timedelta(milliseconds=300 * i) for i in range(3)]
     for i, t in enumerate(times):
         _score(handlers["live"], f"BOTH-{i}", "C-BOTH", t)
@@ -115,3 +115,19 @@ def test_the_stream_applying_the_same_orders_does_not_double_count(handlers) -> 
     vector = _audited_vector(fourth["decision_id"])
     assert vector["customer_orders_last_60s"] == 3 and vector["customer_orders_last_1h"] == 3
     assert vector["customer_order_count"] == 3
+
+
+def test_an_order_dated_ahead_does_not_hide_the_orders_just_placed(handlers) -> None:
+    # item 4: the window allows a few minutes ahead (clock skew); such a time is scored as of now
+    # Given an order placed just now
+    _score(handlers["live"], "AHEAD-1", "C-AHEAD", datetime.now(timezone.utc))
+    # When the next one, a moment later, is dated as far ahead as the window allows
+    ahead = _score(
+        handlers["live"], "AHEAD-2", "C-AHEAD", datetime.now(timezone.utc) + timedelta(minutes=4, seconds=50)
+    )
+    # Then its velocity window still holds the first
+    assert "velocity" in ahead["rules_triggered"]
+    assert _audited_vector(ahead["decision_id"])["customer_orders_last_60s"] == 1
+    # and an order dated now, after it, counts both: the one dated ahead was recorded as of its scoring
+    third = _score(handlers["live"], "AHEAD-3", "C-AHEAD", datetime.now(timezone.utc))
+    assert _audited_vector(third["decision_id"])["customer_orders_last_60s"] == 2
