@@ -35,8 +35,12 @@ class DriftJob(Construct):
         audit_table: dynamodb.ITable,
         endpoint_name: str,
         bootstrap_model: assets.Asset,
+        bootstrap_endpoint_config_arn: str,
+        bootstrap_model_arn: str,
     ) -> None:
         super().__init__(scope, id)
+        if not (bootstrap_endpoint_config_arn and bootstrap_model_arn):
+            raise ValueError("the drift job needs the bootstrap endpoint config and model ARNs (Ml stack)")
         stack = Stack.of(self)
         # Serverless endpoints have no data capture: the audit trail holds the same vectors and scores.
         source = "audit" if config.endpoint.mode == "serverless" else "capture"
@@ -85,11 +89,17 @@ class DriftJob(Construct):
                 actions=["sagemaker:DescribeEndpoint"], resources=[f"{arn}:endpoint/{endpoint_name}"]
             )
         )
-        # The serving config and model names change with every promotion (retraining names them).
+        # The serving config and model change with every promotion: the bootstrap ones (named by
+        # CloudFormation) or <prefix>-* (retraining, `returnguard models` and experiments name them so).
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
-                resources=[f"{arn}:endpoint-config/*", f"{arn}:model/*"],
+                resources=[
+                    f"{arn}:endpoint-config/{config.prefix}-*",
+                    bootstrap_endpoint_config_arn,
+                    f"{arn}:model/{config.prefix}-*",
+                    bootstrap_model_arn,
+                ],
             )
         )
         lake.grant_read(role, f"{MODEL_ARTIFACTS_PREFIX}*")
@@ -113,9 +123,9 @@ class DriftJob(Construct):
             role,
             "AwsSolutions-IAM5",
             "Reads model artifacts and data capture and writes drift reports under their lake prefixes only; "
-            "DescribeEndpointConfig/DescribeModel on any config and model because promotion creates new names "
-            "(read-only, no data); PutMetricData supports no resource but is conditioned on the ReturnGuard "
-            "namespace; KMS data-key actions on the one stage key.",
+            "DescribeEndpointConfig/DescribeModel on this stage's <prefix>-* configs and models, the names "
+            "promotion gives them (read-only, no data); PutMetricData supports no resource but is "
+            "conditioned on the ReturnGuard namespace; KMS data-key actions on the one stage key.",
             applies_to=[
                 "Action::s3:GetBucket*",
                 "Action::s3:GetObject*",
@@ -129,7 +139,8 @@ class DriftJob(Construct):
                 f"Resource::<{lake_id}.Arn>/{DATA_CAPTURE_PREFIX}*",
                 f"Resource::<{lake_id}.Arn>/{DRIFT_PREFIX}*",
                 {
-                    "regex": "/^Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:(endpoint-config|model)/\\*$/"
+                    "regex": "/^Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+                    f"(endpoint-config|model)/{config.prefix}-\\*$/"
                 },
             ],
         )

@@ -44,6 +44,8 @@ class MonitoringProps:
     lake: s3.IBucket | None = None
     audit_table: dynamodb.ITable | None = None
     bootstrap_model: assets.Asset | None = None
+    bootstrap_endpoint_config_arn: str = ""  # the Ml stack's config and model, which the drift job reads
+    bootstrap_model_arn: str = ""
 
 
 class MonitoringStack(Stack):
@@ -223,6 +225,8 @@ class MonitoringStack(Stack):
                 audit_table=props.audit_table,
                 endpoint_name=props.endpoint_name,
                 bootstrap_model=props.bootstrap_model,
+                bootstrap_endpoint_config_arn=props.bootstrap_endpoint_config_arn,
+                bootstrap_model_arn=props.bootstrap_model_arn,
             )
             alarms += _drift_alarms(self, self.dashboard, service_dims)
             alarms.append(

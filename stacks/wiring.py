@@ -177,6 +177,8 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
             lake=data.lake,
             audit_table=data.tables["audit"],
             bootstrap_model=ml.model_artifact,
+            bootstrap_endpoint_config_arn=ml.endpoint_config.ref,
+            bootstrap_model_arn=ml.model.ref,
         ),
         env=env,
     )

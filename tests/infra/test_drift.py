@@ -62,3 +62,27 @@ def test_feature_and_score_drift_alarm_past_the_threshold_and_show_on_the_dashbo
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for text in ("DriftMaxFeaturePSI", "DriftScorePSI", "DriftLiveRows", "DriftFeaturePSI"):
         assert text in body
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_drift_job_describes_only_this_stages_configs_and_models(request, stage) -> None:
+    # the serving config and model are the Ml stack's bootstrap ones or <prefix>-* (what promotion names)
+    synth = request.getfixturevalue(stage)
+    template = Template.from_stack(synth.stacks.monitoring)
+    (describe,) = [
+        s
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if "sagemaker:DescribeModel" in s["Action"]
+    ]
+    assert sorted(describe["Action"]) == ["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"]
+    resources = [json.dumps(r) for r in describe["Resource"]]
+    assert len(resources) == 4
+    prefix = synth.config.prefix
+    assert sum(r.endswith(f':endpoint-config/{prefix}-*"]]}}') for r in resources) == 1
+    assert sum(r.endswith(f':model/{prefix}-*"]]}}') for r in resources) == 1
+    imported = [r for r in resources if "Fn::ImportValue" in r]
+    assert len(imported) == 2
+    assert [r for r in imported if "ExportsOutputRefEndpointConfig" in r]
+    assert [r for r in imported if "ExportsOutputRefBootstrapModel" in r]
+    assert not [r for r in resources if r.endswith(('endpoint-config/*"]]}', 'model/*"]]}'))]
