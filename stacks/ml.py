@@ -212,7 +212,8 @@ class MlStack(Stack):
 
     def _sagemaker_role(self, id: str, config: StageConfig, what: str, log_kind: str) -> iam.Role:
         """A SageMaker execution role that can pull the XGBoost image and write its own kind of logs
-        (/aws/sagemaker/Endpoints/* or /aws/sagemaker/TrainingJobs*) and SageMaker metrics."""
+        (its endpoints' /aws/sagemaker/Endpoints/<prefix>-* groups, or the region's one
+        /aws/sagemaker/TrainingJobs group) and SageMaker metrics."""
         role = iam.Role(
             self,
             id,
@@ -242,7 +243,7 @@ class MlStack(Stack):
                     "logs:PutLogEvents",
                     "logs:DescribeLogStreams",
                 ],
-                resources=[f"{logs}/*" if log_kind == "Endpoints" else f"{logs}*"],
+                resources=[f"{logs}/{config.prefix}-*" if log_kind == "Endpoints" else f"{logs}*"],
             )
         )
         role.add_to_policy(
@@ -256,8 +257,13 @@ class MlStack(Stack):
             role,
             "AwsSolutions-IAM5",
             f"SageMaker {what}: S3 object wildcards are the lake prefixes this role reads or writes "
-            "(CDK's read/put grants: GetObject*, GetBucket*, List*, PutObject*, Abort*) and its own "
-            f"/aws/sagemaker/{log_kind} log groups; KMS data-key actions on the stage key; "
+            "(CDK's read/put grants: GetObject*, GetBucket*, List*, PutObject*, Abort*); "
+            + (
+                f"the log groups of this stage's endpoints (/aws/sagemaker/Endpoints/{config.prefix}-*)"
+                if log_kind == "Endpoints"
+                else "the region's one /aws/sagemaker/TrainingJobs group (its streams are named per job)"
+            )
+            + "; KMS data-key actions on the stage key; "
             "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (namespace-conditioned) have no "
             "resource-level permissions.",
             applies_to=_iam5_patterns(),
@@ -275,6 +281,7 @@ def _iam5_patterns() -> list:
             regex="/^Resource::<LakeBucket[A-F0-9]+\\.Arn>\\/(processed\\/training-data|models\\/(artifacts|data-capture))\\/\\*$/"
         ),
         RegexAppliesTo(
-            regex="/^Resource::arn:<AWS::Partition>:logs:.*:log-group:\\/aws\\/sagemaker\\/(Endpoints\\/\\*|TrainingJobs\\*)$/"
+            regex="/^Resource::arn:<AWS::Partition>:logs:.*:log-group:\\/aws\\/sagemaker\\/"
+            "(Endpoints\\/[a-z0-9-]+-\\*|TrainingJobs\\*)$/"
         ),
     ]

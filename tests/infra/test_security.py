@@ -301,6 +301,23 @@ def test_sagemaker_training_and_serving_roles_read_only_what_they_need(request, 
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_sagemaker_roles_write_only_their_own_logs(request, stage):
+    synth = request.getfixturevalue(stage)
+    for role, kind, expected in (
+        ("ServingRole", "Endpoints", f"/aws/sagemaker/Endpoints/{synth.config.prefix}-*"),
+        ("TrainingRole", "TrainingJobs", "/aws/sagemaker/TrainingJobs*"),
+    ):
+        (logs,) = [
+            s
+            for s in _role_statements(synth, "ml", role)
+            if any(a.startswith("logs:") for a in _list(s["Action"]))
+        ]
+        (resource,) = _list(logs["Resource"])
+        assert json.dumps(resource).endswith(f':log-group:{expected}"]]}}'), (role, resource)
+        assert f"/aws/sagemaker/{kind}" in json.dumps(resource)
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_no_grant_covers_the_whole_cdk_asset_bucket(request, stage):
     synth = request.getfixturevalue(stage)
     for stack in synth.stacks.all():
