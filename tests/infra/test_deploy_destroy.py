@@ -199,6 +199,30 @@ def test_service_log_groups_are_created_in_the_stacks_with_retention_and_removal
         assert [n for n in etl_names if all(f in n for f in fragments)], fragments
 
 
+@pytest.mark.parametrize(("stage", "policy"), [("dev", "Delete"), ("prod", "Retain")])
+def test_every_function_and_state_machine_logs_into_a_group_of_its_own_stack(request, stage, policy):
+    # Without one, Lambda creates /aws/lambda/<name> itself: never expiring, outside the stack, left by
+    # `cdk destroy`. (The Ref also orders the deletes: the function goes before its group.)
+    synth = request.getfixturevalue(stage)
+    functions = machines = 0
+    for stack in synth.stacks.all():
+        resources = Template.from_stack(stack).to_json()["Resources"]
+        groups = {k for k, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"}
+        for logical, resource in resources.items():
+            if resource["Type"] == "AWS::Lambda::Function":
+                functions += 1
+                target = resource["Properties"].get("LoggingConfig", {}).get("LogGroup")
+                assert isinstance(target, dict) and target.get("Ref") in groups, (stack.stack_name, logical)
+                assert resources[target["Ref"]]["DeletionPolicy"] == policy
+            elif resource["Type"] == "AWS::StepFunctions::StateMachine":
+                machines += 1
+                (destination,) = resource["Properties"]["LoggingConfiguration"]["Destinations"]
+                arn = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]
+                assert arn["Fn::GetAtt"][0] in groups, (stack.stack_name, logical)
+                assert resources[arn["Fn::GetAtt"][0]]["DeletionPolicy"] == policy
+    assert functions >= 9 and machines == 2
+
+
 def test_the_users_of_each_log_group_wait_for_it(dev):
     api = template(dev, "api")
     (stage_id, stage) = only(api.find_resources("AWS::ApiGateway::Stage"))
