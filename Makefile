@@ -35,8 +35,10 @@ $(UV):
 	@$(UV_HOME)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	@echo "==> installing dependencies into $(VENV) (uv sync --frozen)"
-	@$(UV) sync --frozen --quiet
+	@echo "==> installing dependencies into $(VENV) (uv sync --frozen, bytecode compiled once)"
+	@# PYTHONDONTWRITEBYTECODE (set here and on some machines) stops Python caching what it compiles, so
+	@# without the .pyc files written now every process compiled pandas, boto3, ... again
+	@$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
 setup: $(STAMP) ## create .venv with every dependency group from uv.lock (about 2.6 GB under build/ and .venv/)
