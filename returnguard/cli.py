@@ -218,7 +218,8 @@ def _parser() -> argparse.ArgumentParser:
     batch_score.add_argument("--explain", choices=["flagged", "all"], default="flagged")
 
     models = commands.add_parser(
-        "models", help="model versions: list, show, promote, roll back, compare (registry + endpoint)"
+        "models",
+        help="model versions: list, show, promote, roll back, compare, experiment (registry + endpoint)",
     )
     where = models.add_mutually_exclusive_group()
     where.add_argument(
@@ -250,6 +251,15 @@ def _parser() -> argparse.ArgumentParser:
     compare = actions.add_parser("compare", help="two versions' recorded numbers side by side")
     compare.add_argument("first", type=int)
     compare.add_argument("second", type=int)
+    trial = actions.add_parser(
+        "experiment", help="run a version as the endpoint's challenger (shadow / A-B), or stop that"
+    )
+    steps = trial.add_subparsers(dest="experiment", required=True)
+    start = steps.add_parser("start", help="add version N as the challenger variant beside the champion")
+    start.add_argument("version", type=int)
+    start.add_argument("--wait", action="store_true", help="wait until the endpoint is InService on it")
+    stop = steps.add_parser("stop", help="remove the challenger variant; the champion serves on")
+    stop.add_argument("--wait", action="store_true", help="wait until the endpoint is InService on it")
     return parser
 
 

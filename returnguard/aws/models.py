@@ -10,7 +10,10 @@ the scoring endpoint, in AWS or in local AWS (the local stack's moto server).
   approves it and records who overrode the gate and why in the package's metadata;
 - rollback: back to the endpoint config the serving one was promoted from (its
   `returnguard:promoted-from` tag): the previous model with exactly its previous settings;
-- compare: two versions' recorded numbers side by side.
+- compare: two versions' recorded numbers side by side;
+- start_experiment / stop_experiment: a version as the endpoint's `challenger` production variant next to
+  the champion (returnguard.aws.experiment), which the score function reaches for shadow or A-B
+  (returnguard.variants; its mode and share are the deployment's `variants` setting), and its removal.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from returnguard.aws import experiment
 from returnguard.aws.promotion import PROMOTED_FROM_TAG, PromotionError, promote
 
 METRICS = ("roc_auc", "pr_auc", "alert_rate")
@@ -47,6 +51,7 @@ class ModelVersion:
     metadata: dict[str, str]
     serving: bool = False
     record_url: str | None = None
+    challenger: bool = False  # the endpoint's challenger variant runs it (an experiment)
 
     def metric(self, name: str) -> float | None:
         value = self.metadata.get(f"candidate_{name}")
@@ -60,6 +65,7 @@ class ModelVersion:
             "version": self.version,
             "status": self.status,
             "serving": self.serving,
+            "challenger": self.challenger,
             "created": self.created,
             "model_data_url": self.model_data_url,
             "metrics": {name: self.metric(name) for name in METRICS},
@@ -83,18 +89,28 @@ class ModelRegistry:
         """The endpoint's config, its first production variant's model, and that model's artifact."""
         endpoint = self.sagemaker.describe_endpoint(EndpointName=self.endpoint)
         config = self.sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-        model_name = config["ProductionVariants"][0]["ModelName"]
+        variants = config["ProductionVariants"]
+        model_name = variants[0]["ModelName"]
         model = self.sagemaker.describe_model(ModelName=model_name)
+        challenger = next(
+            (v["ModelName"] for v in variants if v["VariantName"] == experiment.CHALLENGER), None
+        )
         return {
             "endpoint_status": endpoint["EndpointStatus"],
             "endpoint_config": endpoint["EndpointConfigName"],
             "model_name": model_name,
             "model_data_url": model["PrimaryContainer"]["ModelDataUrl"],
             "execution_role_arn": model["ExecutionRoleArn"],
+            "challenger_model_name": challenger or "",
+            "challenger_model_data_url": (
+                self.sagemaker.describe_model(ModelName=challenger)["PrimaryContainer"]["ModelDataUrl"]
+                if challenger
+                else ""
+            ),
         }
 
     def versions(self) -> list[ModelVersion]:
-        serving_url = self.serving()["model_data_url"]
+        serving = self.serving()
         arns: list[str] = []
         request: dict[str, Any] = {"ModelPackageGroupName": self.group, "SortBy": "CreationTime"}
         while True:
@@ -103,7 +119,10 @@ class ModelRegistry:
             if not page.get("NextToken"):
                 break
             request["NextToken"] = page["NextToken"]
-        found = [self._describe(arn, serving_url) for arn in arns]
+        found = [
+            self._describe(arn, serving["model_data_url"], serving["challenger_model_data_url"])
+            for arn in arns
+        ]
         return sorted(found, key=lambda v: v.version)
 
     def version(self, number: int) -> ModelVersion:
@@ -112,7 +131,7 @@ class ModelRegistry:
                 return candidate
         raise RegistryError("unknown_version", f"no version {number} in model package group {self.group}")
 
-    def _describe(self, arn: str, serving_url: str) -> ModelVersion:
+    def _describe(self, arn: str, serving_url: str, challenger_url: str = "") -> ModelVersion:
         package = self.sagemaker.describe_model_package(ModelPackageName=arn)
         (container, *_) = package["InferenceSpecification"]["Containers"]
         statistics = (package.get("ModelMetrics") or {}).get("ModelQuality", {}).get("Statistics", {})
@@ -128,6 +147,7 @@ class ModelRegistry:
             metadata=dict(package.get("CustomerMetadataProperties") or {}),
             serving=container["ModelDataUrl"] == serving_url,
             record_url=statistics.get("S3Uri"),
+            challenger=container["ModelDataUrl"] == challenger_url,
         )
 
     def gate_record(self, version: ModelVersion) -> dict[str, Any] | None:
@@ -155,19 +175,12 @@ class ModelRegistry:
             )
         if target.status != "Approved" and not reason.strip():
             raise RegistryError("reason_required", "a forced promotion needs --reason (it is recorded)")
-        serving = self.serving()
-        stamp = self.clock().strftime("%Y%m%d%H%M%S")
-        name = f"{self.prefix}-v{number}-{stamp}"[:63]
-        self.sagemaker.create_model(
-            ModelName=name,
-            ExecutionRoleArn=serving["execution_role_arn"],
-            PrimaryContainer={
-                "Image": target.image,
-                "ModelDataUrl": target.model_data_url,
-                "Environment": target.environment,
-            },
-            Tags=[{"Key": "returnguard:model-package", "Value": target.arn}],
-        )
+        if self.serving()["challenger_model_name"]:
+            raise RegistryError(
+                "experiment_running",
+                f"endpoint {self.endpoint} runs a challenger: stop the experiment first (models experiment stop)",
+            )
+        name = self._create_model(target, "v")
         if target.status != "Approved":
             metadata = {
                 **target.metadata,
@@ -183,6 +196,47 @@ class ModelRegistry:
             )
         try:
             return promote(self.sagemaker, endpoint_name=self.endpoint, config_name=name, model_name=name)
+        except PromotionError as error:
+            raise RegistryError(error.code, str(error)) from None
+
+    def _create_model(self, target: ModelVersion, role: str) -> str:
+        """A SageMaker model from the version's container, run by the serving model's role; its name."""
+        stamp = self.clock().strftime("%Y%m%d%H%M%S")
+        name = f"{self.prefix}-{role}{target.version}-{stamp}"[:63]
+        self.sagemaker.create_model(
+            ModelName=name,
+            ExecutionRoleArn=self.serving()["execution_role_arn"],
+            PrimaryContainer={
+                "Image": target.image,
+                "ModelDataUrl": target.model_data_url,
+                "Environment": target.environment,
+            },
+            Tags=[{"Key": "returnguard:model-package", "Value": target.arn}],
+        )
+        return name
+
+    def start_experiment(self, number: int) -> dict[str, str]:
+        """Run version `number` as the endpoint's challenger variant beside the champion. Any status: in
+        shadow it never decides, and in A-B the deployment chose the share; the gate's verdict stays
+        in the registry for the comparison report to be read against."""
+        target = self.version(number)
+        if target.serving:
+            raise RegistryError(
+                "already_serving", f"version {number} is what the endpoint serves: no experiment"
+            )
+        name = self._create_model(target, "challenger-v")
+        try:
+            return experiment.start(
+                self.sagemaker, endpoint_name=self.endpoint, config_name=name, model_name=name
+            )
+        except PromotionError as error:
+            raise RegistryError(error.code, str(error)) from None
+
+    def stop_experiment(self) -> dict[str, str]:
+        """Remove the challenger variant; the champion serves on with every setting of its config."""
+        name = f"{self.prefix}-champion-{self.clock().strftime('%Y%m%d%H%M%S')}"[:63]
+        try:
+            return experiment.stop(self.sagemaker, endpoint_name=self.endpoint, config_name=name)
         except PromotionError as error:
             raise RegistryError(error.code, str(error)) from None
 

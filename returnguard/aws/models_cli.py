@@ -55,7 +55,7 @@ def _row(version: ModelVersion) -> str:
     m = version.metadata
     reasons = m.get("gate_reasons", "")
     return (
-        f"{'*' if version.serving else ' '} v{version.version:<4} {version.status:<9} "
+        f"{'*' if version.serving else '+' if version.challenger else ' '} v{version.version:<4} {version.status:<9} "
         f"ROC-AUC {_number(version.metric('roc_auc'))} (serving then {_number(_float(m.get('champion_roc_auc')))})  "
         f"PR-AUC {_number(version.metric('pr_auc'))}  alerts {_number(version.metric('alert_rate'), 3)}  "
         f"PSI {_number(_float(m.get('score_psi')))}  {version.created}"
@@ -92,7 +92,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 serving = models.serving()
                 print(
                     f"endpoint {models.endpoint} ({serving['endpoint_status']}) serves {serving['model_name']}; "
-                    f"group {models.group}, {len(versions)} version(s) (* serving):",
+                    f"group {models.group}, {len(versions)} version(s) (* serving"
+                    + (", + challenger" if serving["challenger_model_name"] else "")
+                    + "):",
                     file=out,
                 )
                 for version in versions:
@@ -119,6 +121,30 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                         "serving at the time on that window)",
                         file=out,
                     )
+        elif args.action == "experiment":
+            if args.experiment == "start":
+                result = models.start_experiment(args.version)
+            else:
+                result = models.stop_experiment()
+            if args.wait or local:
+                models.wait_in_service(result["EndpointConfigName"], poll_s=0 if local else 30)
+            what = (
+                f"challenger v{args.version} beside the champion"
+                if args.experiment == "start"
+                else "challenger removed"
+            )
+            print(
+                json.dumps(result)
+                if args.json
+                else f"endpoint {models.endpoint}: {result['PreviousEndpointConfigName']} → "
+                f"{result['EndpointConfigName']}; {what}"
+                + (
+                    " (locally only the endpoint changes: the local API scores with the champion alone)"
+                    if local and args.experiment == "start"
+                    else ""
+                ),
+                file=out,
+            )
         else:
             if args.action == "promote":
                 who = getpass.getuser()

@@ -201,6 +201,55 @@ def test_without_a_local_stack_the_command_says_how_to_start_one(tmp_path, monke
     assert "no_local_stack" in capsys.readouterr().err
 
 
+def test_an_experiment_runs_a_version_as_the_challenger_beside_the_champion_until_stopped(local, monkeypatch):
+    sagemaker = local["stack"].client("sagemaker")
+    before = sagemaker.describe_endpoint(EndpointName="returnguard-models-scoring")["EndpointConfigName"]
+
+    code, out, err = models(local, monkeypatch, "experiment", "start", "3")
+
+    # The champion keeps serving, with the same model; version 3 runs as the weight-0 challenger variant
+    assert code == 0, err
+    assert "challenger v3 beside the champion" in out
+    config = sagemaker.describe_endpoint_config(
+        EndpointConfigName=sagemaker.describe_endpoint(EndpointName="returnguard-models-scoring")[
+            "EndpointConfigName"
+        ]
+    )
+    champion, challenger = config["ProductionVariants"]
+    assert (
+        champion["ModelName"]
+        == sagemaker.describe_endpoint_config(EndpointConfigName=before)["ProductionVariants"][0]["ModelName"]
+    )
+    assert challenger["VariantName"] == "challenger" and challenger["InitialVariantWeight"] == 0
+    model = sagemaker.describe_model(ModelName=challenger["ModelName"])
+    assert model["PrimaryContainer"]["ModelDataUrl"] == local["registry"].registry().version(3).model_data_url
+    code, out, _ = models(local, monkeypatch, "list")
+    assert "+ challenger" in out.splitlines()[0]
+    assert [line[:4] for line in out.splitlines()[1:]] == ["* v1", "  v2", "+ v3"]
+    assert ping(local) == json.loads((local["model_dir"] / "config.json").read_text())["model_version"]
+    # No promotion and no second challenger while it runs
+    code, _, err = models(local, monkeypatch, "promote", "2")
+    assert code == 1 and "experiment_running" in err
+    code, _, err = models(local, monkeypatch, "experiment", "start", "2")
+    assert code == 1 and "experiment_running" in err
+
+    code, out, err = models(local, monkeypatch, "experiment", "stop")
+
+    assert code == 0, err
+    assert "challenger removed" in out
+    variants = sagemaker.describe_endpoint_config(
+        EndpointConfigName=sagemaker.describe_endpoint(EndpointName="returnguard-models-scoring")[
+            "EndpointConfigName"
+        ]
+    )["ProductionVariants"]
+    assert [v["ModelName"] for v in variants] == [champion["ModelName"]]
+    assert serving_version(local, monkeypatch) == 1
+    code, _, err = models(local, monkeypatch, "experiment", "stop")
+    assert code == 1 and "no_experiment" in err
+    code, _, err = models(local, monkeypatch, "experiment", "start", "1")
+    assert code == 1 and "already_serving" in err
+
+
 def test_one_retrain_and_gate_cycle_judges_a_candidate_trained_on_newer_orders(local, small_table, tmp_path):
     table = tmp_path / "table.parquet"
     small_table.to_parquet(table, index=False)
