@@ -8,6 +8,7 @@ import sys
 from typing import Any, TextIO
 
 from batch.local import LocalBatch, score_file
+from batch.publish import NotAModel, checked_files
 
 
 def local_aws(endpoint_url: str | None, prefix: str) -> Any:
@@ -35,6 +36,11 @@ def batch_score(args: argparse.Namespace, out: TextIO) -> int:
             "`.venv/bin/python -m training.tabular train --csv FILE --out DIR`",
             file=sys.stderr,
         )
+        return 2
+    try:
+        checked_files(args.model_dir)  # before starting anything: the model the steps will load
+    except NotAModel as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     aws = local_aws(args.endpoint_url, args.prefix)
     try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from batch import steps
 from batch.engine import CONFIG_FILE, MODEL_FILE, Model
+from batch.publish import checked_files, publish
 from returnguard.aws.batch import BatchStore
 from returnguard.batch import INCOMING_PREFIX, MODEL_PREFIX
 
@@ -60,10 +61,9 @@ class LocalBatch:
         )
 
     def publish_model(self, model_dir: Path) -> None:
-        for name in (CONFIG_FILE, MODEL_FILE):
-            self.store.put(
-                f"{MODEL_PREFIX}{name}", (model_dir / name).read_bytes(), "application/octet-stream"
-            )
+        """As `returnguard batch publish-model` does in AWS: checked, then written (batch/publish.py)."""
+        files, _ = checked_files(model_dir)
+        publish(self.aws.client("s3"), self.aws.bucket, files)
 
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts delivered to the subscribed queue since the last call (the SQS body per protocol)."""

@@ -216,6 +216,21 @@ def _parser() -> argparse.ArgumentParser:
         "--prefix", default="returnguard-local", help="the local stack's name prefix (with --endpoint-url)"
     )
     batch_score.add_argument("--explain", choices=["flagged", "all"], default="flagged")
+    publish = batch_commands.add_parser(
+        "publish-model",
+        help="check a trained labelled-CSV model and put it where the batch pipeline in AWS reads it "
+        "(the lake's models/payments/current/)",
+    )
+    publish.add_argument("--model-dir", type=Path, default=Path("build/payments/model"))
+    lake = publish.add_mutually_exclusive_group()
+    lake.add_argument(
+        "--bucket", help="the lake bucket (default: the stage's Data stack's LakeBucket output)"
+    )
+    lake.add_argument("--stage", default=os.environ.get("RETURNGUARD_STAGE", "dev"), help="default dev")
+    publish.add_argument(
+        "--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    )
+    publish.add_argument("--endpoint-url", help="an AWS endpoint URL (e.g. a moto server)")
 
     models = commands.add_parser(
         "models",
@@ -295,6 +310,10 @@ def main(
     out = out or sys.stdout
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "batch" and args.batch_command == "publish-model":
+        from batch.publish import publish_model
+
+        return publish_model(args, out)
     if args.command == "batch":
         from batch.cli import batch_score
 

@@ -4,11 +4,18 @@ file again prints that it was already processed, a bad file is quarantined with 
 from __future__ import annotations
 
 import io
+import json
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
+from batch.engine import CONFIG_FILE, MODEL_FILE, Model
+from batch.local import LocalBatch
+from batch.publish import NotAModel, lake_bucket
 from local import stack as local_stack
 from returnguard import cli
+from returnguard.batch import MODEL_PREFIX
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +67,72 @@ def test_batch_score_of_a_bad_file_exits_1_with_the_quarantine_alert(aws, paymen
     assert code == 1
     assert "bad.csv refused, nothing scored" in text and "[missing_column]" in text
     assert "quarantine/payments-batch/" in text
+
+
+def publish(aws, *argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    where = ["--endpoint-url", aws.endpoint_url, "--region", "us-east-1"]
+    return cli.main(["batch", "publish-model", *argv, *where], out=out), out.getvalue()
+
+
+def model_keys(aws) -> list[str]:
+    listed = aws.client("s3").list_objects_v2(Bucket=aws.bucket, Prefix=MODEL_PREFIX)
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def test_publish_model_puts_the_checked_model_where_the_pipeline_reads_it(aws, payments_model):
+    # Given a lake with no model yet
+    for key in model_keys(aws):
+        aws.client("s3").delete_object(Bucket=aws.bucket, Key=key)
+    # When the trained folder is published to it
+    code, printed = publish(aws, "--model-dir", str(payments_model), "--bucket", aws.bucket)
+    # Then the batch function's own read of models/payments/current/ loads that model
+    assert code == 0, printed
+    store = LocalBatch.attach(aws).store
+    loaded = Model.load(store.model_files(MODEL_PREFIX, (CONFIG_FILE, MODEL_FILE)), scorer="trees")
+    expected = json.loads((payments_model / CONFIG_FILE).read_text())["model_version"]
+    assert loaded.version == expected and f"model {expected} published" in printed
+
+
+def test_the_stages_lake_is_its_data_stacks_lakebucket_output():
+    client = boto3.client("cloudformation", region_name="us-east-1")
+    stubber = Stubber(client)
+    found = {"StackName": "ReturnGuard-dev-Data", "CreationTime": "2026-01-01T00:00:00Z"}
+    stubber.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    **found,
+                    "StackStatus": "UPDATE_COMPLETE",
+                    "Outputs": [{"OutputKey": "LakeBucket", "OutputValue": "lake-1"}],
+                }
+            ]
+        },
+        {"StackName": "ReturnGuard-dev-Data"},
+    )
+    stubber.add_response(
+        "describe_stacks",
+        {"Stacks": [{**found, "StackStatus": "CREATE_COMPLETE"}]},
+        {"StackName": "ReturnGuard-dev-Data"},
+    )
+    with stubber:
+        assert lake_bucket(client, "dev") == "lake-1"
+        with pytest.raises(NotAModel, match="ReturnGuard-dev-Data has no LakeBucket output"):
+            lake_bucket(client, "dev")
+
+
+def test_publish_model_refuses_a_folder_the_pipeline_could_not_score_with(
+    aws, payments_model, tmp_path, capsys
+):
+    for key in model_keys(aws):
+        aws.client("s3").delete_object(Bucket=aws.bucket, Key=key)
+    order_like = tmp_path / "order-model"  # a model of another lane: no labelled-CSV feature list
+    order_like.mkdir()
+    (order_like / MODEL_FILE).write_bytes((payments_model / MODEL_FILE).read_bytes())
+    (order_like / CONFIG_FILE).write_text(json.dumps({"model_version": "v1", "feature_names": ["a"]}))
+    code, _ = publish(aws, "--model-dir", str(order_like), "--bucket", aws.bucket)
+    assert code == 2 and "not a labelled-CSV model" in capsys.readouterr().err
+    code, _ = publish(aws, "--model-dir", str(tmp_path / "nothing-here"), "--bucket", aws.bucket)
+    assert code == 2 and "lacks config.json, xgboost-model.ubj" in capsys.readouterr().err
+    assert model_keys(aws) == []  # nothing written
