@@ -17,10 +17,22 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from returnguard.order_record import order_record_key
+from returnguard.payments import card_velocity_key, customer_velocity_key
+from returnguard.tables import recent_orders_key
 from stacks.config import BedrockConfig, StageConfig
 from stacks.constructs import PythonFunction, checkov_skip, log_group, removal_policy, suppress
 from stacks.packaging import lambda_staging_folder
 from stacks.request_schema import RISK_SCORE_REQUEST
+
+# The `features` item prefixes the score function writes (UpdateItem): returnguard/aws/recent_orders.py's
+# velocity# (orders) and payment_velocity#/card_velocity# (payments), returnguard/aws/order_records.py's order#.
+SCORE_FUNCTION_RECORDS = (
+    recent_orders_key(""),
+    order_record_key(""),
+    customer_velocity_key(""),
+    card_velocity_key(""),
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +91,8 @@ class ApiStack(Stack):
         )
         # Exactly the calls the function makes (returnguard/aws/feature_store.py, decisions.py, narrative.py,
         # recent_orders.py): no Scan, Query or BatchWrite, no index, not the stream's idempotency table, and
-        # UpdateItem only on the velocity# items it records orders in (payment_velocity# and card_velocity#
-        # for payments), never an aggregate.
+        # UpdateItem only on the items it records what it scored in (velocity#, order# for the return lane,
+        # payment_velocity# and card_velocity# for payments), never an aggregate.
         for table, actions in (
             ("features", ["dynamodb:BatchGetItem", "dynamodb:GetItem"]),
             (
@@ -99,7 +111,7 @@ class ApiStack(Stack):
                 resources=[props.tables["features"].table_arn],
                 conditions={
                     "ForAllValues:StringLike": {
-                        "dynamodb:LeadingKeys": ["velocity#*", "payment_velocity#*", "card_velocity#*"]
+                        "dynamodb:LeadingKeys": [f"{prefix}*" for prefix in SCORE_FUNCTION_RECORDS]
                     }
                 },
             )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from returnguard.order_record import order_record_key
 from returnguard.payments import card_velocity_key, customer_velocity_key
 from returnguard.tables import recent_orders_key
 from stacks.config import ConfigError, load
@@ -222,7 +223,8 @@ def test_score_role_gets_exactly_the_table_calls_it_makes(dev):
     # UpdateItem (velocity at API time) reaches the velocity# items only, never an aggregate
     (update,) = [s for s in _statements(dev, "api") if "dynamodb:UpdateItem" in _list(s["Action"])]
     assert _list(update["Action"]) == ["dynamodb:UpdateItem"]
-    prefixes = [recent_orders_key(""), customer_velocity_key(""), card_velocity_key("")]
+    # the prefixes of every item it writes: velocity (orders, payments) and the return lane's order records
+    prefixes = [recent_orders_key(""), order_record_key(""), customer_velocity_key(""), card_velocity_key("")]
     assert update["Condition"] == {
         "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{prefix}*" for prefix in prefixes]}
     }
