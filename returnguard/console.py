@@ -441,11 +441,12 @@ def customer_text_fields(request: Mapping[str, Any]) -> Sequence[tuple[str, str]
 
 
 def daily_summary(
-    cases: Iterable[Case], now: datetime, hours: float = 24.0
+    cases: Iterable[Case], now: datetime, hours: float = 24.0, population: str = "decisions"
 ) -> list[tuple[str, list[tuple[str, str]]]]:
     """The lead's summary of the last `hours` (the template; Bedrock rewrites it in AWS when enabled):
     volumes, actions, verdicts, and the confirmed-abuse rate per rule and per model band among the
-    cases decided so far."""
+    cases decided so far. `population` names what `cases` are (in AWS: the decisions that needed a
+    person, from the review index)."""
     cases = list(cases)
     recent = [c for c in cases if c.age_seconds(now) <= hours * 3600]
     decided = [c for c in recent if c.status in ("confirmed_abuse", "legitimate")]
@@ -464,7 +465,7 @@ def daily_summary(
         (
             f"Volumes (last {hours:g} h)",
             [
-                ("decisions", str(len(recent))),
+                (population, str(len(recent))),
                 ("waiting for a person", str(len(waiting))),
                 ("decided by analysts", str(len(decided))),
                 ("need more information", str(sum(c.status == "need_more_info" for c in recent))),

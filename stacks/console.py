@@ -17,18 +17,30 @@ from aws_cdk import CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3vectors as s3vectors
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from returnguard.aws.reviews import REVIEW_ATTRIBUTES, REVIEW_INDEX
 from returnguard.aws.similar_cases import DIMENSIONS, TITAN_MODEL_ID
+from stacks.api import ApiStack
 from stacks.config import StageConfig
-from stacks.constructs import PythonFunction, checkov_skip, log_group, logical_id, removal_policy, suppress
+from stacks.constructs import (
+    PythonFunction,
+    checkov_skip,
+    dead_letter_queue,
+    log_group,
+    logical_id,
+    removal_policy,
+    suppress,
+)
 from stacks.layers import sdk_for_pandas_layer_arn
 from stacks.packaging import lambda_staging_folder
 
@@ -50,6 +62,11 @@ class ConsoleProps:
 
 
 class ConsoleStack(Stack):
+    # Bedrock as the score function calls it: the inference profile of the stack's geography and the
+    # foundation model in each Region it routes to (or the foundation model here without a profile).
+    bedrock_model = ApiStack.bedrock_model
+    _inference_profile_arn = ApiStack._inference_profile_arn
+
     def __init__(self, scope: Construct, id: str, *, props: ConsoleProps, **kwargs) -> None:
         super().__init__(scope, id, **kwargs)
         config = props.config
@@ -123,6 +140,7 @@ class ConsoleStack(Stack):
         self.role = console.role
         self._grants(props)
         self._similar_cases(config)
+        self._daily_summary(config, props)
 
         not_async = (
             "Invoked synchronously by API Gateway only: the analyst's browser gets the error; a DLQ applies "
@@ -236,6 +254,96 @@ class ConsoleStack(Stack):
                 resources=[f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{TITAN_MODEL_ID}"],
             )
         )
+
+    def _daily_summary(self, config: StageConfig, props: ConsoleProps) -> None:
+        """The leads' daily summary (lambdas/console_summary/handler.py): at 03:30 UTC (09:00 in India) a
+        function reads the cases that needed a person from the sparse review index, lets Bedrock rewrite
+        the template summary when the stage has a model (checked; the template otherwise) and publishes it
+        to the leads' topic, which each lead subscribes to (docs/deploy.md)."""
+        self.summary_topic = sns.Topic(
+            self,
+            "LeadSummaries",
+            master_key=props.key,
+            enforce_ssl=True,
+            display_name="ReturnGuard daily review summary",
+        )
+        model_id, model_arns = self.bedrock_model(config.bedrock) if config.bedrock.enabled else ("", [])
+        job = PythonFunction(
+            self,
+            "Summary",
+            config=config,
+            key=props.key,
+            code_folder=lambda_staging_folder("console_summary"),
+            memory_size=512,
+            timeout=Duration.minutes(2),
+            description="The leads' daily review summary (docs/console.md)",
+            environment={
+                "RG_DECISIONS_TABLE": props.decisions_table.table_name,
+                "RG_AUDIT_TABLE": props.audit_table.table_name,
+                "RG_FLAGGED_TABLE": props.flagged_table.table_name,
+                "RG_SUMMARY_TOPIC_ARN": self.summary_topic.topic_arn,
+                "RG_BEDROCK_MODEL_ID": model_id,
+                "POWERTOOLS_SERVICE_NAME": "returnguard-console-summary",
+                "POWERTOOLS_LOG_LEVEL": config.log_level,
+            },
+        )
+        self.summary_function = job.function
+        self.summary_dead_letters = dead_letter_queue(
+            self, "SummaryDeadLetters", key=props.key, of="the daily review summary's schedule"
+        )
+        events.Rule(
+            self,
+            "DailySummary",
+            schedule=events.Schedule.cron(minute="30", hour="3"),
+            targets=[
+                targets.LambdaFunction(
+                    job.function, retry_attempts=2, dead_letter_queue=self.summary_dead_letters
+                )
+            ],
+            description="The leads' daily review summary",
+        )
+        decisions = props.decisions_table
+        job.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"], resources=[f"{decisions.table_arn}/index/{REVIEW_INDEX}"]
+            )
+        )
+        job.role.add_to_policy(
+            iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[props.flagged_table.table_arn])
+        )
+        self.summary_topic.grant_publish(job.role)
+        props.key.grant(job.role, "kms:Decrypt", "kms:DescribeKey")  # the tables are under the stage key
+        suppress(
+            job.role,
+            "AwsSolutions-IAM5",
+            "CDK's publish grant on a topic encrypted with the stage key: kms:GenerateDataKey* on that one key, "
+            "which SNS needs to encrypt the message on the publisher's behalf.",
+            applies_to=["Action::kms:GenerateDataKey*"],
+        )
+        if model_arns:
+            job.role.add_to_policy(
+                iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=model_arns)  # Converse
+            )
+        reason = (
+            "Invoked asynchronously once a day by its EventBridge rule (undeliverable events go to the rule's "
+            "dead-letter queue); a failed run is in the function's Errors and logs, and the next day's "
+            "summary covers its own 24 hours: there is no event worth replaying."
+        )
+        suppress(job.function, "Serverless-LambdaDLQ", reason)
+        suppress(job.function, "NIST.800.53.R5-LambdaDLQ", reason)
+        suppress(
+            job.function,
+            "NIST.800.53.R5-LambdaConcurrency",
+            "Runs once a day from one schedule; reserving concurrency would take it from the account's "
+            "unreserved pool (new accounts have 10).",
+        )
+        suppress(
+            job.function,
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "Calls only AWS APIs (DynamoDB, Bedrock, SNS) over TLS with IAM authentication and reaches no "
+            "private resource; a VPC would add NAT or interface endpoints and protect nothing more.",
+        )
+        CfnOutput(self, "LeadSummaryTopicArn", value=self.summary_topic.topic_arn)
 
     def _api(self, config: StageConfig, props: ConsoleProps, function: lambda_.IFunction) -> apigw.RestApi:
         access_logs = log_group(self, "AccessLogs", config=config, key=props.key)

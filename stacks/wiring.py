@@ -155,33 +155,6 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
     batch.add_stack_dependency(etl, "the predictions table is in the lake's database")
     CfnOutput(batch, "BatchAlertsTopicArn", value=batch.topic.topic_arn)
     CfnOutput(batch, "BatchStateMachineArn", value=batch.state_machine.state_machine_arn)
-    monitoring = MonitoringStack(
-        app,
-        f"{name}-Monitoring",
-        props=MonitoringProps(
-            config=config,
-            key=data.key,
-            api=api.api,
-            score_function=api.function,
-            stream_function=streaming.function,
-            stream=streaming.stream,
-            dead_letters=streaming.dead_letters,
-            endpoint_name=ml.endpoint_name,
-            more_dead_letters=(
-                ("the weekly retraining schedule", pipeline.schedule_dead_letters),
-                *((("the blocklist sync", blocklist.dead_letters),) if blocklist else ()),
-                *batch.dead_letters,
-            ),
-            archive_function=retention.function,
-            archive_dead_letters=retention.dead_letters,
-            lake=data.lake,
-            audit_table=data.tables["audit"],
-            bootstrap_model=ml.model_artifact,
-            bootstrap_endpoint_config_arn=ml.endpoint_config.ref,
-            bootstrap_model_arn=ml.model.ref,
-        ),
-        env=env,
-    )
     console = ConsoleStack(
         app,
         f"{name}-Console",
@@ -201,6 +174,34 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
             account, "the stage's execution logging needs the account's CloudWatch role"
         )
     CfnOutput(console, "ConsoleUserPoolArn", value=console.user_pool.user_pool_arn)
+    monitoring = MonitoringStack(
+        app,
+        f"{name}-Monitoring",
+        props=MonitoringProps(
+            config=config,
+            key=data.key,
+            api=api.api,
+            score_function=api.function,
+            stream_function=streaming.function,
+            stream=streaming.stream,
+            dead_letters=streaming.dead_letters,
+            endpoint_name=ml.endpoint_name,
+            more_dead_letters=(
+                ("the weekly retraining schedule", pipeline.schedule_dead_letters),
+                *((("the blocklist sync", blocklist.dead_letters),) if blocklist else ()),
+                *batch.dead_letters,
+                ("the daily review summary's schedule", console.summary_dead_letters),
+            ),
+            archive_function=retention.function,
+            archive_dead_letters=retention.dead_letters,
+            lake=data.lake,
+            audit_table=data.tables["audit"],
+            bootstrap_model=ml.model_artifact,
+            bootstrap_endpoint_config_arn=ml.endpoint_config.ref,
+            bootstrap_model_arn=ml.model.ref,
+        ),
+        env=env,
+    )
     stacks = ReturnGuardStacks(
         data,
         streaming,

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import os
 import re
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,9 +29,10 @@ from returnguard import console_pages as pages
 from returnguard.aws.console_app import ConsoleApp, Identity, Response, error_response, role_of
 from returnguard.aws.reviews import ReviewStore, S3LabelSink
 from returnguard.aws.similar_cases import TitanEmbedder, VectorSimilarCases
-from returnguard.console import ConsoleError, queue_statuses
+from returnguard.console import ConsoleError, daily_summary, queue_statuses
 
 MAX_FORM = 16 * 1024
+POPULATION = "decisions that needed a person"  # what the review index holds: the summary says so
 
 
 class Settings(BaseModel):
@@ -65,10 +67,14 @@ if settings.vector_bucket and settings.vector_index:
         queue=lambda query: store.review_cases(queue_statuses(query)),
         remember=similar.remember,
         similar=similar,
+        summary=lambda cases: daily_summary(cases, datetime.now(timezone.utc), population=POPULATION),
     )
 else:
     app = ConsoleApp(
-        store, cases=store.review_cases, queue=lambda query: store.review_cases(queue_statuses(query))
+        store,
+        cases=store.review_cases,
+        queue=lambda query: store.review_cases(queue_statuses(query)),
+        summary=lambda cases: daily_summary(cases, datetime.now(timezone.utc), population=POPULATION),
     )
 
 

@@ -10,12 +10,20 @@ import pytest
 from tests.infra.test_stacks import functions, resources
 
 
-def _policy_statements(synth) -> list[dict]:
+def _policy_statements(synth, role: str = "ConsoleRole") -> list[dict]:
+    """The statements of the policies attached to the role whose logical id starts with `role` (the
+    console function's, or `SummaryRole`: the daily summary's)."""
     return [
         statement
         for policy in resources(synth, "console", "AWS::IAM::Policy").values()
+        if any(r["Ref"].startswith(role) for r in policy["Properties"]["Roles"])
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
+
+
+def _function(synth, description: str) -> dict:
+    (function,) = [f for f in functions(synth, "console") if f["Description"].startswith(description)]
+    return function
 
 
 def _list(value) -> list:
@@ -72,7 +80,7 @@ def test_every_console_method_goes_through_the_cognito_authorizer(request, stage
 
 
 def test_the_console_function_may_touch_only_the_review_data(dev):
-    (function,) = functions(dev, "console")
+    function = _function(dev, "The review console")
     assert set(function["Environment"]["Variables"]) >= {
         "RG_DECISIONS_TABLE",
         "RG_AUDIT_TABLE",
@@ -124,7 +132,7 @@ def test_the_console_api_logs_access_with_the_user_and_keeps_logs_for_the_stage_
     assert "$context.identity.user" in log_format
     assert api_stage["Properties"]["TracingEnabled"] is True
     groups = resources(synth, "console", "AWS::Logs::LogGroup").values()
-    assert len(groups) == 3  # the function's, access, execution
+    assert len(groups) == 4  # the console function's, access, execution, the daily summary function's
     assert all(g["Properties"]["RetentionInDays"] >= synth.config.log_retention_days for g in groups)
     expected = "Retain" if synth.config.retain_data else "Delete"
     assert all(g["DeletionPolicy"] == expected for g in groups)
@@ -137,8 +145,7 @@ def test_similar_cases_have_a_512_dimension_cosine_index_and_only_its_and_titans
     assert (index["Properties"]["Dimension"], index["Properties"]["DistanceMetric"]) == (512, "cosine")
     (bucket,) = resources(synth, "console", "AWS::S3Vectors::VectorBucket").values()
     assert bucket["Properties"]["EncryptionConfiguration"]["SseType"] == "AES256"
-    (function,) = functions(synth, "console")
-    variables = function["Environment"]["Variables"]
+    variables = _function(synth, "The review console")["Environment"]["Variables"]
     assert variables["RG_VECTOR_BUCKET"] == bucket["Properties"]["VectorBucketName"]
     assert variables["RG_VECTOR_INDEX"] == index["Properties"]["IndexName"]
     vector_statements = [
@@ -173,3 +180,30 @@ def test_the_decisions_table_has_a_sparse_review_index_keyed_by_review_status_an
         {"AttributeName": "created_at", "KeyType": "RANGE"},
     ]
     assert indexes["by_review"]["Projection"] == {"ProjectionType": "ALL"}  # a queue row needs the request
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_daily_summary_runs_on_a_schedule_and_may_read_only_the_review_index_and_publish(request, stage):
+    synth = request.getfixturevalue(stage)
+    (rule,) = resources(synth, "console", "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "cron(30 3 * * ? *)"
+    (target,) = rule["Properties"]["Targets"]
+    assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+    (topic_id, topic) = next(iter(resources(synth, "console", "AWS::SNS::Topic").items()))
+    assert "KmsMasterKeyId" in topic["Properties"]
+    variables = _function(synth, "The leads' daily review summary")["Environment"]["Variables"]
+    assert variables["RG_SUMMARY_TOPIC_ARN"] == {"Ref": topic_id}
+    statements = _policy_statements(synth, "SummaryRole")
+    actions = {a for s in statements for a in _list(s["Action"])}
+    assert {"dynamodb:Query", "dynamodb:Scan", "sns:Publish"} <= actions
+    assert not {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem"} & actions
+    for statement in statements:
+        targets = json.dumps(statement["Resource"])
+        if "dynamodb:Query" in _list(statement["Action"]):
+            assert "/index/by_review" in targets and "by_customer" not in targets
+        if "dynamodb:Scan" in _list(statement["Action"]):
+            assert "Flagged" in targets and "Decisions" not in targets
+    # Bedrock only where the stage has a model (prod's context names Nova Lite; dev turns it off)
+    model = variables["RG_BEDROCK_MODEL_ID"]
+    assert model == "" if stage == "dev" else "amazon.nova-lite-v1:0" in json.dumps(model)  # profile.model
+    assert ("bedrock:InvokeModel" in actions) == (stage == "prod")

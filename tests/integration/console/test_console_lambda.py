@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import boto3
 import pyarrow.parquet as pq
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from local.api_server import LambdaContext
@@ -235,3 +236,65 @@ def test_the_queue_reads_the_sparse_review_index_and_never_scans_the_decisions(a
     assert seeded.order_id not in call(handler, "GET", "/")["body"]  # open cases only
     assert seeded.order_id in call(handler, "GET", "/", query={"status": "legitimate"})["body"]
     assert "decisions" not in tables_scanned and "flagged" in tables_scanned
+
+
+def test_the_daily_summary_function_sends_the_leads_the_review_cases_of_the_day(aws, monkeypatch):
+    """The scheduled function reads the review index (never a Scan of the decisions), lets Bedrock
+    (Stubber: moto has no Converse) rewrite the template and publishes to the leads' topic."""
+    _, dynamodb, _, seeded = aws
+    save_decision(DecisionStore(dynamodb, "decisions", "audit"), "O-SUM-OK", action="approve", level="low")
+    sns = boto3.client("sns", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    topic = sns.create_topic(Name="lead-summaries")["TopicArn"]
+    inbox = sqs.create_queue(QueueName="lead-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    monkeypatch.setenv("RG_SUMMARY_TOPIC_ARN", topic)
+    monkeypatch.setenv("RG_BEDROCK_MODEL_ID", "apac.amazon.nova-lite-v1:0")
+    path = ROOT / "lambdas" / "console_summary" / "handler.py"
+    spec = importlib.util.spec_from_file_location("console_summary_under_test", path)
+    assert spec and spec.loader
+    summary = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summary)
+    scanned: list[str] = []
+    summary.store._client.meta.events.register(
+        "provide-client-params.dynamodb.Scan", lambda params, **_: scanned.append(params["TableName"])
+    )
+    bedrock = summary.writer._client
+    written = "1 decision needed a person today and it is still waiting."
+    with Stubber(bedrock) as stub:
+        stub.add_response(
+            "converse",
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": written}]}},
+                "stopReason": "end_turn",
+                "usage": {"inputTokens": 300, "outputTokens": 20, "totalTokens": 320},
+                "metrics": {"latencyMs": 800},
+            },
+        )
+        answer = summary.lambda_handler(
+            {"source": "aws.events", "detail-type": "Scheduled Event"}, LambdaContext()
+        )
+    assert answer["source"] == "bedrock"
+    (message,) = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]
+    assert message["Body"].startswith(written) and "written by bedrock" in message["Body"]
+    assert "decisions" not in scanned
+
+    with Stubber(bedrock) as stub:  # an answer with a number not among the facts: the template goes out
+        stub.add_response(
+            "converse",
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": "42 cases wait."}]}},
+                "stopReason": "end_turn",
+                "usage": {"inputTokens": 300, "outputTokens": 5, "totalTokens": 305},
+                "metrics": {"latencyMs": 800},
+            },
+        )
+        assert summary.lambda_handler({}, LambdaContext())["source"] == "template (invented_number)"
+    (message,) = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]
+    assert "- decisions that needed a person: 1" in message["Body"]  # the approved order is not read
+    assert "- waiting for a person: 1" in message["Body"] and seeded.order_id not in message["Body"]
