@@ -184,12 +184,26 @@ def test_blocks_that_need_an_aws_account_are_marked() -> None:
     assert not unmarked, f"mark these <!-- docs-test: aws -->: {unmarked}"
 
 
+def _request_bodies(block: Block) -> list[str]:
+    """The JSON bodies a block POSTs with `curl -d '...'`."""
+    return re.findall(r"-d '(.*?)'", block.body, re.S)
+
+
 @pytest.mark.parametrize("block", by_kind("aws"))
 def test_aws_examples_carry_valid_requests_and_real_names(block: Block) -> None:
-    from returnguard.schemas import RiskScoreRequest
+    import jsonschema
 
-    for body in re.findall(r"-d '(.*?)'", block.body, re.S):
-        RiskScoreRequest.model_validate_json(body)  # the 422 a user would get, caught here
+    from returnguard.payment_scoring import PaymentRiskRequest
+    from returnguard.schemas import ReturnScoreRequest, RiskScoreRequest
+    from stacks.request_schema import RISK_SCORE_REQUEST
+
+    for body in _request_bodies(block):
+        document = json.loads(body)
+        # the 422 a user would get, caught here: first API Gateway's request model, then the function's
+        errors = [e.message for e in jsonschema.Draft4Validator(RISK_SCORE_REQUEST).iter_errors(document)]
+        assert not errors, f"{block.id}: API Gateway would answer 422: {errors}"
+        kinds = {"return": ReturnScoreRequest, "payment": PaymentRiskRequest}
+        kinds.get(document.get("event_type"), RiskScoreRequest).model_validate(document)
     stacks = "\n".join(p.read_text() for p in (ROOT / "stacks").glob("*.py"))
     outputs = re.findall(r"OutputKey=='(\w+)'", block.body) + re.findall(r"\$\(output (\w+)\)", block.body)
     for output in outputs:
@@ -358,6 +372,24 @@ def test_documented_commands_run(block: Block, clone: Path) -> None:
     if "training.evaluate" in block.body:  # the documented report has its SHAP summary
         report = re.search(r"--report-dir (\S+)", block.body)
         assert report and (clone / report.group(1) / "shap_summary.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", [b for b in by_kind("aws") if _request_bodies(b.values[0])])
+def test_aws_request_examples_are_answered_by_the_local_api(block: Block, local_api: str) -> None:
+    """What the deployed API would do with a documented body, short of AWS: the local API runs the same
+    function, so a body it answers with 422 (an order_time out of range, ...) fails here."""
+    import requests
+
+    from returnguard.schemas import RiskScoreResponse
+
+    for body in _request_bodies(block):
+        answer = requests.post(
+            f"{local_api}/v1/risk-score", data=body, headers={"content-type": "application/json"}, timeout=60
+        )
+        assert answer.status_code == 200, f"{block.id}: {answer.status_code} {answer.text[:500]}"
+        if json.loads(body).get("event_type") == "order":
+            RiskScoreResponse.model_validate(answer.json())
 
 
 @pytest.mark.slow
