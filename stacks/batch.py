@@ -55,6 +55,8 @@ FUNCTION_MEMORY_MB = 4096
 FUNCTION_TIMEOUT = Duration.minutes(15)
 STATE_MACHINE_TIMEOUT = Duration.hours(3)  # the claim's lease: a run that dies frees its file after this
 PREDICTIONS_TABLE = "payments_predictions"
+BATCH_FAILED = "batch_failed"  # the failure alert's kind, beside batch_scored and batch_quarantined
+FAILURE_SUBJECT = "ReturnGuard batch: a file failed and was not scored (upload it again to retry)"
 
 
 @dataclass(frozen=True)
@@ -402,7 +404,29 @@ class BatchStack(Stack):
             error="BatchFailed",
             cause="A step failed; the file's claim was released, so uploading it again retries it.",
         )
-        release.next(failed)
+        # a run that fails (no model published yet, a Glue job that died) still tells the topic: one alert
+        # with the file and the error, never silence
+        failure = sfn.Pass(
+            self,
+            "FailureAlert",
+            parameters={
+                "kind": BATCH_FAILED,
+                "key.$": "$.file.key",
+                "file_digest.$": "$.file.digest",
+                "error.$": "$.error.Error",
+                "cause.$": "$.error.Cause",
+            },
+            result_path="$.failure",
+        )
+        publish_failure = tasks.SnsPublish(
+            self,
+            "PublishFailure",
+            topic=self.topic,
+            subject=FAILURE_SUBJECT,
+            message=sfn.TaskInput.from_text(sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.failure"))),
+            result_path="$.failure_published",
+        )
+        release.next(failure).next(publish_failure).next(failed)
         for task in (convert, score, glue_job, read_outcome, publish):
             task.add_catch(release, errors=["States.ALL"], result_path="$.error")
 

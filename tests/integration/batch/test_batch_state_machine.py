@@ -209,17 +209,20 @@ def test_a_large_file_takes_the_glue_route_to_the_same_outputs(local_aws, transa
     assert result["rows"] == 300 and len(flagged_items(local_aws)) == result["flagged"] > 0
 
 
-def test_a_failing_step_releases_the_claim_and_alerts_nothing(local_aws, transactions):
-    local_aws["s3"].delete_object(
-        Bucket=LAKE, Key=f"{MODEL_PREFIX}xgboost-model.ubj"
-    )  # no model to score with
+def test_a_run_that_fails_releases_the_claim_and_still_alerts(local_aws, transactions):
+    # Given a lake where no model was published yet: the Convert step cannot load one
+    for name in ("config.json", "xgboost-model.ubj"):
+        local_aws["s3"].delete_object(Bucket=LAKE, Key=f"{MODEL_PREFIX}{name}")
     body = transactions.head(30).to_csv(index=False).encode()
 
-    execution = upload_and_run(local_aws, "orphan.csv", body, "fail-1")
+    execution = upload_and_run(local_aws, "no-model.csv", body, "failed-1")
 
+    # Then the execution fails after releasing the claim, and the topic gets one alert that says so
     assert execution["status"] == "FAILED" and execution["error"] == "BatchFailed"
-    assert entered_states(execution)[-2:] == ["ReleaseClaim", "BatchFailed"]
-    assert alerts(local_aws) == []
-    import hashlib
-
-    assert claim_of(local_aws, hashlib.sha256(body).hexdigest()) is None  # uploading it again retries it
+    assert entered_states(execution)[-4:] == ["ReleaseClaim", "FailureAlert", "PublishFailure", "BatchFailed"]
+    (alert,) = alerts(local_aws)
+    message = json.loads(alert["Message"])
+    assert alert["Subject"].startswith("ReturnGuard batch: a file failed")
+    assert message["kind"] == "batch_failed" and message["key"] == "incoming/batch/no-model.csv"
+    assert message["error"] and "NoSuchKey" in message["cause"] + message["error"]
+    assert claim_of(local_aws, message["file_digest"]) is None  # uploading it again retries it
