@@ -220,7 +220,7 @@ def bedrock_config(budget_s: float) -> Any:
     return Config(
         connect_timeout=min(0.5, budget_s),
         read_timeout=budget_s,
-        retries={"max_attempts": 1, "mode": "standard"},
+        retries={"total_max_attempts": 1, "mode": "standard"},  # max_attempts 1 would be one retry
     )
 
 

@@ -30,7 +30,7 @@ _MAX_BACKOFF_S = 20.0
 class CallBounds:
     connect_timeout_s: float
     read_timeout_s: float
-    max_attempts: int
+    max_attempts: int  # in all, the first included
 
     @property
     def attempt_s(self) -> float:
@@ -46,10 +46,11 @@ class CallBounds:
         return self.max_attempts * self.attempt_s + backoff
 
     def config(self, **extra: Any) -> Config:
+        # total_max_attempts counts the first attempt; botocore's max_attempts counts retries only
         return Config(
             connect_timeout=self.connect_timeout_s,
             read_timeout=self.read_timeout_s,
-            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
             **extra,
         )
 

@@ -61,16 +61,21 @@ def _within(seconds: float, call: Callable[[], Any]) -> tuple[Any, float]:
 
 def test_a_frozen_store_fails_a_read_after_the_bounded_attempts(frozen_store) -> None:
     proxy, table = frozen_store
-    store = DynamoFeatureStore(_client(proxy.url, DYNAMODB.config()), table)
+    client = _client(proxy.url, DYNAMODB.config())
+    sent: list[str] = []
+    client.meta.events.register("before-send", lambda **_: sent.append("attempt"))
+    store = DynamoFeatureStore(client, table)
     proxy.set("up")
     assert store.get_many(["customer#nobody"]) == {}  # the path works while the store answers
     proxy.set("frozen")
+    sent.clear()
     try:
         outcome, elapsed = _within(HARD_STOP_S, lambda: store.get_many(["customer#nobody"]))
     finally:
         proxy.set("up")
     assert isinstance(outcome, BotoCoreError), outcome
-    assert DYNAMODB.read_timeout_s <= elapsed <= DYNAMODB.worst_case_s + 1.0
+    assert len(sent) == DYNAMODB.max_attempts  # the first attempt included
+    assert DYNAMODB.max_attempts * DYNAMODB.read_timeout_s <= elapsed <= DYNAMODB.worst_case_s + 1.0
 
 
 def test_the_budget_refuses_an_attempt_that_cannot_end_before_the_deadline(frozen_store) -> None:

@@ -142,3 +142,33 @@ def test_an_output_that_fails_a_check_keeps_the_template_and_counts_the_reason(
     assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"], ["service", "reason"]]
     reasons = [getattr(r, "reason", None) for r in caplog.records if r.getMessage() == "narrative fallback"]
     assert reasons == ["contradicts_action"]
+
+
+def _boto_clients(module: ModuleType) -> list[Any]:
+    """Every boto3 client the handler module holds, directly or in one of its objects."""
+    from botocore.client import BaseClient
+
+    found: dict[int, Any] = {}
+    for value in vars(module).values():
+        if isinstance(value, (ModuleType, type)):
+            continue
+        for candidate in (value, *getattr(value, "__dict__", {}).values()):
+            if isinstance(candidate, BaseClient):
+                found[id(candidate)] = candidate
+    return list(found.values())
+
+
+def test_every_aws_client_a_request_calls_is_bounded_and_on_the_budget(handler) -> None:
+    # issue 16 item 2: boto3's defaults (60 s reads, retried) let a frozen store hang a POST for minutes
+    from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB
+
+    clients = _boto_clients(handler)
+    services = sorted(c.meta.service_model.service_name for c in clients)
+    assert services == ["bedrock-runtime", "dynamodb"]  # the model is the local server here (HttpModel)
+    assert {id(c) for c in clients} == {id(c) for c in handler.budget.clients}
+    for client in clients:
+        config = client.meta.config
+        assert config.connect_timeout <= 1 and config.read_timeout <= DECISION_BUDGET_S / 2, client
+        # attempts in all, first one included (botocore's `max_attempts` counts retries only)
+        attempts = {"dynamodb": DYNAMODB.max_attempts, "bedrock-runtime": 1}
+        assert config.retries["total_max_attempts"] == attempts[client.meta.service_model.service_name]

@@ -2,6 +2,7 @@ import io
 import json
 from typing import Any
 
+import boto3
 import pytest
 
 from returnguard.aws.model_client import (
@@ -56,9 +57,10 @@ def test_every_failure_is_model_unavailable(runtime: FakeRuntime) -> None:
 
 def test_short_timeouts_and_one_attempt() -> None:
     # a failed call is answered by the fallback model at once; retrying would double a hung call's cost
-    config = sagemaker_config()
-    assert config.connect_timeout <= 1 and config.read_timeout <= 2
-    assert config.retries == {"max_attempts": 1, "mode": "standard"}
+    client = boto3.client("sagemaker-runtime", region_name="us-east-1", config=sagemaker_config())
+    assert client.meta.config.connect_timeout <= 1 and client.meta.config.read_timeout <= 2
+    # one attempt in all: botocore's `max_attempts` counts retries, so 1 there was two calls
+    assert client.meta.config.retries["total_max_attempts"] == 1
 
 
 def test_parse_rejects_garbage() -> None:
