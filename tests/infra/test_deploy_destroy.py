@@ -329,3 +329,41 @@ def test_dev_auto_delete_function_logs_into_a_group_of_the_stack(dev, prod):
         for logical in template(prod, "data").find_resources("AWS::Lambda::Function")
         if "AutoDelete" in logical
     ]  # prod's buckets are retained, never emptied
+
+
+# --- teardown-check finds what bills by the stage's tags ------------------------------------------------
+
+BILLS_WHILE_IDLE = (
+    "AWS::Kinesis::Stream",
+    "AWS::DynamoDB::Table",
+    "AWS::S3::Bucket",
+    "AWS::KMS::Key",
+    "AWS::Logs::LogGroup",
+    "AWS::SageMaker::Endpoint",
+    "AWS::SecretsManager::Secret",
+    "AWS::CloudWatch::Alarm",
+    "AWS::WAFv2::WebACL",
+    "AWS::EC2::VPCEndpoint",
+    "AWS::Cognito::UserPool",
+)
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_what_bills_while_idle_carries_the_tags_teardown_check_looks_for(request, stage):
+    # returnguard.aws.teardown lists what the Resource Groups Tagging API finds tagged project=returnguard,
+    # stage=<stage>: an untagged billable resource left after a destroy would pass the check unseen.
+    synth = request.getfixturevalue(stage)
+    seen = set()
+    for stack in synth.stacks.all():
+        for logical, resource in Template.from_stack(stack).to_json()["Resources"].items():
+            if resource["Type"] not in BILLS_WHILE_IDLE:
+                continue
+            seen.add(resource["Type"])
+            properties = resource.get("Properties", {})
+            tags = properties.get("Tags", properties.get("UserPoolTags", []))
+            found = dict(tags) if isinstance(tags, dict) else {t["Key"]: t["Value"] for t in tags}
+            assert {"project": "returnguard", "stage": stage}.items() <= found.items(), (
+                stack.stack_name,
+                logical,
+            )
+    assert seen >= set(BILLS_WHILE_IDLE) - {"AWS::WAFv2::WebACL", "AWS::EC2::VPCEndpoint"}
