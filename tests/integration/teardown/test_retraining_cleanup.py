@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -139,3 +141,38 @@ def test_create_and_update_touch_nothing(aws, handler, request_type):
     assert result == {"PhysicalResourceId": f"{PREFIX}-retraining-cleanup"}
     assert len(sagemaker.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]) == 2
     assert len(sagemaker.list_models()["Models"]) == 3
+
+
+def test_a_training_job_still_running_is_stopped_and_only_this_stages(aws):
+    # moto keeps every training job Completed and has no StopTrainingJob: the jobs are set running in its
+    # backend, and StopTrainingJob is answered (and recorded) by a before-call hook on the client.
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sagemaker.models import sagemaker_backends
+
+    from returnguard.aws.retraining_cleanup import delete_retraining_leftovers
+
+    sagemaker, logs = aws
+    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    for name in (f"{PREFIX}-run-3", "returnguard-prod-run-3", f"{PREFIX}-run-2"):
+        sagemaker.create_training_job(
+            TrainingJobName=name,
+            AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            RoleArn=ROLE,
+            OutputDataConfig={"S3OutputPath": "s3://lake/models/artifacts/"},
+            ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 10},
+            StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        )
+    jobs = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].training_jobs
+    for name in (f"{PREFIX}-run-3", "returnguard-prod-run-3"):
+        jobs[name].training_job_status = "InProgress"  # run-2 stays Completed
+    stopped: list[str] = []
+
+    def stop(params, **_):  # params: the serialized request; the answer short-circuits the HTTP call
+        stopped.append(json.loads(params["body"])["TrainingJobName"])
+        return SimpleNamespace(status_code=200, headers={}), {}
+
+    sagemaker.meta.events.register("before-call.sagemaker.StopTrainingJob", stop)
+
+    report = delete_retraining_leftovers(sagemaker, logs, prefix=PREFIX, model_package_group=GROUP)
+
+    assert stopped == report.stopped_training_jobs == [f"{PREFIX}-run-3"]
