@@ -11,9 +11,11 @@ writes them):
     returned                  {return id: product id}: the returns the API decided for this order
 
 The score function writes the order's facts when it decides the order and adds each return it
-decides, so two requests for the same item seconds apart are caught. Both writes are idempotent
-(a retried request sets the same values) and commute. An order the API never scored has no facts
-(only `returned`, if a return came first): the rules then take the request's own statement of it.
+decides, so two requests for the same item seconds apart are caught; the stream consumer does the same
+from order and return events (returnguard/aws/stream_apply.py), so orders placed without a score call
+are known too. Both writes are idempotent (a retried request sets the same values) and commute. An
+order neither saw has no facts (only `returned`, if a return came first): the rules then take the
+request's own statement of it.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from returnguard.order_record import order_record_key
+from returnguard.returns_rules import DEFAULT_RETURN_WINDOW_DAYS
 from stacks.config import StageConfig
 from stacks.constructs import PythonFunction, dead_letter_queue, logical_id, removal_policy, suppress
 from stacks.packaging import lambda_staging_folder
@@ -66,6 +68,9 @@ class StreamingStack(Stack):
                 "RG_IDEMPOTENCY_TABLE": props.idempotency_table.table_name,
                 "RG_LAKE_BUCKET": props.lake.bucket_name,
                 "RG_DLQ_URL": self.dead_letters.queue_url,
+                "RG_RETURN_WINDOW_DAYS": str(
+                    config.return_policy.get("return_window_days", DEFAULT_RETURN_WINDOW_DAYS)
+                ),
                 "RG_STAGE": config.stage,
                 "POWERTOOLS_SERVICE_NAME": "returnguard",
                 "POWERTOOLS_METRICS_NAMESPACE": "ReturnGuard",
@@ -95,6 +100,16 @@ class StreamingStack(Stack):
             (props.idempotency_table, ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]),  # done markers
         ):
             consumer.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[table.table_arn]))
+        # and UpdateItem on the `order#` records only (returnguard/aws/order_records.py), never an aggregate
+        consumer.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[props.features_table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{order_record_key('')}*"]}
+                },
+            )
+        )
         props.key.grant(consumer.role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
         self.dead_letters.grant_send_messages(consumer.role)  # poison records, with their reason
         props.lake.grant_put(consumer.role, "raw/*")

@@ -1,4 +1,5 @@
-"""stream Lambda: Kinesis `events` → online aggregates in `features` (exactly once) + raw events in the lake.
+"""stream Lambda: Kinesis `events` → online aggregates and `order#` records in `features` (exactly once) +
+raw events in the lake.
 
 Thin: the batch is parsed, applied as a whole by `returnguard.aws.stream_apply` (each touched item
 read and written once), and Powertools batch processing reports each record's outcome as a partial
@@ -29,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from returnguard.aws.stream_apply import Position, StreamApplier, StreamRecord
 from returnguard.events import InvalidEvent, parse
+from returnguard.returns_rules import DEFAULT_RETURN_WINDOW_DAYS
 
 
 class Settings(BaseModel):
@@ -36,6 +38,10 @@ class Settings(BaseModel):
     idempotency_table: str = Field(alias="RG_IDEMPOTENCY_TABLE", min_length=1)
     lake_bucket: str = Field(default="", alias="RG_LAKE_BUCKET")
     dlq_url: str = Field(alias="RG_DLQ_URL", min_length=1)
+    # the deployment's return window (the `return_policy` context): how long `order#` records are kept
+    return_window_days: int = Field(
+        default=DEFAULT_RETURN_WINDOW_DAYS, alias="RG_RETURN_WINDOW_DAYS", ge=1, le=365
+    )
 
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
@@ -51,6 +57,7 @@ applier = StreamApplier(
     settings.idempotency_table,
     boto3.client("s3") if settings.lake_bucket else None,
     settings.lake_bucket,
+    settings.return_window_days,
 )
 _sqs = boto3.client("sqs")
 

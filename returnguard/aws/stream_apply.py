@@ -19,6 +19,10 @@ Writes are conditional on the item's version (optimistic concurrency, bounded re
 or failed write fails the earliest record that needed it, so that record and every later one are
 redelivered, never lost and never counted twice.
 
+Order and return events also write the order's `order#` record (returnguard.order_record: what was
+paid, which items went back), with the same idempotent UpdateItems the score function uses, once the
+event's aggregates are written; a failed write fails the record like a failed aggregate write.
+
 Late and out-of-order events land where their event time puts them: every aggregate is a count, a
 sum, a min/max, or a list kept sorted by time and pruned against the latest time, so applying a set
 of events in any order gives the same state. The one exception: a return applied before its own
@@ -51,9 +55,11 @@ from returnguard.aggregates import (
 )
 from returnguard.aws.batches import until_processed
 from returnguard.aws.feature_store import decode_item, encode_item
-from returnguard.events import CustomerPayload, Envelope, to_context
-from returnguard.features import LINK_ITEMS, OrderContext, link_ids
+from returnguard.aws.order_records import OrderRecords
+from returnguard.events import CustomerPayload, Envelope, OrderPayload, ReturnPayload, to_context
+from returnguard.features import LINK_ITEMS, OrderContext, amount_to_minor, link_ids
 from returnguard.payments import PaymentLabelPayload, PaymentPayload, stream_changes
+from returnguard.returns_rules import DEFAULT_RETURN_WINDOW_DAYS
 from returnguard.tables import entity_key
 
 MAX_VERSION_RETRIES = 8
@@ -150,10 +156,18 @@ class StreamApplier:
     """`dynamodb` and `s3` are boto3 clients created once by the caller (they are thread-safe)."""
 
     def __init__(
-        self, dynamodb: Any, features_table: str, idempotency_table: str, s3: Any = None, bucket: str = ""
+        self,
+        dynamodb: Any,
+        features_table: str,
+        idempotency_table: str,
+        s3: Any = None,
+        bucket: str = "",
+        return_window_days: int = DEFAULT_RETURN_WINDOW_DAYS,
     ):
         self._db, self._features, self._idempotency = dynamodb, features_table, idempotency_table
         self._s3, self._bucket = s3, bucket
+        # `order#` records: what a return request's rules check (the score function writes them too)
+        self._order_records = OrderRecords(dynamodb, features_table, return_window_days)
         self._pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="stream-write")
 
     def apply_batch(self, records: list[StreamRecord]) -> BatchResult:
@@ -195,6 +209,19 @@ class StreamApplier:
         self._fail(result, failures)
         applied = [i for i in range(self._limit(result, records)) if outcomes[i] == "applied"]
         self._fail(result, self._run((i, partial(self._land, records[i])) for i in applied))
+        # one task per order, its events in sequence: the writes to one record never race
+        by_order: dict[str, list[int]] = {}
+        for i in applied:
+            order_id = getattr(records[i].payload, "order_id", None)
+            if isinstance(records[i].payload, (OrderPayload, ReturnPayload)) and order_id:
+                by_order.setdefault(order_id, []).append(i)
+        self._fail(
+            result,
+            self._run(
+                (group[0], partial(self._record_orders, [records[i] for i in group]))
+                for group in by_order.values()
+            ),
+        )
         self._fail(result, self._mark([i for i in applied if i < self._limit(result, records)], event_ids))
         result.outcomes = outcomes[: self._limit(result, records)]
         return result
@@ -280,6 +307,31 @@ class StreamApplier:
             except self._db.exceptions.ConditionalCheckFailedException:
                 continue  # someone else wrote it: read again and fold again
         raise VersionConflictExhausted(key)
+
+    def _record_orders(self, records: list[StreamRecord]) -> None:
+        """One order's events, in order: an order event sets its `order#` record's facts, a return
+        event adds itself to the record's returns (a rejected one returned nothing), so a return
+        request checks what was paid and what went back also for orders the API never scored. Both
+        writes are idempotent and commute: a redelivered record writes them again harmlessly (a
+        failure fails the batch from the order's first event here)."""
+        for record in records:
+            self._record_order(record)
+
+    def _record_order(self, record: StreamRecord) -> None:
+        payload = record.payload
+        if isinstance(payload, OrderPayload):
+            self._order_records.record_order(
+                order_id=payload.order_id,
+                customer_id=payload.customer_id,
+                product_id=payload.product_id,
+                amount_minor=amount_to_minor(payload.amount),
+                currency=payload.currency,
+                order_time_ms=record.envelope.time_ms,
+            )
+        elif isinstance(payload, ReturnPayload) and payload.status != "rejected":
+            self._order_records.record_return(
+                order_id=payload.order_id, return_id=payload.return_id, product_id=payload.product_id
+            )
 
     def _land(self, record: StreamRecord) -> None:
         if self._s3 is None or not self._bucket:

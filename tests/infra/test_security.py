@@ -234,11 +234,17 @@ def test_stream_consumer_role_gets_exactly_the_table_calls_it_makes(dev):
     grants = _dynamodb_grants(dev, "streaming")
     assert sorted(map(sorted, grants.values())) == sorted(
         [
-            ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem"],
+            ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
         ]
     )
     assert not [r for r in grants if "/index/" in r]
+    # UpdateItem only on the order# records (returnguard/aws/order_records.py), never an aggregate
+    (update,) = [s for s in _statements(dev, "streaming") if "dynamodb:UpdateItem" in _list(s["Action"])]
+    assert _list(update["Action"]) == ["dynamodb:UpdateItem"]
+    assert update["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{order_record_key('')}*"]}
+    }
 
 
 def test_blocklist_role_writes_items_without_scan_or_batch_and_its_network_is_scoped(prod):

@@ -177,6 +177,7 @@ def test_stream_is_kms_encrypted_and_consumer_fails_partially_into_an_encrypted_
         "POWERTOOLS_SERVICE_NAME",
     } <= set(env)
     assert env["RG_STAGE"] == "dev"
+    assert env["RG_RETURN_WINDOW_DAYS"] == "30"  # the order# records' TTL, as the score function's
     sends = [s for s in _statements(dev, "streaming") if "sqs:SendMessage" in _list(s["Action"])]
     assert sends, "poison records are sent to the dead-letter queue by the function itself"
 

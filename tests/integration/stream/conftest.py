@@ -19,6 +19,7 @@ from moto import mock_aws
 from local.api_server import LambdaContext
 from local.stack import create_table
 from returnguard.aws.feature_store import decode_item
+from returnguard.order_record import order_record_key
 from returnguard.tables import FEATURES, IDEMPOTENCY
 
 SHARD = "shardId-000000000000"
@@ -108,17 +109,33 @@ def stream_handler(aws) -> ModuleType:
 
 
 def stored_states(dynamodb: Any) -> dict[str, Any]:
-    """Every aggregate in the features table, as plain JSON data."""
+    """Every aggregate in the features table, as plain JSON data (not the `order#` records: plain
+    attributes, no state; see order_records)."""
     states: dict[str, Any] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName="features"):
         for item in page["Items"]:
+            if item["pk"]["S"].startswith(order_record_key("")):
+                continue
             decoded = decode_item(item)
             states[decoded["pk"]] = decoded["state"]
     return states
+
+
+def order_records(dynamodb: Any) -> dict[str, dict[str, Any]]:
+    """Every `order#` record in the features table: order id -> its attributes, without key and TTL."""
+    records: dict[str, dict[str, Any]] = {}
+    for page in dynamodb.get_paginator("scan").paginate(TableName="features"):
+        for item in page["Items"]:
+            if item["pk"]["S"].startswith(order_record_key("")):
+                decoded = decode_item(item)
+                order_id = decoded.pop("pk").removeprefix(order_record_key(""))
+                decoded.pop("expires_at", None)
+                records[order_id] = decoded
+    return records
 
 
 def normalized(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True))
 
 
-__all__ = ["Delivery", "normalized", "stored_states"]
+__all__ = ["Delivery", "normalized", "order_records", "stored_states"]

@@ -16,20 +16,41 @@ from returnguard import synth
 from returnguard.aggregates import replay
 from returnguard.aws import stream_apply
 from returnguard.aws.stream_apply import changes
-from returnguard.events import envelope, parse
+from returnguard.events import OrderPayload, ReturnPayload, envelope, parse
+from returnguard.features import amount_to_minor
 from returnguard.tables import entity_key
-from tests.integration.stream.conftest import Delivery, normalized, stored_states
+from tests.integration.stream.conftest import Delivery, normalized, order_records, stored_states
 
 
 @pytest.fixture(scope="module")
 def history():
-    data = synth.generate(synth.SynthConfig(orders=600, seed=21, days=45))
+    data = synth.generate(synth.SynthConfig(orders=450, seed=21, days=45))
     store, walk = replay(*synth.to_contexts(data))
     for _ in walk:
         pass
     expected = {entity_key("customer", cid): s for cid, s in store.customers.items()}
     expected.update({entity_key(group, eid): s for (group, eid), s in store.entities.items()})
     return list(history_events(data)), normalized(expected)
+
+
+def expected_order_records(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The `order#` records the events make: each order's facts, each return under its order."""
+    records: dict[str, dict[str, Any]] = {}
+    for event in events:
+        head, payload = parse(json.dumps(event).encode())
+        if isinstance(payload, OrderPayload):
+            records.setdefault(payload.order_id, {}).update(
+                customer_id=payload.customer_id,
+                product_id=payload.product_id,
+                amount_minor=amount_to_minor(payload.amount),
+                currency=payload.currency,
+                order_time_ms=head.time_ms,
+            )
+        elif isinstance(payload, ReturnPayload):
+            records.setdefault(payload.order_id, {}).setdefault("returned", {})[payload.return_id] = (
+                payload.product_id
+            )
+    return records
 
 
 def perturbed(events: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
@@ -83,6 +104,7 @@ def test_duplicates_reordering_and_throttling_change_nothing(aws, stream_handler
 
     assert calls["throttled"] > 20 and delivery.redelivered > 0  # the failure path really ran
     assert normalized(stored_states(aws["dynamodb"])) == expected  # nothing lost, nothing twice
+    assert order_records(aws["dynamodb"]) == expected_order_records(events)
     markers = aws["dynamodb"].scan(TableName="idempotency", Select="COUNT")["Count"]
     assert markers == len({e["event_id"] for e in events})
     landed = aws["s3"].list_objects_v2(Bucket="lake", Prefix="raw/events/event_type=order/")["KeyCount"]
@@ -242,6 +264,31 @@ def test_one_batch_writes_each_item_once(aws, stream_handler, history) -> None:
     items = len(stored_states(aws["dynamodb"]))
     assert puts["n"] == items  # not one write per event and item
     assert items < sum(1 + 4 * (e["event_type"] != "customer") for e in batch)
+
+
+def test_order_and_return_events_write_the_order_records_returns_are_checked_against(
+    aws, stream_handler, history
+) -> None:
+    # Given orders (eight of them returned) that reach the store only through the stream, no API call
+    events, _ = history
+    returned = [e["payload"]["order_id"] for e in events if e["event_type"] == "return"][:8]
+    others = [e["payload"]["order_id"] for e in events if e["event_type"] == "order"][:8]
+    kept = set(returned) | set(others)
+    batch = [e for e in events if e["event_type"] != "customer" and e["payload"]["order_id"] in kept]
+    # When they are applied, and the same records are delivered again
+    payloads = [json.dumps(e).encode() for e in batch]
+    Delivery(stream_handler, batch_size=25).run(payloads)
+    Delivery(stream_handler, batch_size=25).run(payloads)
+    # Then each order's record holds what was paid and which items went back, as the API writes it
+    records = order_records(aws["dynamodb"])
+    assert records == expected_order_records(batch) and len(records) == len(kept)
+    assert sum("returned" in r for r in records.values()) >= 8
+    # kept as long as a return can still be in its window (the score function's TTL)
+    head, order = parse(payloads[0])
+    item = aws["dynamodb"].get_item(TableName="features", Key={"pk": {"S": f"order#{order.order_id}"}})
+    assert int(item["Item"]["expires_at"]["N"]) == stream_handler.applier._order_records.expires_at(
+        head.time_ms
+    )
 
 
 def test_the_handler_refuses_to_start_without_its_dead_letter_queue(monkeypatch) -> None:
