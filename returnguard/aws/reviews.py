@@ -18,7 +18,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from returnguard.console import Case, ConsoleError, Verdict, case_from_record, check_can_decide, label_row
+from returnguard.console import (
+    Case,
+    ConsoleError,
+    Verdict,
+    case_from_record,
+    check_can_decide,
+    label_row,
+    needs_person,
+)
 
 # review_queue: the key of the decisions' sparse by_review index (returnguard/tables.py): "open" from the
 # score function when a decision needs a person, then the verdict, so the index keeps only review cases
@@ -290,3 +298,53 @@ class ReviewStore:
             UpdateExpression=" ".join(clauses),
             **({"ExpressionAttributeValues": {f":{k}": v for k, v in kept.items()}} if kept else {}),
         )
+
+
+def backfill_review_queue(client: Any, decisions_table: str) -> int:
+    """Put each decision stored before the by_review index (no review_queue yet) that needs a person into
+    the index: review_queue = its review status (`open` when none). One paged Scan; each update is
+    conditional, so a run can be repeated or interrupted and resumed. Returns how many it added."""
+    added = 0
+    pages = client.get_paginator("scan").paginate(
+        TableName=decisions_table,
+        FilterExpression="attribute_not_exists(review_queue)",
+        ProjectionExpression="decision_id, #r, review_status, lane, flagged",
+        ExpressionAttributeNames={"#r": "response"},
+    )
+    for page in pages:
+        for item in page.get("Items", []):
+            case = case_from_record(plain(item))
+            if not needs_person(case.action, case.flagged):
+                continue
+            try:
+                client.update_item(
+                    TableName=decisions_table,
+                    Key={"decision_id": item["decision_id"]},
+                    UpdateExpression="SET review_queue = :q",
+                    ConditionExpression="attribute_exists(decision_id) AND attribute_not_exists(review_queue)",
+                    ExpressionAttributeValues={":q": {"S": case.status}},
+                )
+            except client.exceptions.ConditionalCheckFailedException:
+                continue  # expired meanwhile, or a verdict or another run got there first
+            added += 1
+    return added
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m returnguard.aws.reviews backfill-queue --table <decisions table>` (docs/console.md)."""
+    import argparse
+
+    import boto3
+
+    parser = argparse.ArgumentParser(prog="python -m returnguard.aws.reviews")
+    parser.add_argument("command", choices=["backfill-queue"])
+    parser.add_argument("--table", required=True, help="the stage's decisions table")
+    parser.add_argument("--region", default=None)
+    args = parser.parse_args(argv)
+    added = backfill_review_queue(boto3.client("dynamodb", region_name=args.region), args.table)
+    print(f"{added} waiting or reviewed decisions added to the by_review index of {args.table}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

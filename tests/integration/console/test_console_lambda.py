@@ -24,6 +24,7 @@ from moto import mock_aws
 
 from local.api_server import LambdaContext
 from local.stack import create_table
+from returnguard.aws import reviews
 from returnguard.aws.decisions import DecisionStore
 from returnguard.aws.similar_cases import DIMENSIONS, VectorSimilarCases
 from returnguard.tables import AUDIT, DECISIONS, FLAGGED
@@ -298,3 +299,36 @@ def test_the_daily_summary_function_sends_the_leads_the_review_cases_of_the_day(
     (message,) = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]
     assert "- decisions that needed a person: 1" in message["Body"]  # the approved order is not read
     assert "- waiting for a person: 1" in message["Body"] and seeded.order_id not in message["Body"]
+
+
+def test_decisions_stored_before_the_review_index_are_backfilled_into_the_queue(aws, capsys):
+    """A decision written before review_queue existed is not in the index; the one-off backfill adds the
+    ones that need a person (with their review status), leaves the others out, and is safe to repeat."""
+    handler, dynamodb, _, seeded = aws
+    store = DecisionStore(dynamodb, "decisions", "audit")
+    decided = save_decision(store, "O-OLD-DECIDED")
+    approved = save_decision(store, "O-OLD-OK", action="approve", level="low")
+    dynamodb.update_item(
+        TableName="decisions",
+        Key={"decision_id": {"S": decided.decision_id}},
+        UpdateExpression="SET review_status = :s",
+        ExpressionAttributeValues={":s": {"S": "legitimate"}},
+    )
+    for old in (seeded, decided, approved):  # as the score function wrote them before the index
+        dynamodb.update_item(
+            TableName="decisions",
+            Key={"decision_id": {"S": old.decision_id}},
+            UpdateExpression="REMOVE review_queue",
+        )
+    assert seeded.order_id not in call(handler, "GET", "/")["body"]  # lost to the queue until backfilled
+
+    assert reviews.main(["backfill-queue", "--table", "decisions", "--region", "us-east-1"]) == 0
+    assert capsys.readouterr().out.startswith("2 waiting or reviewed decisions added")
+    assert reviews.backfill_review_queue(dynamodb, "decisions") == 0  # a second run finds nothing to add
+
+    def queue_key(decision_id: str):
+        item = dynamodb.get_item(TableName="decisions", Key={"decision_id": {"S": decision_id}})["Item"]
+        return item.get("review_queue", {}).get("S")
+
+    assert [queue_key(d.decision_id) for d in (seeded, decided, approved)] == ["open", "legitimate", None]
+    assert seeded.order_id in call(handler, "GET", "/")["body"]
