@@ -18,7 +18,7 @@ from batch import steps
 from batch.engine import CONFIG_FILE, MODEL_FILE, Model
 from batch.publish import checked_files, publish
 from returnguard.aws.batch import BatchStore
-from returnguard.batch import INCOMING_PREFIX, MODEL_PREFIX
+from returnguard.batch import BATCH_FAILED, FAILURE_SUBJECT, INCOMING_PREFIX, MODEL_PREFIX
 
 REGION = "us-east-1"
 SMALL_FILE_BYTES = (
@@ -110,8 +110,18 @@ def score_file(
             MessageStructure="json",
         )
         store.finish(file["digest"], outcome["status"])
-    except Exception:
+    except Exception as error:  # as the state machine: give the claim back, say so on the topic, fail
         store.release(file["digest"])
+        failure = {
+            "kind": BATCH_FAILED,
+            "key": key,
+            "file_digest": file["digest"],
+            "error": type(error).__name__,
+            "cause": str(error),
+        }
+        local.aws.client("sns").publish(
+            TopicArn=local.topic_arn, Subject=FAILURE_SUBJECT, Message=json.dumps(failure)
+        )
         raise
     return {"claim": file, "outcome": outcome}
 

@@ -21,6 +21,10 @@ PREDICTIONS_PREFIX = "processed/predictions/payments/"  # one Parquet file per i
 WORK_PREFIX = "processed/payments-batch/"  # the converted input and the run's summary
 QUARANTINE_PREFIX = "quarantine/payments-batch/"
 MODEL_PREFIX = "models/payments/current/"  # the labelled-CSV model scored: config.json + xgboost-model.ubj
+# a run that fails (no model, a crashed step) still publishes one alert: this subject, and as its message
+# {"kind": BATCH_FAILED, "key", "file_digest", "error", "cause"} (stacks/batch.py's PublishFailure state)
+BATCH_FAILED = "batch_failed"
+FAILURE_SUBJECT = "ReturnGuard batch: a file failed and was not scored (upload it again to retry)"
 ID_COLUMN = "transaction_id"  # optional: carried into the predictions and the alert
 CLAIM_PREFIX = "payments-batch#"  # the digest's item in the idempotency table
 

@@ -26,6 +26,8 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from returnguard.batch import (
+    BATCH_FAILED,
+    FAILURE_SUBJECT,
     INCOMING_PREFIX,
     MODEL_PREFIX,
     PREDICTION_COLUMNS,
@@ -55,8 +57,6 @@ FUNCTION_MEMORY_MB = 4096
 FUNCTION_TIMEOUT = Duration.minutes(15)
 STATE_MACHINE_TIMEOUT = Duration.hours(3)  # the claim's lease: a run that dies frees its file after this
 PREDICTIONS_TABLE = "payments_predictions"
-BATCH_FAILED = "batch_failed"  # the failure alert's kind, beside batch_scored and batch_quarantined
-FAILURE_SUBJECT = "ReturnGuard batch: a file failed and was not scored (upload it again to retry)"
 
 
 @dataclass(frozen=True)

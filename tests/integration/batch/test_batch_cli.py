@@ -11,11 +11,11 @@ import pytest
 from botocore.stub import Stubber
 
 from batch.engine import CONFIG_FILE, MODEL_FILE, Model
-from batch.local import LocalBatch
+from batch.local import LocalBatch, score_file
 from batch.publish import NotAModel, lake_bucket
 from local import stack as local_stack
 from returnguard import cli
-from returnguard.batch import MODEL_PREFIX
+from returnguard.batch import BATCH_FAILED, FAILURE_SUBJECT, MODEL_PREFIX
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +136,30 @@ def test_publish_model_refuses_a_folder_the_pipeline_could_not_score_with(
     code, _ = publish(aws, "--model-dir", str(tmp_path / "nothing-here"), "--bucket", aws.bucket)
     assert code == 2 and "lacks config.json, xgboost-model.ubj" in capsys.readouterr().err
     assert model_keys(aws) == []  # nothing written
+
+
+def test_a_local_run_that_fails_releases_the_claim_and_alerts_as_the_state_machine_does(
+    aws, payments_model, transactions, tmp_path
+):
+    # Given the local pipeline with no model in the lake (the state machine's no-model case)
+    local = LocalBatch.attach(aws)
+    local.alerts()  # what earlier tests left on the queue
+    for key in model_keys(aws):
+        aws.client("s3").delete_object(Bucket=aws.bucket, Key=key)
+    path = tmp_path / "no-model.csv"
+    transactions.head(20).to_csv(path, index=False)
+    # When the file is run, the step fails, and the claim is given back
+    with pytest.raises(Exception, match="NoSuchKey|does not exist"):
+        score_file(local, path)
+    (alert,) = local.alerts()
+    assert alert["subject"] == FAILURE_SUBJECT
+    assert (
+        alert["message"]["kind"] == BATCH_FAILED and alert["message"]["key"] == f"incoming/batch/{path.name}"
+    )
+    assert (
+        local.store.dynamodb.get_item(
+            TableName=aws.table_names["idempotency"],
+            Key={"id": {"S": f"payments-batch#{alert['message']['file_digest']}"}},
+        ).get("Item")
+        is None
+    )
