@@ -104,25 +104,26 @@ class RetrainingCleanup(Construct):
                 },
             ],
         )
+        # The relay function (aws-cdk-lib's provider framework) writes only into its own log group: its
+        # own role, instead of the default one with AWSLambdaBasicExecutionRole (logs on every group).
+        provider_logs = log_group(self, "ProviderLogs", config=config, key=key)
+        provider_role = iam.Role(
+            self,
+            "ProviderRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{config.prefix} retraining cleanup: the provider framework's relay function",
+        )
+        provider_logs.grant_write(provider_role)
         provider = cr.Provider(
             self,
             "Provider",
             on_event_handler=handler.function,
             provider_function_env_encryption=key,  # like every function of ours (checkov CKV_AWS_173)
-            log_group=log_group(self, "ProviderLogs", config=config, key=key),
+            log_group=provider_logs,
+            role=provider_role,
         )
         suppress(
-            provider,
-            "AwsSolutions-IAM4",
-            "The provider framework's relay function (aws-cdk-lib's, it passes CloudFormation's request to the "
-            "handler above and the answer back) uses the AWS-managed AWSLambdaBasicExecutionRole: log writing "
-            "only, into this construct's own log group.",
-            applies_to=[
-                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-            ],
-        )
-        suppress(
-            provider,
+            provider_role,
             "AwsSolutions-IAM5",
             "The relay function may invoke every version of the one cleanup handler (<handler>.Arn:*), nothing "
             "else.",

@@ -306,6 +306,28 @@ def test_dev_cleans_up_after_retraining_between_endpoint_and_group(dev):
     }
 
 
+def test_the_cleanup_relay_function_writes_only_its_own_logs(dev):
+    # not AWSLambdaBasicExecutionRole (logs:* calls on every log group), which its nag reason said it was not
+    resources = template(dev, "ml").to_json()["Resources"]
+    (relay,) = [
+        r["Properties"]
+        for logical, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function" and "framework" in logical
+    ]
+    role = relay["Role"]["Fn::GetAtt"][0]
+    assert "ManagedPolicyArns" not in resources[role]["Properties"]
+    statements = [
+        s
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    logs = [s for s in statements if "logs:" in json.dumps(s["Action"])]
+    assert logs and all(
+        s["Resource"] == {"Fn::GetAtt": [relay["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]} for s in logs
+    )
+
+
 def test_prod_keeps_what_retraining_created(prod):
     assert not template(prod, "ml").find_resources("Custom::RetrainingCleanup")
 
