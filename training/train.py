@@ -823,6 +823,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
     )
 
+    if lane is ORDER and args.champion:
+        try:
+            carried = carry_forward_lanes(args.champion, Path(args.model_dir))
+            log(f"carried the serving archive's {', '.join(carried) or 'no other'} lane(s) forward unchanged")
+        except Exception as error:  # an unreadable champion: the gate rejects the candidate anyway
+            log(f"could not carry the serving archive's other lanes forward: {error}")
+
     output = Path(args.output_data_dir)
     output.mkdir(parents=True, exist_ok=True)
     predictions = pd.DataFrame(
@@ -858,6 +865,35 @@ def load_champion(location: str | Path) -> tuple[xgb.Booster, dict[str, Any]]:
         booster = xgb.Booster()
         booster.load_model(str(folder / MODEL_FILE))
     return booster, config
+
+
+# the other lanes' folders in one model archive (returnguard.returns_policy.RETURN_MODEL_DIR,
+# returnguard.payment_scoring.PAYMENT_MODEL_DIR): this script retrains only the lane it is given
+OTHER_LANE_DIRS = ("return", "payment")
+
+
+def carry_forward_lanes(champion: str | Path, model_dir: Path) -> list[str]:
+    """Copy the serving archive's other lanes (`return/`, `payment/`) into an order-lane candidate's
+    model dir, unchanged, so promoting the candidate keeps serving them (one endpoint serves every
+    lane from one archive: without this the first promotion dropped the return model). They are not
+    retrained or gated here. A folder the candidate already has is left alone. The lanes copied."""
+    source = Path(champion)
+    archives = [source] if source.is_file() else sorted(source.glob("*.tar.gz"))
+    carried: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="champion-lanes-") as work:
+        folder = source
+        if archives:
+            with tarfile.open(archives[0]) as tar:
+                members = [m for m in tar.getmembers() if m.name.split("/", 1)[0] in OTHER_LANE_DIRS]
+                tar.extractall(
+                    work, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {})
+                )
+            folder = Path(work)
+        for lane in OTHER_LANE_DIRS:
+            if (folder / lane / "config.json").is_file() and not (model_dir / lane).exists():
+                shutil.copytree(folder / lane, model_dir / lane)
+                carried.append(lane)
+    return carried
 
 
 def gate_evidence(

@@ -330,6 +330,24 @@ def test_make_model_packs_the_return_model_in_the_same_archive(two_lane_model, t
     ).read_text()
 
 
+def test_an_order_candidate_carries_the_serving_archives_return_lane_forward(two_lane_model, tmp_path):
+    # Given the serving archive as the retraining job's champion channel gets it (both lanes in one
+    # model.tar.gz), and a freshly trained order-only candidate
+    from training.bootstrap import package
+
+    channel = tmp_path / "champion"
+    package(two_lane_model, channel)
+    candidate = tmp_path / "candidate"
+    candidate.mkdir()
+    # When the candidate's folder is completed from the champion
+    assert train.carry_forward_lanes(channel, candidate) == ["return"]
+    # Then it serves the same return model (with its fallback), so promoting it keeps the return lane
+    for name in ("xgboost-model.ubj", "config.json", "fallback_model.json"):
+        assert (candidate / "return" / name).read_bytes() == (two_lane_model / "return" / name).read_bytes()
+    # and a lane the candidate has of its own is never overwritten
+    assert train.carry_forward_lanes(two_lane_model, candidate) == []
+
+
 def test_a_model_saturating_at_one_gets_levels_it_can_rank_into_and_says_so():
     # Given validation scores where the most abusive orders tie at exactly 1.0 (a logistic regression
     # far out on a feature) and every cut below them is less than 90% precise
