@@ -125,6 +125,10 @@ def test_a_dead_or_frozen_store_is_a_clean_503_within_the_budget(world, fault) -
     checked, checked_in = health(world.api)
     assert checked.status_code == 503 and checked_in < HEALTH_WITHIN_S
     assert checked.json()["status"] == "down" and checked.json()["dependencies"]["store"] == "down"
+    # states only: no endpoint, table name or error text
+    assert set(checked.json()) == {"status", "model_version", "dependencies"}
+    assert set(checked.json()["dependencies"].values()) <= {"ok", "degraded", "down"}
+    assert "127.0.0.1" not in checked.text and "returnguard-faults" not in checked.text
     # and the API recovers with the store
     world.store.set("up")
     again, _ = timed_post(world.api, order(f"F-STORE-{fault}-after"))
