@@ -14,6 +14,8 @@ CHECK := $(PY) -m local.prerequisites
 # SERVE=1 (or yes/true) keeps the demo's servers up; SERVE=0 or unset does not
 SERVING := $(filter 1 yes true,$(SERVE))
 SCALE ?= full
+# the suite's workers: one per core of the 2-core machines it is budgeted on (tests/conftest.py groups them)
+TEST_WORKERS ?= 2
 
 export UV_CACHE_DIR := $(CURDIR)/build/uv-cache
 export UV_PYTHON_DOWNLOADS := never
@@ -46,9 +48,9 @@ setup: $(STAMP) ## create .venv with every dependency group from uv.lock (about 
 demo: $(STAMP) ## run the whole local pipeline, serve the model locally and score sample orders (offline); SERVE=1 keeps it up
 	@$(PY) -m local.demo $(if $(SERVING),--serve)
 
-test: $(STAMP) lint $(CHECKOV) ## lint, then run the whole test suite (checkov in build/checkov; installs MariaDB and Chromium with apt-get when missing)
+test: $(STAMP) lint $(CHECKOV) ## lint, then run the whole test suite on TEST_WORKERS (2) pytest-xdist workers (checkov in build/checkov; installs MariaDB and Chromium with apt-get when missing)
 	@$(CHECK) python java node
-	@$(PY) -m pytest
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 unit: $(STAMP) ## only the fast unit tests
 	@$(PY) -m pytest tests/unit -q

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+pytest_plugins = ["tests.cdk_synth"]  # the dev and prod synths, shared by tests/infra and tests/integration
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "test-cache"
 
@@ -30,6 +32,29 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from local import chromium, mariadb
 
     return [mariadb.install_plan(), chromium.install_plan()]
+
+
+# `make test` runs the suite on two pytest-xdist workers (--dist loadgroup). Each test file stays on one
+# worker (its module fixtures start once), and the tests of a costly session fixture share a worker,
+# so it is built once: one Spark session, one CDK synth of each stage, and one worker for the fixtures
+# that may apt-get install a server (two dpkg runs at once would fight over dpkg's lock).
+SHARED_WORKER = {
+    "spark": "spark",
+    "fake_model_dir": "cdk",
+    "dev": "cdk",
+    "prod": "cdk",
+    "demo_run": "demo",  # test_demo and the docs tests: one small `make demo`
+    "mariadb_server": "apt",
+    "browser": "apt",
+}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        group = next((name for fixture, name in SHARED_WORKER.items() if fixture in fixtures), None)
+        item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::", 1)[0]))
 
 
 @pytest.fixture(scope="session")

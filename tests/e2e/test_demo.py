@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,16 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_demo_runs_every_step_offline(tmp_path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # no credentials at all
-    run = subprocess.run(
-        [sys.executable, "-m", "local.demo", "--work", str(tmp_path), "--orders", "4000", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        env=env,
-    )
+def test_demo_runs_every_step_offline(demo_run) -> None:
+    run, tmp_path = demo_run.process, demo_run.work  # tests/e2e/conftest.py: no AWS credentials at all
     out = run.stdout
     assert run.returncode == 0, out[-3000:] + run.stderr[-3000:]
     for number in range(1, 12):

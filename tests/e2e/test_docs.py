@@ -23,7 +23,6 @@ An unmarked block the test cannot classify fails, and so do indented code blocks
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -40,6 +39,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import DEMO_ORDERS
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(
@@ -47,7 +48,6 @@ FENCE = re.compile(
     re.S | re.M,
 )
 KINDS = ("run", "server", "aws", "json", "covered-by", "text")
-DEMO_ORDERS = 4000
 SHELL = {"bash", "sh", "shell", "console"}
 
 
@@ -268,35 +268,11 @@ def test_covered_blocks_name_a_real_test(block: Block) -> None:
 # ---------------------------------------------------------------- running them, slow
 
 
-def _pipeline_key() -> str:
-    digest = hashlib.sha256(str(DEMO_ORDERS).encode())
-    for name in (
-        "returnguard/features.py",
-        "returnguard/synth.py",
-        "glue_jobs/features.py",
-        "training/train.py",
-        "training/bootstrap.py",
-    ):
-        digest.update((ROOT / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
 @pytest.fixture(scope="session")
-def small_demo(build_cache: Path) -> Path:
-    """`make demo`'s steps 1-4 at 4,000 orders, cached under build/ while the code they run is unchanged."""
-    from training.bootstrap import PipelinePaths, build_features, generate_lake, train_model, write_report
-
-    work = build_cache / f"docs-demo-{_pipeline_key()}"
-    if not (work / "complete").exists():
-        for stale in build_cache.glob("docs-demo-*"):
-            shutil.rmtree(stale)
-        paths = PipelinePaths(work)
-        generate_lake(paths, DEMO_ORDERS, 7)
-        build_features(paths)
-        train_model(paths, baselines=False, extra=["--num_round", "100", "--controls", "0"])
-        write_report(paths)
-        (work / "complete").write_text("")
-    return work
+def small_demo(demo_run) -> Path:
+    """The session's `make demo` at 4,000 orders (tests/e2e/conftest.py, test_demo checks its output)."""
+    assert demo_run.process.returncode == 0, demo_run.process.stdout[-2000:] + demo_run.process.stderr[-2000:]
+    return demo_run.work
 
 
 @pytest.fixture(scope="session")
