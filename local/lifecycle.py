@@ -249,9 +249,8 @@ def retrain_and_gate(
         "serving": learned_until(champion_dir / "config.json"),
         "candidate": learned_until(candidate / "model" / "config.json"),
     }
-    # This cycle retrains the order model only: other lanes of the serving archive (return/) ride along.
-    for lane in (p for p in champion_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        shutil.copytree(lane, candidate / "model" / lane.name)
+    # This cycle retrains the order model only: training carried the serving archive's other lanes
+    # (return/, payment/) into the candidate (train.carry_forward_lanes), so promoting it keeps them.
     s3, sagemaker = local.stack.client("s3"), local.stack.client("sagemaker")
     key = f"models/artifacts/{local.prefix}-{run}/output/model.tar.gz"
     s3.upload_file(str(pack(candidate / "model", candidate / "model.tar.gz")), local.stack.bucket, key)
