@@ -15,6 +15,16 @@ from stacks.config import ConfigError, load
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def with_return_model(fake_model_dir: Path, folder: Path) -> None:
+    """The fake model folder copied into `folder` with a return lane (thresholds 0.2 / 0.4 / 0.7)."""
+    for name in ("model.tar.gz", "sourcedir.tar.gz", "config.json", "fallback_model.json"):
+        (folder / name).write_bytes((fake_model_dir / name).read_bytes())
+    (folder / "return").mkdir()
+    (folder / "return" / "config.json").write_text(
+        json.dumps({"model_version": "r1", "thresholds": {"medium": 0.2, "high": 0.4, "critical": 0.7}})
+    )
+
+
 def test_dev_defaults_to_a_serverless_endpoint(fake_model_dir):
     config = load({"model_dir": str(fake_model_dir)}, {})
     assert config.stage == "dev"
@@ -154,12 +164,7 @@ def test_the_refund_ladder_is_a_deployment_setting_checked_at_synth(fake_model_d
     with pytest.raises(ConfigError, match="'return_policy'.*deny_refund comes from hard rules only"):
         load({"model_dir": str(fake_model_dir), "return_policy": {"ladder": {"high": "deny_refund"}}}, {})
     # the return model the archive carries: its thresholds are what the overrides are checked against
-    for name in ("model.tar.gz", "sourcedir.tar.gz", "config.json", "fallback_model.json"):
-        (tmp_path / name).write_bytes((fake_model_dir / name).read_bytes())
-    (tmp_path / "return").mkdir()
-    (tmp_path / "return" / "config.json").write_text(
-        json.dumps({"model_version": "r1", "thresholds": {"medium": 0.2, "high": 0.4, "critical": 0.7}})
-    )
+    with_return_model(fake_model_dir, tmp_path)
     config = load({"model_dir": str(tmp_path)}, {})
     assert json.loads(config.model.serving_config_json)["return"] == {
         "model_version": "r1",
@@ -212,12 +217,7 @@ def test_variant_settings_reach_the_score_function_and_bad_ones_name_their_key(f
 
 
 def test_the_return_fallback_in_the_archive_ships_inside_the_score_function(fake_model_dir, tmp_path):
-    for name in ("model.tar.gz", "sourcedir.tar.gz", "config.json", "fallback_model.json"):
-        (tmp_path / name).write_bytes((fake_model_dir / name).read_bytes())
-    (tmp_path / "return").mkdir()
-    (tmp_path / "return" / "config.json").write_text(
-        json.dumps({"model_version": "r1", "thresholds": {"medium": 0.2, "high": 0.4, "critical": 0.7}})
-    )
+    with_return_model(fake_model_dir, tmp_path)
     # no return fallback: the function carries the order lane's only
     config = load({"model_dir": str(tmp_path)}, {})
     assert set(config.model.fallback_files) == {"fallback_model.json"}
