@@ -476,14 +476,23 @@ def _score_return(request: ReturnScoreRequest, caller: access.Client, started: f
 
 def _score_payment(request: PaymentRiskRequest, caller: access.Client, started: float) -> Any:
     """A card payment: the same path as an order (window, keyed id, decision + audit, idempotency)."""
+    now = datetime.now(timezone.utc)
     try:
-        ORDER_TIMES.check(request.payment.transaction_time, datetime.now(timezone.utc))
+        ORDER_TIMES.check(request.payment.transaction_time, now)
     except OrderTimeOutOfWindow as error:
         error.field = "payment.transaction_time"
         raise
+    # as for orders (_as_of): a time ahead of now counts as now, for scoring and for velocity
+    scored = (
+        request
+        if request.payment.transaction_time <= now
+        else request.model_copy(
+            update={"payment": request.payment.model_copy(update={"transaction_time": now})}
+        )
+    )
     named = access.decision_id(DECISION_ID_SECRET, caller.name, "payment", request.payment.transaction_id)
     decision = decide_payment(
-        request, features, payment_model, PAYMENT_POLICY, decision_id=named, started=started
+        scored, features, payment_model, PAYMENT_POLICY, decision_id=named, started=started
     )
     saved, replayed = decisions.save(
         decision.response,  # type: ignore[arg-type]  # the store reads the fields all responses share
@@ -495,7 +504,7 @@ def _score_payment(request: PaymentRiskRequest, caller: access.Client, started: 
         contributions=decision.contributions,
     )
     # velocity before the stream catches up (idempotent per transaction id, so a replay records again)
-    p, now_ms = request.payment, int(time.time() * 1000)
+    p, now_ms = scored.payment, int(time.time() * 1000)
     time_ms = int(p.transaction_time.timestamp() * 1000)
     for recorder, entity_id, seen in zip(
         recent_payments, (p.customer_id, p.card_fingerprint), decision.recorded, strict=True

@@ -178,6 +178,33 @@ def test_a_bad_payment_policy_fails_the_cold_start_naming_it(handlers, monkeypat
     )
 
 
+def test_a_payment_dated_ahead_does_not_hide_from_the_payments_after_it(handlers) -> None:
+    # the window allows a few minutes ahead (clock skew): such a time is scored and recorded as of now,
+    # as orders are; recorded at the time sent, it was in the future of every payment after it
+    def pay(transaction_id: str, at: datetime) -> dict:
+        body = payment(
+            transaction_id,
+            transaction_time=at.isoformat().replace("+00:00", "Z"),
+            customer_id="C-AHEAD",
+            card_fingerprint="fp_ahead",
+            channel="online",
+        )
+        status, answer = call(handlers["live"], event("POST", "/v1/risk-score", body))
+        assert status == 200, answer
+        return answer
+
+    def counted(answer: dict) -> int:
+        audit = handlers["dynamodb"].query(
+            TableName="audit",
+            KeyConditionExpression="decision_id = :d",
+            ExpressionAttributeValues={":d": {"S": answer["decision_id"]}},
+        )["Items"]
+        return json.loads(audit[0]["features"]["S"])["customer_payments_last_10m"]
+
+    pay("X-AHEAD-1", datetime.now(timezone.utc) + timedelta(minutes=4, seconds=50))
+    assert counted(pay("X-AHEAD-2", datetime.now(timezone.utc))) == 1
+
+
 def test_two_payments_a_second_apart_trigger_velocity_before_the_stream_has_seen_either(handlers) -> None:
     # Given a customer and a card nothing has seen (no stream event, no aggregate), two payments 1 s apart
     first_time = (NOW - timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
