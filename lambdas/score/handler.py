@@ -14,7 +14,7 @@ import re
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -250,18 +250,19 @@ CHALLENGER: Challenger | None = (
         VARIANTS,
     )
 )
-_bundled_fallback = Path(__file__).with_name(FALLBACK_FILE)
-FALLBACK: FallbackModel | None = (
-    FallbackModel.load(settings.fallback_model_file or _bundled_fallback)
-    if settings.fallback_model_file or _bundled_fallback.is_file()
-    else None
-)
-_bundled_return_fallback = Path(__file__).with_name(RETURN_FALLBACK_FILE)
-RETURN_FALLBACK: FallbackModel | None = (
-    FallbackModel.load(settings.return_fallback_model_file or _bundled_return_fallback)
-    if settings.return_fallback_model_file or _bundled_return_fallback.is_file()
-    else None
-)
+
+
+def _fallback(named: str, bundled_name: str) -> FallbackModel | None:
+    """A lane's fallback model: the file its setting names, else the one bundled next to this file
+    (the function's asset carries it when `make model` packed one), else none (rules alone)."""
+    bundled = Path(__file__).with_name(bundled_name)
+    if named or bundled.is_file():
+        return FallbackModel.load(named or bundled)
+    return None
+
+
+FALLBACK = _fallback(settings.fallback_model_file, FALLBACK_FILE)
+RETURN_FALLBACK = _fallback(settings.return_fallback_model_file, RETURN_FALLBACK_FILE)
 if RETURN_FALLBACK is not None:
     RETURN_POLICY.with_thresholds(RETURN_FALLBACK.thresholds)  # its thresholds must order: fail at start
 PROBE_VECTOR = {feature.name: feature.default for feature in FEATURES}  # /v1/health's model probe
@@ -349,7 +350,7 @@ def risk_score() -> Any:
     request = RiskScoreRequest.model_validate(body)
     now = datetime.now(timezone.utc)
     ORDER_TIMES.check(request.order.order_time, now)
-    scored = _as_of(request, now)
+    scored = _as_of(request, "order", "order_time", now)
     request_hash = body_hash(request)
     named = access.decision_id(DECISION_ID_SECRET, caller.name, request.event_type, request.order.order_id)
     decision = decide(
@@ -398,13 +399,17 @@ def risk_score() -> Any:
     return saved
 
 
-def _as_of(request: RiskScoreRequest, now: datetime) -> RiskScoreRequest:
-    """The order as scored and recorded for velocity: a time ahead of now (the window allows for clock
-    skew) counts as now, so no future time puts the customer's history, its last minute included,
-    behind the order. The stored request keeps the time sent."""
-    if request.order.order_time <= now:
+Request = TypeVar("Request", RiskScoreRequest, PaymentRiskRequest)
+
+
+def _as_of(request: Request, part: str, field: str, now: datetime) -> Request:
+    """The order (or payment) as scored and recorded for velocity: a time ahead of now (the window
+    allows for clock skew) counts as now, so no future time puts the customer's history, its last
+    minute included, behind it. The stored request keeps the time sent."""
+    event = getattr(request, part)
+    if getattr(event, field) <= now:
         return request
-    return request.model_copy(update={"order": request.order.model_copy(update={"order_time": now})})
+    return request.model_copy(update={part: event.model_copy(update={field: now})})
 
 
 def _narrate(response: Any, explain: str, locale: str, started: float, untrusted: Any = None) -> Any:
@@ -482,14 +487,7 @@ def _score_payment(request: PaymentRiskRequest, caller: access.Client, started: 
     except OrderTimeOutOfWindow as error:
         error.field = "payment.transaction_time"
         raise
-    # as for orders (_as_of): a time ahead of now counts as now, for scoring and for velocity
-    scored = (
-        request
-        if request.payment.transaction_time <= now
-        else request.model_copy(
-            update={"payment": request.payment.model_copy(update={"transaction_time": now})}
-        )
-    )
+    scored = _as_of(request, "payment", "transaction_time", now)
     named = access.decision_id(DECISION_ID_SECRET, caller.name, "payment", request.payment.transaction_id)
     decision = decide_payment(
         scored, features, payment_model, PAYMENT_POLICY, decision_id=named, started=started
