@@ -292,9 +292,28 @@ def case_page(
 
 
 def summary_page(
-    text: Sequence[tuple[str, Sequence[tuple[str, str]]]], user: str, role: str, csrf: str
+    text: Sequence[tuple[str, Sequence[tuple[str, str]]]],
+    user: str,
+    role: str,
+    csrf: str,
+    written: tuple[str, str] | None = None,
 ) -> str:
+    """`written`: the summary as prose and who wrote it (`bedrock`, or `template (<why>)`), shown above
+    the facts it was written from; plain text, escaped, one paragraph per blank-line block."""
+    prose = ""
+    if written is not None:
+        summary, source = written
+        paragraphs = "".join(
+            f"<p>{esc(block.strip())}</p>" for block in summary.split("\n\n") if block.strip()
+        )
+        prose = (
+            f'<section id="written-summary" class="written">{paragraphs}'
+            f'<p class="hint" id="summary-source">Written by {esc(source)}; the numbers are the facts below.</p>'
+            "</section>"
+        )
     sections = "".join(
         f"<section><h2>{esc(title)}</h2>{_table(rows, 'facts')}</section>" for title, rows in text
     )
-    return layout("Daily summary", f'<h2 id="summary-title">Daily summary</h2>{sections}', user, role, csrf)
+    return layout(
+        "Daily summary", f'<h2 id="summary-title">Daily summary</h2>{prose}{sections}', user, role, csrf
+    )

@@ -114,6 +114,9 @@ class ConsoleStack(Stack):
             refresh_token_validity=Duration.hours(8),
         )
 
+        # The leads' summary (the /summary page and the daily e-mail) is rewritten by the stage's Bedrock
+        # model when it has one; the template otherwise.
+        model_id, model_arns = self.bedrock_model(config.bedrock) if config.bedrock.enabled else ("", [])
         console = PythonFunction(
             self,
             "Console",
@@ -129,6 +132,7 @@ class ConsoleStack(Stack):
                 "RG_FLAGGED_TABLE": props.flagged_table.table_name,
                 "RG_LAKE_BUCKET": props.lake.bucket_name,
                 "RG_STAGE": config.stage,
+                "RG_BEDROCK_MODEL_ID": model_id,
                 "POWERTOOLS_SERVICE_NAME": "returnguard-console",
                 "POWERTOOLS_LOG_LEVEL": config.log_level,
             },
@@ -140,7 +144,11 @@ class ConsoleStack(Stack):
         self.role = console.role
         self._grants(props)
         self._similar_cases(config)
-        self._daily_summary(config, props)
+        if model_arns:
+            self.role.add_to_policy(
+                iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=model_arns)  # Converse
+            )
+        self._daily_summary(config, props, model_id, model_arns)
 
         not_async = (
             "Invoked synchronously by API Gateway only: the analyst's browser gets the error; a DLQ applies "
@@ -255,7 +263,9 @@ class ConsoleStack(Stack):
             )
         )
 
-    def _daily_summary(self, config: StageConfig, props: ConsoleProps) -> None:
+    def _daily_summary(
+        self, config: StageConfig, props: ConsoleProps, model_id: str, model_arns: list[str]
+    ) -> None:
         """The leads' daily summary (lambdas/console_summary/handler.py): at 03:30 UTC (09:00 in India) a
         function reads the cases that needed a person from the sparse review index, lets Bedrock rewrite
         the template summary when the stage has a model (checked; the template otherwise) and publishes it
@@ -267,7 +277,6 @@ class ConsoleStack(Stack):
             enforce_ssl=True,
             display_name="ReturnGuard daily review summary",
         )
-        model_id, model_arns = self.bedrock_model(config.bedrock) if config.bedrock.enabled else ("", [])
         job = PythonFunction(
             self,
             "Summary",

@@ -8,6 +8,8 @@ group: 403). Every verdict records that user and role, and indexes the case for 
 (Titan embeddings in S3 Vectors, returnguard/aws/similar_cases.py). The queue, the case view's linked
 accounts and the summary read the cases that needed a person from the decisions' sparse by_review index
 (a Query per review status, never a Scan of the decisions: no snapshot survives between invocations).
+A lead's `/summary` page is written by Bedrock (Converse) when the stage has a model, through the daily
+e-mail's code path (returnguard/aws/daily_summary.py: checked, the template on any failure).
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ from pydantic import BaseModel, Field
 
 from returnguard import console_pages as pages
 from returnguard.aws.console_app import ConsoleApp, Identity, Response, error_response, role_of
+from returnguard.aws.daily_summary import SummaryWriter
 from returnguard.aws.reviews import ReviewStore, S3LabelSink
 from returnguard.aws.similar_cases import TitanEmbedder, VectorSimilarCases
 from returnguard.console import ConsoleError, daily_summary, queue_statuses
+from returnguard.console_summary import Sections
+from returnguard.narrative import bedrock_config
 
 MAX_FORM = 16 * 1024
 POPULATION = "decisions that needed a person"  # what the review index holds: the summary says so
@@ -42,6 +47,7 @@ class Settings(BaseModel):
     lake_bucket: str = Field(alias="RG_LAKE_BUCKET", min_length=1)
     vector_bucket: str = Field(alias="RG_VECTOR_BUCKET", default="")  # empty: no similar cases
     vector_index: str = Field(alias="RG_VECTOR_INDEX", default="")
+    model_id: str = Field(alias="RG_BEDROCK_MODEL_ID", default="")  # the /summary page: empty = template
 
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
@@ -53,29 +59,33 @@ store = ReviewStore(
     S3LabelSink(boto3.client("s3"), settings.lake_bucket),
     settings.flagged_table,
 )
-if settings.vector_bucket and settings.vector_index:
-    similar = VectorSimilarCases(
+writer = SummaryWriter(boto3.client("bedrock-runtime", config=bedrock_config(10.0)), settings.model_id)
+
+
+def _written(sections: Sections) -> tuple[str, str]:
+    summary = writer.write(sections, datetime.now(timezone.utc))
+    return summary.text, summary.source
+
+
+similar = (
+    VectorSimilarCases(
         TitanEmbedder(boto3.client("bedrock-runtime")),
         boto3.client("s3vectors"),
         settings.vector_bucket,
         settings.vector_index,
         store,
     )
-    app = ConsoleApp(
-        store,
-        cases=store.review_cases,
-        queue=lambda query: store.review_cases(queue_statuses(query)),
-        remember=similar.remember,
-        similar=similar,
-        summary=lambda cases: daily_summary(cases, datetime.now(timezone.utc), population=POPULATION),
-    )
-else:
-    app = ConsoleApp(
-        store,
-        cases=store.review_cases,
-        queue=lambda query: store.review_cases(queue_statuses(query)),
-        summary=lambda cases: daily_summary(cases, datetime.now(timezone.utc), population=POPULATION),
-    )
+    if settings.vector_bucket and settings.vector_index
+    else None
+)
+app = ConsoleApp(
+    store,
+    cases=store.review_cases,
+    queue=lambda query: store.review_cases(queue_statuses(query)),
+    summary=lambda cases: daily_summary(cases, datetime.now(timezone.utc), population=POPULATION),
+    write=_written,
+    **({"remember": similar.remember, "similar": similar} if similar else {}),
+)
 
 
 def groups_of(claims: dict[str, Any]) -> list[str]:

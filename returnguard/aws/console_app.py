@@ -28,6 +28,7 @@ from returnguard.console import (
     select,
     waterfall_svg,
 )
+from returnguard.console_summary import Sections
 
 STATIC = Path(__file__).resolve().parent.parent / "console_static"
 STATIC_TYPES = {
@@ -109,9 +110,11 @@ def static(name: str) -> Response:
 @dataclass
 class ConsoleApp:
     """`cases`: every case (a cached snapshot locally; in Lambda the cases that needed a person, from the
-    sparse review index); `queue`: the cases a queue page needs (default: `cases()`; in Lambda only the
-    index's partitions for `queue_statuses(query)`); `remember`: told of a case a verdict changed (the
-    local cache), `similar` and `summary`: as `local.console_server.serve`."""
+        sparse review index); `queue`: the cases a queue page needs (default: `cases()`; in Lambda only the
+        index's partitions for `queue_statuses(query)`); `remember`: told of a case a verdict changed (the
+        local cache), `similar` and `summary`: as `local.console_server.serve`; `write`: the summary's sections
+    as prose and who wrote it (in Lambda: Bedrock through `returnguard.aws.daily_summary.SummaryWriter`, the
+    daily e-mail's code path, with its template fallback); None: the facts only."""
 
     store: ReviewStore
     cases: Callable[[], list[Case]]
@@ -119,6 +122,7 @@ class ConsoleApp:
     similar: Callable[[Case, list[Case]], list[tuple[Case, float]]] = lambda case, cases: []
     summary: Callable[[list[Case]], list[tuple[str, list[tuple[str, str]]]]] | None = None
     queue: Callable[[QueueQuery], list[Case]] | None = None
+    write: Callable[[Sections], tuple[str, str]] | None = None
 
     def public(self, path: str) -> Response | None:
         """What needs no sign-in: the assets and the health check; None for every other path."""
@@ -142,7 +146,8 @@ class ConsoleApp:
             sections = (
                 self.summary(cases) if self.summary else daily_summary(cases, datetime.now(timezone.utc))
             )
-            return html(200, pages.summary_page(sections, who.user, who.role, who.csrf))
+            written = self.write(sections) if self.write else None
+            return html(200, pages.summary_page(sections, who.user, who.role, who.csrf, written))
         parts = [unquote(p) for p in path.split("/")[1:]]
         if len(parts) == 2 and parts[0] == "cases":
             return self._case(who, parts[1])

@@ -161,9 +161,30 @@ def test_similar_cases_have_a_512_dimension_cosine_index_and_only_its_and_titans
     bedrock = [
         s for s in _policy_statements(synth) if any(a.startswith("bedrock:") for a in _list(s["Action"]))
     ]
-    (statement,) = bedrock
+    (statement,) = [s for s in bedrock if "titan" in json.dumps(s["Resource"])]
     assert _list(statement["Action"]) == ["bedrock:InvokeModel"]
     assert "foundation-model/amazon.titan-embed-text-v2:0" in json.dumps(statement["Resource"])
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_summary_page_may_call_the_stages_bedrock_model_and_only_where_there_is_one(request, stage):
+    """The lead's /summary page is rewritten by the daily e-mail's model: the same id in both functions,
+    and the console role may invoke it (prod's context names Nova Lite; dev has no model)."""
+    synth = request.getfixturevalue(stage)
+    page = _function(synth, "The review console")["Environment"]["Variables"]["RG_BEDROCK_MODEL_ID"]
+    mail = _function(synth, "The leads' daily review summary")["Environment"]["Variables"]
+    assert page == mail["RG_BEDROCK_MODEL_ID"]
+    converse = [
+        s
+        for s in _policy_statements(synth)
+        if "bedrock:InvokeModel" in _list(s["Action"]) and "nova-lite" in json.dumps(s["Resource"])
+    ]
+    if stage == "dev":
+        assert page == "" and converse == []
+    else:
+        assert "amazon.nova-lite-v1:0" in json.dumps(page)
+        (statement,) = converse
+        assert "inference-profile" in json.dumps(statement["Resource"])
 
 
 def test_the_decisions_table_has_a_sparse_review_index_keyed_by_review_status_and_time(dev):

@@ -36,11 +36,15 @@ LAKE = "lake"
 TOKEN = "Bearer eyJ.fake.token"  # the authorizer checked it; the function only derives the CSRF token
 
 
-@pytest.fixture(params=[False], ids=["no-vectors"])
+VECTORS = {"RG_VECTOR_BUCKET": "case-vectors", "RG_VECTOR_INDEX": "cases"}
+BEDROCK = {"RG_BEDROCK_MODEL_ID": "apac.amazon.nova-lite-v1:0"}
+
+
+@pytest.fixture(params=[{}], ids=["plain"])
 def aws(request, monkeypatch: pytest.MonkeyPatch):
-    if request.param:
-        monkeypatch.setenv("RG_VECTOR_BUCKET", "case-vectors")
-        monkeypatch.setenv("RG_VECTOR_INDEX", "cases")
+    """The handler loaded against moto; `request.param`: more of its environment (VECTORS, BEDROCK)."""
+    for name, value in request.param.items():
+        monkeypatch.setenv(name, value)
     for name, value in {
         "RG_DECISIONS_TABLE": "decisions",
         "RG_AUDIT_TABLE": "audit",
@@ -55,7 +59,7 @@ def aws(request, monkeypatch: pytest.MonkeyPatch):
             create_table(dynamodb, definition, name)
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=LAKE)
-        if request.param:
+        if "RG_VECTOR_BUCKET" in request.param:
             vectors = boto3.client("s3vectors", region_name="us-east-1")
             vectors.create_vector_bucket(vectorBucketName="case-vectors")
             vectors.create_index(
@@ -116,6 +120,36 @@ def test_the_daily_summary_is_for_leads_only(aws):
     assert lead["statusCode"] == 200
     assert "Daily summary" in lead["body"]
     assert lead["headers"]["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def _converse(text: str) -> dict[str, Any]:
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 300, "outputTokens": 20, "totalTokens": 320},
+        "metrics": {"latencyMs": 800},
+    }
+
+
+@pytest.mark.parametrize("aws", [BEDROCK], ids=["bedrock"], indirect=True)
+def test_a_leads_summary_page_is_written_by_bedrock_with_the_template_when_the_answer_fails_its_check(aws):
+    """The page takes the daily e-mail's code path (SummaryWriter: Converse, checked): Bedrock's prose
+    above the facts, escaped; a number Bedrock made up sends the template, and the page says so."""
+    handler, *_ = aws
+    written = "1 decision needed a person today and it is still waiting."
+    with Stubber(handler.writer._client) as stub:
+        stub.add_response("converse", _converse(written))
+        stub.add_response("converse", _converse("42 cases wait."))
+        page = call(handler, "GET", "/summary", user="ravi", groups="lead")
+        refused = call(handler, "GET", "/summary", user="ravi", groups="lead")
+        stub.assert_no_pending_responses()
+    assert page["statusCode"] == 200
+    prose = re.search(r'<section id="written-summary".*?</section>', page["body"]).group(0)  # type: ignore[union-attr]
+    assert f"<p>{written}</p>" in prose
+    assert "Written by bedrock" in prose
+    assert "42" not in refused["body"]
+    assert "Written by template (invented_number)" in refused["body"]
+    assert "- waiting for a person: 1" in refused["body"]  # the template's own text, as prose
 
 
 @pytest.mark.parametrize("groups", [None, "", "viewers", "[admins]"])
@@ -186,7 +220,7 @@ def test_an_analysts_verdict_names_the_analyst_and_becomes_a_label_in_the_lake(a
     assert again["statusCode"] == 409 and again["headers"]["X-Error-Code"] == "already_decided"
 
 
-@pytest.mark.parametrize("aws", [True], ids=["vectors"], indirect=True)
+@pytest.mark.parametrize("aws", [VECTORS], ids=["vectors"], indirect=True)
 def test_with_an_index_configured_a_verdict_indexes_the_decided_case(aws):
     handler, _, _, seeded = aws
     assert isinstance(handler.app.similar, VectorSimilarCases)
