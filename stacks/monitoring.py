@@ -17,6 +17,7 @@ from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import StageConfig
@@ -46,6 +47,8 @@ class MonitoringProps:
     bootstrap_model: assets.Asset | None = None
     bootstrap_endpoint_config_arn: str = ""  # the Ml stack's config and model, which the drift job reads
     bootstrap_model_arn: str = ""
+    # the batch lane's state machine (seed 003): an execution that fails or times out pages the alerts topic
+    batch_state_machine: sfn.IStateMachine | None = None
 
 
 class MonitoringStack(Stack):
@@ -215,6 +218,8 @@ class MonitoringStack(Stack):
                     width=12,
                 )
             )
+        if props.batch_state_machine is not None:
+            alarms += _batch_alarms(self, props.batch_state_machine)
         if props.lake is not None and props.audit_table is not None and props.bootstrap_model is not None:
             self.drift = DriftJob(
                 self,
@@ -274,6 +279,38 @@ def _archive_alarms(
             evaluation_periods=1,
             alarm_description="A batch of expired decisions left the stream unarchived (the message names it)",
         ),
+    ]
+
+
+def _batch_alarms(scope: Construct, machine: sfn.IStateMachine) -> list[cw.Alarm]:
+    """A failed batch execution already tells the batch topic (PublishFailure); one that timed out (the
+    3 h claim lease) tells no one. Both page the operators here. Aborted runs are a person's own StopExecution."""
+    five_minutes = Duration.minutes(5)
+    return [
+        cw.Alarm(
+            scope,
+            name,
+            metric=metric,
+            threshold=0,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,  # no upload, no datapoint
+            alarm_description=description,
+        )
+        for name, metric, description in (
+            (
+                "BatchExecutionsFailed",
+                machine.metric_failed(statistic="Sum", period=five_minutes),
+                "A batch scoring execution failed: a file was not scored (its claim was released; the batch "
+                "topic's batch_failed alert names the file and the error)",
+            ),
+            (
+                "BatchExecutionsTimedOut",
+                machine.metric_timed_out(statistic="Sum", period=five_minutes),
+                "A batch scoring execution timed out after 3 h: no alert was published (its file's claim "
+                "expired with it: uploading the file again retries it)",
+            ),
+        )
     ]
 
 

@@ -199,6 +199,7 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
             bootstrap_model=ml.model_artifact,
             bootstrap_endpoint_config_arn=ml.endpoint_config.ref,
             bootstrap_model_arn=ml.model.ref,
+            batch_state_machine=batch.state_machine,
         ),
         env=env,
     )

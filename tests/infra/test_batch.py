@@ -3,6 +3,8 @@ predictions table Athena reads, the function's layers and scorer, the Glue job, 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk.assertions import Template
 
@@ -76,3 +78,22 @@ def test_prod_alerts_reach_the_alert_email(prod):
     subscriptions = template(prod).find_resources("AWS::SNS::Subscription")
     assert [s["Properties"]["Protocol"] for s in subscriptions.values()] == ["email"]
     assert "KmsMasterKeyId" in one(prod, "AWS::SNS::Topic")
+
+
+def test_failed_and_timed_out_batch_executions_alarm_to_the_alerts_topic(dev):
+    # Given the batch state machine and the monitoring stack's alerts topic
+    (machine_id,) = template(dev).find_resources("AWS::StepFunctions::StateMachine")
+    (topic_id,) = template(dev, "monitoring").find_resources("AWS::SNS::Topic")
+    alarms = [
+        a["Properties"] for a in template(dev, "monitoring").find_resources("AWS::CloudWatch::Alarm").values()
+    ]
+    on_batch = {a["MetricName"]: a for a in alarms if a.get("Namespace") == "AWS/States"}
+    # Then failed and timed-out executions of that machine (one sum per 5 minutes) each page the topic
+    assert set(on_batch) == {"ExecutionsFailed", "ExecutionsTimedOut"}
+    for alarm in on_batch.values():
+        (dimension,) = alarm["Dimensions"]
+        assert dimension["Name"] == "StateMachineArn" and machine_id in json.dumps(dimension["Value"])
+        assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 300, 0)
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
