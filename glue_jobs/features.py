@@ -98,7 +98,14 @@ def load_orders(spark: SparkSession, raw: str) -> DataFrame:
 def load_returns(spark: SparkSession, raw: str, orders: DataFrame) -> DataFrame:
     returns = spark.read.parquet(f"{raw}/returns")
     facts = orders.select(
-        "order_id", "customer_id", "product_id", "seller_id", "category", "region", "address_key"
+        "order_id",
+        "customer_id",
+        "product_id",
+        "seller_id",
+        "category",
+        "region",
+        "address_key",
+        *LINK_IDENTIFIERS.values(),
     )
     return returns.join(facts, "order_id", "inner").select(
         "return_id",
@@ -111,6 +118,7 @@ def load_returns(spark: SparkSession, raw: str, orders: DataFrame) -> DataFrame:
         F.unix_millis(F.col("return_time")).alias("t"),
         "reason_code",
         "address_key",
+        *LINK_IDENTIFIERS.values(),
     )
 
 
@@ -344,24 +352,24 @@ def address_is_new(orders: DataFrame) -> DataFrame:
     )
 
 
-def link_events(orders: DataFrame) -> DataFrame:
-    """(order_id, group, id, customer_id, t) per order and link item: its address and each identifier it carries
-    (returnguard.features.link_ids)."""
+def link_events(orders: DataFrame, extra: tuple[str, ...] = ("order_id",)) -> DataFrame:
+    """(group, id, customer_id, t, *extra) per order (or return) and link item: its address and each
+    identifier it carries (returnguard.features.link_ids, ReturnContext.link_ids)."""
     events = orders.select(
-        "order_id",
         F.lit(LINK_ITEMS["address"]).alias("group"),
         F.col("address_key").alias("id"),
         "customer_id",
         "t",
+        *extra,
     )
     for group, column in LINK_IDENTIFIERS.items():
         events = events.unionByName(
             orders.where(F.col(column).isNotNull() & (F.col(column) != "")).select(
-                "order_id",
                 F.lit(LINK_ITEMS[group]).alias("group"),
                 F.col(column).alias("id"),
                 "customer_id",
                 "t",
+                *extra,
             )
         )
     return events
@@ -437,28 +445,31 @@ def links(orders: DataFrame) -> DataFrame:
     )
 
 
-def address_returns(returns: DataFrame) -> DataFrame:
-    """Per delivery address, its earliest LINK_CAP returns by (time, return id): what the address
-    item holds (returnguard.aggregates.apply_return_to_address)."""
-    rank = Window.partitionBy("address_key").orderBy("t", "return_id")
+def link_returns(returns: DataFrame) -> DataFrame:
+    """Per link item (group, id), its earliest LINK_CAP returns by (time, return id): what the item
+    holds (returnguard.aggregates.apply_return_to_link)."""
+    rank = Window.partitionBy("group", "id").orderBy("t", "return_id")
+    claimed = returns.select("*", seller_claim_flag().alias("claim"))
     return (
-        returns.select("address_key", "t", "return_id", "customer_id", seller_claim_flag().alias("claim"))
+        link_events(claimed, ("return_id", "claim"))
         .withColumn("rank", F.row_number().over(rank))
         .where(F.col("rank") <= LINK_CAP)
         .drop("rank")
     )
 
 
-def address_linked_returns(orders: DataFrame, returns: DataFrame) -> DataFrame:
-    """address_linked_returns / _claims: the address item's returns by other customers before the order."""
-    linked = address_returns(returns).select(
-        "address_key", F.col("t").alias("rt"), F.col("customer_id").alias("other"), "claim"
+def linked_returns(orders: DataFrame, returns: DataFrame) -> DataFrame:
+    """<group>_linked_returns / _claims: each link item's returns by other customers before the order."""
+    linked = link_returns(returns).select(
+        "group", "id", F.col("t").alias("rt"), F.col("customer_id").alias("other"), "claim"
     )
+    groups = [LINK_ITEMS[group] for group in LINK_GROUPS]
     counts = (
-        orders.select("order_id", "customer_id", "address_key", "t")
-        .join(linked, "address_key")
+        link_events(orders)
+        .join(linked, ["group", "id"])
         .where((F.col("other") != F.col("customer_id")) & (F.col("rt") < F.col("t")))
         .groupBy("order_id")
+        .pivot("group", groups)
         .agg(F.count("*").alias("n"), F.sum("claim").alias("claims"))
     )
     return (
@@ -466,8 +477,11 @@ def address_linked_returns(orders: DataFrame, returns: DataFrame) -> DataFrame:
         .join(counts, "order_id", "left")
         .select(
             "order_id",
-            F.coalesce(F.col("n"), F.lit(0)).cast("double").alias("address_linked_returns"),
-            F.coalesce(F.col("claims"), F.lit(0)).cast("double").alias("address_linked_claims"),
+            *[
+                F.coalesce(F.col(f"{LINK_ITEMS[group]}_{column}"), F.lit(0)).cast("double").alias(name)
+                for group in LINK_GROUPS
+                for column, name in (("n", f"{group}_linked_returns"), ("claims", f"{group}_linked_claims"))
+            ],
         )
     )
 
@@ -523,7 +537,7 @@ def training_table(
         .join(entity_rates(orders, returns), "order_id")
         .join(links(orders), "order_id")
         .join(cart_features(orders), "order_id")
-        .join(address_linked_returns(orders, returns), "order_id")
+        .join(linked_returns(orders, returns), "order_id")
         .join(seller_features(orders, returns), "order_id")
     )
     if labels is not None:
@@ -680,12 +694,11 @@ def latest_links(orders: DataFrame, returns: DataFrame) -> DataFrame:
         .agg(F.map_from_entries(F.collect_list(F.struct("customer_id", "first"))).alias("customers"))
     )
     kept = (
-        address_returns(returns)
-        .groupBy("address_key")
+        link_returns(returns)
+        .groupBy("group", "id")
         .agg(
             F.array_sort(F.collect_list(F.struct("t", "return_id", "customer_id", "claim"))).alias("returns")
         )
-        .select(F.lit("address").alias("group"), F.col("address_key").alias("id"), "returns")
     )
     return customers.join(last, ["group", "id"]).join(kept, ["group", "id"], "left")
 

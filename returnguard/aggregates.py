@@ -26,13 +26,13 @@ Product / seller / category / region aggregate:
     order_count, return_count, last_event_ms
     claim_count            returns with a damage or mismatch claim (features.SELLER_CLAIM_TYPES)
     first_order_ms         earliest order, or None
-Address and card aggregates (keys: the normalised address's `address_key`, the card fingerprint),
-links between accounts:
+Link items (keys: the normalised address's `address_key`, the card fingerprint, device id, phone hash,
+IP prefix; the card's entity is `card_link`), links between accounts:
     customers              {customer_id: first time they ordered with it}, the earliest LINK_CAP
                            by (time, customer_id)
     last_event_ms          latest order with it
-    returns                (address items, once a return names the address) the earliest LINK_CAP
-                           returns of orders delivered there, by (time, return id):
+    returns                (once a return names the item) the earliest LINK_CAP returns of orders
+                           delivered there / placed with it, by (time, return id):
                            [[time_ms, return_id, customer_id, claim 0/1], ...] (claim: a damage or
                            mismatch reason, features.SELLER_CLAIM_TYPES)
 """
@@ -50,6 +50,7 @@ from returnguard.features import (
     DAMAGE_REASON_CODES,
     ENTITY_GROUPS,
     LINK_CAP,
+    LINK_IDENTIFIERS,
     LINK_ITEMS,
     RECENT_ORDERS,
     RETURN_WINDOW_MS,
@@ -80,10 +81,24 @@ class ReturnContext:
     reason_code: str
     reason_text_key: str | None = None  # returnguard.returns.text_key of the request's reason text
     delivery_address: str | None = None  # the returned order's, when the return event carries it
+    card_fingerprint: str | None = None  # the returned order's identifiers, when the event carries them
+    device_id: str | None = None
+    phone_hash: str | None = None
+    ip_prefix: str | None = None
 
     @property
     def address_key(self) -> str | None:
         return None if not self.delivery_address else address_key(self.delivery_address)
+
+    def link_ids(self) -> dict[str, str]:
+        """The returned order's link items this return is remembered on (features.link_ids of the order,
+        as far as the event names them)."""
+        ids = {} if self.address_key is None else {"address": self.address_key}
+        for group, field_name in LINK_IDENTIFIERS.items():
+            value = getattr(self, field_name)
+            if value:
+                ids[group] = value
+        return ids
 
 
 def new_customer(registered_at_ms: int | None = None) -> Aggregate:
@@ -117,9 +132,10 @@ def apply_order_to_link(link: Aggregate | None, order: OrderContext) -> Aggregat
     return _link(link, order.customer_id, order.order_time_ms)
 
 
-def apply_return_to_address(address: Aggregate | None, ret: ReturnContext) -> Aggregate:
-    """Remember a return of an order delivered here: the earliest LINK_CAP by (time, return id)."""
-    state = new_link() if address is None else address
+def apply_return_to_link(link: Aggregate | None, ret: ReturnContext) -> Aggregate:
+    """Remember a return of an order delivered here / placed with this identifier: the earliest
+    LINK_CAP by (time, return id)."""
+    state = new_link() if link is None else link
     claim = int(any(claim in SELLER_CLAIM_TYPES for claim in claim_types(ret.reason_code)))
     entry = [ret.return_time_ms, ret.return_id, ret.customer_id, claim]
     kept = sorted([*state.get("returns", []), entry], key=lambda r: (int(r[0]), str(r[1])))
@@ -268,9 +284,9 @@ class AggregateStore:
             self.entities[(group, eid)] = apply_return_to_entity(
                 self.entities.get((group, eid)), ret.return_time_ms, ret.reason_code
             )
-        if ret.address_key is not None:
-            address = ("address", ret.address_key)
-            self.entities[address] = apply_return_to_address(self.entities.get(address), ret)
+        for group, key in ret.link_ids().items():
+            item = (LINK_ITEMS[group], key)
+            self.entities[item] = apply_return_to_link(self.entities.get(item), ret)
         if ret.reason_text_key is not None:
             text = ("text", ret.reason_text_key)
             self.entities[text] = apply_return_to_text(self.entities.get(text), ret)
@@ -331,7 +347,7 @@ __all__ = [
     "apply_order_to_entity",
     "apply_return_to_customer",
     "apply_return_to_entity",
-    "apply_return_to_address",
+    "apply_return_to_link",
     "apply_return_to_text",
     "new_link",
     "new_customer",

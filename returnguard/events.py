@@ -70,6 +70,12 @@ class ReturnPayload(_OrderFacts):
     delivery_address: str | None = Field(default=None, min_length=1, max_length=512)
     pickup_address: str | None = Field(default=None, min_length=1, max_length=512)
     item_count: int | None = Field(default=None, ge=1, le=5000)
+    # the returned order's identifiers as its order event gave them: the return is remembered on
+    # their link items too (the linked-outcome features of other customers' orders)
+    card_fingerprint: str | None = Field(default=None, min_length=1, max_length=128)
+    device_id: str | None = Field(default=None, min_length=1, max_length=128)
+    phone_hash: str | None = Field(default=None, min_length=1, max_length=128)
+    ip_prefix: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 class CustomerPayload(_Strict):
@@ -167,6 +173,7 @@ def to_context(envelope: Envelope, payload: _Strict) -> OrderContext | ReturnCon
             return_time_ms=envelope.time_ms,
             reason_text_key=text_key(payload.reason or ""),
             delivery_address=payload.delivery_address,
+            **{name: getattr(payload, name) for name in LINK_IDENTIFIERS.values()},
         )
     return None
 
@@ -185,8 +192,9 @@ def order_payload(order: OrderContext, currency: str = "INR") -> dict[str, Any]:
 
 def return_payload(ret: ReturnContext, reason: str | None = None) -> dict[str, Any]:
     payload = {name: getattr(ret, name) for name in (*_SHARED, "return_id", "reason_code")}
-    if ret.delivery_address:
-        payload["delivery_address"] = ret.delivery_address
+    for name in ("delivery_address", *LINK_IDENTIFIERS.values()):
+        if getattr(ret, name):
+            payload[name] = getattr(ret, name)
     return payload if reason is None else {**payload, "reason": reason}
 
 

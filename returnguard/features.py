@@ -70,6 +70,14 @@ class Feature:
     direction: int = 0
 
 
+# The identifiers whose link items remember returns like the address item (its two features are above).
+_LINKED_OUTCOMES: dict[Group, str] = {
+    "card": "paid with this card",
+    "device": "placed from this device",
+    "phone": "placed with this phone number",
+    "ip": "placed from this network (IP prefix)",
+}
+
 FEATURES: tuple[Feature, ...] = (
     Feature("order_amount", "float", 0.0, "order", "Order amount"),
     Feature("payment_is_cod", "bool", 0.0, "order", "Cash on delivery payment"),
@@ -228,6 +236,30 @@ FEATURES: tuple[Feature, ...] = (
         0.0,
         "ip",
         "Other customers who ordered from this network (IP prefix) before",
+    ),
+    # Linked accounts' outcomes (issue 14): what the other customers who shared the order's card,
+    # device, phone or network returned and claimed on orders with it, as the address item's above.
+    *(
+        feature
+        for group, with_it in _LINKED_OUTCOMES.items()
+        for feature in (
+            Feature(
+                f"{group}_linked_returns",
+                "int",
+                0.0,
+                group,
+                f"Returns by other customers of orders {with_it} before",
+                direction=1,
+            ),
+            Feature(
+                f"{group}_linked_claims",
+                "int",
+                0.0,
+                group,
+                f"Damage or mismatch claims by other customers on orders {with_it} before",
+                direction=1,
+            ),
+        )
     ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
@@ -573,16 +605,13 @@ def compute_features(
     seller = entities.get("seller")
     if seller is not None:
         _seller_features(vector, t, seller)
-    address = entities.get("address")
-    if address is not None:
-        # [time_ms, return_id, customer_id, claim 0/1]: the address item's earliest LINK_CAP returns
-        linked = [r for r in address.get("returns", ()) if r[2] != order.customer_id and int(r[0]) < t]
-        vector["address_linked_returns"] = float(len(linked))
-        vector["address_linked_claims"] = float(sum(int(r[3]) for r in linked))
-
     for group in LINK_GROUPS:
         link = entities.get(group)
         if link is not None:
+            # [time_ms, return_id, customer_id, claim 0/1]: the item's earliest LINK_CAP returns
+            linked = [r for r in link.get("returns", ()) if r[2] != order.customer_id and int(r[0]) < t]
+            vector[f"{group}_linked_returns"] = float(len(linked))
+            vector[f"{group}_linked_claims"] = float(sum(int(r[3]) for r in linked))
             vector[f"{group}_other_customers"] = float(
                 sum(
                     1

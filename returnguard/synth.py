@@ -28,7 +28,7 @@ import pandas as pd
 
 from returnguard.aggregates import ReturnContext
 from returnguard.calendar import DAY_MS, WINDOWS, ranges_ms
-from returnguard.features import OrderContext, amount_to_minor
+from returnguard.features import LINK_IDENTIFIERS, OrderContext, amount_to_minor
 
 MINUTE_MS = 60_000
 OCCASIONS = 6  # a wardrober's own occasions over the range (weddings, trips, parties)
@@ -1017,6 +1017,7 @@ def to_contexts(data: SyntheticData) -> tuple[dict[str, int], list[OrderContext]
                 return_time_ms=t,
                 reason_code=code,
                 delivery_address=ctx.delivery_address,
+                **{name: getattr(ctx, name) for name in LINK_IDENTIFIERS.values()},
             )
         )
     return profiles, orders, returns

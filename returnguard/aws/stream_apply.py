@@ -47,9 +47,9 @@ from returnguard.aggregates import (
     apply_order_to_customer,
     apply_order_to_entity,
     apply_order_to_link,
-    apply_return_to_address,
     apply_return_to_customer,
     apply_return_to_entity,
+    apply_return_to_link,
     apply_return_to_text,
     order_entity_ids,
 )
@@ -132,8 +132,8 @@ def changes(envelope: Envelope, payload: Any) -> list[tuple[str, Change]]:
                     lambda s: apply_return_to_entity(s, ret.return_time_ms, ret.reason_code),
                 )
             )
-        if ret.address_key is not None:
-            out.append((entity_key("address", ret.address_key), lambda s: apply_return_to_address(s, ret)))
+        for group, key in ret.link_ids().items():
+            out.append((entity_key(LINK_ITEMS[group], key), lambda s: apply_return_to_link(s, ret)))
         if ret.reason_text_key is not None:
             out.append((entity_key("text", ret.reason_text_key), lambda s: apply_return_to_text(s, ret)))
         return out

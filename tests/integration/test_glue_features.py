@@ -64,10 +64,15 @@ def test_every_training_row_equals_the_online_vector_exactly(outputs, reference)
     assert table.customer_returns_last_6_orders.max() >= 2
     assert table.customer_orders_last_60s.max() >= 1
     assert table.address_other_customers.max() >= 1
-    for group in ("device", "phone", "ip"):  # card links: the naive-definition test in tests/unit
+    for group in (
+        "device",
+        "phone",
+        "ip",
+    ):  # card links (none shared here): the naive-definition test in tests/unit
         assert table[f"{group}_other_customers"].max() >= 1, group
     for name in ("address_linked_returns", "address_linked_claims", "customer_same_product_last_1h",
-                 "customer_mismatch_claims", "customer_fit_quality_claims", "seller_age_days"):  # fmt: skip
+                 "customer_mismatch_claims", "customer_fit_quality_claims", "seller_age_days",
+                 "device_linked_claims", "phone_linked_returns", "ip_linked_claims"):  # fmt: skip
         assert table[name].max() > 0, name
     assert 0 < table.label.mean() < 0.2
 

@@ -64,6 +64,7 @@ def returned(o: OrderContext, t: int, reason: str = "size_fit", n: int = 0) -> R
         return_time_ms=t,
         reason_code=reason,
         delivery_address=o.delivery_address,
+        **{name: getattr(o, name) for name in LINK_IDENTIFIERS.values()},
     )
 
 
@@ -210,12 +211,25 @@ def naive_features(
         and r.reason_code in CLAIM_TYPES["damage"] | CLAIM_TYPES["mismatch"]
     )
 
-    address_of = {p.order_id: p.address_key for p in orders}
-    at_address = sorted(
-        (r for r in returns if address_of[r.order_id] == o.address_key),
-        key=lambda r: (r.return_time_ms, r.return_id),
-    )[:LINK_CAP]  # what the address item keeps: its earliest returns
-    linked = [r for r in at_address if r.customer_id != o.customer_id and r.return_time_ms < t]
+    by_id = {p.order_id: p for p in orders}
+    claim_codes = CLAIM_TYPES["damage"] | CLAIM_TYPES["mismatch"]
+
+    def linked(key: str) -> dict[str, float]:
+        """<group>_linked_returns / _claims: returns of orders sharing o's address / identifier, of the
+        earliest LINK_CAP such returns (what the item keeps), by other customers before t."""
+        group = (
+            "address" if key == "address_key" else next(g for g, n in LINK_IDENTIFIERS.items() if n == key)
+        )
+        value = getattr(o, key)
+        kept = sorted(
+            (r for r in returns if value and getattr(by_id[r.order_id], key) == value),
+            key=lambda r: (r.return_time_ms, r.return_id),
+        )[:LINK_CAP]
+        mine = [r for r in kept if r.customer_id != o.customer_id and r.return_time_ms < t]
+        return {
+            f"{group}_linked_returns": float(len(mine)),
+            f"{group}_linked_claims": float(sum(1 for r in mine if r.reason_code in claim_codes)),
+        }
 
     def rate(attr: str) -> float:
         value = getattr(o, attr)
@@ -247,10 +261,8 @@ def naive_features(
         "delivery_address_is_new": 0.0 if o.address_key in addresses else 1.0,
         "customer_orders_last_60s": float(sum(1 for p in mine if p.order_time_ms >= t - 60_000)),
         "customer_orders_last_1h": float(sum(1 for p in mine if p.order_time_ms >= t - 3_600_000)),
-        "address_linked_returns": float(len(linked)),
-        "address_linked_claims": float(
-            sum(1 for r in linked if r.reason_code in CLAIM_TYPES["damage"] | CLAIM_TYPES["mismatch"])
-        ),
+        **linked("address_key"),
+        **{k: v for name in LINK_IDENTIFIERS.values() for k, v in linked(name).items()},
         "customer_mismatch_claims": claims(frozenset({"wrong_item", "not_as_described", "missing_parts"})),
         "customer_fit_quality_claims": claims(frozenset({"size_fit", "quality"})),
         "customer_days_since_first_return": (t - min(r.return_time_ms for r in my_returns)) / DAY
