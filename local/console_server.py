@@ -245,7 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _identity(session: Session) -> Identity:
-    return Identity(session.user, session.role, session.csrf)
+    return Identity(session.user, session.role, session.csrf, f"local:{session.user}")
 
 
 class _Server(ThreadingHTTPServer):

@@ -315,6 +315,7 @@ class Verdict:
     reviewer: str
     role: str
     recorded_at: datetime
+    reviewer_sub: str = ""  # the reviewer's immutable id (Cognito's `sub`), beside the user name
 
     @property
     def label(self) -> int | None:
@@ -322,7 +323,7 @@ class Verdict:
 
 
 def make_verdict(
-    decision_id: str, verdict: str, note: str, reviewer: str, role: str, now: datetime
+    decision_id: str, verdict: str, note: str, reviewer: str, role: str, now: datetime, subject: str = ""
 ) -> Verdict:
     if verdict not in VERDICTS:
         raise ConsoleError(422, "invalid_verdict", f"verdict must be one of {', '.join(VERDICTS)}", "verdict")
@@ -333,7 +334,7 @@ def make_verdict(
         raise ConsoleError(422, "note_required", "say what information is missing", "note")
     if not reviewer:
         raise ConsoleError(401, "not_signed_in", "sign in to record a verdict")
-    return Verdict(decision_id, verdict, note, reviewer, role, now.astimezone(timezone.utc))
+    return Verdict(decision_id, verdict, note, reviewer, role, now.astimezone(timezone.utc), subject)
 
 
 def check_can_decide(case: Case, verdict: Verdict) -> None:

@@ -1,19 +1,23 @@
 """Console stack: the review console (docs/console.md) as one Lambda function behind a REST API of its own,
-signed in by a Cognito user pool (groups `analyst` and `lead`).
+for analysts signed in with a Cognito user pool (groups `analyst` and `lead`).
 
-API Gateway's Cognito authorizer checks the caller's ID token (signature, issuer, audience, expiry) on
-every method before the function runs; the function takes the person and the role from the token's
-claims (lambdas/console/handler.py) and serves the same pages and verdicts as the local console
-(returnguard/aws/console_app.py). Its role may read decisions (by key and through the by_customer and
-the sparse by_review indexes, never a Scan), audit items and flagged batch rows, set
-only the review attributes, add audit items, and put labels under the lake's raw/labels/ only.
+The browser signs in on the pool's hosted UI (authorization code with PKCE, a public app client whose
+only callback is the console's /callback); the console function keeps the ID token in an HttpOnly
+cookie. A REQUEST authorizer function verifies that token (RS256 against the pool's key set, issuer,
+audience, token_use, expiry) on every page but the sign-in's own, the assets and /health, and hands the
+user, the token's subject and the groups to the console function (lambdas/console/handler.py), which
+serves the same pages and verdicts as the local console (returnguard/aws/console_app.py). Its role may
+read decisions (by key and through the by_customer and the sparse by_review indexes, never a Scan),
+audit items and flagged batch rows, set only the review attributes, add audit items, and put labels
+under the lake's raw/labels/ only.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from aws_cdk import CfnOutput, Duration, Fn, Stack
+from aws_cdk import Aws, CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_dynamodb as dynamodb
@@ -45,6 +49,27 @@ from stacks.layers import sdk_for_pandas_layer_arn
 from stacks.packaging import lambda_staging_folder
 
 GROUPS = ("analyst", "lead")
+# What needs no sign-in, and why it may be public (the console function serves nothing else there).
+PUBLIC_PATHS = {
+    "login": "The sign-in's start: it only redirects to the user pool's hosted UI with a fresh PKCE "
+    "challenge; it reads no data.",
+    "callback": "Where the hosted UI sends the browser back: it redeems the one-time code with this "
+    "browser's PKCE verifier and sets the session cookie; without a valid code it answers 401.",
+    "health": 'The liveness answer {"status":"ok"}: no data.',
+    "static/{asset}": "The console's stylesheet, script and icon from returnguard/console_static/: no data.",
+}
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "user": "$context.authorizer.user",
+    "sub": "$context.authorizer.principalId",
+}
 LABELS_PREFIX = "raw/labels/"
 # The key attributes of the decisions table and the flagged table: an UpdateItem names them too.
 KEY_ATTRIBUTES = ("decision_id", "file_digest", "row")
@@ -103,15 +128,12 @@ class ConsoleStack(Stack):
             )
             for i, name in enumerate(GROUPS, start=1)
         }
-        self.client = self.user_pool.add_client(
-            "ConsoleClient",
-            user_pool_client_name=f"{config.prefix}-console",
-            generate_secret=False,
-            auth_flows=cognito.AuthFlow(user_srp=True),
-            prevent_user_existence_errors=True,
-            id_token_validity=Duration.hours(1),
-            access_token_validity=Duration.hours(1),
-            refresh_token_validity=Duration.hours(8),
+        # The hosted UI (classic) under a Cognito domain; the prefix is global to the Region, hence the account.
+        self.domain = self.user_pool.add_domain(
+            "HostedUi",
+            cognito_domain=cognito.CognitoDomainOptions(
+                domain_prefix=f"{config.prefix}-console-{Aws.ACCOUNT_ID}"
+            ),
         )
 
         # The leads' summary (the /summary page and the daily e-mail) is rewritten by the stage's Bedrock
@@ -169,8 +191,41 @@ class ConsoleStack(Stack):
             "resource; a VPC would add NAT or interface endpoints and protect nothing more.",
         )
 
-        self.api = self._api(config, props, console.function)
-        CfnOutput(self, "ConsoleUrl", value=self.api.url, description="The review console")
+        # The console's address, built from the API's id (the stage's own URL attribute would make the
+        # client, and so the functions, depend on the deployment, which depends on them).
+        self.api = self._rest_api(config, props)
+        console_url = (
+            f"https://{self.api.rest_api_id}.execute-api.{self.region}.{self.url_suffix}/{config.stage}"
+        )
+        self.client = self.user_pool.add_client(
+            "ConsoleClient",
+            user_pool_client_name=f"{config.prefix}-console",
+            generate_secret=False,  # a public client: PKCE instead of a secret
+            auth_flows=cognito.AuthFlow(user_srp=True),
+            o_auth=cognito.OAuthSettings(
+                flows=cognito.OAuthFlows(authorization_code_grant=True),
+                scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, cognito.OAuthScope.PROFILE],
+                callback_urls=[f"{console_url}/callback"],
+                logout_urls=[f"{console_url}/login"],
+            ),
+            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
+            prevent_user_existence_errors=True,
+            id_token_validity=Duration.hours(1),
+            access_token_validity=Duration.hours(1),
+            refresh_token_validity=Duration.hours(8),
+        )
+        issuer = f"https://cognito-idp.{self.region}.{self.url_suffix}/{self.user_pool.user_pool_id}"
+        sign_in = {"RG_COGNITO_ISSUER": issuer, "RG_CONSOLE_CLIENT_ID": self.client.user_pool_client_id}
+        for name, value in {
+            **sign_in,
+            "RG_COGNITO_DOMAIN_URL": self.domain.base_url(),
+            "RG_CONSOLE_URL": console_url,
+        }.items():
+            console.function.add_environment(name, value)
+        authorizer = self._authorizer(config, props, sign_in)
+        self._routes(config, console.function, authorizer)
+        CfnOutput(self, "ConsoleUrl", value=f"{console_url}/", description="The review console")
+        CfnOutput(self, "ConsoleSignInDomain", value=self.domain.base_url())
         CfnOutput(self, "ConsoleUserPoolId", value=self.user_pool.user_pool_id)
         CfnOutput(self, "ConsoleClientId", value=self.client.user_pool_client_id)
 
@@ -354,7 +409,7 @@ class ConsoleStack(Stack):
         )
         CfnOutput(self, "LeadSummaryTopicArn", value=self.summary_topic.topic_arn)
 
-    def _api(self, config: StageConfig, props: ConsoleProps, function: lambda_.IFunction) -> apigw.RestApi:
+    def _rest_api(self, config: StageConfig, props: ConsoleProps) -> apigw.RestApi:
         access_logs = log_group(self, "AccessLogs", config=config, key=props.key)
         api = apigw.RestApi(
             self,
@@ -371,17 +426,8 @@ class ConsoleStack(Stack):
                 throttling_rate_limit=20,
                 throttling_burst_limit=40,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=True,  # the Cognito user: who did what
-                ),
+                # who did what: the user name and the token's subject the authorizer verified
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
             ),
             endpoint_types=[apigw.EndpointType.REGIONAL],
         )
@@ -393,21 +439,13 @@ class ConsoleStack(Stack):
             name=Fn.join("", ["API-Gateway-Execution-Logs_", api.rest_api_id, f"/{config.stage}"]),
         )
         api.deployment_stage.node.add_dependency(execution_logs)
-        authorizer = apigw.CognitoUserPoolsAuthorizer(
-            self, "Authorizer", cognito_user_pools=[self.user_pool], results_cache_ttl=Duration.minutes(5)
+        # A request the authorizer refuses (no session, an expired or forged token) goes to the sign-in.
+        api.add_gateway_response(
+            "SignIn",
+            type=apigw.ResponseType.UNAUTHORIZED,
+            status_code="302",
+            response_headers={"Location": f"'/{config.stage}/login'", "Cache-Control": "'no-store'"},
         )
-        validator = api.add_request_validator(
-            "Validator", validate_request_body=True, validate_request_parameters=True
-        )
-        options = {
-            "authorizer": authorizer,
-            "authorization_type": apigw.AuthorizationType.COGNITO,
-            "request_validator": validator,
-        }
-        integration = apigw.LambdaIntegration(function)
-        api.root.add_method("ANY", integration, **options)
-        proxy = api.root.add_proxy(any_method=False)
-        proxy.add_method("ANY", integration, **options)
 
         no_cache = (
             "No stage cache: every page shows one person's queue or case as it is now, and a verdict "
@@ -432,3 +470,93 @@ class ConsoleStack(Stack):
             for rule in ("AwsSolutions-APIG3", "NIST.800.53.R5-APIGWAssociatedWithWAF"):
                 suppress(api, rule, "WAF is off in this stage (context 'waf'; on by default in prod).")
         return api
+
+    def _authorizer(
+        self, config: StageConfig, props: ConsoleProps, environment: dict[str, str]
+    ) -> apigw.RequestAuthorizer:
+        """The REQUEST authorizer (lambdas/console_authorizer/handler.py): it verifies the Cognito ID token
+        of the session cookie or the bearer header. No result cache and so no identity source: a
+        request with neither reaches it too and is refused there, and a token stops working at its
+        expiry, not up to a cache's lifetime later."""
+        checker = PythonFunction(
+            self,
+            "Authorizer",
+            config=config,
+            key=props.key,
+            code_folder=lambda_staging_folder("console_authorizer"),
+            memory_size=256,
+            timeout=Duration.seconds(10),
+            description="The review console's authorizer: verifies the analyst's Cognito ID token",
+            environment={
+                **environment,
+                "POWERTOOLS_SERVICE_NAME": "returnguard-console-authorizer",
+                "POWERTOOLS_LOG_LEVEL": config.log_level,
+            },
+        )
+        self.authorizer_function = checker.function
+        suppress(
+            checker.function,
+            "Serverless-LambdaDLQ",
+            "Invoked synchronously by API Gateway as the console's authorizer: a failure is a refused "
+            "request (401), there is no event to keep.",
+        )
+        suppress(
+            checker.function,
+            "NIST.800.53.R5-LambdaDLQ",
+            "Invoked synchronously by API Gateway as the console's authorizer: a failure is a refused "
+            "request (401), there is no event to keep.",
+        )
+        suppress(
+            checker.function,
+            "NIST.800.53.R5-LambdaConcurrency",
+            "Called once per console request, which the console API's stage throttle bounds (20/s); "
+            "reserving concurrency takes it from the account's unreserved pool, which must stay >= 10.",
+        )
+        suppress(
+            checker.function,
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "Reaches only the user pool's public key set (HTTPS) and no private resource; a VPC would "
+            "need a NAT gateway to reach it and protect nothing more.",
+        )
+        return apigw.RequestAuthorizer(
+            self,
+            "SessionAuthorizer",
+            handler=checker.function,
+            identity_sources=[],
+            results_cache_ttl=Duration.seconds(0),
+        )
+
+    def _routes(
+        self, config: StageConfig, function: lambda_.IFunction, authorizer: apigw.RequestAuthorizer
+    ) -> None:
+        """Every page behind the authorizer, except the sign-in's own two pages, the assets and /health."""
+        api = self.api
+        validator = api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        integration = apigw.LambdaIntegration(function)
+        signed_in = {
+            "authorizer": authorizer,
+            "authorization_type": apigw.AuthorizationType.CUSTOM,
+            "request_validator": validator,
+        }
+        methods = [
+            api.root.add_method("ANY", integration, **signed_in),
+            api.root.add_proxy(any_method=False).add_method("ANY", integration, **signed_in),
+        ]
+        public = {"authorization_type": apigw.AuthorizationType.NONE, "request_validator": validator}
+        for path in PUBLIC_PATHS:
+            resource = api.root.resource_for_path(path)
+            method = resource.add_method("GET", integration, **public)
+            why = PUBLIC_PATHS[path]
+            suppress(method, "AwsSolutions-APIG4", why)
+            suppress(method, "AwsSolutions-COG4", why)
+            checkov_skip(method, "CKV_AWS_59", why)
+        cognito_cannot = (
+            "A browser's page request cannot carry the ID token in a header, and a Cognito user pool "
+            "authorizer reads only a header that holds the token alone. The REQUEST authorizer verifies "
+            "the same user pool's ID token (RS256 against the pool's key set, issuer, this app client as "
+            "audience, token_use id, expiry) from the HttpOnly session cookie or the Authorization header."
+        )
+        for method in methods:
+            suppress(method, "AwsSolutions-COG4", cognito_cannot)

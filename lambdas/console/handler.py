@@ -1,23 +1,23 @@
-"""console Lambda: the review console behind API Gateway, signed in by the Cognito authorizer.
+"""console Lambda: the review console behind API Gateway, for analysts signed in with Cognito.
 
-Thin: the API Gateway authorizer has checked the caller's Cognito token (signature, issuer, audience,
-expiry) before this runs, and hands over its claims. This module turns the proxy event into a call of
-`returnguard.aws.console_app.ConsoleApp` (the pages and verdicts the local console serves) with the
-person's identity: the user name and the role from `cognito:groups` (`lead` over `analyst`; in neither
-group: 403). Every verdict records that user and role, and indexes the case for similar cases
-(Titan embeddings in S3 Vectors, returnguard/aws/similar_cases.py). The queue, the case view's linked
-accounts and the summary read the cases that needed a person from the decisions' sparse by_review index
-(a Query per review status, never a Scan of the decisions: no snapshot survives between invocations).
-A lead's `/summary` page is written by Bedrock (Converse) when the stage has a model, through the daily
-e-mail's code path (returnguard/aws/daily_summary.py: checked, the template on any failure).
+Thin. `/login`, `/callback` and `/logout` are the hosted UI's authorization-code sign-in with PKCE
+(returnguard/aws/console_sign_in.py); every other page has passed the REQUEST authorizer
+(lambdas/console_authorizer/handler.py), which verified the person's Cognito ID token and hands over
+`user`, `sub` and `groups`. This module turns the proxy event into a call of
+`returnguard.aws.console_app.ConsoleApp` (the pages and verdicts the local console serves) with that
+identity: the role from the groups (`lead` over `analyst`; in neither group: 403). Every verdict records
+the user, the token's subject and the role, and indexes the case for similar cases (Titan embeddings in
+S3 Vectors, returnguard/aws/similar_cases.py). The queue, the case view's linked accounts and the summary
+read the cases that needed a person from the decisions' sparse by_review index (a Query per review
+status, never a Scan of the decisions: no snapshot survives between invocations). A lead's `/summary`
+page is written by Bedrock (Converse) when the stage has a model, through the daily e-mail's code path
+(returnguard/aws/daily_summary.py: checked, the template on any failure).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
-import re
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
@@ -28,7 +28,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from returnguard import console_pages as pages
-from returnguard.aws.console_app import ConsoleApp, Identity, Response, error_response, role_of
+from returnguard.aws.cognito import CognitoTokens, SignIn
+from returnguard.aws.console_app import ConsoleApp, Identity, Response, error_response
+from returnguard.aws.console_sign_in import ConsoleSignIn
 from returnguard.aws.daily_summary import SummaryWriter
 from returnguard.aws.reviews import ReviewStore, S3LabelSink
 from returnguard.aws.similar_cases import TitanEmbedder, VectorSimilarCases
@@ -48,6 +50,10 @@ class Settings(BaseModel):
     vector_bucket: str = Field(alias="RG_VECTOR_BUCKET", default="")  # empty: no similar cases
     vector_index: str = Field(alias="RG_VECTOR_INDEX", default="")
     model_id: str = Field(alias="RG_BEDROCK_MODEL_ID", default="")  # the /summary page: empty = template
+    issuer: str = Field(alias="RG_COGNITO_ISSUER", min_length=1)  # https://cognito-idp.<region>.../<pool>
+    client_id: str = Field(alias="RG_CONSOLE_CLIENT_ID", min_length=1)
+    domain_url: str = Field(alias="RG_COGNITO_DOMAIN_URL", min_length=1)  # the hosted UI
+    console_url: str = Field(alias="RG_CONSOLE_URL", min_length=1)  # https://<api>/<stage>
 
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
@@ -58,6 +64,11 @@ store = ReviewStore(
     settings.audit_table,
     S3LabelSink(boto3.client("s3"), settings.lake_bucket),
     settings.flagged_table,
+)
+sign_in = ConsoleSignIn(
+    SignIn(settings.domain_url, settings.client_id, f"{settings.console_url.rstrip('/')}/callback"),
+    CognitoTokens(settings.issuer, settings.client_id),
+    settings.console_url,
 )
 writer = SummaryWriter(boto3.client("bedrock-runtime", config=bedrock_config(10.0)), settings.model_id)
 
@@ -88,29 +99,6 @@ app = ConsoleApp(
 )
 
 
-def groups_of(claims: dict[str, Any]) -> list[str]:
-    """`cognito:groups` as API Gateway's Cognito authorizer passes it: a list, or one string such as
-    `analyst,lead` or `[analyst lead]`."""
-    value = claims.get("cognito:groups") or []
-    if isinstance(value, str):
-        return [g for g in re.split(r"[\s,\[\]]+", value) if g]
-    return [str(g) for g in value]
-
-
-def identity_of(event: dict[str, Any]) -> Identity | None:
-    """The signed-in person from the authorizer's claims; None when there are none (no authorizer ran).
-    The CSRF token is derived from the caller's bearer token: a page's forms carry it back, and a
-    cross-site form cannot know it."""
-    claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("claims") or {}
-    user = claims.get("cognito:username") or claims.get("username") or ""
-    if not user:
-        return None
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    token = headers.get("authorization", "")
-    csrf = hashlib.sha256(f"console-csrf:{token}".encode()).hexdigest() if token else ""
-    return Identity(str(user), role_of(groups_of(claims)) or "", csrf)
-
-
 def _form(event: dict[str, Any]) -> dict[str, str]:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     raw = event.get("body") or ""
@@ -132,34 +120,38 @@ def _form(event: dict[str, Any]) -> dict[str, str]:
 def _route(event: dict[str, Any], who: Identity | None) -> Response:
     method = (event.get("httpMethod") or "GET").upper()
     path = event.get("path") or "/"
+    params = event.get("queryStringParameters") or {}
     if method in ("GET", "HEAD"):
-        public = app.public(path)
+        public = app.public(path) or sign_in.route("GET", path, params, event.get("headers") or {})
         if public is not None:
             return public
     if who is None:
         raise ConsoleError(401, "not_signed_in", "sign in first")
     if method in ("GET", "HEAD"):
-        return app.get(path, event.get("queryStringParameters") or {}, who)
+        return app.get(path, params, who)
     if method == "POST":
-        return app.post(path, _form(event), who)
+        form = _form(event)
+        return sign_in.logout(form, who) if path == "/logout" else app.post(path, form, who)
     raise ConsoleError(405, "method_not_allowed", "GET or POST only")
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    who = identity_of(event)
+    who = sign_in.identity(event)
     try:
         response = _route(event, who)
     except ConsoleError as error:
         response = error_response(error, who)
     if response.status >= 400:
         logger.info("console refused", extra={"status": response.status, "user": who.user if who else ""})
+    response = sign_in.rooted(response)
     headers = {**pages.SECURITY_HEADERS, "Content-Type": response.content_type, **response.headers}
     text = response.content_type.startswith(("text/", "image/svg", "application/json"))
     body = response.body if event.get("httpMethod") != "HEAD" else b""
     return {
         "statusCode": response.status,
         "headers": headers,
+        "multiValueHeaders": {"Set-Cookie": response.cookies} if response.cookies else {},
         "body": body.decode("utf-8") if text else base64.b64encode(body).decode("ascii"),
         "isBase64Encoded": not text,
     }

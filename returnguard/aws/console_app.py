@@ -42,9 +42,13 @@ HTML = "text/html; charset=utf-8"
 
 @dataclass(frozen=True)
 class Identity:
+    """`subject`: the person's immutable id (the Cognito token's `sub`; `local:<user>` locally), which
+    every verdict records next to the user name."""
+
     user: str
     role: str
     csrf: str
+    subject: str = ""
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Response:
     body: bytes
     content_type: str
     headers: dict[str, str] = field(default_factory=dict)
+    cookies: list[str] = field(default_factory=list)  # Set-Cookie values
 
 
 def role_of(groups: Iterable[str]) -> str | None:
@@ -173,6 +178,7 @@ class ConsoleApp:
                 who.user,
                 who.role,
                 datetime.now(timezone.utc),
+                subject=who.subject,
             )
             self.store.record(case, verdict)
             updated = self.store.case(case.decision_id)

@@ -1,7 +1,7 @@
 """The console's data access: decisions waiting for a person, a case's audit trail, and verdicts.
 
-A verdict is written three times, in this order: on the decision item (review_status, reviewed_by,
-reviewed_at, review_note; a condition refuses a second final verdict), as an append-only audit item
+A verdict is written three times, in this order: on the decision item (review_status, reviewed_by and
+reviewed_by_sub (the user name and the token's subject), reviewed_at, review_note; a condition refuses a second final verdict), as an append-only audit item
 (`verdict#<time>` in the audit table: who, role, when, verdict, note), and, for confirmed abuse or
 legitimate, as one label row in the lake's raw/labels/dt=<day>/ (the label store the feature job reads,
 so the next training table carries it with its labeled_at). If the audit or label write fails, the
@@ -30,7 +30,14 @@ from returnguard.console import (
 
 # review_queue: the key of the decisions' sparse by_review index (returnguard/tables.py): "open" from the
 # score function when a decision needs a person, then the verdict, so the index keeps only review cases
-_REVIEW_ATTRIBUTES = ("review_status", "reviewed_by", "reviewed_at", "review_note", "review_queue")
+_REVIEW_ATTRIBUTES = (
+    "review_status",
+    "reviewed_by",
+    "reviewed_by_sub",
+    "reviewed_at",
+    "review_note",
+    "review_queue",
+)
 REVIEW_ATTRIBUTES = _REVIEW_ATTRIBUTES  # what a verdict sets: the console role may update only these
 REVIEW_INDEX = "by_review"
 REVIEW_PARTITIONS = ("open", "need_more_info", "confirmed_abuse", "legitimate")
@@ -249,13 +256,14 @@ class ReviewStore:
             self._client.update_item(
                 TableName=table,
                 Key=key,
-                UpdateExpression="SET review_status = :v, reviewed_by = :by, reviewed_at = :at, review_note = :n, "
-                "review_queue = :v",
+                UpdateExpression="SET review_status = :v, reviewed_by = :by, reviewed_by_sub = :sub, "
+                "reviewed_at = :at, review_note = :n, review_queue = :v",
                 ConditionExpression=f"attribute_exists({next(iter(key))}) AND "
                 "(attribute_not_exists(review_status) OR review_status = :more)",
                 ExpressionAttributeValues={
                     ":v": {"S": verdict.verdict},
                     ":by": {"S": verdict.reviewer},
+                    ":sub": {"S": verdict.reviewer_sub},
                     ":at": {"S": when},
                     ":n": {"S": verdict.note},
                     ":more": {"S": "need_more_info"},
@@ -273,6 +281,7 @@ class ReviewStore:
                     "recorded_at": {"S": f"verdict#{when}#{time.time_ns()}"},
                     "verdict": {"S": verdict.verdict},
                     "reviewer": {"S": verdict.reviewer},
+                    "reviewer_sub": {"S": verdict.reviewer_sub},
                     "role": {"S": verdict.role},
                     "note": {"S": verdict.note},
                 },

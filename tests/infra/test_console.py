@@ -56,31 +56,73 @@ def test_the_groups_are_analyst_and_lead_with_lead_first(dev):
     assert groups["lead"] < groups["analyst"]  # Cognito: the lower precedence wins
 
 
-def test_the_app_client_has_no_secret_and_signs_in_by_srp_only(dev):
+def test_the_app_client_signs_browsers_in_by_authorization_code_on_the_hosted_ui_and_nothing_else(dev):
+    """A public client (no secret: PKCE instead, which the console function sends); the code flow only
+    (no implicit flow, whose tokens travel in the URL); the only callback is the console's /callback."""
     (client,) = resources(dev, "console", "AWS::Cognito::UserPoolClient").values()
     properties = client["Properties"]
     assert properties.get("GenerateSecret") is False
     assert set(properties["ExplicitAuthFlows"]) == {"ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
     assert properties["PreventUserExistenceErrors"] == "ENABLED"
+    assert (
+        properties["AllowedOAuthFlows"] == ["code"] and properties["AllowedOAuthFlowsUserPoolClient"] is True
+    )
+    assert set(properties["AllowedOAuthScopes"]) == {"openid", "email", "profile"}
+    assert properties["SupportedIdentityProviders"] == ["COGNITO"]
+    (callback,) = properties["CallbackURLs"]
+    (api_id,) = resources(dev, "console", "AWS::ApiGateway::RestApi")
+    assert {"Ref": api_id} in callback["Fn::Join"][1] and json.dumps(callback).endswith('/dev/callback"]]}')
+    (logout,) = properties["LogoutURLs"]
+    assert json.dumps(logout).endswith('/dev/login"]]}')
+    (domain,) = resources(dev, "console", "AWS::Cognito::UserPoolDomain").values()
+    assert "returnguard-dev-console-" in json.dumps(domain["Properties"]["Domain"])  # + the account id
+    variables = _function(dev, "The review console:")["Environment"]["Variables"]
+    assert set(variables) >= {
+        "RG_COGNITO_ISSUER",
+        "RG_CONSOLE_CLIENT_ID",
+        "RG_COGNITO_DOMAIN_URL",
+        "RG_CONSOLE_URL",
+    }
+    assert "cognito-idp." in json.dumps(variables["RG_COGNITO_ISSUER"])
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_every_console_method_goes_through_the_cognito_authorizer(request, stage):
+def test_every_console_page_goes_through_the_token_checking_authorizer_but_the_sign_in_and_assets(
+    request, stage
+):
     synth = request.getfixturevalue(stage)
-    (authorizer_id, authorizer) = next(
-        iter(resources(synth, "console", "AWS::ApiGateway::Authorizer").items())
+    ((authorizer_id, authorizer),) = resources(synth, "console", "AWS::ApiGateway::Authorizer").items()
+    properties = authorizer["Properties"]
+    assert properties["Type"] == "REQUEST" and properties["AuthorizerResultTtlInSeconds"] == 0
+    checker = _function(synth, "The review console's authorizer")
+    assert set(checker["Environment"]["Variables"]) >= {"RG_COGNITO_ISSUER", "RG_CONSOLE_CLIENT_ID"}
+    page = _function(synth, "The review console:")["Environment"]["Variables"]
+    assert checker["Environment"]["Variables"]["RG_CONSOLE_CLIENT_ID"] == page["RG_CONSOLE_CLIENT_ID"]
+    paths = {
+        rid: r["Properties"]["PathPart"]
+        for rid, r in resources(synth, "console", "AWS::ApiGateway::Resource").items()
+    }
+    public, signed_in = set(), set()
+    for method in resources(synth, "console", "AWS::ApiGateway::Method").values():
+        m = method["Properties"]
+        where = paths.get(m["ResourceId"].get("Ref", ""), "/")
+        if m["AuthorizationType"] == "NONE":
+            public.add((m["HttpMethod"], where))
+        else:
+            assert (m["AuthorizationType"], m["AuthorizerId"]) == ("CUSTOM", {"Ref": authorizer_id})
+            signed_in.add((m["HttpMethod"], where))
+    assert signed_in == {("ANY", "/"), ("ANY", "{proxy+}")}
+    assert public == {("GET", "login"), ("GET", "callback"), ("GET", "health"), ("GET", "{asset}")}
+    (refused,) = resources(synth, "console", "AWS::ApiGateway::GatewayResponse").values()
+    assert refused["Properties"]["ResponseType"] == "UNAUTHORIZED"
+    assert refused["Properties"]["StatusCode"] == "302"
+    assert (
+        refused["Properties"]["ResponseParameters"]["gatewayresponse.header.Location"] == f"'/{stage}/login'"
     )
-    assert authorizer["Properties"]["Type"] == "COGNITO_USER_POOLS"
-    assert "Users" in json.dumps(authorizer["Properties"]["ProviderARNs"])
-    methods = resources(synth, "console", "AWS::ApiGateway::Method").values()
-    assert len(methods) == 2  # the root and {proxy+}, any method
-    for method in methods:
-        assert method["Properties"]["AuthorizationType"] == "COGNITO_USER_POOLS"
-        assert method["Properties"]["AuthorizerId"] == {"Ref": authorizer_id}
 
 
 def test_the_console_function_may_touch_only_the_review_data(dev):
-    function = _function(dev, "The review console")
+    function = _function(dev, "The review console:")
     assert set(function["Environment"]["Variables"]) >= {
         "RG_DECISIONS_TABLE",
         "RG_AUDIT_TABLE",
@@ -129,10 +171,10 @@ def test_the_console_api_logs_access_with_the_user_and_keeps_logs_for_the_stage_
     synth = request.getfixturevalue(stage)
     (api_stage,) = resources(synth, "console", "AWS::ApiGateway::Stage").values()
     log_format = api_stage["Properties"]["AccessLogSetting"]["Format"]
-    assert "$context.identity.user" in log_format
+    assert "$context.authorizer.user" in log_format and "$context.authorizer.principalId" in log_format
     assert api_stage["Properties"]["TracingEnabled"] is True
     groups = resources(synth, "console", "AWS::Logs::LogGroup").values()
-    assert len(groups) == 4  # the console function's, access, execution, the daily summary function's
+    assert len(groups) == 5  # the console and authorizer functions', access, execution, the daily summary's
     assert all(g["Properties"]["RetentionInDays"] >= synth.config.log_retention_days for g in groups)
     expected = "Retain" if synth.config.retain_data else "Delete"
     assert all(g["DeletionPolicy"] == expected for g in groups)
@@ -145,7 +187,7 @@ def test_similar_cases_have_a_512_dimension_cosine_index_and_only_its_and_titans
     assert (index["Properties"]["Dimension"], index["Properties"]["DistanceMetric"]) == (512, "cosine")
     (bucket,) = resources(synth, "console", "AWS::S3Vectors::VectorBucket").values()
     assert bucket["Properties"]["EncryptionConfiguration"]["SseType"] == "AES256"
-    variables = _function(synth, "The review console")["Environment"]["Variables"]
+    variables = _function(synth, "The review console:")["Environment"]["Variables"]
     assert variables["RG_VECTOR_BUCKET"] == bucket["Properties"]["VectorBucketName"]
     assert variables["RG_VECTOR_INDEX"] == index["Properties"]["IndexName"]
     vector_statements = [
@@ -171,7 +213,7 @@ def test_the_summary_page_may_call_the_stages_bedrock_model_and_only_where_there
     """The lead's /summary page is rewritten by the daily e-mail's model: the same id in both functions,
     and the console role may invoke it (prod's context names Nova Lite; dev has no model)."""
     synth = request.getfixturevalue(stage)
-    page = _function(synth, "The review console")["Environment"]["Variables"]["RG_BEDROCK_MODEL_ID"]
+    page = _function(synth, "The review console:")["Environment"]["Variables"]["RG_BEDROCK_MODEL_ID"]
     mail = _function(synth, "The leads' daily review summary")["Environment"]["Variables"]
     assert page == mail["RG_BEDROCK_MODEL_ID"]
     converse = [

@@ -1,20 +1,25 @@
-"""The console's Lambda function behind API Gateway: the Cognito authorizer's claims decide who the
-person is and what they may see, against moto's tables and bucket.
+"""The console's Lambda function behind API Gateway: the REQUEST authorizer's context (the person its
+verified Cognito token names) decides who the person is and what they may see, against moto's tables and
+bucket; the sign-in (hosted UI, authorization code with PKCE) against a local stand-in of the user pool.
 
-The events are what API Gateway's REST proxy integration sends after a Cognito user pool authorizer
-accepted the token (`requestContext.authorizer.claims`); the pages and verdicts are the same code as
-the local console's (returnguard/aws/console_app.py).
+The events are what API Gateway's REST proxy integration sends after the console's authorizer
+(lambdas/console_authorizer/handler.py) let a request through (`requestContext.authorizer`: `user`,
+`sub`, `groups`); the pages and verdicts are the same code as the local console's
+(returnguard/aws/console_app.py).
 """
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import io
+import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import boto3
 import pyarrow.parquet as pq
@@ -25,24 +30,38 @@ from moto import mock_aws
 from local.api_server import LambdaContext
 from local.stack import create_table
 from returnguard.aws import reviews
+from returnguard.aws.console_app import role_of
+from returnguard.aws.console_sign_in import groups_of
 from returnguard.aws.decisions import DecisionStore
 from returnguard.aws.similar_cases import DIMENSIONS, VectorSimilarCases
 from returnguard.tables import AUDIT, DECISIONS, FLAGGED
+from tests.cognito_pool import Pool
+from tests.cognito_pool import serve as serve_pool
 from tests.integration.console.conftest import save_decision
 from tests.integration.console.test_similar_cases_aws import FakeEmbedder
 
 ROOT = Path(__file__).resolve().parents[3]
 LAKE = "lake"
 TOKEN = "Bearer eyJ.fake.token"  # the authorizer checked it; the function only derives the CSRF token
+CONSOLE_URL = "https://console.example/dev"  # under the stage path, as API Gateway serves it
 
 
 VECTORS = {"RG_VECTOR_BUCKET": "case-vectors", "RG_VECTOR_INDEX": "cases"}
 BEDROCK = {"RG_BEDROCK_MODEL_ID": "apac.amazon.nova-lite-v1:0"}
 
 
+@pytest.fixture(scope="module")
+def user_pool() -> Iterator[tuple[Pool, str]]:
+    """A stand-in of the console's user pool: its key set and token endpoint on 127.0.0.1."""
+    pool = Pool()
+    with serve_pool(pool) as url:
+        yield pool, url
+
+
 @pytest.fixture(params=[{}], ids=["plain"])
-def aws(request, monkeypatch: pytest.MonkeyPatch):
+def aws(request, monkeypatch: pytest.MonkeyPatch, user_pool):
     """The handler loaded against moto; `request.param`: more of its environment (VECTORS, BEDROCK)."""
+    pool, pool_url = user_pool
     for name, value in request.param.items():
         monkeypatch.setenv(name, value)
     for name, value in {
@@ -51,6 +70,10 @@ def aws(request, monkeypatch: pytest.MonkeyPatch):
         "RG_FLAGGED_TABLE": "flagged",
         "RG_LAKE_BUCKET": LAKE,
         "AWS_DEFAULT_REGION": "us-east-1",
+        "RG_COGNITO_ISSUER": pool.issuer,
+        "RG_CONSOLE_CLIENT_ID": pool.client_id,
+        "RG_COGNITO_DOMAIN_URL": pool_url,  # the hosted UI's token endpoint is <domain>/oauth2/token
+        "RG_CONSOLE_URL": CONSOLE_URL,
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
@@ -89,9 +112,9 @@ def event(
     form: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    claims = {} if user is None else {"cognito:username": user, "sub": f"sub-{user}"}
+    context = {} if user is None else {"user": user, "sub": f"sub-{user}", "principalId": f"sub-{user}"}
     if user is not None and groups is not None:
-        claims["cognito:groups"] = groups
+        context["groups"] = groups if isinstance(groups, str) else ",".join(groups)
     headers = {"Authorization": TOKEN}
     if form is not None:
         headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -103,7 +126,7 @@ def event(
         "queryStringParameters": query,
         "body": urlencode(form) if form is not None else None,
         "isBase64Encoded": False,
-        "requestContext": {"authorizer": {"claims": claims}} if user is not None else {},
+        "requestContext": {"authorizer": context, "path": f"/dev{path}"} if user is not None else {},
     }
 
 
@@ -160,7 +183,7 @@ def test_a_person_in_neither_group_sees_nothing(aws, groups):
     assert "O-LAMBDA-1" not in answer["body"]
 
 
-def test_no_claims_is_401_and_health_and_assets_need_none(aws):
+def test_no_authorizer_context_is_401_and_health_and_assets_need_none(aws):
     handler, *_ = aws
     assert call(handler, "GET", "/", user=None)["statusCode"] == 401
     assert call(handler, "GET", "/health", user=None)["statusCode"] == 200
@@ -171,7 +194,7 @@ def test_no_claims_is_401_and_health_and_assets_need_none(aws):
 @pytest.mark.parametrize("groups", ["lead", "[analyst lead]", ["analyst", "lead"]])
 def test_lead_wins_over_analyst_whatever_shape_the_groups_claim_has(aws, groups):
     handler, *_ = aws
-    assert handler.role_of(handler.groups_of({"cognito:groups": groups})) == "lead"
+    assert role_of(groups_of(groups)) == "lead"
     assert call(handler, "GET", "/summary", groups=groups)["statusCode"] == 200
 
 
@@ -366,3 +389,152 @@ def test_decisions_stored_before_the_review_index_are_backfilled_into_the_queue(
 
     assert [queue_key(d.decision_id) for d in (seeded, decided, approved)] == ["open", "legitimate", None]
     assert seeded.order_id in call(handler, "GET", "/")["body"]
+
+
+def _load(name: str, folder: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "lambdas" / folder / "handler.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cookie(set_cookies: list[str], name: str) -> str:
+    (value,) = [c.split(";")[0].split("=", 1)[1] for c in set_cookies if c.startswith(f"{name}=")]
+    return value
+
+
+def test_an_analyst_signs_in_through_the_hosted_ui_and_her_verdict_names_her_tokens_subject(aws, user_pool):
+    """The whole path: /login sends the browser to the hosted UI with a PKCE challenge; the pool issues a
+    code bound to it; /callback redeems the code with this browser's verifier and keeps the ID token in
+    an HttpOnly cookie; the authorizer verifies that cookie's token (signature against the pool's key
+    set) and names the person; the verdict records the token's subject next to the user name."""
+    handler, dynamodb, _, seeded = aws
+    pool, _ = user_pool
+    authorizer = _load("console_authorizer_under_test", "console_authorizer")
+
+    def request(method: str, path: str, headers: dict[str, str], **extra: Any) -> dict[str, Any]:
+        answer = {
+            "httpMethod": method,
+            "path": path,
+            "headers": headers,
+            "requestContext": {"path": f"/dev{path}"},
+        }
+        return handler.lambda_handler({**answer, **extra}, LambdaContext())
+
+    # Given: the browser asks for the console's sign-in
+    login = request("GET", "/login", {})
+    assert login["statusCode"] == 302
+    authorize = urlparse(login["headers"]["Location"])
+    query = {k: v[0] for k, v in parse_qs(authorize.query).items()}
+    assert authorize.path == "/oauth2/authorize" and query["code_challenge_method"] == "S256"
+    assert query["redirect_uri"] == f"{CONSOLE_URL}/callback" and query["client_id"] == pool.client_id
+    (login_cookie,) = login["multiValueHeaders"]["Set-Cookie"]
+    assert "HttpOnly" in login_cookie and "Secure" in login_cookie
+    browser = f"__Host-rg_login={_cookie([login_cookie], '__Host-rg_login')}"
+
+    # When: the hosted UI signs asha in and sends her back with a code
+    code = pool.issue_code("asha", ("analyst",), query["code_challenge"], query["redirect_uri"])
+    wrong_state = request(
+        "GET", "/callback", {"Cookie": browser}, queryStringParameters={"code": code, "state": "x"}
+    )
+    assert (wrong_state["statusCode"], wrong_state["headers"]["X-Error-Code"]) == (401, "wrong_state")
+    callback = request(
+        "GET", "/callback", {"Cookie": browser}, queryStringParameters={"code": code, "state": query["state"]}
+    )
+    assert callback["statusCode"] == 303 and callback["headers"]["Location"] == "/dev/"
+    set_cookies = callback["multiValueHeaders"]["Set-Cookie"]
+    session = _cookie(set_cookies, "__Host-rg_console")
+    (session_cookie,) = [c for c in set_cookies if c.startswith("__Host-rg_console=")]
+    assert all(flag in session_cookie for flag in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/"))
+    replayed = request(
+        "GET", "/callback", {"Cookie": browser}, queryStringParameters={"code": code, "state": query["state"]}
+    )
+    assert replayed["statusCode"] == 401  # a code is good once
+
+    # Then: the authorizer lets her cookie through as asha, and refuses a forged one
+    headers = {"Cookie": f"__Host-rg_console={session}"}
+    allowed = authorizer.lambda_handler(
+        {"type": "REQUEST", "methodArn": "arn:aws:execute-api:us-east-1:1:api/dev/GET/", "headers": headers},
+        LambdaContext(),
+    )
+    sub = pool.claims("asha")["sub"]
+    assert allowed["context"] == {"user": "asha", "sub": sub, "groups": "analyst"}
+    assert allowed["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    forged = _tampered_groups(session)
+    for refused in ({"Cookie": f"__Host-rg_console={forged}"}, {}):
+        with pytest.raises(Exception, match="^Unauthorized$"):
+            authorizer.lambda_handler({"methodArn": "arn", "headers": refused}, LambdaContext())
+
+    # and her verdict, through the console function with that context, names her subject
+    context = {"authorizer": {**allowed["context"], "principalId": allowed["principalId"]}}
+    case = request("GET", f"/cases/{seeded.decision_id}", headers, requestContext=context)
+    assert case["statusCode"] == 200 and 'href="/dev/static/console.css"' in case["body"]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', case["body"]).group(1)  # type: ignore[union-attr]
+    form = {"csrf": csrf, "verdict": "confirmed_abuse", "note": "empty box"}
+    body = {"body": urlencode(form), "requestContext": context}
+    posted = request(
+        "POST",
+        f"/cases/{seeded.decision_id}/verdict",
+        {**headers, "Content-Type": "application/x-www-form-urlencoded"},
+        **body,
+    )
+    assert posted["statusCode"] == 303 and posted["headers"]["Location"].startswith("/dev/cases/")
+    item = dynamodb.get_item(TableName="decisions", Key={"decision_id": {"S": seeded.decision_id}})["Item"]
+    assert (item["reviewed_by"]["S"], item["reviewed_by_sub"]["S"]) == ("asha", sub)
+    trail = dynamodb.query(
+        TableName="audit",
+        KeyConditionExpression="decision_id = :d",
+        ExpressionAttributeValues={":d": {"S": seeded.decision_id}},
+    )["Items"]
+    (verdict,) = [i for i in trail if "verdict" in i]
+    assert (verdict["reviewer"]["S"], verdict["reviewer_sub"]["S"], verdict["role"]["S"]) == (
+        "asha",
+        sub,
+        "analyst",
+    )
+
+    # Signing out drops the cookie and signs out of the hosted UI, which comes back to /login
+    out = request(
+        "POST",
+        "/logout",
+        {**headers, "Content-Type": "application/x-www-form-urlencoded"},
+        body=urlencode({"csrf": csrf}),
+        requestContext=context,
+    )
+    assert out["statusCode"] == 303 and "/logout?" in out["headers"]["Location"]
+    assert parse_qs(urlparse(out["headers"]["Location"]).query)["logout_uri"] == [f"{CONSOLE_URL}/login"]
+    assert out["multiValueHeaders"]["Set-Cookie"] == [
+        "__Host-rg_console=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"
+    ]
+
+
+def test_a_code_redeemed_with_another_browsers_verifier_signs_nobody_in(aws, user_pool):
+    """PKCE: a code stolen from asha's redirect, replayed by a browser that started its own sign-in
+    (its own state and verifier), is refused by the token endpoint: no session cookie is set."""
+    handler, *_ = aws
+    pool, _ = user_pool
+    victim = handler.lambda_handler({"httpMethod": "GET", "path": "/login", "headers": {}}, LambdaContext())
+    victim_query = {k: v[0] for k, v in parse_qs(urlparse(victim["headers"]["Location"]).query).items()}
+    code = pool.issue_code("asha", ("lead",), victim_query["code_challenge"], victim_query["redirect_uri"])
+    thief = handler.lambda_handler({"httpMethod": "GET", "path": "/login", "headers": {}}, LambdaContext())
+    thief_state = parse_qs(urlparse(thief["headers"]["Location"]).query)["state"][0]
+    answer = handler.lambda_handler(
+        {
+            "httpMethod": "GET",
+            "path": "/callback",
+            "headers": {"Cookie": thief["multiValueHeaders"]["Set-Cookie"][0].split(";")[0]},
+            "queryStringParameters": {"code": code, "state": thief_state},
+        },
+        LambdaContext(),
+    )
+    assert (answer["statusCode"], answer["headers"]["X-Error-Code"]) == (401, "sign_in_failed")
+    assert "Set-Cookie" not in (answer.get("multiValueHeaders") or {})
+
+
+def _tampered_groups(token: str) -> str:
+    head, body, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["cognito:groups"] = ["lead"]
+    encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{head}.{encoded}.{signature}"
