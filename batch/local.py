@@ -92,7 +92,11 @@ def score_file(
     store = local.store
     key = f"{INCOMING_PREFIX}{path.name}"
     store.put(key, path.read_bytes(), "application/octet-stream")
-    file = steps.claim(store, key=key, small_file_bytes=small_file_bytes, lease_s=CLAIM_LEASE_S)
+    try:
+        file = steps.claim(store, key=key, small_file_bytes=small_file_bytes, lease_s=CLAIM_LEASE_S)
+    except Exception as error:  # nothing claimed (no model published): the state machine's ClaimFailureAlert
+        _publish_failure(local, {"kind": BATCH_FAILED, "key": key, **_error(error)})
+        raise
     if file["duplicate"]:
         return {"claim": file, "outcome": None}
     try:
@@ -112,18 +116,21 @@ def score_file(
         store.finish(file["digest"], outcome["status"])
     except Exception as error:  # as the state machine: give the claim back, say so on the topic, fail
         store.release(file["digest"])
-        failure = {
-            "kind": BATCH_FAILED,
-            "key": key,
-            "file_digest": file["digest"],
-            "error": type(error).__name__,
-            "cause": str(error),
-        }
-        local.aws.client("sns").publish(
-            TopicArn=local.topic_arn, Subject=FAILURE_SUBJECT, Message=json.dumps(failure)
+        _publish_failure(
+            local, {"kind": BATCH_FAILED, "key": key, "file_digest": file["digest"], **_error(error)}
         )
         raise
     return {"claim": file, "outcome": outcome}
+
+
+def _error(error: Exception) -> dict[str, str]:
+    return {"error": type(error).__name__, "cause": str(error)}
+
+
+def _publish_failure(local: LocalBatch, failure: dict[str, Any]) -> None:
+    local.aws.client("sns").publish(
+        TopicArn=local.topic_arn, Subject=FAILURE_SUBJECT, Message=json.dumps(failure)
+    )
 
 
 def demo_inputs(work: Path, rows: int = 5_000, force: bool = False) -> tuple[Path, Path]:

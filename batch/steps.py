@@ -13,9 +13,10 @@ import json
 import time
 from typing import Any
 
-from batch.engine import Model, Scored, read_file, score, to_parquet
+from batch.engine import CONFIG_FILE, MODEL_FILE, Model, Scored, read_file, score, to_parquet
 from returnguard.aws.batch import BatchStore, claim_id
 from returnguard.batch import (
+    MODEL_PREFIX,
     BatchFileError,
     converted_key,
     file_format,
@@ -26,10 +27,21 @@ from returnguard.batch import (
     summary_key,
 )
 
+MODEL_FILES = (CONFIG_FILE, MODEL_FILE)
+
 
 def claim(
-    store: BatchStore, *, key: str, small_file_bytes: int, lease_s: int, now: int | None = None
+    store: BatchStore,
+    *,
+    key: str,
+    small_file_bytes: int,
+    lease_s: int,
+    model_prefix: str = MODEL_PREFIX,
+    now: int | None = None,
 ) -> dict[str, Any]:
+    """ModelNotPublished before anything is claimed when no model is published: the run fails with that
+    reason, and the file, still unclaimed, is scored when uploaded again after `batch publish-model`."""
+    store.require_model(model_prefix, MODEL_FILES)
     digest, size = store.digest(key)
     first = store.claim(digest, key, int(now if now is not None else time.time()), lease_s)
     return {

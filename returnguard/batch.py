@@ -52,6 +52,22 @@ PREDICTION_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+class ModelNotPublished(LookupError):
+    """No model under the lake's model prefix (MODEL_PREFIX). The lane scores the uploader's own
+    labelled-CSV model, which no deploy can ship. Raised before a file is claimed, so the same file uploaded
+    again after publishing is scored; the failure alert carries the class name as its `error`."""
+
+    code = "model_not_published"
+
+    def __init__(self, bucket: str, prefix: str, missing: Sequence[str]):
+        super().__init__(
+            f"no batch model at s3://{bucket}/{prefix} (missing {', '.join(missing)}): publish one with "
+            "`returnguard batch publish-model --model-dir DIR --stage STAGE` (docs/payments.md), then upload "
+            "the file again"
+        )
+        self.bucket, self.missing = bucket, tuple(missing)
+
+
 class BatchFileError(ValueError):
     """A file that cannot be scored; `report` says what was wrong, machine-readably."""
 

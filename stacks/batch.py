@@ -402,7 +402,8 @@ class BatchStack(Stack):
             self,
             "BatchFailed",
             error="BatchFailed",
-            cause="A step failed; the file's claim was released, so uploading it again retries it.",
+            cause="A step failed; the file holds no claim (released, or never taken), so uploading it again "
+            "retries it.",
         )
         # a run that fails (no model published yet, a Glue job that died) still tells the topic: one alert
         # with the file and the error, never silence
@@ -427,6 +428,21 @@ class BatchStack(Stack):
             result_path="$.failure_published",
         )
         release.next(failure).next(publish_failure).next(failed)
+        # a claim that fails has claimed nothing (no model published yet: error ModelNotPublished, whose
+        # cause says how to publish one); the same alert, named by the uploaded key alone
+        claim_failure = sfn.Pass(
+            self,
+            "ClaimFailureAlert",
+            parameters={
+                "kind": BATCH_FAILED,
+                "key.$": "$.detail.object.key",
+                "error.$": "$.error.Error",
+                "cause.$": "$.error.Cause",
+            },
+            result_path="$.failure",
+        )
+        claim.add_catch(claim_failure, errors=["States.ALL"], result_path="$.error")
+        claim_failure.next(publish_failure)
         for task in (convert, score, glue_job, read_outcome, publish):
             task.add_catch(release, errors=["States.ALL"], result_path="$.error")
 

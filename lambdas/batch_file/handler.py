@@ -66,7 +66,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if request.step == "claim":
         assert request.key is not None, "claim needs the uploaded key"
         answer = steps.claim(
-            store, key=request.key, small_file_bytes=settings.small_file_bytes, lease_s=settings.claim_lease_s
+            store,
+            key=request.key,
+            small_file_bytes=settings.small_file_bytes,
+            lease_s=settings.claim_lease_s,
+            model_prefix=settings.model_prefix,
         )
     elif request.step == "convert":
         answer = steps.convert(store, request.file or {}, model(), settings.region)

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from returnguard.aws.batches import until_processed
-from returnguard.batch import CLAIM_PREFIX
+from returnguard.batch import CLAIM_PREFIX, ModelNotPublished
 
 FLAGGED_TTL_DAYS = 90  # as decisions: flagged rows are for the analysts' queue, the lake keeps the rest
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -55,7 +55,22 @@ class BatchStore:
         self.s3.delete_object(Bucket=self.bucket, Key=source_key)
 
     def model_files(self, prefix: str, names: Iterable[str]) -> dict[str, bytes]:
+        """The published model's files; ModelNotPublished when one is missing."""
+        self.require_model(prefix, names)
         return {name: self.get(f"{prefix}{name}") for name in names}
+
+    def require_model(self, prefix: str, names: Iterable[str]) -> None:
+        """ModelNotPublished unless every file of the model is under `prefix` (one HEAD each)."""
+        missing = []
+        for name in names:
+            try:
+                self.s3.head_object(Bucket=self.bucket, Key=f"{prefix}{name}")
+            except self.s3.exceptions.ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+                missing.append(name)
+        if missing:
+            raise ModelNotPublished(self.bucket, prefix, missing)
 
     # --- the claim: one run per file content ---
 

@@ -15,7 +15,7 @@ from batch.local import LocalBatch, score_file
 from batch.publish import NotAModel, lake_bucket
 from local import stack as local_stack
 from returnguard import cli
-from returnguard.batch import BATCH_FAILED, FAILURE_SUBJECT, MODEL_PREFIX
+from returnguard.batch import BATCH_FAILED, FAILURE_SUBJECT, MODEL_PREFIX, ModelNotPublished
 
 
 @pytest.fixture(scope="module")
@@ -141,21 +141,31 @@ def test_publish_model_refuses_a_folder_the_pipeline_could_not_score_with(
 def test_a_local_run_that_fails_releases_the_claim_and_alerts_as_the_state_machine_does(
     aws, payments_model, transactions, tmp_path
 ):
-    # Given the local pipeline with no model in the lake (the state machine's no-model case)
+    # Given the local pipeline with no model in the lake (the lake as `cdk deploy` leaves it)
     local = LocalBatch.attach(aws)
     local.alerts()  # what earlier tests left on the queue
     for key in model_keys(aws):
         aws.client("s3").delete_object(Bucket=aws.bucket, Key=key)
     path = tmp_path / "no-model.csv"
     transactions.head(20).to_csv(path, index=False)
-    # When the file is run, the step fails, and the claim is given back
-    with pytest.raises(Exception, match="NoSuchKey|does not exist"):
+    # When the file is run, the claim step fails with the reason, and nothing is claimed
+    with pytest.raises(ModelNotPublished, match="publish-model"):
         score_file(local, path)
     (alert,) = local.alerts()
     assert alert["subject"] == FAILURE_SUBJECT
-    assert (
-        alert["message"]["kind"] == BATCH_FAILED and alert["message"]["key"] == f"incoming/batch/{path.name}"
-    )
+    assert alert["message"]["kind"] == BATCH_FAILED and alert["message"]["error"] == "ModelNotPublished"
+    assert alert["message"]["key"] == f"incoming/batch/{path.name}"
+    claims = aws.client("dynamodb").scan(TableName=aws.table_names["idempotency"])["Items"]
+    assert not [c for c in claims if c.get("source_key", {}).get("S") == alert["message"]["key"]]
+
+    # Given a published config.json that is not a labelled-CSV model's: the file is claimed, Convert fails
+    aws.client("s3").put_object(Bucket=aws.bucket, Key=f"{MODEL_PREFIX}{CONFIG_FILE}", Body=b"{}")
+    aws.client("s3").upload_file(str(payments_model / MODEL_FILE), aws.bucket, f"{MODEL_PREFIX}{MODEL_FILE}")
+    with pytest.raises(ValueError, match="not a labelled-CSV model"):
+        score_file(local, path)
+    # Then the claim is given back and one alert names the file by its digest
+    (alert,) = local.alerts()
+    assert alert["message"]["kind"] == BATCH_FAILED and alert["message"]["error"] == "ValueError"
     assert (
         local.store.dynamodb.get_item(
             TableName=aws.table_names["idempotency"],

@@ -209,20 +209,49 @@ def test_a_large_file_takes_the_glue_route_to_the_same_outputs(local_aws, transa
     assert result["rows"] == 300 and len(flagged_items(local_aws)) == result["flagged"] > 0
 
 
-def test_a_run_that_fails_releases_the_claim_and_still_alerts(local_aws, transactions):
-    # Given a lake where no model was published yet: the Convert step cannot load one
+def test_a_run_that_fails_says_why_and_the_same_file_is_scored_once_a_model_is_published(
+    local_aws, transactions, payments_model
+):
+    # Given the lake as `cdk deploy` leaves it: nothing under models/payments/current/
     for name in ("config.json", "xgboost-model.ubj"):
         local_aws["s3"].delete_object(Bucket=LAKE, Key=f"{MODEL_PREFIX}{name}")
     body = transactions.head(30).to_csv(index=False).encode()
 
-    execution = upload_and_run(local_aws, "no-model.csv", body, "failed-1")
+    execution = upload_and_run(local_aws, "first.csv", body, "no-model-1")
+
+    # Then the claim step fails with the reason and takes no claim, and one alert names it and the fix
+    assert execution["status"] == "FAILED" and execution["error"] == "BatchFailed"
+    assert entered_states(execution) == ["Claim", "ClaimFailureAlert", "PublishFailure", "BatchFailed"]
+    (alert,) = alerts(local_aws)
+    message = json.loads(alert["Message"])
+    assert alert["Subject"].startswith("ReturnGuard batch: a file failed")
+    assert message["kind"] == "batch_failed" and message["key"] == "incoming/batch/first.csv"
+    assert message["error"] == "ModelNotPublished"
+    assert "returnguard batch publish-model" in json.loads(message["cause"])["errorMessage"]
+    assert local_aws["dynamodb"].scan(TableName=CLAIMS_TABLE)["Items"] == []
+
+    # Given a published config.json that is not a labelled-CSV model's: the Convert step cannot load it
+    local_aws["s3"].upload_file(
+        str(payments_model / "xgboost-model.ubj"), LAKE, f"{MODEL_PREFIX}xgboost-model.ubj"
+    )
+    local_aws["s3"].put_object(Bucket=LAKE, Key=f"{MODEL_PREFIX}config.json", Body=b"{}")
+
+    execution = upload_and_run(local_aws, "first.csv", body, "bad-model-1")
 
     # Then the execution fails after releasing the claim, and the topic gets one alert that says so
     assert execution["status"] == "FAILED" and execution["error"] == "BatchFailed"
     assert entered_states(execution)[-4:] == ["ReleaseClaim", "FailureAlert", "PublishFailure", "BatchFailed"]
     (alert,) = alerts(local_aws)
     message = json.loads(alert["Message"])
-    assert alert["Subject"].startswith("ReturnGuard batch: a file failed")
-    assert message["kind"] == "batch_failed" and message["key"] == "incoming/batch/no-model.csv"
-    assert message["error"] and "NoSuchKey" in message["cause"] + message["error"]
+    assert message["kind"] == "batch_failed" and message["error"] == "ValueError"
+    assert "not a labelled-CSV model" in message["cause"]
     assert claim_of(local_aws, message["file_digest"]) is None  # uploading it again retries it
+
+    # When the model is published and the same bytes are uploaded again, they are scored
+    local_aws["s3"].upload_file(str(payments_model / "config.json"), LAKE, f"{MODEL_PREFIX}config.json")
+    again = upload_and_run(local_aws, "first.csv", body, "published-1")
+
+    assert again["status"] == "SUCCEEDED", again.get("cause")
+    assert "Score" in entered_states(again)
+    (scored,) = alerts(local_aws)
+    assert json.loads(scored["Message"])["kind"] == "batch_scored"

@@ -17,7 +17,7 @@ from batch import steps
 from batch.engine import Model
 from local.stack import create_table
 from returnguard.aws.batch import BatchStore
-from returnguard.batch import PREDICTION_COLUMNS, converted_key
+from returnguard.batch import MODEL_PREFIX, PREDICTION_COLUMNS, ModelNotPublished, converted_key
 from returnguard.tables import FLAGGED, IDEMPOTENCY
 
 REGION = "us-east-1"
@@ -25,13 +25,15 @@ BUCKET = "lake"
 
 
 @pytest.fixture
-def store():
+def store(payments_model):
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_table(dynamodb, FLAGGED, "flagged")
         create_table(dynamodb, IDEMPOTENCY, "claims")
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
+        for name in steps.MODEL_FILES:  # published, as `returnguard batch publish-model` does
+            s3.upload_file(str(payments_model / name), BUCKET, f"{MODEL_PREFIX}{name}")
         yield BatchStore(s3, dynamodb, bucket=BUCKET, flagged_table="flagged", claims_table="claims")
 
 
@@ -223,3 +225,22 @@ def test_converted_parquet_keeps_the_validated_columns(store, model, transaction
     assert outcome == {"status": "valid", "rows": 30, "converted_key": converted_key(file["digest"])}
     assert set(table.column_names) == set(transactions.columns)
     assert str(table.schema.field("V1").type) == "double"
+
+
+def test_without_a_published_model_the_claim_names_the_reason_and_takes_nothing(
+    store, model, transactions, payments_model
+):
+    # Given a lake right after `cdk deploy`: no model under models/payments/current/
+    store.s3.delete_object(Bucket=BUCKET, Key=f"{MODEL_PREFIX}config.json")
+    body = transactions.head(20).to_csv(index=False).encode()
+
+    # When the file's claim step runs, it fails with the reason and the command that fixes it
+    with pytest.raises(ModelNotPublished, match="publish-model") as raised:
+        upload(store, "first.csv", body)
+    assert raised.value.code == "model_not_published" and raised.value.missing == ("config.json",)
+    assert store.dynamodb.scan(TableName="claims")["Items"] == []  # nothing claimed
+
+    # Then, once a model is published, the same bytes are claimed and scored
+    store.s3.upload_file(str(payments_model / "config.json"), BUCKET, f"{MODEL_PREFIX}config.json")
+    _, outcome = run(store, "first.csv", body, model)
+    assert outcome["status"] == "scored" and outcome["rows"] == 20
