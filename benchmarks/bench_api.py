@@ -15,6 +15,7 @@ with the return model in the same archive, each against the order figures of the
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
@@ -237,7 +238,9 @@ def bench_handler_cpu(world: dict[str, Any], count: int) -> list[dict]:
         finally:
             sys.stdout = real_stdout
         degraded_ms = []
-        module.model, module.FALLBACK = _DownModel(), FallbackModel.load(world["model_dir"] / FILE_NAME)
+        fallback = FallbackModel.load(world["model_dir"] / FILE_NAME)  # the serving model's, as deployed
+        module.model = _DownModel()
+        module.PROFILES.current = dataclasses.replace(module.PROFILES.current, fallback=fallback)
         module.decisions = _Decisions()
         real_stdout, sys.stdout = sys.stdout, sink
         try:

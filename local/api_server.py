@@ -238,6 +238,7 @@ def handler_environment(
     order_time_past_days: int = LOCAL_ORDER_TIME_PAST_DAYS,
     api_clients: Mapping[str, tuple[str, Iterable[str]]] | None = None,
     return_policy: Mapping[str, Any] | None = None,
+    variants: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """The function's environment as the CDK api stack sets it, pointed at the local servers.
     `policy`: overrides of the model's policy, as the `policy` context gives them in AWS.
@@ -245,7 +246,10 @@ def handler_environment(
     return lane's fallback beside its model (return/fallback_model.json next to it) comes with it.
     `order_time_past_days`: how old an order_time may be (the `order_time_past_days` context).
     `api_clients`: {key id: (client, scopes)} as the api stack maps its keys (RG_API_CLIENTS).
-    `return_policy`: the refund ladder's overrides, as the `return_policy` context gives them."""
+    `return_policy`: the refund ladder's overrides, as the `return_policy` context gives them.
+    `variants`: {"mode": off|shadow|ab, "challenger_share", "salt"} as the `variants` context gives them;
+    the challenger is the local model server's challenger variant (an experiment, `returnguard models
+    experiment start --local`), reached as the endpoint's is by name."""
     env = stack.environment()
     env.update(
         {
@@ -271,6 +275,13 @@ def handler_environment(
         returns = Path(fallback_model).parent / RETURN_MODEL_DIR / Path(fallback_model).name
         if returns.is_file():
             env["RG_RETURN_FALLBACK_MODEL"] = str(returns)
+    if variants and variants.get("mode", "off") != "off":
+        from local.inference_server import CHALLENGER_PATH
+
+        env["RG_VARIANT_MODE"] = str(variants["mode"])
+        env["RG_CHALLENGER_SHARE"] = str(variants.get("challenger_share", 0.0))
+        env["RG_VARIANT_SALT"] = str(variants.get("salt") or "returnguard")
+        env["RG_CHALLENGER_URL"] = inference_url.rstrip("/") + CHALLENGER_PATH
     if api_clients:
         env["RG_API_CLIENTS"] = json.dumps(
             [
@@ -452,6 +463,7 @@ def serve(
     order_time_past_days: int = LOCAL_ORDER_TIME_PAST_DAYS,
     api_keys: Mapping[str, tuple[str, Iterable[str]]] | None = None,
     return_policy: Mapping[str, Any] | None = None,
+    variants: Mapping[str, Any] | None = None,
 ) -> ApiServer:
     """Start the API on 127.0.0.1 in front of one warm execution environment of the handler.
 
@@ -464,6 +476,7 @@ def serve(
     API Gateway, a call to a keyed route without one of them is refused (403) and the key's id reaches
     the function, which maps it to its client's scopes. None: keys unchecked, one client with every
     scope.
+    `variants`: shadow or A-B against the local model server's challenger (handler_environment).
     What the function writes to stdout (structured logs, EMF metrics: its CloudWatch Logs stream in
     AWS) goes to `log_path`, or to this process's stdout when None.
     """
@@ -477,6 +490,7 @@ def serve(
         order_time_past_days,
         {key_ids[value]: entry for value, entry in api_keys.items()} if api_keys else None,
         return_policy,
+        variants,
     )
     log: TextIO = open(log_path, "a", buffering=1) if log_path else sys.stdout  # noqa: SIM115
     with contextlib.redirect_stdout(log):

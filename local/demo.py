@@ -22,6 +22,7 @@ from local.docs_numbers import summary
 from local.options import API_FILE, Parser, api_port, port_number, remove_api_file, write_api_file
 from local.prerequisites import require
 from returnguard.features import LINK_IDENTIFIERS
+from returnguard.variants import VariantConfig, VariantConfigError
 from training.bootstrap import (
     PipelinePaths,
     build_features,
@@ -286,8 +287,20 @@ def main(argv: list[str] | None = None) -> int:
         type=port_number,
         help="the local API's port (default 8000, or any free one when 8000 is taken; 0: any free one)",
     )
+    parser.add_argument(
+        "--variant-mode",
+        choices=("off", "shadow", "ab"),
+        default="off",
+        help="the local API's champion/challenger mode (the `variants` context); the challenger is the one "
+        "`returnguard models --local experiment start N` runs",
+    )
+    parser.add_argument("--challenger-share", type=float, default=0.1, help="with --variant-mode ab")
     args = parser.parse_args(argv)
     port = api_port(parser, args.port)  # before minutes of work, not after
+    try:
+        VariantConfig(args.variant_mode, args.challenger_share if args.variant_mode == "ab" else 0.0)
+    except VariantConfigError as error:
+        parser.error(f"argument --challenger-share: {error}")
     if not require(["python", "java"]):
         return 1
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
@@ -361,6 +374,7 @@ def run(args: argparse.Namespace, port: int) -> int:
             port=port,
             log_path=paths.work / "score-function.log",
             fallback_model=paths.model / "fallback_model.json",
+            variants={"mode": args.variant_mode, "challenger_share": args.challenger_share},
         )
         servers.append(api)
         write_api_file(paths.work, api.url)

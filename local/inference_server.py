@@ -7,7 +7,10 @@ end-to-end tests see is what the endpoint will answer.
 
 Given a `follow` (local.lifecycle.EndpointFollower: the local registry's endpoint in local AWS), it also
 answers `POST /reload` (local only, not part of SageMaker's contract): it loads the model the endpoint now
-serves and swaps it in, so `returnguard models promote --local` changes what the demo scores with.
+serves and swaps it in, so `returnguard models promote --local` changes what the demo scores with. When
+the endpoint runs an experiment (`returnguard models experiment start --local`) it loads the challenger
+variant's model too and answers it under CHALLENGER_PATH (`/variants/challenger/invocations`), as
+SageMaker answers `TargetVariant=challenger`: the local score function's RG_CHALLENGER_URL.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from local.options import Parser, port_in_use, port_number
 from training.inference import InferenceError, LoadedModel, input_fn, model_fn, output_fn, predict_fn
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker's real-time payload limit
+CHALLENGER_PATH = "/variants/challenger"  # the challenger variant's model (an experiment), under /invocations
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -46,20 +50,48 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/ping":
             model = self.server.model
             models = {"order": model.version, **{lane: m.version for lane, m in model.lanes.items()}}
-            self._send(200, {"status": "healthy", "model_version": model.version, "models": models})
+            challenger = self.server.challenger.version if self.server.challenger else None
+            self._send(
+                200,
+                {
+                    "status": "healthy",
+                    "model_version": model.version,
+                    "models": models,
+                    "challenger": challenger,
+                },
+            )
         else:
             self._send(404, {"error": {"code": "not_found", "message": f"no route {self.path}"}})
 
     def do_POST(self) -> None:
         if self.path == "/reload" and self.server.follow is not None:
             try:
-                self.server.model = model_fn(str(self.server.follow.model_dir()))
-            except Exception as error:  # the old model keeps serving
+                champion = model_fn(str(self.server.follow.model_dir()))
+                challenger_dir = self.server.follow.challenger_dir()
+                challenger = model_fn(str(challenger_dir)) if challenger_dir else None
+            except Exception as error:  # the old models keep serving
                 self._send(500, {"error": {"code": "reload_failed", "message": str(error)[:300]}})
                 return
-            self._send(200, {"status": "reloaded", "model_version": self.server.model.version})
+            self.server.model, self.server.challenger = champion, challenger
+            self._send(
+                200,
+                {
+                    "status": "reloaded",
+                    "model_version": champion.version,
+                    "challenger": challenger.version if challenger else None,
+                },
+            )
             return
-        if self.path != "/invocations":
+        if self.path == "/invocations":
+            model = self.server.model
+        elif self.path == f"{CHALLENGER_PATH}/invocations" and self.server.challenger is not None:
+            model = self.server.challenger
+        elif self.path == f"{CHALLENGER_PATH}/invocations":  # as SageMaker answers an unknown TargetVariant
+            self._send(
+                400, {"error": {"code": "no_challenger", "message": "no experiment runs: no challenger"}}
+            )
+            return
+        else:
             self._send(404, {"error": {"code": "not_found", "message": f"no route {self.path}"}})
             return
         try:
@@ -77,10 +109,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         try:
-            data = input_fn(body, self.headers.get("Content-Type", ""), self.server.model.file_features)
-            text, _ = output_fn(
-                predict_fn(data, self.server.model), self.headers.get("Accept", "application/json")
-            )
+            data = input_fn(body, self.headers.get("Content-Type", ""), model.file_features)
+            text, _ = output_fn(predict_fn(data, model), self.headers.get("Accept", "application/json"))
             self._send(200, text)
         except InferenceError as error:
             self._send(error.status, error.body())
@@ -98,7 +128,9 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], model: LoadedModel, follow: Any = None):
         super().__init__(address, _Handler)
         self.model = model
-        self.follow = follow  # has model_dir(): the folder of the model the followed endpoint serves
+        self.challenger: LoadedModel | None = None  # the followed endpoint's challenger variant's model
+        # has model_dir() and challenger_dir(): the folders of the models the followed endpoint serves
+        self.follow = follow
 
 
 @dataclass

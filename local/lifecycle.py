@@ -12,8 +12,8 @@ server), one retrain-and-gate cycle, and the local model server following the en
   only the latest half of that model's test window for testing (CANDIDATE_TRAINING), so its training
   reaches into orders the serving model never saw, and the gate judges both on the rest, which
   neither trained on;
-- `EndpointFollower`: what the local model server's POST /reload loads: the model the endpoint serves,
-  fetched from the local lake.
+- `EndpointFollower`: what the local model server's POST /reload loads: the model the endpoint serves
+  (and its challenger variant's during an experiment), fetched from the local lake.
 
 Writes `<work>/local-aws.json` (endpoint URL, names, model server) for `returnguard models --local`.
 """
@@ -96,8 +96,14 @@ class EndpointFollower:
     cache: Path
 
     def model_dir(self) -> Path:
-        registry = LocalRegistry(self.stack, self.cache).registry()
-        url = registry.serving()["model_data_url"]
+        return self._fetch(LocalRegistry(self.stack, self.cache).registry().serving()["model_data_url"])
+
+    def challenger_dir(self) -> Path | None:
+        """The challenger variant's model (an experiment runs), or None."""
+        url = LocalRegistry(self.stack, self.cache).registry().serving()["challenger_model_data_url"]
+        return self._fetch(url) if url else None
+
+    def _fetch(self, url: str) -> Path:
         bucket, _, key = url.removeprefix("s3://").partition("/")
         target = self.cache / "serving" / key.replace("/", "_").removesuffix(".tar.gz")
         if not (target / "config.json").is_file():
@@ -138,6 +144,7 @@ class LocalRegistry:
             group=self.group,
             endpoint=self.endpoint,
             prefix=self.prefix,
+            lake_bucket=self.stack.bucket,
         )
 
     def create(self, model_dir: Path) -> ModelRegistry:

@@ -244,6 +244,9 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--prefix", help="resource name prefix (default returnguard-<stage>)")
     models.add_argument("--group", help="model package group (default: the one named <prefix>-return-abuse*)")
     models.add_argument("--endpoint", help="scoring endpoint (default <prefix>-scoring)")
+    models.add_argument(
+        "--lake", help="the lake bucket promote and rollback publish to (default: the Data stack's output)"
+    )
     models.add_argument("--endpoint-url", help="an AWS endpoint URL (e.g. a moto server)")
     models.add_argument(
         "--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -88,6 +88,8 @@ def decide(
     fallback: FallbackModel | None = None,
     keyed_id: str | None = None,  # the score function's returnguard.access.decision_id
     challenger: Challenger | None = None,  # shadow or A-B (returnguard.variants)
+    # the thresholds of the model version that answered (a promotion changes them); else policy_config's
+    policy_for: Callable[[str], PolicyConfig] | None = None,
 ) -> Decision:
     started = time.perf_counter() if started is None else started
     now = now or datetime.now(timezone.utc)
@@ -144,13 +146,14 @@ def decide(
     version = UNKNOWN_VERSION
     degraded_reason: UnavailableReason | None = "model_error" if model is None else None
     routed = route(challenger, o.customer_id, hard_rule=bool(flags.triggered()), champion=model)
+    scored_by = policy_config
     if routed.model is not None:
         try:
             result = routed.model.score(vector)
             score, contributions, version = result.score, result.contributions, result.model_version
+            scored_by = policy_for(version) if policy_for is not None else policy_config
         except ModelUnavailable as error:
             degraded_reason = error.reason
-    scored_by = policy_config
     if degraded_reason is not None and fallback is not None:
         result = fallback.score(vector)
         score, contributions, version = result.score, result.contributions, result.model_version

@@ -13,10 +13,12 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from returnguard.aws.serving_profile import PROFILES_PREFIX
 from returnguard.order_record import order_record_key
 from returnguard.payments import card_velocity_key, customer_velocity_key
 from returnguard.tables import recent_orders_key
@@ -42,6 +44,7 @@ class ApiProps:
     tables: dict[str, dynamodb.ITable]
     endpoint_name: str
     endpoint_arn: str
+    lake: s3.IBucket  # the serving profiles a promotion publishes (models/serving/)
 
 
 class ApiStack(Stack):
@@ -70,6 +73,7 @@ class ApiStack(Stack):
                 "RG_AUDIT_TABLE": props.tables["audit"].table_name,
                 "RG_ENDPOINT_NAME": props.endpoint_name,
                 "RG_MODEL_CONFIG": config.model.serving_config_json,
+                "RG_LAKE_BUCKET": props.lake.bucket_name,
                 "RG_POLICY": config.policy_json,
                 "RG_RETURN_POLICY": config.return_policy_json,
                 **config.order_time_environment,
@@ -116,6 +120,13 @@ class ApiStack(Stack):
                 },
             )
         )
+        # A promoted model's thresholds and fallback (returnguard.aws.serving_profile): read once per
+        # execution environment and model version, never written.
+        score.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[props.lake.arn_for_objects(f"{PROFILES_PREFIX}*")]
+            )
+        )
         # The tables are encrypted with the stage key; DynamoDB uses it on the caller's behalf.
         props.key.grant(score.role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
         score.role.add_to_policy(
@@ -156,9 +167,16 @@ class ApiStack(Stack):
             "from the account's unreserved pool, which must stay >= 10 (new accounts have a quota of 10).",
         )
         suppress(
+            score.role,
+            "AwsSolutions-IAM5",
+            f"Reads the serving profile of whichever model version the endpoint answers with, one object "
+            f"per version under the lake's {PROFILES_PREFIX} (written by the promote step).",
+            applies_to=[{"regex": "/^Resource::<.*>\\/models\\/serving\\/\\*$/"}],
+        )
+        suppress(
             score.function,
             "NIST.800.53.R5-LambdaInsideVPC",
-            "Calls only AWS APIs (DynamoDB, SageMaker runtime, Bedrock) over TLS with IAM authentication and "
+            "Calls only AWS APIs (DynamoDB, SageMaker runtime, Bedrock, S3) over TLS with IAM authentication and "
             "reaches no private resource; a VPC would add NAT or interface endpoints and protect nothing more.",
         )
 

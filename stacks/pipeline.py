@@ -19,6 +19,8 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from returnguard.aws.gate_record import GATE_DECISIONS_PREFIX
+from returnguard.aws.promotion import ExperimentRunning
+from returnguard.aws.serving_profile import PROFILES_PREFIX
 from stacks.config import StageConfig
 from stacks.constructs import PythonFunction, dead_letter_queue, log_group, logical_id, suppress
 from stacks.ml import INFERENCE_PROGRAM, TRAINING_PROGRAM
@@ -27,6 +29,7 @@ from stacks.packaging import lambda_staging_folder
 SERVING_METRICS_KEY = "models/metadata/serving-metrics.json"
 # How often the state machine looks at an endpoint being updated, and the states that mean "not yet".
 ENDPOINT_POLL_SECONDS = 60
+EXPERIMENT_RUNNING = ExperimentRunning.__name__  # the promote function's error while an experiment runs
 ENDPOINT_IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 # Seam for seed 003's batch path (not built yet): an upload under this prefix of the lake ("Object Created"
 # through EventBridge, after `event_bridge_enabled=True` on the lake) starts a batch-scoring state machine
@@ -285,6 +288,7 @@ class PipelineStack(Stack):
             description="Retraining: serve a new model with a copy of the endpoint's current config",
             environment={
                 "RG_ENDPOINT_NAME": props.endpoint_name,
+                "RG_LAKE_BUCKET": props.lake.bucket_name,
                 "POWERTOOLS_SERVICE_NAME": "returnguard-promote",
                 "POWERTOOLS_LOG_LEVEL": config.log_level,
             },
@@ -320,13 +324,39 @@ class PipelineStack(Stack):
                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
         )
+        # Before the endpoint changes: the new model's serving profile (thresholds, fallback) from its
+        # archive to the lake, where the score function reads it (returnguard.aws.serving_profile).
+        promote_function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeModel"], resources=[f"{sm}:model/{config.prefix}-*"]
+            )
+        )
+        promote_function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[props.lake.arn_for_objects("models/artifacts/*")]
+            )
+        )
+        promote_function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[props.lake.arn_for_objects(f"{PROFILES_PREFIX}*")]
+            )
+        )
+        props.key.grant_encrypt_decrypt(promote_function.role)
         _suppress_step_function(promote_function)
         suppress(
             promote_function.role,
             "AwsSolutions-IAM5",
-            "Endpoint configs the pipeline creates are named <prefix>-<execution name> (one per run), so "
-            "their ARNs are only known as this stage's prefix followed by a wildcard.",
-            applies_to=[{"regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:endpoint-config\\/.*\\*$/"}],
+            "Endpoint configs and models the pipeline creates are named <prefix>-<execution name> (one per "
+            "run), so their ARNs are only known as this stage's prefix followed by a wildcard; it reads any "
+            "training job's model archive under the lake's models/artifacts/ (one folder per job) and "
+            f"writes one serving profile per model version under {PROFILES_PREFIX}; KMS data-key actions "
+            "on the stage key.",
+            applies_to=[
+                "Action::kms:GenerateDataKey*",
+                "Action::kms:ReEncrypt*",
+                {"regex": "/^Resource::arn:<AWS::Partition>:sagemaker:.*:(endpoint-config|model)\\/.*\\*$/"},
+                {"regex": "/^Resource::<.*>\\/models\\/(artifacts|serving)\\/\\*$/"},
+            ],
         )
         promote_endpoint = tasks.LambdaInvoke(
             self,
@@ -390,6 +420,37 @@ class PipelineStack(Stack):
             ),
             wait,
         ).otherwise(endpoint_failed)
+        # An experiment on the endpoint (`returnguard models experiment start`): the promote function
+        # refuses, as `returnguard models promote` does. The candidate stays registered as Approved, the
+        # refusal is added to its metadata, and the run succeeds: promote it by hand once the experiment
+        # is stopped.
+        refusal = sfn.Pass(
+            self,
+            "PromotionRefused",
+            result=sfn.Result.from_object({"promotion_refused": "experiment_running"}),
+            result_path="$.refusal",
+        )
+        record_refusal = tasks.CallAwsService(
+            self,
+            "RecordRefusal",
+            service="sagemaker",
+            action="updateModelPackage",
+            parameters={
+                "ModelPackageArn.$": "$.package.ModelPackageArn",
+                "ModelApprovalStatus.$": "$.gate.approval_status",  # unchanged: Approved
+                "CustomerMetadataProperties.$": "States.JsonMerge($.gate.metadata, $.refusal, false)",
+            },
+            iam_resources=[f"{sm}:model-package/{props.model_package_group_name}/*"],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        promote_endpoint.add_catch(refusal, errors=[EXPERIMENT_RUNNING], result_path="$.promotion_error")
+        refusal.next(record_refusal).next(
+            sfn.Succeed(
+                self,
+                "KeepServingModelDuringExperiment",
+                comment="An experiment runs on the endpoint: the approved candidate is registered, not served",
+            )
+        )
         promote = create_model.next(promote_endpoint).next(wait).next(describe_endpoint)
         describe_endpoint.next(record_after_update)
         approved = (

@@ -96,6 +96,7 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
             tables=dict(data.tables),
             endpoint_name=ml.endpoint_name,
             endpoint_arn=ml.endpoint_arn,
+            lake=data.lake,
         ),
         env=env,
     )

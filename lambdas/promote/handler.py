@@ -1,7 +1,8 @@
 """promote Lambda: the retraining state machine's promotion step.
 
 Thin: the state machine passes the new model's name and the config name to create; the endpoint comes
-from the environment. `returnguard.aws.promotion.promote` copies the serving config with the new model
+from the environment. `returnguard.aws.promotion.promote` publishes the model's serving profile (its
+thresholds and fallback, read by the score function) to the lake, copies the serving config with the new model
 and updates the endpoint; any error fails the step (and the execution), so the endpoint keeps its model.
 The state machine then waits for InService on the new config before it records the serving metrics.
 """
@@ -21,6 +22,8 @@ from returnguard.aws.promotion import promote
 
 class Settings(BaseModel):
     endpoint_name: str = Field(alias="RG_ENDPOINT_NAME", min_length=1)
+    # where the promoted model's serving profile (thresholds, fallback) goes: models/serving/ in the lake
+    lake_bucket: str = Field(alias="RG_LAKE_BUCKET", min_length=3)
 
 
 class Promotion(BaseModel):
@@ -32,6 +35,7 @@ class Promotion(BaseModel):
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 logger = Logger()
 sagemaker = boto3.client("sagemaker")
+s3 = boto3.client("s3")
 
 
 @logger.inject_lambda_context
@@ -43,6 +47,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
         config_name=request.endpoint_config_name,
         model_name=request.model_name,
         variant_name=request.variant_name,
+        s3=s3,
+        lake_bucket=settings.lake_bucket,
     )
     logger.info("endpoint update started", extra={"endpoint": settings.endpoint_name, **result})
     return result

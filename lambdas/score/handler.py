@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from returnguard import access, narrative
-from returnguard.aws import snapstart
+from returnguard.aws import serving_profile, snapstart
 from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, HEALTH_BUDGET_S, CallBounds, RequestBudget
 from returnguard.aws.decisions import Conflict, DecisionStore, body_hash
 from returnguard.aws.feature_store import DynamoFeatureStore
@@ -90,6 +90,9 @@ class Settings(BaseModel):
     fallback_model_file: str = Field(default="", alias="RG_FALLBACK_MODEL")
     # the return lane's, the same way (return_fallback_model.json next to this file when the asset has it)
     return_fallback_model_file: str = Field(default="", alias="RG_RETURN_FALLBACK_MODEL")
+    # the lake, where a promotion publishes each model's serving profile (returnguard.aws.serving_profile);
+    # empty: the deployed model's thresholds and fallback whatever the endpoint serves
+    lake_bucket: str = Field(default="", alias="RG_LAKE_BUCKET")
 
     @field_validator("fallback_model_file", "return_fallback_model_file")
     @classmethod
@@ -265,6 +268,19 @@ FALLBACK = _fallback(settings.fallback_model_file, FALLBACK_FILE)
 RETURN_FALLBACK = _fallback(settings.return_fallback_model_file, RETURN_FALLBACK_FILE)
 if RETURN_FALLBACK is not None:
     RETURN_POLICY.with_thresholds(RETURN_FALLBACK.thresholds)  # its thresholds must order: fail at start
+# The order model's thresholds and fallback follow the version the endpoint answers with: a promotion
+# publishes the new version's profile, read once per execution environment when it first answers.
+_s3 = budget.attach(boto3.client("s3", config=DYNAMODB.config())) if settings.lake_bucket else None
+PROFILES = serving_profile.ServingProfiles(
+    serving_profile.Profile(
+        str(MODEL_CONFIG.get("model_version", "unknown")), MODEL_CONFIG, POLICY, FALLBACK
+    ),
+    (lambda version: serving_profile.read(_s3, settings.lake_bucket, version)) if _s3 else None,
+    json.loads(settings.policy_json),
+    on_error=lambda version, error: logger.warning(
+        "no serving profile", extra={"model_version": version, "kind": type(error).__name__}
+    ),
+)
 PROBE_VECTOR = {feature.name: feature.default for feature in FEATURES}  # /v1/health's model probe
 NARRATIVE = NarrativeConfig(
     model_id=settings.bedrock_model_id,
@@ -357,12 +373,15 @@ def risk_score() -> Any:
         scored,
         features,
         model,
-        POLICY,
+        PROFILES.current.policy,
         started=started,
-        fallback=FALLBACK,
+        fallback=PROFILES.current.fallback,
         keyed_id=named,
         challenger=CHALLENGER,
+        policy_for=PROFILES.policy_for,
     )
+    if decision.variant == "champion" and not decision.response.degraded:
+        PROFILES.served(decision.response.model_version)
     response = _narrate(decision.response, request.explain, request.locale, started)
     saved, replayed = decisions.save(
         response,
@@ -562,7 +581,7 @@ def health() -> Response:
         model.score(PROBE_VECTOR)
         model_state = "ok"
     except ModelUnavailable:
-        model_state = "degraded" if FALLBACK is not None else "down"
+        model_state = "degraded" if PROFILES.current.fallback is not None else "down"
     try:
         features.get_many(["health#probe"])
         store_state = "ok"
@@ -571,7 +590,7 @@ def health() -> Response:
     status = "down" if store_state == "down" else "ok" if model_state == "ok" else "degraded"
     body = {
         "status": status,
-        "model_version": str(MODEL_CONFIG.get("model_version", "unknown")),
+        "model_version": PROFILES.current.version,
         "dependencies": {"model": model_state, "store": store_state},
     }
     return Response(

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from returnguard.aws.promotion import PromotionError, _tags, next_endpoint_config
+from returnguard.aws.promotion import CHALLENGER_VARIANT, PromotionError, _tags, next_endpoint_config
 
-CHALLENGER = "challenger"
+CHALLENGER = CHALLENGER_VARIANT
 
 
 def with_challenger(

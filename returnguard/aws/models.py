@@ -10,6 +10,8 @@ the scoring endpoint, in AWS or in local AWS (the local stack's moto server).
   approves it and records who overrode the gate and why in the package's metadata;
 - rollback: back to the endpoint config the serving one was promoted from (its
   `returnguard:promoted-from` tag): the previous model with exactly its previous settings;
+- promote and rollback first publish the model's serving profile (thresholds, fallback) to the lake
+  (returnguard.aws.serving_profile), which the score function follows;
 - compare: two versions' recorded numbers side by side;
 - start_experiment / stop_experiment: a version as the endpoint's `challenger` production variant next to
   the champion (returnguard.aws.experiment), which the score function reaches for shadow or A-B
@@ -26,7 +28,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from returnguard.aws import experiment
-from returnguard.aws.promotion import PROMOTED_FROM_TAG, PromotionError, promote
+from returnguard.aws.promotion import (
+    PROMOTED_FROM_TAG,
+    ExperimentRunning,
+    PromotionError,
+    promote,
+    publish_profile,
+)
 
 METRICS = ("roc_auc", "pr_auc", "alert_rate")
 
@@ -81,6 +89,8 @@ class ModelRegistry:
     group: str
     endpoint: str
     prefix: str
+    # the lake: promote and rollback publish the model's serving profile there (models/serving/) first
+    lake_bucket: str
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
 
     # --- reading ---------------------------------------------------------------------------------------
@@ -175,11 +185,9 @@ class ModelRegistry:
             )
         if target.status != "Approved" and not reason.strip():
             raise RegistryError("reason_required", "a forced promotion needs --reason (it is recorded)")
-        if self.serving()["challenger_model_name"]:
-            raise RegistryError(
-                "experiment_running",
-                f"endpoint {self.endpoint} runs a challenger: stop the experiment first (models experiment stop)",
-            )
+        if self.serving()["challenger_model_name"]:  # before a model is made; promote() checks it too
+            error = ExperimentRunning(self.endpoint)
+            raise RegistryError(error.code, str(error))
         name = self._create_model(target, "v")
         if target.status != "Approved":
             metadata = {
@@ -195,7 +203,14 @@ class ModelRegistry:
                 CustomerMetadataProperties=metadata,
             )
         try:
-            return promote(self.sagemaker, endpoint_name=self.endpoint, config_name=name, model_name=name)
+            return promote(
+                self.sagemaker,
+                endpoint_name=self.endpoint,
+                config_name=name,
+                model_name=name,
+                s3=self.s3,
+                lake_bucket=self.lake_bucket,
+            )
         except PromotionError as error:
             raise RegistryError(error.code, str(error)) from None
 
@@ -225,7 +240,8 @@ class ModelRegistry:
                 "already_serving", f"version {number} is what the endpoint serves: no experiment"
             )
         name = self._create_model(target, "challenger-v")
-        try:
+        try:  # in A-B the challenger's decisions are mapped with its own thresholds
+            publish_profile(self.s3, self.sagemaker, lake_bucket=self.lake_bucket, model_name=name)
             return experiment.start(
                 self.sagemaker, endpoint_name=self.endpoint, config_name=name, model_name=name
             )
@@ -255,7 +271,16 @@ class ModelRegistry:
                 "nothing_to_roll_back",
                 f"endpoint config {serving['endpoint_config']} was not promoted from another",
             )
-        self.sagemaker.describe_endpoint_config(EndpointConfigName=previous)  # still there, or a clear error
+        back = self.sagemaker.describe_endpoint_config(EndpointConfigName=previous)  # or a clear error
+        try:  # the score function maps the old model's scores with its own thresholds again
+            publish_profile(
+                self.s3,
+                self.sagemaker,
+                lake_bucket=self.lake_bucket,
+                model_name=back["ProductionVariants"][0]["ModelName"],
+            )
+        except PromotionError as error:
+            raise RegistryError(error.code, str(error)) from None
         self.sagemaker.update_endpoint(
             EndpointName=self.endpoint, EndpointConfigName=previous, RetainDeploymentConfig=True
         )

@@ -44,7 +44,22 @@ def registry(args: argparse.Namespace) -> tuple[ModelRegistry, dict[str, Any]]:
     prefix = args.prefix or local.get("prefix") or f"returnguard-{args.stage}"
     group = args.group or local.get("group") or find_group(sagemaker, prefix)
     endpoint = args.endpoint or local.get("endpoint") or f"{prefix}-scoring"
-    return ModelRegistry(sagemaker, s3, group=group, endpoint=endpoint, prefix=prefix), local
+    lake = args.lake or local.get("bucket") or ""
+    publishes = args.action in ("promote", "rollback") or getattr(args, "experiment", "") == "start"
+    if not lake and publishes:  # they publish the model's serving profile
+        lake = lake_bucket(boto3.client("cloudformation", **options), args.stage)
+    registry = ModelRegistry(sagemaker, s3, group=group, endpoint=endpoint, prefix=prefix, lake_bucket=lake)
+    return registry, local
+
+
+def lake_bucket(cloudformation: Any, stage: str) -> str:
+    """The `LakeBucket` output of ReturnGuard-<stage>-Data."""
+    stack = f"ReturnGuard-{stage}-Data"
+    (found,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    for output in found.get("Outputs", []):
+        if output["OutputKey"] == "LakeBucket":
+            return str(output["OutputValue"])
+    raise RegistryError("unknown_lake", f"{stack} has no LakeBucket output: pass --lake")
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -71,7 +86,8 @@ def _float(value: Any) -> float | None:
 
 
 def reload_model_server(local: dict[str, Any]) -> str | None:
-    """Ask the local model server to load what the endpoint now serves; returns its model version."""
+    """Ask the local model server to load what the endpoint now serves (its challenger variant's model
+    too, during an experiment); returns its model version."""
     url = local.get("model_server")
     if not url:
         return None
@@ -128,6 +144,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 result = models.stop_experiment()
             if args.wait or local:
                 models.wait_in_service(result["EndpointConfigName"], poll_s=0 if local else 30)
+            reload_model_server(local)  # locally the model server answers the challenger from now on
             what = (
                 f"challenger v{args.version} beside the champion"
                 if args.experiment == "start"
@@ -137,12 +154,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 json.dumps(result)
                 if args.json
                 else f"endpoint {models.endpoint}: {result['PreviousEndpointConfigName']} → "
-                f"{result['EndpointConfigName']}; {what}"
-                + (
-                    " (locally only the endpoint changes: the local API scores with the champion alone)"
-                    if local and args.experiment == "start"
-                    else ""
-                ),
+                f"{result['EndpointConfigName']}; {what}",
                 file=out,
             )
         else:

@@ -3,7 +3,9 @@ the endpoint runs (KMS key, data capture, variants' sizing, shadow variants, tag
 in place of the old, then UpdateEndpoint.
 
 Fails closed: any SageMaker error, an endpoint that is not InService, or a config this code cannot copy
-faithfully raises, and the endpoint keeps serving what it served. Waiting for InService is the state
+faithfully raises, and the endpoint keeps serving what it served. Before the endpoint changes, the new
+model's serving profile (its thresholds and fallback model, returnguard.aws.serving_profile) is published
+to the lake, where the score function reads it when the endpoint first answers with that version. Waiting for InService is the state
 machine's job (a Wait/DescribeEndpoint loop), so no Lambda bills while SageMaker deploys.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from returnguard.aws import serving_profile
 
 PROMOTED_FROM_TAG = "returnguard:promoted-from"
 # Read-only fields DescribeEndpointConfig returns that CreateEndpointConfig does not take.
@@ -23,6 +27,21 @@ class PromotionError(RuntimeError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+# the production variant an experiment runs its candidate in (returnguard.aws.experiment)
+CHALLENGER_VARIANT = "challenger"
+
+
+class ExperimentRunning(PromotionError):
+    """The endpoint runs an experiment (a challenger variant): nothing is promoted until it is stopped.
+    The retraining state machine catches this error by its name (Lambda reports the class name)."""
+
+    def __init__(self, endpoint_name: str) -> None:
+        super().__init__(
+            "experiment_running",
+            f"endpoint {endpoint_name} runs a challenger: stop the experiment first (models experiment stop)",
+        )
 
 
 def next_endpoint_config(
@@ -93,11 +112,32 @@ def _exists(sagemaker: Any, config_name: str) -> dict[str, Any] | None:
         raise
 
 
+def publish_profile(s3: Any, sagemaker: Any, *, lake_bucket: str, model_name: str) -> str:
+    """The model's serving profile in the lake (returnguard.aws.serving_profile); PromotionError when it
+    cannot be read or written, so nothing serves a model whose thresholds the score function lacks."""
+    try:
+        return serving_profile.publish(s3, sagemaker, bucket=lake_bucket, model_name=model_name)
+    except Exception as error:  # botocore errors, an archive without a usable config: refuse
+        raise PromotionError(
+            "profile_unpublished",
+            f"the serving profile of {model_name} (thresholds, fallback) could not be published to "
+            f"s3://{lake_bucket}/{serving_profile.PROFILES_PREFIX}: {error}",
+        ) from None
+
+
 def promote(
-    sagemaker: Any, *, endpoint_name: str, config_name: str, model_name: str, variant_name: str | None = None
+    sagemaker: Any,
+    *,
+    endpoint_name: str,
+    config_name: str,
+    model_name: str,
+    variant_name: str | None = None,
+    s3: Any = None,
+    lake_bucket: str = "",
 ) -> dict[str, str]:
     """Point `endpoint_name` at a copy of its current config serving `model_name`; returns the names of the
-    new and the replaced config. Idempotent for a retried step: a config already created under
+    new and the replaced config. With `s3` and `lake_bucket` (the promote function and `returnguard
+    models` always pass them) the model's serving profile is published first. Idempotent for a retried step: a config already created under
     `config_name` for this model is reused, and an endpoint already on it is not updated again."""
     endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
     serving = endpoint["EndpointConfigName"]
@@ -112,6 +152,10 @@ def promote(
             "endpoint_busy", f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}, not InService"
         )
     current = sagemaker.describe_endpoint_config(EndpointConfigName=serving)
+    if any(v["VariantName"] == CHALLENGER_VARIANT for v in current.get("ProductionVariants", [])):
+        raise ExperimentRunning(endpoint_name)
+    if lake_bucket:
+        publish_profile(s3, sagemaker, lake_bucket=lake_bucket, model_name=model_name)
     existing = _exists(sagemaker, config_name)
     if existing is None:
         accepted = sagemaker.meta.service_model.operation_model("CreateEndpointConfig").input_shape.members

@@ -19,6 +19,7 @@ SCORE_ENV = {
     "RG_AUDIT_TABLE",
     "RG_ENDPOINT_NAME",
     "RG_MODEL_CONFIG",
+    "RG_LAKE_BUCKET",
     "RG_POLICY",
     "RG_RETURN_POLICY",
     "RG_ORDER_TIME_PAST_S",
@@ -201,6 +202,12 @@ def test_score_function_runtime_memory_timeout_env_and_layer(dev):
     assert ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:" in layer
 
 
+def test_the_score_function_reads_the_serving_profiles_and_nothing_else_of_the_lake(dev):
+    reads = [s for s in _statements(dev, "api") if any(a.startswith("s3:") for a in _list(s["Action"]))]
+    assert [_list(s["Action"]) for s in reads] == [["s3:GetObject"]]
+    assert json.dumps(reads[0]["Resource"]).endswith('/models/serving/*"]]}')
+
+
 def test_a_decision_fits_the_function_timeout_which_fits_api_gateway(dev, prod):
     from returnguard.aws.clients import DECISION_BUDGET_S, DYNAMODB, HEALTH_BUDGET_S, SAGEMAKER
 
@@ -377,6 +384,7 @@ def _api_in(region: str, fake_model_dir, **context) -> Template:
         tables=dict(data.tables),
         endpoint_name="e",
         endpoint_arn=f"arn:aws:sagemaker:{region}:123456789012:endpoint/e",
+        lake=data.lake,
     )
     return Template.from_stack(ApiStack(app, "Api", props=props, env=env))
 

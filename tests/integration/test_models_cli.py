@@ -14,11 +14,16 @@ from typing import Any
 import pytest
 
 from local import stack as local_stack
+from local.api_server import handler_environment, load_handler
 from local.inference_server import serve
 from local.lifecycle import EndpointFollower, LocalRegistry, pack, register, retrain_and_gate
 from returnguard import cli
+from returnguard.ports import ModelUnavailable
+from returnguard.variants import VariantConfig, assign
+from tests.integration.api.test_score_handler import call, event, order
 
 pytestmark = pytest.mark.slow
+V2_THRESHOLDS = {"medium": 1e-9, "high": 2e-9, "critical": 3e-9}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +42,14 @@ def local(trained_model, tmp_path_factory) -> Iterator[dict[str, Any]]:
         copy = root / f"v{number}"
         shutil.copytree(model_dir, copy)
         config = json.loads((copy / "config.json").read_text())
-        (copy / "config.json").write_text(json.dumps({**config, "model_version": f"v-number-{number}"}))
+        config = {**config, "model_version": f"v-number-{number}"}
+        fallback = json.loads((copy / "fallback_model.json").read_text())
+        fallback["model_version"] = f"v-number-{number}-fallback"
+        if number == 2:  # its own thresholds, and its fallback's: every score it gives is critical
+            config["thresholds"] = {**config["thresholds"], **V2_THRESHOLDS}
+            fallback["thresholds"] = {**fallback["thresholds"], **V2_THRESHOLDS}
+        (copy / "config.json").write_text(json.dumps(config))
+        (copy / "fallback_model.json").write_text(json.dumps(fallback))
         key = f"models/artifacts/run-{number}/output/model.tar.gz"
         s3.upload_file(str(pack(copy, root / f"v{number}.tar.gz")), stack.bucket, key)
         record = f"models/metadata/gate-decisions/date=2026-11-30/run-{number}.json"
@@ -273,3 +285,112 @@ def test_one_retrain_and_gate_cycle_judges_a_candidate_trained_on_newer_orders(l
     assert version.metadata["champion_roc_auc"] and record["approved"] is answer["approved"]
     assert version.status == ("Approved" if answer["approved"] else "Rejected")
     assert version.serving is answer["approved"]  # promoted exactly when approved
+
+
+class _Down:
+    def score(self, vector: Any) -> Any:
+        raise ModelUnavailable("endpoint down")
+
+
+def test_the_score_function_follows_promotion_and_rollback_with_the_models_thresholds_and_fallback(
+    local, monkeypatch
+):
+    model_dir = local["model_dir"]
+    v1 = json.loads((model_dir / "config.json").read_text())
+    v1_fallback = json.loads((model_dir / "fallback_model.json").read_text())["model_version"]
+    environment = handler_environment(
+        local["stack"],
+        v1,
+        local["server"].url,
+        fallback_model=model_dir / "fallback_model.json",
+        order_time_past_days=3660,
+    )
+    handler = load_handler(environment, "score_handler_follows_promotions")  # one execution environment
+    endpoint = handler.model
+
+    def decide(order_id: str) -> dict[str, Any]:
+        status, body = call(handler, event("POST", "/v1/risk-score", order(order_id, customer_id="C-PROMO")))
+        assert status == 200, body
+        return body
+
+    before = decide("PROMO-1")
+    assert before["model_version"] == v1["model_version"] and before["risk_level"] != "critical"
+    assert before["risk_score"] < v1["thresholds"]["critical"]
+
+    assert models(local, monkeypatch, "promote", "2")[0] == 0
+    promoted = decide("PROMO-2")
+
+    # the same order, now scored by v2 and mapped with v2's thresholds
+    assert promoted["model_version"] == "v-number-2"
+    assert promoted["risk_score"] == pytest.approx(before["risk_score"], abs=1e-4)  # same weights
+    assert promoted["risk_level"] == "critical"
+    monkeypatch.setattr(handler, "model", _Down())
+    degraded = decide("PROMO-3")
+    assert degraded["degraded"] and degraded["model_version"] == "v-number-2-fallback"
+    assert degraded["risk_score"] is not None and degraded["risk_score"] >= V2_THRESHOLDS["critical"]
+    monkeypatch.setattr(handler, "model", endpoint)
+
+    assert models(local, monkeypatch, "rollback")[0] == 0
+    back = decide("PROMO-4")
+
+    assert back["model_version"] == v1["model_version"]
+    assert back["risk_level"] == before["risk_level"]
+    monkeypatch.setattr(handler, "model", _Down())
+    assert decide("PROMO-5")["model_version"] == v1_fallback
+
+
+def test_locally_an_experiments_challenger_shadows_or_decides_its_ab_share_through_the_model_server(
+    local, monkeypatch
+):
+    stack, model_dir = local["stack"], local["model_dir"]
+    v1 = json.loads((model_dir / "config.json").read_text())
+    handlers = {
+        mode: load_handler(
+            handler_environment(
+                stack,
+                v1,
+                local["server"].url,
+                order_time_past_days=3660,
+                variants={"mode": mode, "challenger_share": 0.5, "salt": "local-exp"},
+            ),
+            f"score_handler_local_{mode}",
+        )
+        for mode in ("shadow", "ab")
+    }
+    table = stack.table_names["decisions"]
+    dynamodb = stack.client("dynamodb")
+    config = VariantConfig("ab", 0.5, "local-exp")
+    member = next(c for c in (f"LX{i}" for i in range(100)) if assign(c, config) == "challenger")
+
+    def decide(mode: str, order_id: str, customer: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        status, body = call(
+            handlers[mode], event("POST", "/v1/risk-score", order(order_id, customer_id=customer))
+        )
+        assert status == 200, body
+        item = dynamodb.get_item(TableName=table, Key={"decision_id": {"S": body["decision_id"]}})["Item"]
+        return body, item
+
+    code, _, err = models(local, monkeypatch, "experiment", "start", "2")
+    assert code == 0, err
+    assert json.loads(urllib.request.urlopen(f"{local['server'].url}/ping", timeout=10).read())[
+        "challenger"
+    ] == (  # noqa: S310
+        "v-number-2"
+    )
+    try:
+        shadowed, item = decide("shadow", "LX-S1", "LX-A")
+        # shadow: the champion decides; the challenger's score is stored beside it
+        assert shadowed["model_version"] == v1["model_version"] and item["variant"] == {"S": "champion"}
+        assert item["shadow"]["M"]["model_version"] == {"S": "v-number-2"}
+        # A-B: the customer's sticky group decides, with the challenger's own thresholds (v2: critical)
+        decided, item = decide("ab", "LX-B1", member)
+        assert decided["model_version"] == "v-number-2" and item["variant"] == {"S": "challenger"}
+        assert decided["risk_level"] == "critical"
+    finally:
+        assert models(local, monkeypatch, "experiment", "stop")[0] == 0
+
+    # no experiment: the model server has no challenger, and the champion decides for everyone
+    after, item = decide("ab", "LX-B2", member)
+    assert after["model_version"] == v1["model_version"] and item["variant"] == {"S": "champion"}
+    _, item = decide("shadow", "LX-S2", "LX-A")
+    assert "error" in item["shadow"]["M"]

@@ -16,7 +16,9 @@ from moto import mock_aws
 
 from local import moto_sagemaker
 from local.api_server import LambdaContext
+from returnguard.aws import serving_profile
 from returnguard.aws.promotion import PROMOTED_FROM_TAG, PromotionError, next_endpoint_config, promote
+from tests.unit.test_serving_profile import archive, model_files
 
 ENDPOINT = "returnguard-prod-scoring"
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -193,8 +195,44 @@ def test_several_variants_need_the_one_to_promote_named():
     assert request["Tags"] == [{"Key": PROMOTED_FROM_TAG, "Value": "old"}]  # aws: tags cannot be set
 
 
+def test_the_new_models_profile_is_published_before_the_endpoint_changes_and_none_means_no_change(
+    sagemaker,
+):
+    old = serving(sagemaker)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="lake")
+    s3.put_object(Bucket="lake", Key="models/bootstrap.tar.gz", Body=archive({"metrics.json": {}}))
+    s3.put_object(Bucket="lake", Key="models/candidate.tar.gz", Body=archive(model_files("v-cand", 0.1)))
+
+    # An archive without a usable config.json: refused, and the endpoint keeps its config.
+    with pytest.raises(PromotionError) as refused:
+        promote(
+            sagemaker,
+            endpoint_name=ENDPOINT,
+            config_name="c0",
+            model_name="bootstrap",
+            s3=s3,
+            lake_bucket="lake",
+        )
+    assert refused.value.code == "profile_unpublished"
+    assert sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == old
+
+    promote(
+        sagemaker, endpoint_name=ENDPOINT, config_name="c1", model_name="candidate", s3=s3, lake_bucket="lake"
+    )
+
+    published = serving_profile.read(s3, "lake", "v-cand")
+    assert published["config"]["thresholds"]["medium"] == 0.1
+    assert published["fallback"]["model_version"] == "v-cand-fallback"
+    assert published["model_data_url"] == "s3://lake/models/candidate.tar.gz"
+
+
 def test_handler_reads_the_endpoint_from_its_environment(sagemaker, monkeypatch):
     monkeypatch.setenv("RG_ENDPOINT_NAME", ENDPOINT)
+    monkeypatch.setenv("RG_LAKE_BUCKET", "lake")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="lake")
+    s3.put_object(Bucket="lake", Key="models/candidate.tar.gz", Body=archive(model_files("v-cand", 0.1)))
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "returnguard-promote")
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "ERROR")
     old = serving(sagemaker)
@@ -210,5 +248,6 @@ def test_handler_reads_the_endpoint_from_its_environment(sagemaker, monkeypatch)
     )
 
     assert result == {"EndpointConfigName": "rg-exec-8", "PreviousEndpointConfigName": old}
+    assert serving_profile.read(s3, "lake", "v-cand")["config"]["model_version"] == "v-cand"
     with pytest.raises(Exception, match="ModelName"):
         handler.lambda_handler({"EndpointConfigName": "rg-exec-9"}, LambdaContext())

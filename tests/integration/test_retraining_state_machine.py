@@ -23,6 +23,7 @@ from local import moto_sagemaker
 from local.pipeline_run import GlueJobs, LambdaFunctions, TrainingJobs, entered_states, install, run_execution
 from local.state_machine import Resolver, definition_string, render
 from returnguard import synth
+from returnguard.aws import experiment, serving_profile
 from returnguard.aws.gate_record import GATE_DECISIONS_PREFIX
 from stacks.pipeline import SERVING_METRICS_KEY
 from training import train
@@ -284,6 +285,16 @@ def test_a_candidate_no_worse_than_the_serving_model_is_gated_registered_and_pro
     assert artifact == f"s3://{LAKE}/models/artifacts/returnguard-dev-better-1/output/model.tar.gz"
     s3.head_object(Bucket=LAKE, Key=artifact.removeprefix(f"s3://{LAKE}/"))
     assert local_aws["steps"]["lambda"].invocations == ["gate", "promote"]
+    # The promote step published the candidate's thresholds and fallback where the score function reads them
+    with tarfile.open(
+        fileobj=s3.get_object(Bucket=LAKE, Key=artifact.removeprefix(f"s3://{LAKE}/"))["Body"], mode="r|gz"
+    ) as tar:
+        trained = next(
+            json.load(tar.extractfile(m)) for m in tar if m.name.removeprefix("./") == "config.json"
+        )
+    profile = serving_profile.read(s3, LAKE, trained["model_version"])
+    assert profile["config"]["thresholds"] == trained["thresholds"] and profile["model_data_url"] == artifact
+    assert profile["fallback"]["model_version"] == f"{trained['model_version']}-fallback"
 
 
 def test_a_worse_candidate_is_registered_as_rejected_with_its_numbers_and_nothing_is_served(local_aws):
@@ -307,6 +318,43 @@ def test_a_worse_candidate_is_registered_as_rejected_with_its_numbers_and_nothin
         serving_metrics(s3)
     assert served_config(sagemaker) == BOOTSTRAP_CONFIG
     assert local_aws["steps"]["lambda"].invocations == ["gate"]
+
+
+def test_an_approved_candidate_is_not_promoted_while_an_experiment_runs_and_the_refusal_is_recorded(
+    local_aws,
+):
+    # Given an experiment on the endpoint (returnguard models experiment start): a challenger variant
+    s3, sagemaker = local_aws["s3"], local_aws["sagemaker"]
+    sagemaker.create_model(
+        ModelName="returnguard-dev-challenger-v9",
+        ExecutionRoleArn=SERVING_ROLE,
+        PrimaryContainer={"Image": "xgboost", "ModelDataUrl": f"s3://{LAKE}/{BOOTSTRAP_ARTIFACT}"},
+    )
+    experiment.start(
+        sagemaker,
+        endpoint_name=ENDPOINT,
+        config_name="returnguard-dev-exp",
+        model_name="returnguard-dev-challenger-v9",
+    )
+
+    execution = run_execution(local_aws["sfn"], local_aws["machine"], "during-experiment-1")
+
+    # the promote step refuses as `models promote` does; the run records why and ends without serving it
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert entered_states(execution)[-4:] == [
+        "PromoteEndpoint",
+        "PromotionRefused",
+        "RecordRefusal",
+        "KeepServingModelDuringExperiment",
+    ]
+    package, record = the_decision(s3, sagemaker, "during-experiment-1")
+    assert package["ModelApprovalStatus"] == "Approved" and record["approved"] is True
+    metadata = package["CustomerMetadataProperties"]
+    assert metadata["promotion_refused"] == "experiment_running" and metadata["gate_decision"] == "Approved"
+    assert served_config(sagemaker) == "returnguard-dev-exp"
+    with pytest.raises(s3.exceptions.NoSuchKey):
+        serving_metrics(s3)
+    assert "Contents" not in s3.list_objects_v2(Bucket=LAKE, Prefix=serving_profile.PROFILES_PREFIX)
 
 
 def test_a_serving_model_the_candidate_cannot_be_compared_with_fails_closed(local_aws):
