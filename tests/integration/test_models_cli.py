@@ -324,6 +324,7 @@ def test_the_score_function_follows_promotion_and_rollback_with_the_models_thres
     assert promoted["model_version"] == "v-number-2"
     assert promoted["risk_score"] == pytest.approx(before["risk_score"], abs=1e-4)  # same weights
     assert promoted["risk_level"] == "critical"
+    assert call(handler, event("GET", "/v1/health"))[1]["model_version"] == "v-number-2"
     monkeypatch.setattr(handler, "model", _Down())
     degraded = decide("PROMO-3")
     assert degraded["degraded"] and degraded["model_version"] == "v-number-2-fallback"
