@@ -25,6 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from returnguard.reason_clusters import ReasonCluster
+from returnguard.reason_clusters import reason_clusters as clusters_of
+from returnguard.reason_clusters import reason_clusters_html as clusters_html
+
 MAX_TOKENS = 128  # the model was trained on 128-token inputs; reasons and case summaries are shorter
 DIMENSIONS = 384
 
@@ -215,15 +219,6 @@ class SimilarCases:
         ]
 
 
-@dataclass
-class ReasonCluster:
-    label: str  # the reason closest to the cluster's centre
-    size: int
-    examples: list[str]
-    reason_codes: dict[str, int]
-    by_month: dict[str, int]
-
-
 def reason_clusters(
     reasons: Sequence[str],
     codes: Sequence[str],
@@ -231,56 +226,12 @@ def reason_clusters(
     k: int = 8,
     model: MiniLM | None = None,
 ) -> list[ReasonCluster]:
-    """k-means over the reasons' embeddings (distinct texts embedded once); clusters largest first."""
-    from collections import Counter
-
-    from sklearn.cluster import KMeans
-
-    distinct = list(dict.fromkeys(reasons))
-    if len(distinct) < k:
-        k = max(1, len(distinct))
-    vectors = (model or shared_model()).encode(distinct)
-    fitted = KMeans(n_clusters=k, n_init=4, random_state=0).fit(vectors)
-    cluster_of = dict(zip(distinct, fitted.labels_.tolist(), strict=True))
-    clusters = []
-    for c in range(k):
-        members = [i for i, text in enumerate(distinct) if cluster_of[text] == c]
-        centre = fitted.cluster_centers_[c]
-        ranked = sorted(members, key=lambda i: -float(vectors[i] @ centre))
-        rows = [i for i, text in enumerate(reasons) if cluster_of[text] == c]
-        clusters.append(
-            ReasonCluster(
-                label=distinct[ranked[0]],
-                size=len(rows),
-                examples=[distinct[i] for i in ranked[:3]],
-                reason_codes=dict(Counter(codes[i] for i in rows).most_common(3)),
-                by_month=dict(sorted(Counter(months[i] for i in rows).items())),
-            )
-        )
-    return sorted(clusters, key=lambda cluster: -cluster.size)
+    """The clusters of returnguard/reason_clusters.py (the AWS function's code) with the local encoder."""
+    return clusters_of(reasons, codes, months, k, (model or shared_model()).encode)
 
 
 def reason_clusters_html(clusters: Sequence[ReasonCluster], sampled: int, total: int) -> str:
-    """The HTML report's section; every customer text escaped."""
-    import html
-
-    months = sorted({m for c in clusters for m in c.by_month})
-    header = "".join(f"<th>{html.escape(m)}</th>" for m in months)
-    rows = "".join(
-        f"<tr><td>{html.escape(c.label)}</td><td>{c.size}</td>"
-        f"<td>{html.escape(' | '.join(c.examples))}</td>"
-        f"<td>{html.escape(', '.join(f'{k} {v}' for k, v in c.reason_codes.items()))}</td>"
-        + "".join(f"<td>{c.by_month.get(m, 0)}</td>" for m in months)
-        + "</tr>"
-        for c in clusters
-    )
-    return (
-        "<h2>Return reason clusters</h2><p>The customers' own return reasons, embedded with all-MiniLM-L6-v2 "
-        f"(offline, English-only) and grouped by k-means: {sampled:,} of {total:,} written reasons "
-        "(the latest ones), per cluster its size, the reasons closest to its centre, the reason codes "
-        "customers picked, and counts per month.</p>"
-        f"<table><tr><th>cluster</th><th>reasons</th><th>examples</th><th>codes</th>{header}</tr>{rows}</table>"
-    )
+    return clusters_html(clusters, sampled, total, "all-MiniLM-L6-v2 (offline, English-only)")
 
 
 def lake_reason_clusters(raw: str | Path, latest: int = 5_000, k: int = 8) -> str:

@@ -51,7 +51,11 @@ def age_text(seconds: float | None) -> str:
 def layout(title: str, body: str, user: str = "", role: str = "", csrf: str = "") -> str:
     nav = ""
     if user:
-        lead = '<a href="/summary">Daily summary</a>' if role == "lead" else ""
+        lead = (
+            '<a href="/summary">Daily summary</a><a href="/clusters">Reason clusters</a>'
+            if role == "lead"
+            else ""
+        )
         nav = (
             f'<nav><a href="/">Queue</a>{lead}<span class="who">{esc(user)} ({esc(role)})</span>'
             f'<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" '
@@ -316,4 +320,20 @@ def summary_page(
     )
     return layout(
         "Daily summary", f'<h2 id="summary-title">Daily summary</h2>{prose}{sections}', user, role, csrf
+    )
+
+
+def clusters_page(report: str | None, user: str, role: str, csrf: str) -> str:
+    """`report`: the clusters report's HTML as returnguard.reason_clusters wrote it (customer text escaped
+    there); None: not computed yet."""
+    body = report or (
+        '<p class="hint">No reason clusters yet: in AWS a scheduled function computes them once a day; '
+        "locally they are in make demo's HTML report.</p>"
+    )
+    return layout(
+        "Reason clusters",
+        f'<h2 id="clusters-title">Reason clusters</h2><section>{body}</section>',
+        user,
+        role,
+        csrf,
     )

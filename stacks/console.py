@@ -32,6 +32,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from returnguard.aws.reason_clusters import LATEST_REPORT, REPORT_PREFIX, RETURNS_PREFIX
 from returnguard.aws.reviews import REVIEW_ATTRIBUTES, REVIEW_INDEX
 from returnguard.aws.similar_cases import DIMENSIONS, TITAN_MODEL_ID
 from stacks.api import ApiStack
@@ -159,9 +160,10 @@ class ConsoleStack(Stack):
                 "POWERTOOLS_LOG_LEVEL": config.log_level,
             },
         )
-        console.function.add_layers(
-            lambda_.LayerVersion.from_layer_version_arn(self, "SdkForPandas", sdk_for_pandas_layer_arn(self))
+        self.pandas_layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "SdkForPandas", sdk_for_pandas_layer_arn(self)
         )
+        console.function.add_layers(self.pandas_layer)
         self.function = console.function
         self.role = console.role
         self._grants(props)
@@ -171,6 +173,7 @@ class ConsoleStack(Stack):
                 iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=model_arns)  # Converse
             )
         self._daily_summary(config, props, model_id, model_arns)
+        self._reason_clusters(config, props)
 
         not_async = (
             "Invoked synchronously by API Gateway only: the analyst's browser gets the error; a DLQ applies "
@@ -303,6 +306,7 @@ class ConsoleStack(Stack):
             distance_metric="cosine",
         )
         index.add_dependency(bucket)
+        self.vector_bucket = bucket
         self.function.add_environment("RG_VECTOR_BUCKET", bucket.vector_bucket_name or "")
         self.function.add_environment("RG_VECTOR_INDEX", "cases")
         self.role.add_to_policy(
@@ -316,6 +320,122 @@ class ConsoleStack(Stack):
                 actions=["bedrock:InvokeModel"],
                 resources=[f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{TITAN_MODEL_ID}"],
             )
+        )
+
+    def _reason_clusters(self, config: StageConfig, props: ConsoleProps) -> None:
+        """The return reason clusters (lambdas/console_clusters/handler.py): at 03:00 UTC a function reads
+        the latest written reasons of 30 days from the lake's raw/returns, embeds the new ones with Titan
+        V2 into the `reasons` index of the console's vector bucket (keyed by the text's hash: a reason is
+        embedded once), clusters them with the local report's code and writes the report under
+        reports/reason-clusters/, which the console function may read (one key) for leads."""
+        index = s3vectors.CfnIndex(
+            self,
+            "ReasonIndex",
+            vector_bucket_name=self.vector_bucket.vector_bucket_name,
+            index_name="reasons",
+            data_type="float32",
+            dimension=DIMENSIONS,
+            distance_metric="cosine",
+        )
+        index.add_dependency(self.vector_bucket)
+        job = PythonFunction(
+            self,
+            "Clusters",
+            config=config,
+            key=props.key,
+            code_folder=lambda_staging_folder("console_clusters"),
+            memory_size=1024,  # pyarrow and NumPy (SDK for pandas layer), 2,000 × 512 vectors
+            timeout=Duration.minutes(10),  # a first run embeds up to 2,000 reasons, 4 at a time
+            description="The return reason clusters (docs/console.md)",
+            environment={
+                "RG_LAKE_BUCKET": props.lake.bucket_name,
+                "RG_VECTOR_BUCKET": self.vector_bucket.vector_bucket_name or "",
+                "RG_REASONS_INDEX": "reasons",
+                "POWERTOOLS_SERVICE_NAME": "returnguard-console-clusters",
+                "POWERTOOLS_LOG_LEVEL": config.log_level,
+            },
+        )
+        job.function.add_layers(self.pandas_layer)
+        self.clusters_function = job.function
+        self.clusters_dead_letters = dead_letter_queue(
+            self, "ClustersDeadLetters", key=props.key, of="the reason clusters' schedule"
+        )
+        events.Rule(
+            self,
+            "DailyClusters",
+            schedule=events.Schedule.cron(minute="0", hour="3"),
+            targets=[
+                targets.LambdaFunction(
+                    job.function, retry_attempts=2, dead_letter_queue=self.clusters_dead_letters
+                )
+            ],
+            description="The return reason clusters",
+        )
+        job.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[props.lake.arn_for_objects(f"{RETURNS_PREFIX}*")]
+            )
+        )
+        job.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[props.lake.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{RETURNS_PREFIX}*"]}},
+            )
+        )
+        props.lake.grant_put(job.role, f"{REPORT_PREFIX}*")
+        props.key.grant(job.role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+        job.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3vectors:GetVectors", "s3vectors:PutVectors"], resources=[index.attr_index_arn]
+            )
+        )
+        job.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["bedrock:InvokeModel"],
+                resources=[f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{TITAN_MODEL_ID}"],
+            )
+        )
+        lake = logical_id(props.lake)  # type: ignore[arg-type]
+        suppress(
+            job.role,
+            "AwsSolutions-IAM5",
+            "GetObject on the lake's raw/returns/ prefix only (the returns it clusters) and CDK's put grant "
+            "on reports/reason-clusters/ only (PutObject*, Abort*); the KMS data-key actions are on the one "
+            "stage key that encrypts the lake.",
+            applies_to=[
+                "Action::kms:GenerateDataKey*",
+                "Action::kms:ReEncrypt*",
+                "Action::s3:Abort*",
+                "Action::s3:PutObject*",
+                f"Resource::<{lake}.Arn>/{RETURNS_PREFIX}*",
+                f"Resource::<{lake}.Arn>/{REPORT_PREFIX}*",
+            ],
+        )
+        # The console function shows leads the latest report: that one object, read only.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[props.lake.arn_for_objects(LATEST_REPORT)]
+            )
+        )
+        reason = (
+            "Invoked asynchronously once a day by its EventBridge rule (undeliverable events go to the rule's "
+            "dead-letter queue); a failed run is in the function's Errors and logs, and the next day's run "
+            "computes the clusters again from the lake: there is no event worth replaying."
+        )
+        suppress(job.function, "Serverless-LambdaDLQ", reason)
+        suppress(job.function, "NIST.800.53.R5-LambdaDLQ", reason)
+        suppress(
+            job.function,
+            "NIST.800.53.R5-LambdaConcurrency",
+            "Runs once a day from one schedule; reserving concurrency would take it from the account's "
+            "unreserved pool (new accounts have 10).",
+        )
+        suppress(
+            job.function,
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "Calls only AWS APIs (S3, S3 Vectors, Bedrock) over TLS with IAM authentication and reaches no "
+            "private resource; a VPC would add NAT or interface endpoints and protect nothing more.",
         )
 
     def _daily_summary(

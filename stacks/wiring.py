@@ -192,6 +192,7 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
                 *((("the blocklist sync", blocklist.dead_letters),) if blocklist else ()),
                 *batch.dead_letters,
                 ("the daily review summary's schedule", console.summary_dead_letters),
+                ("the reason clusters' schedule", console.clusters_dead_letters),
             ),
             archive_function=retention.function,
             archive_dead_letters=retention.dead_letters,

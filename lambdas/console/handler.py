@@ -11,7 +11,8 @@ S3 Vectors, returnguard/aws/similar_cases.py). The queue, the case view's linked
 read the cases that needed a person from the decisions' sparse by_review index (a Query per review
 status, never a Scan of the decisions: no snapshot survives between invocations). A lead's `/summary`
 page is written by Bedrock (Converse) when the stage has a model, through the daily e-mail's code path
-(returnguard/aws/daily_summary.py: checked, the template on any failure).
+(returnguard/aws/daily_summary.py: checked, the template on any failure); their `/clusters` page shows
+the latest report of the clusters function (lambdas/console_clusters/handler.py) from the lake.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from returnguard.aws.cognito import CognitoTokens, SignIn
 from returnguard.aws.console_app import ConsoleApp, Identity, Response, error_response
 from returnguard.aws.console_sign_in import ConsoleSignIn
 from returnguard.aws.daily_summary import SummaryWriter
+from returnguard.aws.reason_clusters import LATEST_REPORT
 from returnguard.aws.reviews import ReviewStore, S3LabelSink
 from returnguard.aws.similar_cases import TitanEmbedder, VectorSimilarCases
 from returnguard.console import ConsoleError, daily_summary, queue_statuses
@@ -58,11 +60,12 @@ class Settings(BaseModel):
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 logger = Logger()
+lake = boto3.client("s3")
 store = ReviewStore(
     boto3.client("dynamodb"),
     settings.decisions_table,
     settings.audit_table,
-    S3LabelSink(boto3.client("s3"), settings.lake_bucket),
+    S3LabelSink(lake, settings.lake_bucket),
     settings.flagged_table,
 )
 sign_in = ConsoleSignIn(
@@ -89,12 +92,24 @@ similar = (
     if settings.vector_bucket and settings.vector_index
     else None
 )
+
+
+def _clusters() -> str | None:
+    """The latest reason-clusters report the clusters function wrote to the lake; None before its first run."""
+    try:
+        answer = lake.get_object(Bucket=settings.lake_bucket, Key=LATEST_REPORT)
+    except lake.exceptions.NoSuchKey:
+        return None
+    return answer["Body"].read().decode("utf-8")
+
+
 app = ConsoleApp(
     store,
     cases=store.review_cases,
     queue=lambda query: store.review_cases(queue_statuses(query)),
     summary=lambda cases: daily_summary(cases, datetime.now(timezone.utc), population=POPULATION),
     write=_written,
+    clusters=_clusters,
     **({"remember": similar.remember, "similar": similar} if similar else {}),
 )
 

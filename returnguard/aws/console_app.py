@@ -115,11 +115,13 @@ def static(name: str) -> Response:
 @dataclass
 class ConsoleApp:
     """`cases`: every case (a cached snapshot locally; in Lambda the cases that needed a person, from the
-        sparse review index); `queue`: the cases a queue page needs (default: `cases()`; in Lambda only the
-        index's partitions for `queue_statuses(query)`); `remember`: told of a case a verdict changed (the
-        local cache), `similar` and `summary`: as `local.console_server.serve`; `write`: the summary's sections
-    as prose and who wrote it (in Lambda: Bedrock through `returnguard.aws.daily_summary.SummaryWriter`, the
-    daily e-mail's code path, with its template fallback); None: the facts only."""
+            sparse review index); `queue`: the cases a queue page needs (default: `cases()`; in Lambda only the
+            index's partitions for `queue_statuses(query)`); `remember`: told of a case a verdict changed (the
+            local cache), `similar` and `summary`: as `local.console_server.serve`; `write`: the summary's sections
+        as prose and who wrote it (in Lambda: Bedrock through `returnguard.aws.daily_summary.SummaryWriter`, the
+        daily e-mail's code path, with its template fallback); None: the facts only. `clusters`: the latest
+    reason-clusters report (HTML our code wrote, every customer text escaped there; in Lambda the scheduled
+    clusters function's, from the lake), None when there is none yet."""
 
     store: ReviewStore
     cases: Callable[[], list[Case]]
@@ -128,6 +130,7 @@ class ConsoleApp:
     summary: Callable[[list[Case]], list[tuple[str, list[tuple[str, str]]]]] | None = None
     queue: Callable[[QueueQuery], list[Case]] | None = None
     write: Callable[[Sections], tuple[str, str]] | None = None
+    clusters: Callable[[], str | None] | None = None
 
     def public(self, path: str) -> Response | None:
         """What needs no sign-in: the assets and the health check; None for every other path."""
@@ -153,6 +156,11 @@ class ConsoleApp:
             )
             written = self.write(sections) if self.write else None
             return html(200, pages.summary_page(sections, who.user, who.role, who.csrf, written))
+        if path == "/clusters":
+            if who.role != "lead":
+                raise ConsoleError(403, "forbidden", "the reason clusters are for leads")
+            report = self.clusters() if self.clusters else None
+            return html(200, pages.clusters_page(report, who.user, who.role, who.csrf))
         parts = [unquote(p) for p in path.split("/")[1:]]
         if len(parts) == 2 and parts[0] == "cases":
             return self._case(who, parts[1])

@@ -160,10 +160,14 @@ def test_the_console_function_may_touch_only_the_review_data(dev):
     assert set(attributes) >= {"review_status", "reviewed_by", "reviewed_at", "review_note"}
     assert not {"risk_score", "recommended_action", "request"} & set(attributes)
     # S3: objects under raw/labels/ only, and no read
-    s3_actions = {a for a in grants if a.startswith("s3:")}
+    s3_actions = {a for a in grants if a.startswith("s3:")} - {"s3:GetObject"}
     assert s3_actions and all(a.startswith(("s3:PutObject", "s3:Abort")) for a in s3_actions), s3_actions
     for action in s3_actions:
         assert all("/raw/labels/*" in t for t in grants[action]), grants[action]
+    # and it reads one object: the latest reason-clusters report
+    assert [json.loads(t)["Fn::Join"][1][-1] for t in grants["s3:GetObject"]] == [
+        "/reports/reason-clusters/latest.html"
+    ]
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -174,7 +178,7 @@ def test_the_console_api_logs_access_with_the_user_and_keeps_logs_for_the_stage_
     assert "$context.authorizer.user" in log_format and "$context.authorizer.principalId" in log_format
     assert api_stage["Properties"]["TracingEnabled"] is True
     groups = resources(synth, "console", "AWS::Logs::LogGroup").values()
-    assert len(groups) == 5  # the console and authorizer functions', access, execution, the daily summary's
+    assert len(groups) == 6  # the console, authorizer, summary and clusters functions', access, execution
     assert all(g["Properties"]["RetentionInDays"] >= synth.config.log_retention_days for g in groups)
     expected = "Retain" if synth.config.retain_data else "Delete"
     assert all(g["DeletionPolicy"] == expected for g in groups)
@@ -183,7 +187,11 @@ def test_the_console_api_logs_access_with_the_user_and_keeps_logs_for_the_stage_
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_similar_cases_have_a_512_dimension_cosine_index_and_only_its_and_titans_permissions(request, stage):
     synth = request.getfixturevalue(stage)
-    (index_id, index) = next(iter(resources(synth, "console", "AWS::S3Vectors::Index").items()))
+    ((index_id, index),) = [
+        (i, r)
+        for i, r in resources(synth, "console", "AWS::S3Vectors::Index").items()
+        if r["Properties"]["IndexName"] == "cases"
+    ]
     assert (index["Properties"]["Dimension"], index["Properties"]["DistanceMetric"]) == (512, "cosine")
     (bucket,) = resources(synth, "console", "AWS::S3Vectors::VectorBucket").values()
     assert bucket["Properties"]["EncryptionConfiguration"]["SseType"] == "AES256"
@@ -248,7 +256,11 @@ def test_the_decisions_table_has_a_sparse_review_index_keyed_by_review_status_an
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_the_daily_summary_runs_on_a_schedule_and_may_read_only_the_review_index_and_publish(request, stage):
     synth = request.getfixturevalue(stage)
-    (rule,) = resources(synth, "console", "AWS::Events::Rule").values()
+    (rule,) = [
+        r
+        for r in resources(synth, "console", "AWS::Events::Rule").values()
+        if r["Properties"]["Description"] == "The leads' daily review summary"
+    ]
     assert rule["Properties"]["ScheduleExpression"] == "cron(30 3 * * ? *)"
     (target,) = rule["Properties"]["Targets"]
     assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 2
@@ -270,3 +282,44 @@ def test_the_daily_summary_runs_on_a_schedule_and_may_read_only_the_review_index
     model = variables["RG_BEDROCK_MODEL_ID"]
     assert model == "" if stage == "dev" else "amazon.nova-lite-v1:0" in json.dumps(model)  # profile.model
     assert ("bedrock:InvokeModel" in actions) == (stage == "prod")
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_reason_clusters_run_daily_over_the_lakes_returns_with_titan_and_their_own_index(request, stage):
+    synth = request.getfixturevalue(stage)
+    rules = {
+        r["Properties"]["Description"]: r for r in resources(synth, "console", "AWS::Events::Rule").values()
+    }
+    rule = rules["The return reason clusters"]
+    assert rule["Properties"]["ScheduleExpression"] == "cron(0 3 * * ? *)"
+    (target,) = rule["Properties"]["Targets"]
+    assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+    ((index_id, index),) = [
+        (i, r)
+        for i, r in resources(synth, "console", "AWS::S3Vectors::Index").items()
+        if r["Properties"]["IndexName"] == "reasons"
+    ]
+    assert (index["Properties"]["Dimension"], index["Properties"]["DistanceMetric"]) == (512, "cosine")
+    function = _function(synth, "The return reason clusters")
+    assert function["Environment"]["Variables"]["RG_REASONS_INDEX"] == "reasons"
+    assert any("SdkForPandasLayer" in json.dumps(layer) for layer in function["Layers"])  # pyarrow, NumPy
+    statements = _policy_statements(synth, "ClustersRole")
+    by_action: dict[str, list[str]] = {}
+    for statement in statements:
+        for action in _list(statement["Action"]):
+            by_action.setdefault(action, []).extend(json.dumps(r) for r in _list(statement["Resource"]))
+    assert set(by_action["s3vectors:GetVectors"]) == {json.dumps({"Fn::GetAtt": [index_id, "IndexArn"]})}
+    assert "s3vectors:QueryVectors" not in by_action
+    assert all("titan-embed-text-v2" in r for r in by_action["bedrock:InvokeModel"])
+    reads = [
+        r
+        for a, rs in by_action.items()
+        if a.startswith(("s3:Get", "s3:List")) and a != "s3:ListBucket"
+        for r in rs
+    ]
+    assert reads and all("/raw/returns/*" in r for r in reads)
+    writes = [r for a, rs in by_action.items() if a.startswith("s3:PutObject") for r in rs]
+    assert writes and all("/reports/reason-clusters/*" in r for r in writes)
+    (listing,) = [s for s in statements if _list(s["Action"]) == ["s3:ListBucket"]]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["raw/returns/*"]}}
+    assert not any(a.startswith(("dynamodb:", "s3:Delete")) for a in by_action)

@@ -17,6 +17,7 @@ import json
 import re
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -538,3 +539,95 @@ def _tampered_groups(token: str) -> str:
     claims["cognito:groups"] = ["lead"]
     encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     return f"{head}.{encoded}.{signature}"
+
+
+class KeywordEmbedder:
+    """Titan's stand-in (its request is tested in test_similar_cases_aws): a unit vector per topic."""
+
+    TOPICS = ("empty", "size", "damaged")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def embed(self, text: str) -> list[float]:
+        self.texts.append(text)
+        vector = [0.0] * DIMENSIONS
+        topic = next((i for i, word in enumerate(self.TOPICS) if word in text.lower()), len(self.TOPICS))
+        vector[topic] = 1.0
+        vector[10 + len(text) % 7] = 0.05  # paraphrases are near, not equal
+        return vector
+
+
+def _returns_parquet(rows: list[tuple[str, str, datetime]]) -> bytes:
+    import pyarrow as pa
+
+    table = pa.table(
+        {
+            "return_id": [f"R{i}" for i in range(len(rows))],
+            "reason_code": [code for _, code, _ in rows],
+            "reason": [reason for reason, _, _ in rows],
+            "return_time": pa.array([when for _, _, when in rows], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("aws", [VECTORS], ids=["vectors"], indirect=True)
+def test_reason_clusters_in_aws_group_the_lakes_reasons_through_titan_and_the_index_for_leads(
+    aws, monkeypatch
+):
+    """The clusters function reads the lake's latest written reasons, embeds each new one once (the
+    `reasons` index keeps its vector: a second run embeds none), groups them with the local report's
+    code and writes the report; a lead sees it at /clusters with the customers' text escaped."""
+    handler, _, s3, _ = aws
+    boto3.client("s3vectors", region_name="us-east-1").create_index(
+        vectorBucketName="case-vectors",
+        indexName="reasons",
+        dataType="float32",
+        dimension=DIMENSIONS,
+        distanceMetric="cosine",
+    )
+    now = datetime.now(timezone.utc)
+    hostile = "<script>alert(1)</script> the box was EMPTY"
+    rows = [
+        ("the box was empty", "empty_box", now - timedelta(days=1)),
+        ("Box came empty, nothing inside", "empty_box", now - timedelta(days=2)),
+        (hostile, "empty_box", now - timedelta(days=2)),
+        ("wrong size, too small", "size", now - timedelta(days=1)),
+        ("size too large for me", "size", now - timedelta(days=3)),
+        ("arrived damaged and cracked", "damaged", now),
+        ("", "other", now),  # no written reason: not clustered
+    ]
+    s3.put_object(
+        Bucket=LAKE, Key=f"raw/returns/dt={now:%Y-%m-%d}/part-0.parquet", Body=_returns_parquet(rows[:4])
+    )
+    old = now - timedelta(days=3)
+    s3.put_object(
+        Bucket=LAKE, Key=f"raw/returns/dt={old:%Y-%m-%d}/part-0.parquet", Body=_returns_parquet(rows[4:])
+    )
+    assert (
+        call(handler, "GET", "/clusters", user="ravi", groups="lead")["body"].count("No reason clusters yet")
+        == 1
+    )
+
+    for name, value in {**VECTORS, "RG_REASONS_INDEX": "reasons"}.items():
+        monkeypatch.setenv(name, value)
+    clusters = _load("console_clusters_under_test", "console_clusters")
+    embedder = KeywordEmbedder()
+    clusters.encoder._embedder = embedder
+    first = clusters.lambda_handler({}, LambdaContext())
+    assert (first["reasons"], first["embedded"]) == (6, 6)
+    assert first["report"] == f"reports/reason-clusters/dt={now:%Y-%m-%d}/clusters.html"
+    again = clusters.lambda_handler({}, LambdaContext())
+    assert again["embedded"] == 0 and len(embedder.texts) == 6  # every reason embedded once, ever
+
+    page = call(handler, "GET", "/clusters", user="ravi", groups="lead")
+    assert page["statusCode"] == 200
+    table = re.search(r'<table id="reason-clusters">.*?</table>', page["body"]).group(0)  # type: ignore[union-attr]
+    cells = re.findall(r"<tr><td>(.*?)</td><td>(\d+)</td>", table)
+    sizes = {label: int(size) for label, size in cells}
+    assert sorted(sizes.values(), reverse=True)[:3] == [3, 2, 1]  # empty box, size, damaged
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page["body"] and "<script>alert" not in page["body"]
+    assert call(handler, "GET", "/clusters", groups="analyst")["statusCode"] == 403
