@@ -75,6 +75,8 @@ def _row(version: ModelVersion) -> str:
         f"PR-AUC {_number(version.metric('pr_auc'))}  alerts {_number(version.metric('alert_rate'), 3)}  "
         f"PSI {_number(_float(m.get('score_psi')))}  {version.created}"
         + (f"  [{reasons}]" if reasons and reasons != "none" else "")
+        # approved by the gate, not promoted by the pipeline (an experiment ran): `models promote N` may
+        + (f"  (not promoted: {m['promotion_refused']})" if m.get("promotion_refused") else "")
     )
 
 
