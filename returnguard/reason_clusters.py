@@ -1,6 +1,6 @@
 """Return reason clusters: customers' written return reasons embedded and grouped by k-means, with per
 cluster its size, the reasons closest to its centre, the reason codes customers picked, and counts per
-month. One code path for both places it runs: locally the HTML report embeds with all-MiniLM-L6-v2 in
+month. One code path for both places it runs: locally the HTML report embeds with multilingual-e5-small in
 process (local/embeddings.py); in AWS a scheduled function embeds with Titan Text Embeddings V2, whose
 vectors an S3 Vectors index keeps (returnguard/aws/reason_clusters.py). Only the encoder differs.
 

