@@ -418,13 +418,13 @@ def risk_score() -> Any:
     return saved
 
 
-Request = TypeVar("Request", RiskScoreRequest, PaymentRiskRequest)
+Request = TypeVar("Request", RiskScoreRequest, PaymentRiskRequest, ReturnScoreRequest)
 
 
 def _as_of(request: Request, part: str, field: str, now: datetime) -> Request:
-    """The order (or payment) as scored and recorded for velocity: a time ahead of now (the window
+    """The order (payment, return) as scored and recorded for velocity: a time ahead of now (the window
     allows for clock skew) counts as now, so no future time puts the customer's history, its last
-    minute included, behind it. The stored request keeps the time sent."""
+    minute included, behind it, or a return past its window. The stored request keeps the time sent."""
     event = getattr(request, part)
     if getattr(event, field) <= now:
         return request
@@ -458,15 +458,15 @@ def _narrate(response: Any, explain: str, locale: str, started: float, untrusted
 def _score_return(request: ReturnScoreRequest, caller: access.Client, started: float) -> Any:
     """A return request: the same store, decisions, audit, metrics and narratives as an order. The
     reason text is never logged; it reaches Bedrock only inside guardContent."""
-    ret = request.return_
+    ret, now = request.return_, datetime.now(timezone.utc)
     try:
-        ORDER_TIMES.check(ret.return_date, datetime.now(timezone.utc))
+        ORDER_TIMES.check(ret.return_date, now)
     except OrderTimeOutOfWindow as error:
         error.field = "return.return_date"
         raise
     named = access.decision_id(DECISION_ID_SECRET, caller.name, "return", ret.return_id)
     decision = decide_return(
-        request,
+        _as_of(request, "return_", "return_date", now),
         features,
         return_model,
         RETURN_POLICY,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -138,6 +139,28 @@ def test_the_same_return_again_is_the_stored_decision_and_another_body_is_a_conf
         "message": "this return was already scored with a different request",
         "field": "return.return_id",
     }
+
+
+def test_a_return_dated_ahead_is_scored_as_of_now_not_past_its_window(lambdas) -> None:
+    # the window allows a few minutes ahead (clock skew): such a return is scored as of now, as orders and
+    # payments are; scored at the time sent, a return inside its window now was denied as outside it
+    from returnguard.returns_rules import DEFAULT_RETURN_WINDOW_DAYS
+
+    now = datetime.now(timezone.utc)
+    delivered = now - timedelta(days=DEFAULT_RETURN_WINDOW_DAYS) + timedelta(minutes=1)
+    sent = (now + timedelta(minutes=4, seconds=50)).isoformat().replace("+00:00", "Z")
+    ahead = body(
+        return_id="RH-AHEAD",
+        order_id="OH-AHEAD",
+        return_date=sent,
+        delivered_at=delivered.isoformat().replace("+00:00", "Z"),
+        order_time=(delivered - timedelta(days=3)).isoformat().replace("+00:00", "Z"),
+    )
+    status, answer = post(lambdas["plain"], ahead)
+    assert status == 200, answer
+    assert "outside_return_window" not in answer["rules_triggered"]
+    assert answer["recommended_action"] != "deny_refund"
+    assert post(lambdas["plain"], ahead) == (200, answer)  # the stored request keeps the time sent
 
 
 def test_the_order_scored_first_is_what_its_returns_are_checked_against(lambdas) -> None:
