@@ -15,8 +15,8 @@ compares them with ==). Outputs under processed_path:
     features/entities/   latest product / seller / category / region counters
     features/links/      latest link items: address, card, device, phone, ip (earliest customers of each)
     features/online/     JSON lines {"pk", "state"} ready for the DynamoDB features table
-With raw/return_requests in the lake, also the return lane's outputs (glue_jobs/return_features.py);
-with raw/payments, the card-payment outputs under processed/payments/ (glue_jobs/payment_features.py).
+Also the return lane's outputs (glue_jobs/return_features.py; an empty return-training-data without
+raw/return_requests); with raw/payments, the card-payment outputs under processed/payments/ (glue_jobs/payment_features.py).
 """
 
 from __future__ import annotations
@@ -875,10 +875,9 @@ def run(spark: SparkSession, raw_path: str, processed_path: str) -> dict[str, in
     log(
         f"wrote latest aggregates: {counts['online_items']:,} online items in {time.perf_counter() - started:.1f}s"
     )
-    if _exists(spark, f"{raw}/return_requests"):  # the return lane (issue 11), from the same inputs
-        from glue_jobs import return_features
+    from glue_jobs import return_features  # the return lane (issue 11), from the same inputs
 
-        counts.update(return_features.run(spark, raw, processed, orders, returns, profiles))
+    counts.update(return_features.run(spark, raw, processed, orders, returns, profiles))
     if _exists(spark, f"{raw}/payments"):  # card payments (issue 12): processed/payments/
         from glue_jobs import payment_features
 

@@ -1,9 +1,10 @@
 """The return lane's part of the Glue (PySpark) feature job: raw return requests → point-in-time
 training table + the latest reason-text link items.
 
-`glue_jobs/features.py` runs it (its `run`) when the lake has raw/return_requests; it reuses that job's
-loaded orders, returns and profiles and its address-link functions (a text item links customers as an
-address item does). Locally:
+`glue_jobs/features.py` runs it (its `run`); it reuses that job's loaded orders, returns and profiles and
+its address-link functions (a text item links customers as an address item does). A lake without
+raw/return_requests gets an empty return-training-data (its columns, no rows): the retraining job's
+`return` channel needs the folder, and the return lane is then not retrained. Locally:
 
     python glue_jobs/return_features.py --raw_path build/demo/lake/raw --processed_path build/demo/lake/processed
 
@@ -297,6 +298,22 @@ def training_table(
     )
 
 
+def no_requests_table(spark: SparkSession) -> DataFrame:
+    """The training table's columns (training_table's) with no rows."""
+    columns = [
+        ("return_id", T.StringType()),
+        ("customer_id", T.StringType()),
+        ("return_time_ms", T.LongType()),
+        ("dt", T.DateType()),
+        *((name, T.DoubleType()) for name in RETURN_FEATURE_NAMES),
+        ("label", T.IntegerType()),
+        ("labeled_at_ms", T.LongType()),
+        ("outcome", T.StringType()),
+        ("abuse_type", T.StringType()),
+    ]
+    return spark.createDataFrame([], T.StructType([T.StructField(n, t) for n, t in columns]))
+
+
 def write_online_texts(texts: DataFrame, path: str) -> int:
     def line(row: Any) -> str:
         return json.dumps({"pk": entity_key("text", row["text_key"]), "state": order_job.address_state(row)})
@@ -329,6 +346,10 @@ def run(
 ) -> dict[str, int]:
     """The return lane's outputs, from the order job's loaded inputs; returns row counts."""
     started = time.perf_counter()
+    if not has_requests(spark, raw):
+        order_job.write_parquet(no_requests_table(spark), f"{processed}/return-training-data")
+        log("no raw/return_requests: wrote an empty return-training-data")
+        return {"return_requests": 0, "return_training_rows": 0}
     requests = load_requests(spark, raw).cache()
     counts = {"return_requests": requests.count()}
     table = training_table(requests, orders, returns, profiles, load_inspections(spark, raw))

@@ -256,8 +256,8 @@ def retrain_and_gate(
         "serving": learned_until(champion_dir / "config.json"),
         "candidate": learned_until(candidate / "model" / "config.json"),
     }
-    # This cycle retrains the order model only: training carried the serving archive's other lanes
-    # (return/, payment/) into the candidate (train.carry_forward_lanes), so promoting it keeps them.
+    # This cycle retrains the order model only (no --return_train): training kept the serving archive's
+    # other lanes (return/, payment/) in the candidate (train.resolve_lanes), so promoting it keeps them.
     s3, sagemaker = local.stack.client("s3"), local.stack.client("sagemaker")
     key = f"models/artifacts/{local.prefix}-{run}/output/model.tar.gz"
     s3.upload_file(str(pack(candidate / "model", candidate / "model.tar.gz")), local.stack.bucket, key)

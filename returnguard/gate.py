@@ -10,7 +10,11 @@ training job measures them there and writes the evidence (`gate_evidence`, in th
 - the alert rate (share of the window at or above each model's own decision threshold): an absolute
   ceiling, and at most a factor away from the champion's in either direction;
 - the feature list: exactly what serving computes (the feature spec);
-- the window: enough rows and positives for the numbers to mean something.
+- the window: enough rows and positives for the numbers to mean something;
+- the archive's other lanes (`lanes`: return, payment): a lane the job retrained is judged by the same
+  rules on its own window against the serving model of that lane, and the archive must serve the one
+  that won (the candidate if approved, the serving one otherwise); a lane the job could not resolve
+  (the serving archive unreadable) or that serves the wrong model rejects the whole candidate.
 
 It fails closed: evidence that is missing, malformed or not a finite number rejects the candidate
 with a reason, never promotes it. Pure Python (no numpy): the promote step, the gate Lambda and the
@@ -25,6 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from returnguard import drift
+from returnguard.features import LANES
 
 EVIDENCE_FILE = "evaluation.json"  # in the model directory (model.tar.gz), written by training/train.py
 EVIDENCE_KIND = "returnguard.gate_evidence/1"
@@ -84,6 +89,7 @@ class GateDecision:
     reasons: tuple[str, ...]  # stable codes; empty when approved
     numbers: dict[str, Any]  # every number the decision looked at, for the registry and the lake
     bounds: GateBounds = field(default_factory=GateBounds)
+    lanes: dict[str, dict[str, Any]] = field(default_factory=dict)  # the other lanes' (judge_lanes)
 
     @property
     def approval_status(self) -> str:
@@ -97,6 +103,7 @@ class GateDecision:
             "reasons": list(self.reasons),
             "numbers": self.numbers,
             "bounds": self.bounds.as_dict(),
+            **({"lanes": self.lanes} if self.lanes else {}),
         }
 
 
@@ -198,7 +205,46 @@ def decide(
             reasons.append("missing_metrics")
     elif psi > bounds.max_score_psi:
         reasons.append("score_distribution_shift")
-    return GateDecision(not reasons, tuple(reasons), numbers, bounds)
+    lanes = judge_lanes(evidence.get("lanes"), bounds)
+    reasons.extend(f"{name}_lane_{lane['problem']}" for name, lane in lanes.items() if lane.get("problem"))
+    return GateDecision(not reasons, tuple(reasons), numbers, bounds, lanes)
+
+
+# The model each other lane of the archive serves: the job's candidate, the serving archive's, or none.
+SERVES = ("candidate", "serving", None)
+
+
+def judge_lanes(lanes: Any, bounds: GateBounds) -> dict[str, dict[str, Any]]:
+    """Each other lane the training job resolved (train.py `resolve_lanes`): a retrained lane's own
+    decision (`decide` on its evidence, against that lane's feature spec), and a `problem` when the
+    archive cannot be promoted for it: `unresolved` (the job could not read the serving lane, or says
+    nothing usable) or `mismatch` (the archive serves another model than the decision chose)."""
+    judged: dict[str, dict[str, Any]] = {}
+    for name, lane in _mapping(lanes).items():
+        if not isinstance(lane, Mapping) or name not in LANES or lane.get("serves") not in SERVES:
+            judged[str(name)] = {"problem": "unresolved", "error": "not a lane record"}
+            continue
+        record: dict[str, Any] = {
+            "retrained": lane.get("retrained") is True,
+            "serving_lane": lane.get("serving_lane") is True,
+            "serves": lane.get("serves"),
+        }
+        if lane.get("error"):
+            judged[name] = {**record, "problem": "unresolved", "error": str(lane["error"])[:500]}
+            continue
+        if record["retrained"]:
+            decision = decide(lane.get("evidence"), [f.name for f in LANES[name]], bounds)
+            record.update({k: v for k, v in decision.as_record().items() if k != "bounds"})
+            chosen = "candidate" if decision.approved else None
+        else:
+            if lane.get("why"):  # e.g. no rows of the lane's training data
+                record["why"] = str(lane["why"])[:500]
+            chosen = None
+        expected = chosen or ("serving" if record["serving_lane"] else None)
+        if record["serves"] != expected:
+            record.update(problem="mismatch", expected=expected)
+        judged[name] = record
+    return judged
 
 
 def registry_metadata(decision: GateDecision, **extra: str) -> dict[str, str]:
@@ -227,5 +273,14 @@ def registry_metadata(decision: GateDecision, **extra: str) -> dict[str, str]:
     for side in ("candidate", "champion"):
         for metric, value in (numbers.get(side) or {}).items():
             metadata[f"{side}_{metric}"] = text(value)
+    for name, lane in decision.lanes.items():
+        metadata[f"{name}_serves"] = text(lane.get("serves") or "none")
+        metadata[f"{name}_gate_decision"] = text(lane.get("approval_status") or "not retrained")
+        metadata[f"{name}_gate_reasons"] = ",".join(lane.get("reasons") or []) or text(lane.get("problem"))
+        for side in ("candidate", "champion"):
+            for metric in ("roc_auc", "pr_auc"):
+                metadata[f"{name}_{side}_{metric}"] = text(
+                    ((lane.get("numbers") or {}).get(side) or {}).get(metric)
+                )
     metadata.update(extra)
     return {key[:128]: value[:1024] for key, value in metadata.items() if value != ""}

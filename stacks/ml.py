@@ -26,6 +26,7 @@ from stacks.constructs import (
 
 INFERENCE_PROGRAM = "inference.py"
 TRAINING_DATA_PREFIX = "processed/training-data/"
+RETURN_TRAINING_DATA_PREFIX = "processed/return-training-data/"
 MODEL_ARTIFACTS_PREFIX = "models/artifacts/"
 DATA_CAPTURE_PREFIX = "models/data-capture/"
 TRAINING_PROGRAM = "train.py"
@@ -73,6 +74,7 @@ class MlStack(Stack):
         self.training_role = self._sagemaker_role("TrainingRole", config, "training jobs", "TrainingJobs")
         grant_asset_read(self.source_dir, self.training_role)
         props.lake.grant_read(self.training_role, f"{TRAINING_DATA_PREFIX}*")
+        props.lake.grant_read(self.training_role, f"{RETURN_TRAINING_DATA_PREFIX}*")
         # The gate's champion: the training job scores the serving model (bootstrap or retrained) too.
         grant_asset_read(self.model_artifact, self.training_role)
         props.lake.grant_read(self.training_role, f"{MODEL_ARTIFACTS_PREFIX}*")
@@ -278,7 +280,7 @@ def _iam5_patterns() -> list:
         "Resource::*",
         *S3_KMS_GRANT_ACTIONS,
         RegexAppliesTo(
-            regex="/^Resource::<LakeBucket[A-F0-9]+\\.Arn>\\/(processed\\/training-data|models\\/(artifacts|data-capture))\\/\\*$/"
+            regex="/^Resource::<LakeBucket[A-F0-9]+\\.Arn>\\/(processed\\/(return-)?training-data|models\\/(artifacts|data-capture))\\/\\*$/"
         ),
         RegexAppliesTo(
             regex="/^Resource::arn:<AWS::Partition>:logs:.*:log-group:\\/aws\\/sagemaker\\/"

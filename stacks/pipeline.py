@@ -1,5 +1,6 @@
 """Pipeline stack: the retraining state machine (Glue features -> find the serving model -> SageMaker
-training, which also scores the serving model on the same mature window -> gate -> register with the
+training, which also scores the serving model on the same mature window, and retrains and gates the
+return lane against the serving return model the same way -> gate -> register with the
 decision -> promote onto the endpoint if approved -> wait for InService -> record) and its EventBridge
 schedule (disabled in dev)."""
 
@@ -23,7 +24,7 @@ from returnguard.aws.promotion import ExperimentRunning
 from returnguard.aws.serving_profile import PROFILES_PREFIX
 from stacks.config import StageConfig
 from stacks.constructs import PythonFunction, dead_letter_queue, log_group, logical_id, suppress
-from stacks.ml import INFERENCE_PROGRAM, TRAINING_PROGRAM
+from stacks.ml import INFERENCE_PROGRAM, RETURN_TRAINING_DATA_PREFIX, TRAINING_DATA_PREFIX, TRAINING_PROGRAM
 from stacks.packaging import lambda_staging_folder
 
 SERVING_METRICS_KEY = "models/metadata/serving-metrics.json"
@@ -126,13 +127,25 @@ class PipelineStack(Stack):
             hyperparameters={
                 "sagemaker_program": TRAINING_PROGRAM,
                 "sagemaker_submit_directory": props.source_dir_url,
+                # the gate's bounds, for the return lane the job retrains and gates itself
+                **{f"gate_{name}": str(value) for name, value in config.gate.as_dict().items()},
             },
             input_data_config=[
                 tasks.Channel(
                     channel_name="train",
                     data_source=tasks.DataSource(
                         s3_data_source=tasks.S3DataSource(
-                            s3_location=tasks.S3Location.from_bucket(props.lake, "processed/training-data/")
+                            s3_location=tasks.S3Location.from_bucket(props.lake, TRAINING_DATA_PREFIX)
+                        )
+                    ),
+                ),
+                # The return lane's table: the job retrains the return model, gates it against the
+                # serving one and keeps the winner in the archive (training/train.py resolve_lanes).
+                tasks.Channel(
+                    channel_name="return",
+                    data_source=tasks.DataSource(
+                        s3_data_source=tasks.S3DataSource(
+                            s3_location=tasks.S3Location.from_bucket(props.lake, RETURN_TRAINING_DATA_PREFIX)
                         )
                     ),
                 ),

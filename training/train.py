@@ -31,7 +31,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from returnguard import drift, fallback, gate
 from returnguard.features import FEATURES, RETURN_FEATURES, RETURN_REASON_CODES, Feature
+from returnguard.features import LANES as FEATURE_LANES
 
 MODEL_FILE = "xgboost-model.ubj"
 # The fallback stands in for a better model during an outage: its medium (step-up) cut catches 90% of
@@ -165,6 +166,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the serving model (its model.tar.gz or model folder): scored on the same test window for the "
         "promotion gate (evaluation.json); without it the gate has no champion and rejects",
     )
+    parser.add_argument(
+        "--return_train",
+        default=os.environ.get("SM_CHANNEL_RETURN"),
+        help="the return training data (the `return` channel): with --champion, an order run also retrains "
+        "the return lane, gates it against the serving return model and keeps the one that wins",
+    )
+    for bound in fields(
+        gate.GateBounds
+    ):  # the stage's gate bounds (cdk.json `gate`), one hyperparameter each
+        parser.add_argument(
+            f"--gate_{bound.name}",
+            type=int if bound.type in ("int", int) else float,
+            default=bound.default,
+            help=f"the promotion gate's {bound.name}, for the lanes this run gates itself",
+        )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--lane",
@@ -688,9 +704,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     dvalid, dtest = dmatrix(validation, lane), dmatrix(test, lane)
     y_valid, y_test = validation[LABEL].to_numpy(), test[LABEL].to_numpy()
     valid_scores = booster.predict(dvalid)
-    # The retraining state machine's gate reads these two lines from the training job's log.
-    print(f"validation_auc={roc_auc_score(y_valid, valid_scores):.6f}", flush=True)
-    print(f"validation_pr_auc={average_precision_score(y_valid, valid_scores):.6f}", flush=True)
+    # The retraining state machine reads these two lines from the training job's log (its last values):
+    # another lane trained in the same job names itself, so they stay the order model's.
+    tag = "" if lane is ORDER else f"[{lane.name}]"
+    print(f"validation_auc{tag}={roc_auc_score(y_valid, valid_scores):.6f}", flush=True)
+    print(f"validation_pr_auc{tag}={average_precision_score(y_valid, valid_scores):.6f}", flush=True)
     actions: dict[str, Any] = {}
     if lane.action_costs:
         thresholds, actions = action_thresholds(y_valid, valid_scores, lane.action_costs)
@@ -811,24 +829,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for model, levels in capped_levels.items():
         if levels:
             log(f"{model}: saturated at 1.0 on validation; capped levels {levels}")
-    write_atomically(
-        Path(args.model_dir),
-        {
-            MODEL_FILE: booster,
-            "config.json": config,
-            "metrics.json": metrics,
-            fallback.FILE_NAME: fallback_model,
-            gate.EVIDENCE_FILE: evidence,
-            drift.BASELINE_FILE: drift_baseline.as_dict(),
-        },
-    )
-
-    if lane is ORDER and args.champion:
-        try:
-            carried = carry_forward_lanes(args.champion, Path(args.model_dir))
-            log(f"carried the serving archive's {', '.join(carried) or 'no other'} lane(s) forward unchanged")
-        except Exception as error:  # an unreadable champion: the gate rejects the candidate anyway
-            log(f"could not carry the serving archive's other lanes forward: {error}")
+    with tempfile.TemporaryDirectory(prefix="lanes-") as lanes_work:
+        chosen: dict[str, Path] = {}
+        if lane is ORDER and args.champion:
+            # The archive serves every lane: each other lane is resolved (retrained and gated, or the
+            # serving one kept) and recorded in the evidence, which the gate checks before promotion.
+            evidence["lanes"], chosen = resolve_lanes(args, version, Path(lanes_work))
+        write_atomically(
+            Path(args.model_dir),
+            {
+                MODEL_FILE: booster,
+                "config.json": config,
+                "metrics.json": metrics,
+                fallback.FILE_NAME: fallback_model,
+                gate.EVIDENCE_FILE: evidence,
+                drift.BASELINE_FILE: drift_baseline.as_dict(),
+            },
+        )
+        for name in evidence.get("lanes", {}):  # exactly the resolved lanes, nothing left from before
+            shutil.rmtree(Path(args.model_dir) / name, ignore_errors=True)
+            if name in chosen:
+                shutil.copytree(chosen[name], Path(args.model_dir) / name)
 
     output = Path(args.output_data_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -867,33 +888,109 @@ def load_champion(location: str | Path) -> tuple[xgb.Booster, dict[str, Any]]:
     return booster, config
 
 
-# the other lanes' folders in one model archive (returnguard.returns_policy.RETURN_MODEL_DIR,
-# returnguard.payment_scoring.PAYMENT_MODEL_DIR): this script retrains only the lane it is given
-OTHER_LANE_DIRS = ("return", "payment")
+# The other lanes' folders in one model archive, named by their feature spec's lane as
+# training/inference.py loads them (returnguard.returns_policy.RETURN_MODEL_DIR, payment_scoring's
+# PAYMENT_MODEL_DIR): an order run with a serving archive resolves each of them (resolve_lanes).
+OTHER_LANE_DIRS = tuple(name for name in FEATURE_LANES if name != "order")
 
 
-def carry_forward_lanes(champion: str | Path, model_dir: Path) -> list[str]:
-    """Copy the serving archive's other lanes (`return/`, `payment/`) into an order-lane candidate's
-    model dir, unchanged, so promoting the candidate keeps serving them (one endpoint serves every
-    lane from one archive: without this the first promotion dropped the return model). They are not
-    retrained or gated here. A folder the candidate already has is left alone. The lanes copied."""
+def unpack_lanes(champion: str | Path, work: Path) -> Path:
+    """The folder holding the serving archive's lanes (a model folder, or its model.tar.gz unpacked into
+    `work`). Raises when the archive cannot be read."""
     source = Path(champion)
     archives = [source] if source.is_file() else sorted(source.glob("*.tar.gz"))
-    carried: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="champion-lanes-") as work:
-        folder = source
-        if archives:
-            with tarfile.open(archives[0]) as tar:
-                members = [m for m in tar.getmembers() if m.name.split("/", 1)[0] in OTHER_LANE_DIRS]
-                tar.extractall(
-                    work, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {})
-                )
-            folder = Path(work)
-        for lane in OTHER_LANE_DIRS:
-            if (folder / lane / "config.json").is_file() and not (model_dir / lane).exists():
-                shutil.copytree(folder / lane, model_dir / lane)
-                carried.append(lane)
-    return carried
+    if not archives:
+        return source
+    with tarfile.open(archives[0]) as tar:
+        members = [m for m in tar.getmembers() if m.name.split("/", 1)[0] in OTHER_LANE_DIRS]
+        tar.extractall(
+            work, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {})
+        )
+    return work
+
+
+def check_lane(folder: Path, name: str) -> None:
+    """Raise unless `folder` holds a model the inference code can serve for lane `name`."""
+    _, config = load_champion(folder)
+    if list(config.get("feature_names") or []) != [f.name for f in FEATURE_LANES[name]]:
+        raise TrainingDataError(f"the serving {name} model's feature list is not this code's")
+
+
+def resolve_lanes(
+    args: argparse.Namespace, version: str, work: Path
+) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
+    """Each other lane of an order candidate's archive, and the folder to serve for it.
+
+    With return training data (--return_train) the return lane is retrained here and gated against the
+    serving return model on its own mature window, by the same gate (returnguard.gate.decide, this run's
+    --gate_* bounds); the winner is served. Other lanes keep the serving archive's model unchanged. A
+    serving archive or lane that cannot be read is recorded as the lane's `error` (never silently
+    dropped): the gate then rejects the candidate (`<lane>_lane_unresolved`)."""
+    lanes: dict[str, dict[str, Any]] = {}
+    chosen: dict[str, Path] = {}
+    try:
+        serving = unpack_lanes(args.champion, work / "serving")
+    except Exception as error:
+        message = f"the serving archive could not be read: {type(error).__name__}: {error}"[:500]
+        log(message)
+        return {name: {"serves": None, "error": message} for name in OTHER_LANE_DIRS}, {}
+    for name in OTHER_LANE_DIRS:
+        folder = serving / name
+        record: dict[str, Any] = {"serving_lane": (folder / "config.json").is_file(), "retrained": False}
+        try:
+            if record["serving_lane"]:
+                check_lane(folder, name)
+        except Exception as error:
+            lanes[name] = {**record, "serves": None, "error": f"{type(error).__name__}: {error}"[:500]}
+            log(f"{name} lane: the serving model cannot be served again: {error}")
+            continue
+        candidate = None
+        if name == RETURN.name and args.return_train:
+            record, candidate = retrain_lane(
+                args, version, work, folder if record["serving_lane"] else None, record
+            )
+        serves = "candidate" if candidate else ("serving" if record["serving_lane"] else None)
+        if serves:
+            chosen[name] = candidate or folder
+        lanes[name] = {**record, "serves": serves}
+        log(f"{name} lane: serves {f'the {serves}' if serves else 'no'} model")
+    return lanes, chosen
+
+
+def retrain_lane(
+    args: argparse.Namespace, version: str, work: Path, serving: Path | None, record: dict[str, Any]
+) -> tuple[dict[str, Any], Path | None]:
+    """Train the return lane's candidate with this run's settings, gate it against `serving` (the
+    serving return model) on its mature window, and return (the lane's record, the candidate's folder
+    if it won)."""
+    lane_args = argparse.Namespace(
+        **{
+            **vars(args),
+            "train": args.return_train,
+            "return_train": None,
+            "model_dir": str(work / RETURN.name / "model"),
+            "output_data_dir": str(Path(args.output_data_dir) / RETURN.name),
+            "lane": RETURN.name,
+            "return_window_days": 0.0,  # a return request's label waits for its inspection only
+            "champion": str(serving) if serving else None,
+            "model_version": f"{version}-{RETURN.name}",
+        }
+    )
+    try:
+        run(lane_args)
+    except TrainingDataError as error:  # e.g. a lake without return requests: the serving one stays
+        log(f"{RETURN.name} lane: not retrained: {error}")
+        return {**record, "why": str(error)[:500]}, None
+    evidence = json.loads((Path(lane_args.model_dir) / gate.EVIDENCE_FILE).read_text())
+    bounds = gate.GateBounds.from_mapping(
+        {f.name: getattr(args, f"gate_{f.name}") for f in fields(gate.GateBounds)}
+    )
+    decision = gate.decide(evidence, RETURN.names, bounds)
+    log(
+        f"{RETURN.name} lane: candidate {decision.approval_status} ({', '.join(decision.reasons) or 'no reasons'})"
+    )
+    record = {**record, "retrained": True, "evidence": evidence}
+    return record, Path(lane_args.model_dir) if decision.approved else None
 
 
 def gate_evidence(

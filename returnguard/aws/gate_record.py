@@ -4,7 +4,8 @@
 The record is one JSON object per decision at
 `models/metadata/gate-decisions/date=<YYYY-MM-DD>/<execution>.json` (Hive-style date partitions, so an
 Athena table over the prefix can filter by day): the decision, its reasons, every number it looked at,
-the bounds, the candidate's artifact and when it was decided. The retraining state machine then
+each other lane's decision (`lanes`: the return lane the job retrained, judged the same way), the
+bounds, the candidate's artifact and when it was decided. The retraining state machine then
 registers the candidate with the decision as its approval status, CustomerMetadataProperties and
 ModelMetrics (pointing at this record), whichever way it went.
 

@@ -296,7 +296,10 @@ def test_sagemaker_training_and_serving_roles_read_only_what_they_need(request, 
     training = _s3_grants(_role_statements(synth, "ml", "TrainingRole"))
     for grants, allowed in (
         (serving, ("/models/artifacts/*", "/models/data-capture/*")),
-        (training, ("/processed/training-data/*", "/models/artifacts/*")),
+        (
+            training,
+            ("/processed/training-data/*", "/processed/return-training-data/*", "/models/artifacts/*"),
+        ),
     ):
         for action, resource in grants:
             assert not action.startswith("s3:Delete"), (action, resource)

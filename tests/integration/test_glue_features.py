@@ -10,7 +10,7 @@ import pytest
 from glue_jobs import features as job
 from returnguard import synth
 from returnguard.aggregates import AggregateStore, replay
-from returnguard.features import FEATURE_NAMES
+from returnguard.features import FEATURE_NAMES, RETURN_FEATURE_NAMES
 
 pytestmark = pytest.mark.slow
 
@@ -91,6 +91,20 @@ def test_label_timing_is_carried_not_turned_into_zero(outputs, history):
     assert table.abuse_type[~known].isna().all()
     returned_unlabelled = set(data.returns.order_id) - set(data.labels.order_id)
     assert returned_unlabelled and table.labeled_at_ms[sorted(returned_unlabelled)].isna().all()
+
+
+def test_a_lake_without_return_requests_gets_an_empty_return_table_for_the_retraining_job(outputs, tmp_path):
+    # The retraining job's `return` channel reads this folder; SageMaker fails a job whose channel holds
+    # no object, so the job writes the return table's columns with no rows, which training reads as
+    # "no return rows: keep the serving return model" (training/train.py resolve_lanes).
+    from training import train
+
+    counts, processed = outputs
+    assert counts["return_training_rows"] == 0
+    table = pd.read_parquet(processed / "return-training-data")
+    assert table.empty and set(RETURN_FEATURE_NAMES) | {"return_id", "return_time_ms", "label"} <= set(table)
+    with pytest.raises(train.TrainingDataError, match="no rows"):
+        train.load_table(processed / "return-training-data", train.RETURN)
 
 
 def test_latest_aggregates_equal_the_replayed_state(spark, outputs, reference):

@@ -4,11 +4,13 @@ The definition is read from the synthesized dev template with its tokens resolve
 moto's interpreter runs it; the Glue job, the training job, the gate and the promote function run the same
 Python their AWS steps run (local.pipeline_run), on a small synthetic lake. Wait states are shortened to 0 s.
 The serving (bootstrap) model the gate compares with is trained by training/train.py on the same orders
-(the replay table, no Spark) with the pipeline's settings: a like-for-like candidate.
+(the replay table, no Spark) with the pipeline's settings: a like-for-like candidate. It carries a return
+model too (tests/return_model.py), which the job's return candidate is gated against.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 from collections.abc import Iterator
@@ -25,7 +27,10 @@ from local.state_machine import Resolver, definition_string, render
 from returnguard import synth
 from returnguard.aws import experiment, serving_profile
 from returnguard.aws.gate_record import GATE_DECISIONS_PREFIX
+from returnguard.synth_returns import ReturnData, generate_returns, replay_return_table, write_returns_raw
 from stacks.pipeline import SERVING_METRICS_KEY
+from tests.return_model import add_return_model
+from tests.unit.returns.requests import RETURN_TEST_VERSION
 from training import train
 
 pytestmark = pytest.mark.slow
@@ -56,21 +61,30 @@ LAKE_CONFIG = synth.SynthConfig(orders=3_000, seed=5, days=300)
 
 
 @pytest.fixture(scope="module")
-def raw_lake(tmp_path_factory) -> Path:
+def lake_data() -> tuple[synth.SyntheticData, ReturnData]:
+    data = synth.generate(LAKE_CONFIG)
+    return data, generate_returns(data)
+
+
+@pytest.fixture(scope="module")
+def raw_lake(tmp_path_factory, lake_data) -> Path:
     root = tmp_path_factory.mktemp("lake")
-    synth.write_raw(synth.generate(LAKE_CONFIG), root)
+    synth.write_raw(lake_data[0], root)
+    write_returns_raw(lake_data[1], root)  # return requests: the job retrains and gates the return lane
     return root / "raw"
 
 
 @pytest.fixture(scope="module")
-def champion_archive(tmp_path_factory) -> bytes:
-    """The serving model: trained on the same orders with the pipeline's settings, packed as deployed."""
+def champion_archive(tmp_path_factory, lake_data) -> bytes:
+    """The serving model: trained on the same orders with the pipeline's settings, with a return model
+    (tests/return_model.py, on the same lake's return requests) under return/, packed as deployed."""
     work = tmp_path_factory.mktemp("champion")
-    table = synth.replay_table(synth.generate(LAKE_CONFIG))
+    table = synth.replay_table(lake_data[0])
     argv = [a for k, v in TRAINING.items() for a in (f"--{k}", v)]
     train.train_frame(table, work, *argv, "--model_version", "v-serving")
+    served = add_return_model(work / "model", work / "served", replay_return_table(*lake_data))
     with tarfile.open(work / "model.tar.gz", "w:gz") as tar:
-        for path in sorted((work / "model").iterdir()):
+        for path in sorted(served.iterdir()):
             tar.add(path, arcname=path.name)
     return (work / "model.tar.gz").read_bytes()
 
@@ -295,6 +309,28 @@ def test_a_candidate_no_worse_than_the_serving_model_is_gated_registered_and_pro
     profile = serving_profile.read(s3, LAKE, trained["model_version"])
     assert profile["config"]["thresholds"] == trained["thresholds"] and profile["model_data_url"] == artifact
     assert profile["fallback"]["model_version"] == f"{trained['model_version']}-fallback"
+    # The same job retrained the return lane on the Glue job's return table and the gate judged it against
+    # the serving return model on its own mature window: rejected here (a few hundred requests, fewer than
+    # the 200 its test window needs), recorded with its numbers, and the promoted archive keeps serving
+    # the serving return model.
+    lane = record["lanes"]["return"]
+    assert lane["retrained"] is True and lane["approval_status"] == "Rejected" and lane["serves"] == "serving"
+    assert "window_too_small" in lane["reasons"]
+    assert lane["numbers"]["candidate_version"] == f"{numbers['candidate_version']}-return"
+    assert lane["numbers"]["champion_version"] == RETURN_TEST_VERSION
+    assert 0 < lane["numbers"]["window"]["rows"] < 200
+    assert 0 <= lane["numbers"]["candidate"]["roc_auc"] <= 1 and lane["numbers"]["champion"]["roc_auc"] > 0.9
+    metadata = package["CustomerMetadataProperties"]
+    assert metadata["return_gate_decision"] == "Rejected" and metadata["return_serves"] == "serving"
+    assert metadata["return_gate_reasons"].split(",") == lane["reasons"]
+    assert record["lanes"]["payment"] == {
+        "serving_lane": False,
+        "retrained": False,
+        "serves": None,
+    }
+    archive = s3.get_object(Bucket=LAKE, Key=artifact.removeprefix(f"s3://{LAKE}/"))["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as served:
+        assert json.load(served.extractfile("return/config.json"))["model_version"] == RETURN_TEST_VERSION
 
 
 def test_a_worse_candidate_is_registered_as_rejected_with_its_numbers_and_nothing_is_served(local_aws):
@@ -368,7 +404,8 @@ def test_a_serving_model_the_candidate_cannot_be_compared_with_fails_closed(loca
     assert entered_states(execution)[-1] == "KeepServingModel"
     package, record = the_decision(s3, sagemaker, "nochampion-1")
     assert package["ModelApprovalStatus"] == "Rejected"
-    assert record["reasons"] == ["champion_unscored"]
+    # and no lane of the archive could be resolved: recorded as such, never carried silently
+    assert record["reasons"] == ["champion_unscored", "return_lane_unresolved", "payment_lane_unresolved"]
     assert served_config(sagemaker) == BOOTSTRAP_CONFIG
 
 

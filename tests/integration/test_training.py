@@ -8,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from returnguard import synth
-from returnguard.features import FEATURE_NAMES
+from returnguard import gate, synth
+from returnguard.features import FEATURE_NAMES, RETURN_FEATURE_NAMES
+from returnguard.payment_scoring import PAYMENT_MODEL_DIR
+from returnguard.returns_policy import RETURN_MODEL_DIR
+from tests.unit.returns.requests import RETURN_TEST_VERSION
 from training import train
 from training.evaluate import build_report
 
@@ -330,22 +333,110 @@ def test_make_model_packs_the_return_model_in_the_same_archive(two_lane_model, t
     ).read_text()
 
 
-def test_an_order_candidate_carries_the_serving_archives_return_lane_forward(two_lane_model, tmp_path):
+def _lanes_args(champion, tmp_path, *extra: str):
+    """An order run's arguments as the retraining job passes them (the serving archive as --champion)."""
+    return train.parse_args(
+        [
+            "--train",
+            "unused",
+            "--output-data-dir",
+            str(tmp_path / "output"),
+            "--champion",
+            str(champion),
+            *extra,
+        ]
+    )
+
+
+# Gate bounds nothing fails: the lane's candidate is approved whatever its numbers.
+LENIENT_GATE = (
+    *("--gate_max_roc_auc_drop", "1", "--gate_max_pr_auc_drop", "1", "--gate_max_score_psi", "1000"),
+    *("--gate_max_alert_rate", "1", "--gate_max_alert_rate_ratio", "1000000"),
+    *("--gate_min_window_rows", "1", "--gate_min_window_positives", "1"),
+)
+
+
+def test_an_order_candidate_keeps_the_serving_archives_return_lane_without_return_data(
+    two_lane_model, tmp_path
+):
     # Given the serving archive as the retraining job's champion channel gets it (both lanes in one
-    # model.tar.gz), and a freshly trained order-only candidate
+    # model.tar.gz) and no return training data
     from training.bootstrap import package
 
     channel = tmp_path / "champion"
     package(two_lane_model, channel)
-    candidate = tmp_path / "candidate"
-    candidate.mkdir()
-    # When the candidate's folder is completed from the champion
-    assert train.carry_forward_lanes(channel, candidate) == ["return"]
-    # Then it serves the same return model (with its fallback), so promoting it keeps the return lane
+    # When an order candidate's other lanes are resolved
+    lanes, chosen = train.resolve_lanes(_lanes_args(channel, tmp_path), "v-new", tmp_path / "work")
+    # Then it serves the same return model (with its fallback), recorded as not retrained; no payment lane
+    assert lanes["return"] == {"serving_lane": True, "retrained": False, "serves": "serving"}
+    assert lanes["payment"] == {"serving_lane": False, "retrained": False, "serves": None}
     for name in ("xgboost-model.ubj", "config.json", "fallback_model.json"):
-        assert (candidate / "return" / name).read_bytes() == (two_lane_model / "return" / name).read_bytes()
-    # and a lane the candidate has of its own is never overwritten
-    assert train.carry_forward_lanes(two_lane_model, candidate) == []
+        assert (chosen["return"] / name).read_bytes() == (two_lane_model / "return" / name).read_bytes()
+    assert set(chosen) == {"return"}
+    assert train.OTHER_LANE_DIRS == (RETURN_MODEL_DIR, PAYMENT_MODEL_DIR)  # the folders inference loads
+
+
+def test_a_serving_return_lane_that_cannot_be_read_is_recorded_and_never_dropped_silently(
+    two_lane_model, tmp_path
+):
+    # Given a serving archive whose order model is fine but whose return model is not a model
+    import shutil
+
+    broken = tmp_path / "serving"
+    shutil.copytree(two_lane_model, broken)
+    (broken / "return" / "xgboost-model.ubj").write_bytes(b"not a model")
+    # When an order candidate's other lanes are resolved
+    lanes, chosen = train.resolve_lanes(_lanes_args(broken, tmp_path), "v-new", tmp_path / "work")
+    # Then the lane carries the error (the gate rejects the candidate for it) and the broken model is not copied
+    assert lanes["return"]["serves"] is None and "XGBoostError" in lanes["return"]["error"]
+    assert "return" not in chosen
+    assert gate.decide({"lanes": lanes, **_approvable()}, FEATURE_NAMES).reasons == (
+        "return_lane_unresolved",
+    )
+    # and a serving archive that does not open at all: every lane unresolved, nothing chosen
+    (tmp_path / "bad.tar.gz").write_bytes(b"not an archive")
+    lanes, chosen = train.resolve_lanes(
+        _lanes_args(tmp_path / "bad.tar.gz", tmp_path), "v-new", tmp_path / "w2"
+    )
+    assert chosen == {} and all("could not be read" in lane["error"] for lane in lanes.values())
+
+
+def _approvable() -> dict:
+    """Order-lane evidence the gate approves (so only the lanes decide)."""
+    side = {"feature_names": list(FEATURE_NAMES), "roc_auc": 0.9, "pr_auc": 0.5, "alert_rate": 0.05}
+    return {
+        "kind": gate.EVIDENCE_KIND,
+        "window": {"rows": 1000, "positives": 50},
+        "candidate": side,
+        "champion": side,
+        "score_psi": 0.0,
+    }
+
+
+@pytest.mark.parametrize(("bounds", "serves"), [(LENIENT_GATE, "candidate"), ((), "serving")])
+def test_the_return_lane_is_retrained_gated_and_the_winner_served(
+    two_lane_model, return_table, tmp_path, bounds, serves
+):
+    # Given return training data beside the serving archive
+    return_table.to_parquet(tmp_path / "returns.parquet")
+    extra = ("--return_train", str(tmp_path / "returns.parquet"), "--num_round", "30", "--baselines", "0")
+    args = _lanes_args(two_lane_model, tmp_path, *extra, "--controls", "0", *bounds)
+    # When the order candidate's lanes are resolved
+    lanes, chosen = train.resolve_lanes(args, "v-new", tmp_path / "work")
+    # Then a return candidate was trained and scored beside the serving return model on its own window
+    lane = lanes["return"]
+    assert lane["retrained"] is True and lane["serves"] == serves
+    evidence = lane["evidence"]
+    assert evidence["candidate"]["model_version"] == "v-new-return"
+    assert evidence["champion"]["model_version"] == RETURN_TEST_VERSION
+    assert evidence["candidate"]["feature_names"] == list(RETURN_FEATURE_NAMES)
+    # the winner is what the archive gets: the candidate under lenient bounds, the serving one otherwise
+    # (the default bounds reject it: the serving model here learned these very rows, ROC-AUC 0.998)
+    served = json.loads((chosen["return"] / "config.json").read_text())["model_version"]
+    assert served == ("v-new-return" if serves == "candidate" else RETURN_TEST_VERSION)
+    if serves == "serving":
+        assert "roc_auc_worse" in gate.decide(evidence, RETURN_FEATURE_NAMES).reasons
+    assert (tmp_path / "output" / "return" / "test_predictions.parquet").is_file()
 
 
 def test_a_model_saturating_at_one_gets_levels_it_can_rank_into_and_says_so():

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from returnguard import drift, gate
-from returnguard.features import FEATURE_NAMES
+from returnguard.features import FEATURE_NAMES, RETURN_FEATURE_NAMES
 
 
 def evidence(**changes: Any) -> dict[str, Any]:
@@ -213,3 +213,50 @@ def test_decide_does_not_change_its_input():
     before = copy.deepcopy(given_evidence)
     gate.decide(given_evidence, FEATURE_NAMES)
     assert given_evidence == before
+
+
+def return_lane(serves: str | None, **changes: Any) -> dict[str, Any]:
+    """A return lane the training job retrained: its own evidence on its own window (the same shape as the
+    order lane's, with the return feature spec), and the model the archive serves for it."""
+    lane_evidence = evidence(**changes)
+    lane_evidence["candidate"]["feature_names"] = list(RETURN_FEATURE_NAMES)
+    return {"serving_lane": True, "retrained": True, "serves": serves, "evidence": lane_evidence}
+
+
+def test_a_retrained_return_lane_is_judged_by_the_same_rules_and_recorded_with_its_numbers():
+    decision = gate.decide({**evidence(), "lanes": {"return": return_lane("candidate")}}, FEATURE_NAMES)
+
+    assert decision.approved
+    lane = decision.as_record()["lanes"]["return"]
+    assert lane["approval_status"] == "Approved" and lane["serves"] == "candidate"
+    assert lane["numbers"]["roc_auc_change"] == pytest.approx(0.01)
+    metadata = gate.registry_metadata(decision)
+    assert metadata["return_gate_decision"] == "Approved" and metadata["return_serves"] == "candidate"
+    assert metadata["return_candidate_roc_auc"] == "0.91" and metadata["return_champion_roc_auc"] == "0.9"
+
+
+def test_a_rejected_return_candidate_keeps_the_serving_return_model_and_the_order_candidate_goes_on():
+    lanes = {"return": return_lane("serving", candidate__roc_auc=0.80)}
+
+    decision = gate.decide({**evidence(), "lanes": lanes}, FEATURE_NAMES)
+
+    assert decision.approved  # the archive serves the model the lane's gate chose
+    lane = decision.lanes["return"]
+    assert lane["approval_status"] == "Rejected" and "roc_auc_worse" in lane["reasons"]
+    assert gate.registry_metadata(decision)["return_gate_reasons"].startswith("roc_auc_worse")
+
+
+@pytest.mark.parametrize(
+    ("lane", "reason"),
+    [
+        (return_lane("candidate", candidate__roc_auc=0.80), "return_lane_mismatch"),  # serves the loser
+        (return_lane("serving"), "return_lane_mismatch"),  # drops the winner
+        ({"serving_lane": True, "serves": None, "error": "ReadError: bad archive"}, "return_lane_unresolved"),
+        ({"serving_lane": True, "retrained": False, "serves": None}, "return_lane_mismatch"),  # dropped
+        ("not a record", "return_lane_unresolved"),
+    ],
+)
+def test_an_archive_that_does_not_serve_a_lanes_winner_is_rejected(lane, reason):
+    decision = gate.decide({**evidence(), "lanes": {"return": lane}}, FEATURE_NAMES)
+
+    assert not decision.approved and decision.reasons == (reason,)
