@@ -38,7 +38,10 @@ TOTAL_STEPS = 11
 DEFAULT_ORDERS = 100_000  # the scale README and docs/model.md quote (local/docs_numbers.py)
 DEFAULT_SEED = 7
 STREAM_STEP = (8, "stream: a customer's returns arrive through Kinesis and their score rises")
-BATCH_STEP = (10, "batch: drop a card transactions file in the lake, watch it scored, read the alert")
+BATCH_STEP = (
+    10,
+    "card payments on the same API, then a transactions file dropped in the lake, scored, its alert read",
+)
 RETRAIN_STEP = (11, "retrain and gate: a candidate against the serving model (local registry)")
 SPREAD_DAYS = 28  # the sample orders' time span after the history ends
 ABUSIVE_BEFORE = (
@@ -329,6 +332,9 @@ def run(args: argparse.Namespace, port: int) -> int:
 
     started = step(3, TOTAL_STEPS, "train XGBoost and the seeds' baselines on a time-based split")
     result = train_model(paths)
+    from local import payments_demo
+
+    payment_history = payments_demo.prepare(paths.work, paths.model, args.force)  # <model>/payment/
     done(started)
 
     started = step(4, TOTAL_STEPS, "evaluation report")
@@ -363,6 +369,7 @@ def run(args: argparse.Namespace, port: int) -> int:
         aws = local_stack.start()
         servers.append(aws)
         seeded = seed_features(aws, latest_aggregates(paths.processed))
+        seeded += seed_features(aws, payment_history)  # the card history of the payment lane
         print(
             f"      moto server {aws.endpoint_url}: tables created, {seeded:,} latest aggregates loaded",
             flush=True,
@@ -437,7 +444,10 @@ def run(args: argparse.Namespace, port: int) -> int:
         done(started)
 
         started = step(BATCH_STEP[0], TOTAL_STEPS, BATCH_STEP[1])
-        batch = batch_demo(aws, paths.work / "payments", args.force)
+        for line in payments_demo.score_payments(api.url, *payments_demo.sample_payments(paths.work)):
+            print(f"      {line}", flush=True)
+        # not payments/: `make model`'s payment lane lives there (training/payment_bootstrap.py)
+        batch = batch_demo(aws, paths.work / "batch", args.force)
         for line in batch:
             print(f"      {line}", flush=True)
         done(started)

@@ -19,6 +19,15 @@ def test_demo_runs_every_step_offline(demo_run) -> None:
     for number in range(1, 12):
         assert f"[{number}/11]" in out
     assert "abuse: refund above paid" in out and "deny_refund" in out  # the return step's table
+    # card payments on the API, scored by the demo's payment model (not degraded): a takeover burst's
+    # later payments are at least stepped up (velocity)
+    assert re.search(r"payment model tab-\S+; degraded decisions: 0$", out, re.MULTILINE)
+    payments = re.findall(
+        r"^ +X\d+ +C\d+ .* (genuine|terminal|takeover|card) +[01]\.\d{3} +(\w+)", out, re.MULTILINE
+    )
+    assert ("genuine", "approve") in payments and len(payments) >= 6
+    takeover = [action for was, action in payments if was == "takeover"]
+    assert len(takeover) >= 2 and "approve" not in takeover[1:], takeover
     # the batch step: one file scored, one alert with its top flagged rows
     assert "1 alert on the topic" in out and re.search(
         r"Subject: ReturnGuard batch: \d+ of 5,000 flagged", out
