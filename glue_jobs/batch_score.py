@@ -16,18 +16,15 @@ ARGUMENTS = ("lake_bucket", "flagged_table", "claims_table", "model_prefix", "re
 
 
 def run_job(arguments: Mapping[str, str]) -> dict[str, Any]:
-    import boto3
-
     from batch import steps
     from batch.engine import CONFIG_FILE, MODEL_FILE, Model
-    from returnguard.aws.batch import BatchStore
+    from returnguard.aws.batch import bounded_store
 
-    store = BatchStore(
-        boto3.client("s3"),
-        boto3.client("dynamodb"),
+    store = bounded_store(
         bucket=arguments["--lake_bucket"],
         flagged_table=arguments["--flagged_table"],
         claims_table=arguments["--claims_table"],
+        region=arguments["--region"],
     )
     model = Model.load(store.model_files(arguments["--model_prefix"], (CONFIG_FILE, MODEL_FILE)), "auto")
     return steps.process(store, json.loads(arguments["--file"]), model, arguments["--region"])

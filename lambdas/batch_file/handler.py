@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from batch import steps
 from batch.engine import CONFIG_FILE, MODEL_FILE, Model
-from returnguard.aws.batch import BatchStore
+from returnguard.aws.batch import bounded_store
 
 
 class Settings(BaseModel):
@@ -42,12 +41,8 @@ class Request(BaseModel):
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 logger = Logger()
-store = BatchStore(
-    boto3.client("s3"),
-    boto3.client("dynamodb"),
-    bucket=settings.lake_bucket,
-    flagged_table=settings.flagged_table,
-    claims_table=settings.claims_table,
+store = bounded_store(  # bounded timeouts and attempts: a hung call fails the step, never the whole run
+    bucket=settings.lake_bucket, flagged_table=settings.flagged_table, claims_table=settings.claims_table
 )
 _models: dict[str, Model] = {}
 

@@ -137,5 +137,23 @@ class BatchStore:
         return len(items)
 
 
+def bounded_store(
+    *, bucket: str, flagged_table: str, claims_table: str, region: str | None = None
+) -> BatchStore:
+    """The store the batch Lambda and the Glue job use: S3 and DynamoDB clients with bounded timeouts and
+    attempts (returnguard.aws.clients), not boto3's defaults (60 s reads, legacy retries)."""
+    import boto3
+
+    from returnguard.aws.clients import BATCH_DYNAMODB, BATCH_S3
+
+    return BatchStore(
+        boto3.client("s3", region_name=region, config=BATCH_S3.config()),
+        boto3.client("dynamodb", region_name=region, config=BATCH_DYNAMODB.config()),
+        bucket=bucket,
+        flagged_table=flagged_table,
+        claims_table=claims_table,
+    )
+
+
 def claim_id(digest: str) -> str:
     return f"{CLAIM_PREFIX}{digest}"

@@ -61,6 +61,12 @@ DYNAMODB = CallBounds(connect_timeout_s=0.5, read_timeout_s=1.0, max_attempts=2)
 # hung endpoint costs one timeout, after which the circuit breaker skips it (returnguard.circuit).
 SAGEMAKER = CallBounds(connect_timeout_s=0.5, read_timeout_s=2.0, max_attempts=1)
 
+# The batch lane (lambdas/batch_file, glue_jobs/batch_score.py): no request budget, but no call may hang
+# a run either. S3's read timeout is per socket read, not per transfer, so a large file still streams;
+# a run that gives up fails its step, and the state machine releases the claim and alerts.
+BATCH_S3 = CallBounds(connect_timeout_s=5.0, read_timeout_s=60.0, max_attempts=4)
+BATCH_DYNAMODB = CallBounds(connect_timeout_s=2.0, read_timeout_s=10.0, max_attempts=4)
+
 # The time a request's AWS calls may take. A hung model still leaves the feature read and the
 # decision's two writes an attempt each; the score function's timeout leaves room above it for our
 # own code (both asserted in tests/infra/test_stacks.py).
