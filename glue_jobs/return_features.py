@@ -211,28 +211,39 @@ def customer_history(
 
 
 def entity_rates(requests: DataFrame, orders: DataFrame, returns: DataFrame) -> DataFrame:
-    """product/seller/category smoothed return rates from counts strictly before each request."""
+    """product/seller/category smoothed return and claim rates from counts strictly before each request
+    (a claim: a return with a damage or mismatch reason, the entity aggregate's claim_count)."""
     result = requests.select("return_id")
+    prior = RATE_PRIOR_RETURNS / RATE_PRIOR_ORDERS
     for group, column in RATED.items():
         events = (
             orders.select(F.col(column).alias("id"), "t", F.lit(1).alias("o"), F.lit(0).alias("r"),
-                          F.lit(None).cast("string").alias("rid"))
+                          F.lit(0).alias("c"), F.lit(None).cast("string").alias("rid"))
             .unionByName(returns.select(F.col(column).alias("id"), "t", F.lit(0).alias("o"), F.lit(1).alias("r"),
+                                        order_job.seller_claim_flag().alias("c"),
                                         F.lit(None).cast("string").alias("rid")))
             .unionByName(requests.select(F.col(column).alias("id"), "t", F.lit(0).alias("o"), F.lit(0).alias("r"),
-                                         F.col("return_id").alias("rid")))
+                                         F.lit(0).alias("c"), F.col("return_id").alias("rid")))
         )  # fmt: skip
         history = Window.partitionBy("id").orderBy("t").rangeBetween(Window.unboundedPreceding, -1)
-        rate = (F.coalesce(F.sum("r").over(history), F.lit(0)) + F.lit(RATE_PRIOR_RETURNS)) / (
-            F.coalesce(F.sum("o").over(history), F.lit(0)) + F.lit(RATE_PRIOR_ORDERS)
+        orders_before = F.coalesce(F.sum("o").over(history), F.lit(0)) + F.lit(RATE_PRIOR_ORDERS)
+        rates = events.select(
+            F.col("rid").alias("return_id"),
+            "id",
+            (
+                (F.coalesce(F.sum("r").over(history), F.lit(0)) + F.lit(RATE_PRIOR_RETURNS)) / orders_before
+            ).alias(f"{group}_return_rate"),
+            (
+                (F.coalesce(F.sum("c").over(history), F.lit(0)) + F.lit(RATE_PRIOR_RETURNS)) / orders_before
+            ).alias(f"{group}_claim_rate"),
         )
-        rates = events.select(F.col("rid").alias("return_id"), "id", rate.alias(f"{group}_return_rate"))
         # an empty seller/category is "not given": the prior, as the online lookup finds no item
         rates = rates.where(F.col("return_id").isNotNull()).select(
             "return_id",
-            F.when(F.col("id") == "", RATE_PRIOR_RETURNS / RATE_PRIOR_ORDERS)
-            .otherwise(F.col(f"{group}_return_rate"))
-            .alias(f"{group}_return_rate"),
+            *[
+                F.when(F.col("id") == "", prior).otherwise(F.col(f"{group}_{rate}")).alias(f"{group}_{rate}")
+                for rate in ("return_rate", "claim_rate")
+            ],
         )
         result = result.join(rates, "return_id")
     return result

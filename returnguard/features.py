@@ -499,6 +499,29 @@ RETURN_FEATURES: tuple[Feature, ...] = (
     Feature("product_return_rate", "float", 0.1, "product", "Return rate of this product"),
     Feature("category_return_rate", "float", 0.1, "category", "Return rate of this product category"),
     Feature("seller_return_rate", "float", 0.1, "seller", "Return rate of this seller's orders"),
+    # their claim rates (damage or mismatch claims per order, smoothed; the order lane's seller_claim_rate).
+    # No direction: a high rate is as often a faulty product or a careless seller as abusive customers.
+    Feature(
+        "product_claim_rate",
+        "float",
+        0.1,
+        "product",
+        "Share of the product's orders returned with a damage or mismatch claim",
+    ),
+    Feature(
+        "category_claim_rate",
+        "float",
+        0.1,
+        "category",
+        "Share of the category's orders returned with a damage or mismatch claim",
+    ),
+    Feature(
+        "seller_claim_rate",
+        "float",
+        0.1,
+        "seller",
+        "Share of the seller's orders returned with a damage or mismatch claim",
+    ),
 )
 RETURN_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in RETURN_FEATURES)
 RETURN_FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in RETURN_FEATURES}

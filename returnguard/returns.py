@@ -31,6 +31,7 @@ from returnguard.features import (
     address_key,
     amount_to_minor,
     compute_features,
+    smoothed_rate,
 )
 from returnguard.tables import entity_key
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from returnguard.schemas import ReturnRequest
 
 MAX_REASON_TEXT = 1_000  # characters of free text a request may carry (the API refuses more)
+RATED_GROUPS = ("product", "seller", "category")  # the entities whose claim rates a request reads
 
 # ---------------------------------------------------------------------------------------- labels
 # What the warehouse found when it inspected the returned parcel (or that none came back). Known
@@ -402,6 +404,11 @@ def compute_return_features(
         "seller_return_rate",
     ):
         vector[name] = history[name]
+    for group in RATED_GROUPS:  # counters, like the return rates (features._counts_before)
+        entity = (entities or {}).get(group) or {}
+        vector[f"{group}_claim_rate"] = smoothed_rate(
+            int(entity.get("claim_count", 0)), int(entity.get("order_count", 0))
+        )
     vector["return_count"] = history["customer_return_count"]
     vector["customer_return_share"] = history["customer_return_rate"]
     vector["days_since_last_return"] = history["customer_days_since_last_return"]

@@ -35,6 +35,17 @@ def _reason(code: str) -> Template:
     return render
 
 
+def _claim_rate(label_en: str, label_hi: str, name: str) -> Template:
+    def render(v: Mapping[str, float], _: str | None) -> tuple[str, str]:
+        pct = _pct(v[name])
+        return (
+            f"{label_en} damage/mismatch claim rate is {pct}%",
+            f"{label_hi} की क्षति/गलत सामान दावा दर {pct}% है",
+        )
+
+    return render
+
+
 def _count(en: str, hi: str, name: str) -> Template:
     def render(v: Mapping[str, float], _: str | None) -> tuple[str, str]:
         n = int(v[name])
@@ -136,6 +147,9 @@ TEMPLATES: dict[str, Template] = {
     "product_return_rate": _entity_rate("Product", "उत्पाद", "product_return_rate"),
     "category_return_rate": _entity_rate("Category", "श्रेणी", "category_return_rate"),
     "seller_return_rate": _entity_rate("Seller", "विक्रेता", "seller_return_rate"),
+    "product_claim_rate": _claim_rate("Product", "उत्पाद", "product_claim_rate"),
+    "category_claim_rate": _claim_rate("Category", "श्रेणी", "category_claim_rate"),
+    "seller_claim_rate": _claim_rate("Seller", "विक्रेता", "seller_claim_rate"),
 }
 
 RULES = {

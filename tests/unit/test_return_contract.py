@@ -263,6 +263,24 @@ def test_history_is_strictly_before_the_request():
     assert vector["customer_damaged_claims"] == 1.0
 
 
+def test_product_seller_and_category_claim_rates_come_from_their_claim_counters():
+    # Given a product 3 of whose 20 orders came back with a damage or mismatch claim, a seller never seen,
+    # and a category with orders but no claim
+    store = AggregateStore()
+    for i in range(20):
+        store.apply_order(_order(i, T0 + i * DAY, customer=f"C{i}"))
+    for i, code in enumerate(("damaged", "wrong_item", "missing_parts", "size_fit", "changed_mind")):
+        store.apply_return(_return(_order(i, T0 + i * DAY, customer=f"C{i}"), T0 + (i + 3) * DAY, code, i))
+    items = {**store.entities_for(_order(99, T0 + 30 * DAY)), "seller": None}
+    store.entities[("category", "fashion")]["claim_count"] = 0
+    vector = features_from_items(ctx(T0 + 30 * DAY, order_id="O99"), items)
+    # Then each is its smoothed share (claims + 1) / (orders + 10): size and changed-mind returns are no claim
+    assert vector["product_claim_rate"] == (3 + 1.0) / (20 + 10.0)
+    assert vector["seller_claim_rate"] == 0.1  # never seen: the prior
+    assert vector["category_claim_rate"] == 1.0 / 30.0
+    assert vector["product_return_rate"] == (5 + 1.0) / (20 + 10.0)  # the return rate counts every return
+
+
 def test_repeated_text_counts_other_customers_before_only():
     request = ctx()
     text = {"customers": {"C1": T0, "C2": T0, "C3": T0 + 9 * DAY, "C4": T0 + 30 * DAY}}

@@ -79,6 +79,9 @@ def test_every_return_training_row_equals_the_reference_vector_exactly(lake, pro
     assert table.return_count.max() >= 3 and table.reason_text_other_customers.max() >= 2
     assert table.customer_damage_claims_30d.max() >= 1 and table.pickup_address_differs.sum() > 0
     assert table.reason_text_hindi.sum() > 0 and table.reason_text_hinglish.sum() > 0
+    for group in ("product", "seller", "category"):  # claim rates move away from the prior, and apart
+        rates = table[f"{group}_claim_rate"]
+        assert rates.nunique() > 10 and (rates != table[f"{group}_return_rate"]).mean() > 0.5
 
 
 def test_stream_text_items_equal_the_spark_jobs_and_serve_the_same_vector(
