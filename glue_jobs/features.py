@@ -46,11 +46,16 @@ from returnguard.features import (
     LINK_GROUPS,
     LINK_IDENTIFIERS,
     LINK_ITEMS,
+    PRICE_BAND_BOUNDS_MINOR,
+    PRICE_BANDS,
     RATE_PRIOR_ORDERS,
     RATE_PRIOR_RETURNS,
     RECENT_ORDERS,
     RETURN_WINDOW_MS,
+    SELLER_BASELINE_DAYS,
     SELLER_CLAIM_TYPES,
+    SELLER_DAYS_KEPT,
+    SELLER_RECENT_DAYS,
     VELOCITY_LONG_MS,
     VELOCITY_SHORT_MS,
 )
@@ -282,6 +287,8 @@ def customer_features(orders: DataFrame, returns: DataFrame, profiles: DataFrame
         F.col("addresses").cast("double").alias("customer_distinct_addresses"),
         F.col("v60").cast("double").alias("customer_orders_last_60s"),
         F.col("v1h").cast("double").alias("customer_orders_last_1h"),
+        n.alias("prior_orders"),  # for category_value_vs_customer_avg
+        F.col("amount_sum").alias("prior_amount_sum"),
     )
 
 
@@ -309,6 +316,85 @@ def cart_features(orders: DataFrame) -> DataFrame:
             "order_id",
         )
     return result
+
+
+def price_band_column(amount_minor: Any) -> Any:
+    """returnguard.features.price_band: how many PRICE_BAND_BOUNDS_MINOR the amount reaches."""
+    return sum((amount_minor >= F.lit(bound)).cast("int") for bound in PRICE_BAND_BOUNDS_MINOR)
+
+
+def day_number(t: str) -> Any:
+    """The UTC day number of a time in ms (t // DAY_MS for the times we have, all after 1970)."""
+    return F.expr(f"`{t}` div {DAY_MS}")
+
+
+def category_features(orders: DataFrame, customers: DataFrame) -> DataFrame:
+    """category_price_percentile and category_value_vs_customer_avg from the category's orders
+    strictly before each order: counts per price band and the amount sum (returnguard.features
+    ._category_features), with the customer's prior orders and amount sum from `customers`."""
+    history = Window.partitionBy("category").orderBy("t").rangeBetween(Window.unboundedPreceding, -1)
+    banded = orders.select(
+        "order_id", "category", "t", "amount_minor", price_band_column(F.col("amount_minor")).alias("band")
+    )
+    bands = F.array(
+        *[
+            F.coalesce(F.sum((F.col("band") == b).cast("long")).over(history), F.lit(0))
+            for b in range(PRICE_BANDS)
+        ]
+    )
+    counted = banded.select(
+        "order_id",
+        "band",
+        bands.alias("bands"),
+        F.coalesce(F.sum("amount_minor").over(history), F.lit(0)).alias("category_sum"),
+    ).select(
+        "order_id",
+        "category_sum",
+        F.aggregate("bands", F.lit(0).cast("long"), lambda total, x: total + x).alias("category_orders"),
+        F.aggregate(
+            F.transform("bands", lambda x, i: F.when(i < F.col("band"), x).otherwise(F.lit(0).cast("long"))),
+            F.lit(0).cast("long"),
+            lambda total, x: total + x,
+        ).alias("below"),
+        F.element_at("bands", F.col("band") + 1).alias("same"),
+    )
+    m, k, total = F.col("category_orders"), F.col("prior_orders"), F.col("prior_amount_sum")
+    return counted.join(customers.select("order_id", "prior_orders", "prior_amount_sum"), "order_id").select(
+        "order_id",
+        F.when(m > 0, (2 * F.col("below") + F.col("same")) / (2 * m))
+        .otherwise(0.5)
+        .alias("category_price_percentile"),
+        F.when(
+            (m > 0) & (k > 0) & (total > 0),
+            (F.col("category_sum") * k).cast("double") / (m * total).cast("double"),
+        )
+        .otherwise(1.0)
+        .alias("category_value_vs_customer_avg"),
+    )
+
+
+def seller_volume(orders: DataFrame) -> DataFrame:
+    """seller_volume_change: the seller's orders in the SELLER_RECENT_DAYS UTC days before the
+    order's day against its weekly average over the SELLER_BASELINE_DAYS before those."""
+    days = orders.select("order_id", "seller_id", day_number("t").alias("day"))
+    by_day = Window.partitionBy("seller_id").orderBy("day")
+    recent = by_day.rangeBetween(-SELLER_RECENT_DAYS, -1)
+    baseline = by_day.rangeBetween(-SELLER_DAYS_KEPT, -SELLER_RECENT_DAYS - 1)
+    weeks = SELLER_BASELINE_DAYS // SELLER_RECENT_DAYS
+    daily = (
+        days.groupBy("seller_id", "day")
+        .agg(F.count("*").alias("n"))
+        .select(
+            "seller_id",
+            "day",
+            F.coalesce(F.sum("n").over(recent), F.lit(0)).alias("recent"),
+            F.coalesce(F.sum("n").over(baseline), F.lit(0)).alias("baseline"),
+        )
+    )
+    return days.join(daily, ["seller_id", "day"]).select(
+        "order_id",
+        ((weeks * F.col("recent") + weeks) / (F.col("baseline") + weeks)).alias("seller_volume_change"),
+    )
 
 
 def seller_features(orders: DataFrame, returns: DataFrame) -> DataFrame:
@@ -531,8 +617,11 @@ def training_table(
         F.when(F.col("payment_method") == "cod", 1.0).otherwise(0.0).alias("payment_is_cod"),
         festival_flag(F.col("t")).alias("is_festival_sale"),
     )
+    customers = customer_features(orders, returns, profiles).cache()
     table = (
-        base.join(customer_features(orders, returns, profiles), "order_id")
+        base.join(customers, "order_id")
+        .join(category_features(orders, customers), "order_id")
+        .join(seller_volume(orders), "order_id")
         .join(address_is_new(orders), "order_id")
         .join(entity_rates(orders, returns), "order_id")
         .join(links(orders), "order_id")
@@ -680,8 +769,48 @@ def latest_entities(orders: DataFrame, returns: DataFrame) -> DataFrame:
     result = frames[0]
     for frame in frames[1:]:
         result = result.unionByName(frame)
-    return result.select(
-        "group", "id", "order_count", "return_count", "last_event_ms", "claim_count", "first_order_ms"
+    bands = (
+        orders.groupBy("category", price_band_column(F.col("amount_minor")).alias("band"))
+        .agg(F.count("*").alias("n"))
+        .groupBy("category")
+        .agg(
+            F.map_from_entries(F.collect_list(F.struct("band", "n"))).alias("counts"),
+        )
+        .join(orders.groupBy("category").agg(F.sum("amount_minor").alias("amount_sum_minor")), "category")
+        .select(
+            F.lit("category").alias("group"),
+            F.col("category").alias("id"),
+            F.transform(
+                F.sequence(F.lit(0), F.lit(PRICE_BANDS - 1)),
+                lambda b: F.coalesce(F.col("counts")[b], F.lit(0)).cast("long"),
+            ).alias("price_bands"),
+            F.col("amount_sum_minor").cast("long").alias("amount_sum_minor"),
+        )
+    )
+    days = orders.groupBy("seller_id", day_number("t").alias("day")).agg(F.count("*").alias("n"))
+    latest_day = Window.partitionBy("seller_id")
+    daily = (
+        days.withColumn("latest", F.max("day").over(latest_day))
+        .where(F.col("day") >= F.col("latest") - SELLER_DAYS_KEPT)
+        .groupBy("seller_id")
+        .agg(F.array_sort(F.collect_list(F.struct("day", "n"))).alias("daily_orders"))
+        .select(F.lit("seller").alias("group"), F.col("seller_id").alias("id"), "daily_orders")
+    )
+    return (
+        result.join(bands, ["group", "id"], "left")
+        .join(daily, ["group", "id"], "left")
+        .select(
+            "group",
+            "id",
+            "order_count",
+            "return_count",
+            "last_event_ms",
+            "claim_count",
+            "first_order_ms",
+            "price_bands",
+            "amount_sum_minor",
+            "daily_orders",
+        )
     )
 
 
@@ -755,13 +884,19 @@ def customer_state(row: Any) -> dict[str, Any]:
 
 
 def entity_state(row: Any) -> dict[str, Any]:
-    return {
+    state = {
         "order_count": int(row["order_count"]),
         "return_count": int(row["return_count"]),
         "last_event_ms": int(row["last_event_ms"]),
         "claim_count": int(row["claim_count"]),
         "first_order_ms": None if row["first_order_ms"] is None else int(row["first_order_ms"]),
     }
+    if row["price_bands"] is not None:  # a category
+        state["price_bands"] = [int(n) for n in row["price_bands"]]
+        state["amount_sum_minor"] = int(row["amount_sum_minor"])
+    if row["daily_orders"] is not None:  # a seller
+        state["daily_orders"] = [[int(d["day"]), int(d["n"])] for d in row["daily_orders"]]
+    return state
 
 
 def load_online(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:

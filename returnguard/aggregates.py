@@ -26,6 +26,10 @@ Product / seller / category / region aggregate:
     order_count, return_count, last_event_ms
     claim_count            returns with a damage or mismatch claim (features.SELLER_CLAIM_TYPES)
     first_order_ms         earliest order, or None
+    price_bands            (categories) [orders per features.price_band, PRICE_BANDS long]
+    amount_sum_minor       (categories) sum of their orders' amounts in minor units
+    daily_orders           (sellers) [[UTC day number, orders], ...] sorted, the days within
+                           SELLER_DAYS_KEPT of the latest
 Link items (keys: the normalised address's `address_key`, the card fingerprint, device id, phone hash,
 IP prefix; the card's entity is `card_link`), links between accounts:
     customers              {customer_id: first time they ordered with it}, the earliest LINK_CAP
@@ -44,6 +48,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from returnguard.calendar import DAY_MS
 from returnguard.features import (
     CLAIM_TYPES,
     COD_REFUSAL_REASON_CODE,
@@ -52,15 +57,18 @@ from returnguard.features import (
     LINK_CAP,
     LINK_IDENTIFIERS,
     LINK_ITEMS,
+    PRICE_BANDS,
     RECENT_ORDERS,
     RETURN_WINDOW_MS,
     SELLER_CLAIM_TYPES,
+    SELLER_DAYS_KEPT,
     VELOCITY_LONG_MS,
     OrderContext,
     address_key,
     claim_types,
     compute_features,
     link_ids,
+    price_band,
 )
 
 Aggregate = dict[str, Any]
@@ -229,6 +237,36 @@ def apply_order_to_entity(entity: Aggregate | None, order_time_ms: int) -> Aggre
     return state
 
 
+def apply_order_to_category(entity: Aggregate | None, order: OrderContext) -> Aggregate:
+    """A category's counters, plus its orders per price band and their amounts (price percentile)."""
+    state = apply_order_to_entity(entity, order.order_time_ms)
+    bands = [int(count) for count in state.get("price_bands") or [0] * PRICE_BANDS]
+    bands[price_band(order.amount_minor)] += 1
+    state["price_bands"] = bands
+    state["amount_sum_minor"] = int(state.get("amount_sum_minor", 0)) + order.amount_minor
+    return state
+
+
+def apply_order_to_seller(entity: Aggregate | None, order: OrderContext) -> Aggregate:
+    """A seller's counters, plus its orders per UTC day for the last SELLER_DAYS_KEPT days (volume change)."""
+    state = apply_order_to_entity(entity, order.order_time_ms)
+    days = {int(day): int(count) for day, count in state.get("daily_orders", ())}
+    day = order.order_time_ms // DAY_MS
+    days[day] = days.get(day, 0) + 1
+    latest = max(days)
+    state["daily_orders"] = [[d, c] for d, c in sorted(days.items()) if d >= latest - SELLER_DAYS_KEPT]
+    return state
+
+
+def apply_order_to_group(group: str, entity: Aggregate | None, order: OrderContext) -> Aggregate:
+    """An order applied to its product, seller, category or region item."""
+    if group == "category":
+        return apply_order_to_category(entity, order)
+    if group == "seller":
+        return apply_order_to_seller(entity, order)
+    return apply_order_to_entity(entity, order.order_time_ms)
+
+
 def apply_return_to_entity(entity: Aggregate | None, return_time_ms: int, reason_code: str = "") -> Aggregate:
     state = new_entity() if entity is None else entity
     state["return_count"] += 1
@@ -271,9 +309,7 @@ class AggregateStore:
             self.customers.get(order.customer_id), order
         )
         for group, eid in order_entity_ids(order).items():
-            self.entities[(group, eid)] = apply_order_to_entity(
-                self.entities.get((group, eid)), order.order_time_ms
-            )
+            self.entities[(group, eid)] = apply_order_to_group(group, self.entities.get((group, eid)), order)
         for group, key in link_ids(order).items():
             item = (LINK_ITEMS[group], key)
             self.entities[item] = apply_order_to_link(self.entities.get(item), order)
@@ -345,6 +381,7 @@ __all__ = [
     "apply_order_to_link",
     "apply_order_to_customer",
     "apply_order_to_entity",
+    "apply_order_to_group",
     "apply_return_to_customer",
     "apply_return_to_entity",
     "apply_return_to_link",

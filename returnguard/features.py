@@ -10,6 +10,7 @@ Pure Python on purpose: no numpy or pandas on the scoring path.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +37,16 @@ DAMAGE_REASON_CODES = frozenset({"damaged", "defective", "empty_box"})
 SELLER_CLAIM_TYPES = ("damage", "mismatch")  # claims that blame the parcel or the listing: seller_claim_rate
 COD_REFUSAL_REASON_CODE = "refused_delivery"
 NEVER = -1.0  # days since last return when there was none
+# A category's price percentile reads its orders' counts per price band (10 bands a decade, from
+# 10^2.1 to 10^8 minor units; below and above fall in the end bands): an exact integer histogram, the
+# same in Spark, the replay and the stream, at a resolution of about 26% of a price.
+PRICE_BAND_BOUNDS_MINOR: tuple[int, ...] = tuple(round(10 ** (2 + i / 10)) for i in range(1, 61))
+PRICE_BANDS = len(PRICE_BAND_BOUNDS_MINOR) + 1
+# A seller's volume change: orders in the 7 UTC days before the order's day against its weekly
+# average over the 28 days before those. The seller item keeps its daily counts that long.
+SELLER_RECENT_DAYS = 7
+SELLER_BASELINE_DAYS = 28
+SELLER_DAYS_KEPT = SELLER_RECENT_DAYS + SELLER_BASELINE_DAYS
 
 Kind = Literal["float", "int", "bool"]
 Group = Literal[
@@ -260,6 +271,27 @@ FEATURES: tuple[Feature, ...] = (
                 direction=1,
             ),
         )
+    ),
+    Feature(
+        "category_price_percentile",
+        "float",
+        0.5,
+        "category",
+        "Where the order's amount falls among earlier orders in its category (0 cheapest, 1 dearest)",
+    ),
+    Feature(
+        "category_value_vs_customer_avg",
+        "float",
+        1.0,
+        "category",
+        "Average order amount in this category relative to the customer's average (a move to dearer goods)",
+    ),
+    Feature(
+        "seller_volume_change",
+        "float",
+        1.0,
+        "seller",
+        "Seller's orders in the last 7 days against its weekly average in the 4 weeks before",
     ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
@@ -614,8 +646,7 @@ def compute_features(
     vector["payment_is_cod"] = 1.0 if order.payment_method == "cod" else 0.0
     vector["is_festival_sale"] = 1.0 if is_festival_sale(t) else 0.0
 
-    if customer is not None:
-        _customer_features(vector, order, customer)
+    history = (0, 0) if customer is None else _customer_features(vector, order, customer)
     if recent_orders:
         short, long = velocity_counts(t, (customer or {}).get("recent_orders", ()), recent_orders)
         vector["customer_orders_last_60s"] = float(short)
@@ -628,6 +659,9 @@ def compute_features(
     seller = entities.get("seller")
     if seller is not None:
         _seller_features(vector, t, seller)
+    category = entities.get("category")
+    if category is not None:
+        _category_features(vector, order, category, *history)
     for group in LINK_GROUPS:
         link = entities.get(group)
         if link is not None:
@@ -655,8 +689,11 @@ def link_ids(order: OrderContext) -> dict[str, str]:
     return ids
 
 
-def _customer_features(vector: dict[str, float], order: OrderContext, customer: Mapping[str, Any]) -> None:
-    """Customer features from a customer aggregate (layout in `returnguard.aggregates`).
+def _customer_features(
+    vector: dict[str, float], order: OrderContext, customer: Mapping[str, Any]
+) -> tuple[int, int]:
+    """Customer features from a customer aggregate (layout in `returnguard.aggregates`); returns the
+    customer's (orders, amount sum in minor units) before the order.
 
     Counters cover every event applied; the recent lists let us drop events at or after t exactly,
     as long as t is not older than the aggregate's recent windows (always true when scoring live).
@@ -719,6 +756,35 @@ def _customer_features(vector: dict[str, float], order: OrderContext, customer: 
     last_hour = [o for o in history if int(o[0]) >= t - VELOCITY_LONG_MS and len(o) > 6]
     vector["customer_same_product_last_1h"] = float(sum(1 for o in last_hour if o[5] == order.product_id))
     vector["customer_same_category_last_1h"] = float(sum(1 for o in last_hour if o[6] == order.category))
+    return order_count, amount_sum
+
+
+def price_band(amount_minor: int) -> int:
+    """The price band of an amount: how many PRICE_BAND_BOUNDS_MINOR it reaches."""
+    return bisect.bisect_right(PRICE_BAND_BOUNDS_MINOR, amount_minor)
+
+
+def _category_features(
+    vector: dict[str, float],
+    order: OrderContext,
+    category: Mapping[str, Any],
+    customer_orders: int,
+    customer_amount_minor: int,
+) -> None:
+    """The order's price percentile in its category (orders in lower bands, half of those in its own)
+    and the category's average amount against the customer's, from the category's counters (today's
+    counts, like its return rate)."""
+    bands = [int(count) for count in category.get("price_bands") or ()]
+    orders = sum(bands)
+    if orders == 0:
+        return
+    band = price_band(order.amount_minor)
+    vector["category_price_percentile"] = (2 * sum(bands[:band]) + bands[band]) / (2 * orders)
+    if customer_orders > 0 and customer_amount_minor > 0:
+        # float / float, as Spark divides two longs: equal to the bit at any magnitude
+        vector["category_value_vs_customer_avg"] = float(
+            int(category.get("amount_sum_minor", 0)) * customer_orders
+        ) / float(orders * customer_amount_minor)
 
 
 def _seller_features(vector: dict[str, float], t: int, seller: Mapping[str, Any]) -> None:
@@ -730,6 +796,16 @@ def _seller_features(vector: dict[str, float], t: int, seller: Mapping[str, Any]
     vector["seller_claim_rate"] = smoothed_rate(
         int(seller.get("claim_count", 0)), int(seller.get("order_count", 0))
     )
+    # whole UTC days strictly before the order's, so exact at any t (as long as the item still keeps them)
+    today = t // DAY_MS
+    recent = baseline = 0
+    for day, count in seller.get("daily_orders", ()):
+        if today - SELLER_RECENT_DAYS <= int(day) < today:
+            recent += int(count)
+        elif today - SELLER_DAYS_KEPT <= int(day) < today - SELLER_RECENT_DAYS:
+            baseline += int(count)
+    weeks = SELLER_BASELINE_DAYS // SELLER_RECENT_DAYS  # smoothed by one order a week
+    vector["seller_volume_change"] = (weeks * recent + weeks) / (baseline + weeks)
 
 
 def claim_types(reason_code: str) -> list[str]:

@@ -32,6 +32,7 @@ order counts in every return total but cannot mark that order as returned among 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -45,7 +46,7 @@ from returnguard.aggregates import (
     ReturnContext,
     apply_customer_profile,
     apply_order_to_customer,
-    apply_order_to_entity,
+    apply_order_to_group,
     apply_order_to_link,
     apply_return_to_customer,
     apply_return_to_entity,
@@ -118,7 +119,7 @@ def changes(envelope: Envelope, payload: Any) -> list[tuple[str, Change]]:
             (entity_key("customer", order.customer_id), lambda s: apply_order_to_customer(s, order))
         ]
         for group, eid in order_entity_ids(order).items():
-            out.append((entity_key(group, eid), lambda s: apply_order_to_entity(s, order.order_time_ms)))
+            out.append((entity_key(group, eid), functools.partial(apply_order_to_group, group, order=order)))
         for group, key in link_ids(order).items():
             out.append((entity_key(LINK_ITEMS[group], key), lambda s: apply_order_to_link(s, order)))
         return out

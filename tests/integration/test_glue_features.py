@@ -74,6 +74,8 @@ def test_every_training_row_equals_the_online_vector_exactly(outputs, reference)
                  "customer_mismatch_claims", "customer_fit_quality_claims", "seller_age_days",
                  "device_linked_claims", "phone_linked_returns", "ip_linked_claims"):  # fmt: skip
         assert table[name].max() > 0, name
+    for name in ("category_price_percentile", "category_value_vs_customer_avg", "seller_volume_change"):
+        assert table[name].nunique() > 100, name  # not a default or a handful of values
     assert 0 < table.label.mean() < 0.2
 
 

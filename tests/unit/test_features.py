@@ -24,6 +24,7 @@ from returnguard.features import (
     address_key,
     amount_to_minor,
     compute_features,
+    price_band,
     smoothed_rate,
     validate_vector,
     vector_as_list,
@@ -231,6 +232,18 @@ def naive_features(
             f"{group}_linked_claims": float(sum(1 for r in mine if r.reason_code in claim_codes)),
         }
 
+    in_category = [p for p in orders if p.category == o.category and p.order_time_ms < t]
+    band = price_band(o.amount_minor)
+    below = sum(1 for p in in_category if price_band(p.amount_minor) < band)
+    same = sum(1 for p in in_category if price_band(p.amount_minor) == band)
+    category_sum = sum(p.amount_minor for p in in_category)
+    today = t // DAY
+    seller_days = [
+        p.order_time_ms // DAY for p in orders if p.seller_id == o.seller_id and p.order_time_ms < t
+    ]
+    last_week = sum(1 for d in seller_days if today - 7 <= d < today)
+    weeks_before = sum(1 for d in seller_days if today - 35 <= d < today - 7)
+
     def rate(attr: str) -> float:
         value = getattr(o, attr)
         orders_before = sum(1 for p in orders if getattr(p, attr) == value and p.order_time_ms < t)
@@ -272,6 +285,12 @@ def naive_features(
         "customer_same_category_last_1h": last_hour("category"),
         "seller_age_days": (t - min(seller_orders)) / DAY if seller_orders else 0.0,
         "seller_claim_rate": smoothed_rate(seller_claims, len(seller_orders)),
+        "category_price_percentile": (2 * below + same) / (2 * len(in_category)) if in_category else 0.5,
+        # category mean / customer mean, and last week / (4-week average), each as one division
+        "category_value_vs_customer_avg": float(category_sum * n) / float(len(in_category) * total)
+        if in_category and n and total
+        else 1.0,
+        "seller_volume_change": (4 * last_week + 4) / (weeks_before + 4),
         "product_return_rate": rate("product_id"),
         "category_return_rate": rate("category"),
         "seller_return_rate": rate("seller_id"),
