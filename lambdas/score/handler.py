@@ -273,7 +273,7 @@ if RETURN_FALLBACK is not None:
 _s3 = budget.attach(boto3.client("s3", config=DYNAMODB.config())) if settings.lake_bucket else None
 PROFILES = serving_profile.ServingProfiles(
     serving_profile.Profile(
-        str(MODEL_CONFIG.get("model_version", "unknown")), MODEL_CONFIG, POLICY, FALLBACK
+        str(MODEL_CONFIG.get("model_version", "unknown")), MODEL_CONFIG, POLICY, FALLBACK, RETURN_FALLBACK
     ),
     (lambda version: serving_profile.read(_s3, settings.lake_bucket, version)) if _s3 else None,
     json.loads(settings.policy_json),
@@ -281,6 +281,28 @@ PROFILES = serving_profile.ServingProfiles(
         "no serving profile", extra={"model_version": version, "kind": type(error).__name__}
     ),
 )
+_LANES = {PROFILES.current.version: (RETURN_POLICY, PAYMENT_POLICY, RETURN_FALLBACK)}
+
+
+def _lanes() -> tuple[Any, Any, FallbackModel | None]:
+    """The return and payment lanes' policies and the return fallback of the archive the endpoint serves
+    (PROFILES.current: one archive carries every lane), built once per version; unusable: the deployed."""
+    profile = PROFILES.current
+    if profile.version not in _LANES:
+        try:
+            returns = return_policy(profile.config, json.loads(settings.return_policy_json))
+            if profile.return_fallback is not None:
+                returns.with_thresholds(profile.return_fallback.thresholds)  # they must order
+            payments = payment_policy(profile.config, json.loads(settings.payment_policy_json))
+            _LANES[profile.version] = (returns, payments, profile.return_fallback)
+        except ValueError as error:
+            logger.warning(
+                "lane thresholds unusable", extra={"model_version": profile.version, "kind": str(error)}
+            )
+            _LANES[profile.version] = _LANES[str(MODEL_CONFIG.get("model_version", "unknown"))]
+    return _LANES[profile.version]
+
+
 PROBE_VECTOR = {feature.name: feature.default for feature in FEATURES}  # /v1/health's model probe
 NARRATIVE = NarrativeConfig(
     model_id=settings.bedrock_model_id,
@@ -465,14 +487,15 @@ def _score_return(request: ReturnScoreRequest, caller: access.Client, started: f
         error.field = "return.return_date"
         raise
     named = access.decision_id(DECISION_ID_SECRET, caller.name, "return", ret.return_id)
+    returns, _, return_fallback = _lanes()
     decision = decide_return(
         _as_of(request, "return_", "return_date", now),
         features,
         return_model,
-        RETURN_POLICY,
+        returns,
         started=started,
         keyed_id=named,
-        fallback=RETURN_FALLBACK,
+        fallback=return_fallback,
     )
     untrusted = {"Return reason": ret.reason} if ret.reason else None
     response = _narrate(decision.response, request.explain, request.locale, started, untrusted)
@@ -509,7 +532,7 @@ def _score_payment(request: PaymentRiskRequest, caller: access.Client, started: 
     scored = _as_of(request, "payment", "transaction_time", now)
     named = access.decision_id(DECISION_ID_SECRET, caller.name, "payment", request.payment.transaction_id)
     decision = decide_payment(
-        scored, features, payment_model, PAYMENT_POLICY, decision_id=named, started=started
+        scored, features, payment_model, _lanes()[1], decision_id=named, started=started
     )
     saved, replayed = decisions.save(
         decision.response,  # type: ignore[arg-type]  # the store reads the fields all responses share

@@ -11,7 +11,8 @@ fallback model (`fallback_model.json`), for when the endpoint does not answer.
   cold start; another version's is read from the lake the first time the endpoint answers with it
   (one GetObject per execution environment and version: no per-request read, and nothing to refresh
   in a SnapStart snapshot). The champion's latest version is `current`: its fallback answers when the
-  endpoint does not. A profile that cannot be read is retried after RETRY_S, and until then the score is
+  endpoint does not, and, as one archive carries every lane, its return and payment configs and return
+  fallback are what those lanes decide with. A profile that cannot be read is retried after RETRY_S, and until then the score is
   mapped with the current thresholds (what every score was mapped with before promotions published
   profiles); the function logs it.
 """
@@ -48,8 +49,14 @@ def profile_key(version: str) -> str:
 
 def profile_of_archive(archive: Any) -> dict[str, Any]:
     """The profile of a model.tar.gz (a readable binary stream, read once, front to back):
-    {"config": RG_MODEL_CONFIG's shape, "fallback": fallback_model.json or None}."""
-    wanted = {"config.json", FALLBACK_FILE, *(f"{lane}/config.json" for lane in _LANES)}
+    {"config": RG_MODEL_CONFIG's shape, "fallback": fallback_model.json or None, "return_fallback":
+    return/fallback_model.json or None}."""
+    wanted = {
+        "config.json",
+        FALLBACK_FILE,
+        f"{RETURN_MODEL_DIR}/{FALLBACK_FILE}",
+        *(f"{lane}/config.json" for lane in _LANES),
+    }
     found: dict[str, Any] = {}
     try:
         with tarfile.open(fileobj=archive, mode="r|gz") as tar:
@@ -71,7 +78,11 @@ def profile_of_archive(archive: Any) -> dict[str, Any]:
                 "model_version": str(lane_config.get("model_version", "unknown")),
                 "thresholds": lane_config["thresholds"],
             }
-    profile = {"config": config, "fallback": found.get(FALLBACK_FILE)}
+    profile = {
+        "config": config,
+        "fallback": found.get(FALLBACK_FILE),
+        "return_fallback": found.get(f"{RETURN_MODEL_DIR}/{FALLBACK_FILE}"),
+    }
     Profile.of(profile)  # refuses thresholds the score function could not use, before anything is written
     return profile
 
@@ -110,17 +121,19 @@ class Profile:
     config: dict[str, Any]  # RG_MODEL_CONFIG's shape: model_version, thresholds, return?, payment?
     policy: PolicyConfig
     fallback: FallbackModel | None
+    return_fallback: FallbackModel | None = None  # the return lane's, from the same archive
 
     @classmethod
     def of(cls, document: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Profile:
         """From a published profile; ValueError when its thresholds or fallback cannot be used."""
         config = dict(document["config"])
-        fallback = document.get("fallback")
+        fallback, return_fallback = document.get("fallback"), document.get("return_fallback")
         return cls(
             version=str(config["model_version"]),
             config=config,
             policy=PolicyConfig.from_model_config(config, overrides),
             fallback=FallbackModel.from_json(fallback) if fallback else None,
+            return_fallback=FallbackModel.from_json(return_fallback) if return_fallback else None,
         )
 
 

@@ -46,6 +46,7 @@ def model_files(version: str, medium: float) -> dict[str, Any]:
         "config.json": {"model_version": version, "thresholds": thresholds, "feature_names": ["x"]},
         "fallback_model.json": fallback(f"{version}-fallback", medium / 2),
         "return/config.json": {"model_version": "r1", "thresholds": thresholds},
+        "return/fallback_model.json": fallback("r1-fallback"),
         "xgboost-model.ubj": {"not": "read"},
     }
 
@@ -62,6 +63,7 @@ def test_an_archives_profile_has_its_thresholds_lanes_and_fallback():
         },
     }
     assert profile["fallback"]["model_version"] == "v2-fallback"
+    assert Profile.of(profile).return_fallback.model_version == "r1-fallback"
 
 
 @pytest.mark.parametrize(
