@@ -53,6 +53,17 @@ def is_ttl_expiry(record: Mapping[str, Any]) -> bool:
     return record.get("eventName") == "REMOVE" and record.get("userIdentity") == TTL_IDENTITY
 
 
+def reviewed_decision_ids(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The decisions among a batch's TTL removals that a person gave a verdict (`review_status` on the
+    removed item): the ones the console's similar-cases index holds (returnguard/aws/similar_cases.py)."""
+    ids = []
+    for record in records:
+        image = record.get("dynamodb", {}).get("OldImage") or {}
+        if is_ttl_expiry(record) and "review_status" in image and "S" in image.get("decision_id", {}):
+            ids.append(image["decision_id"]["S"])
+    return ids
+
+
 def _plain(value: Mapping[str, Any]) -> Any:
     """One DynamoDB typed value ({"S": ...}, {"N": ...}, ...) as a Python value."""
     ((kind, inner),) = value.items()

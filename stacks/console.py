@@ -307,6 +307,7 @@ class ConsoleStack(Stack):
         )
         index.add_dependency(bucket)
         self.vector_bucket = bucket
+        self.case_index_name = index.index_name or "cases"
         self.function.add_environment("RG_VECTOR_BUCKET", bucket.vector_bucket_name or "")
         self.function.add_environment("RG_VECTOR_INDEX", "cases")
         self.role.add_to_policy(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -130,6 +131,8 @@ class RetentionStack(Stack):
             "private resource; a VPC would add NAT or interface endpoints and protect nothing more.",
         )
 
+        self._archiver_role = archiver.role
+
         location = props.lake.s3_url_for_object(ARCHIVE_PREFIX.rstrip("/"))
         self.table = glue.CfnTable(
             self,
@@ -161,4 +164,23 @@ class RetentionStack(Stack):
                     columns=[glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in ARCHIVE_COLUMNS],
                 ),
             ),
+        )
+
+    def forget_similar_cases(self, vector_bucket: str, index: str) -> None:
+        """The archive function also deletes the decided cases the TTL removed from the console's
+        similar-cases index (lambdas/archive/handler.py), so the index forgets what the table forgot. Its
+        role may only DeleteVectors in that one index. The ARN is built from the bucket's and index's
+        fixed names rather than imported from the Console stack: an export would block replacing the
+        index, and a delete before the index exists is only logged."""
+        self.function.add_environment("RG_VECTOR_BUCKET", vector_bucket)
+        self.function.add_environment("RG_VECTOR_INDEX", index)
+        self._archiver_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3vectors:DeleteVectors"],
+                resources=[
+                    self.format_arn(
+                        service="s3vectors", resource="bucket", resource_name=f"{vector_bucket}/index/{index}"
+                    )
+                ],
+            )
         )

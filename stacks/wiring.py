@@ -175,6 +175,7 @@ def build(app: App, config: StageConfig, *, nag: bool = True) -> ReturnGuardStac
             account, "the stage's execution logging needs the account's CloudWatch role"
         )
     CfnOutput(console, "ConsoleUserPoolArn", value=console.user_pool.user_pool_arn)
+    retention.forget_similar_cases(console.vector_bucket.vector_bucket_name or "", console.case_index_name)
     monitoring = MonitoringStack(
         app,
         f"{name}-Monitoring",

@@ -24,6 +24,26 @@ MAX_CHARS = 8_000  # Titan V2 takes up to 8,192 tokens; a case text is a few hun
 logger = logging.getLogger(__name__)
 
 
+DELETE_BATCH = 500  # S3 Vectors' DeleteVectors takes up to 500 keys a call
+
+
+def forget_cases(vectors: Any, bucket: str, index: str, decision_ids: list[str]) -> list[str]:
+    """Delete these decisions' vectors from the similar-cases index (the decisions archive calls it for
+    the decided cases the TTL removed, so the index forgets what the table forgot). Keys the index does
+    not hold are no error. Best effort: the removed decision is already archived, and a vector left
+    behind is harmless (the case view leaves out a hit whose decision is gone), so a failure is logged
+    and answered with the ids it could not delete, never raised."""
+    failed: list[str] = []
+    for start in range(0, len(decision_ids), DELETE_BATCH):
+        keys = decision_ids[start : start + DELETE_BATCH]
+        try:
+            vectors.delete_vectors(vectorBucketName=bucket, indexName=index, keys=keys)
+        except (BotoCoreError, ClientError) as error:
+            logger.warning("similar cases: could not forget %d removed cases: %s", len(keys), error)
+            failed += keys
+    return failed
+
+
 class TitanEmbedder:
     """`client`: a boto3 bedrock-runtime client."""
 

@@ -87,6 +87,23 @@ def test_archive_may_write_only_its_prefix(dev) -> None:
     assert not any("s3:GetObject" in str(s["Action"]) or "s3:Delete" in str(s["Action"]) for s in statements)
 
 
+def test_archive_may_delete_only_from_the_consoles_similar_cases_index(dev) -> None:
+    retention = Template.from_stack(dev.stacks.retention)
+    function = next(
+        f
+        for f in retention.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "handler.lambda_handler"
+    )
+    variables = function["Properties"]["Environment"]["Variables"]
+    bucket = dev.stacks.console.vector_bucket.vector_bucket_name
+    assert (variables["RG_VECTOR_BUCKET"], variables["RG_VECTOR_INDEX"]) == (bucket, "cases")
+    policies = retention.find_resources("AWS::IAM::Policy")
+    statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    vectors = [s for s in statements if "s3vectors" in str(s["Action"])]
+    assert [s["Action"] for s in vectors] == ["s3vectors:DeleteVectors"]
+    assert f":bucket/{bucket}/index/cases" in json.dumps(vectors[0]["Resource"])
+
+
 def test_archive_is_an_athena_table_partitioned_by_day_with_projection(dev) -> None:
     retention = Template.from_stack(dev.stacks.retention)
     (table,) = retention.find_resources("AWS::Glue::Table").values()

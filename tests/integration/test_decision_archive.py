@@ -34,12 +34,15 @@ from tests.unit.api.fakes import FakeModel
 
 DECIDED_AT = datetime(2026, 3, 1, 23, 30, tzinfo=timezone.utc)
 LAKE = "lake"
+VECTORS = "case-vectors"
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("RG_LAKE_BUCKET", LAKE)
+    monkeypatch.setenv("RG_VECTOR_BUCKET", VECTORS)  # the console's similar-cases index
+    monkeypatch.setenv("RG_VECTOR_INDEX", "cases")
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_table(dynamodb, DECISIONS, "decisions")
@@ -182,3 +185,74 @@ def test_a_removal_without_the_old_image_fails_the_batch_instead_of_losing_the_d
     with pytest.raises(ValueError, match="OldImage"):
         handler.lambda_handler({"Records": [record]}, LambdaContext())
     assert archived_rows(s3) == {}
+
+
+def decide_by_hand(dynamodb: Any, decision_id: str) -> None:
+    """A verdict as the console stores it on the decision (returnguard/aws/reviews.py)."""
+    dynamodb.update_item(
+        TableName="decisions",
+        Key={"decision_id": {"S": decision_id}},
+        UpdateExpression="SET review_status = :v, reviewed_at = :at, review_queue = :v",
+        ExpressionAttributeValues={":v": {"S": "confirmed_abuse"}, ":at": {"S": "2026-03-02T10:00:00+00:00"}},
+    )
+
+
+def vector_index(keys: list[str]) -> Any:
+    vectors = boto3.client("s3vectors", region_name="us-east-1")
+    vectors.create_vector_bucket(vectorBucketName=VECTORS)
+    vectors.create_index(
+        vectorBucketName=VECTORS, indexName="cases", dataType="float32", dimension=4, distanceMetric="cosine"
+    )
+    vectors.put_vectors(
+        vectorBucketName=VECTORS,
+        indexName="cases",
+        vectors=[{"key": key, "data": {"float32": [0.5] * 4}} for key in keys],
+    )
+    return vectors
+
+
+def indexed(vectors: Any) -> set[str]:
+    listing = vectors.list_vectors(vectorBucketName=VECTORS, indexName="cases")
+    return {v["key"] for v in listing["vectors"]}
+
+
+def test_a_decided_case_the_ttl_removes_leaves_the_similar_cases_index(aws) -> None:
+    dynamodb, s3, handler = aws
+    # Given a decided case in the similar-cases index, beside a decided case that is still in the table
+    saved = store_decision(dynamodb)
+    decide_by_hand(dynamodb, saved["decision_id"])
+    vectors = vector_index([saved["decision_id"], "still-in-the-table"])
+    dynamodb.delete_item(TableName="decisions", Key={"decision_id": {"S": saved["decision_id"]}})
+    records = stream_records(dynamodb)
+    removals = [r for r in records if r["eventName"] == "REMOVE"]
+    assert "review_status" in removals[0]["dynamodb"]["OldImage"]
+
+    # An application's delete leaves the index alone
+    result = handler.lambda_handler({"Records": records}, LambdaContext())
+    assert result["similar_cases_forgotten"] == 0 and indexed(vectors) == {
+        saved["decision_id"],
+        "still-in-the-table",
+    }
+
+    # When the TTL removes it: archived, and its vector is gone; the other stays
+    removals[0]["userIdentity"] = dict(TTL_IDENTITY)
+    result = handler.lambda_handler({"Records": records}, LambdaContext())
+    assert result["archived"] == 1
+    assert (result["similar_cases_forgotten"], result["similar_cases_not_forgotten"]) == (1, 0)
+    assert indexed(vectors) == {"still-in-the-table"}
+
+
+def test_an_index_that_fails_leaves_the_archive_written_and_the_batch_done(aws) -> None:
+    dynamodb, s3, handler = aws
+    saved = store_decision(dynamodb)
+    decide_by_hand(dynamodb, saved["decision_id"])
+    dynamodb.delete_item(TableName="decisions", Key={"decision_id": {"S": saved["decision_id"]}})
+    records = stream_records(dynamodb)
+    for record in records:
+        record["userIdentity"] = dict(TTL_IDENTITY)
+
+    # no vector bucket at all: DeleteVectors fails
+    result = handler.lambda_handler({"Records": records}, LambdaContext())
+
+    assert result["archived"] == 1 and [len(rows) for rows in archived_rows(s3).values()] == [1]
+    assert (result["similar_cases_forgotten"], result["similar_cases_not_forgotten"]) == (0, 1)

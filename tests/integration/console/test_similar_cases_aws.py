@@ -14,7 +14,13 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from returnguard.aws.similar_cases import DIMENSIONS, TITAN_MODEL_ID, TitanEmbedder, VectorSimilarCases
+from returnguard.aws.similar_cases import (
+    DIMENSIONS,
+    TITAN_MODEL_ID,
+    TitanEmbedder,
+    VectorSimilarCases,
+    forget_cases,
+)
 from returnguard.console import Case, case_text
 
 NOW = datetime(2026, 11, 30, tzinfo=timezone.utc)
@@ -138,3 +144,17 @@ def test_when_the_index_fails_the_case_view_lists_no_similar_cases():
         stub.add_client_error("put_vectors", "AccessDeniedException", http_status_code=403)
         assert similar(case("d2"), []) == []
         similar.remember(case("d2", status="legitimate"))  # logged; the verdict stands
+
+
+def test_forgetting_cases_deletes_at_most_500_keys_a_call_and_answers_the_ones_it_could_not():
+    vectors = boto3.client("s3vectors", region_name="us-east-1")
+    ids = [f"d{i}" for i in range(501)]
+    with Stubber(vectors) as stub:
+        stub.add_response(
+            "delete_vectors",
+            {},
+            {"vectorBucketName": "case-vectors", "indexName": "cases", "keys": ids[:500]},
+        )
+        stub.add_client_error("delete_vectors", "ServiceUnavailableException", http_status_code=503)
+        assert forget_cases(vectors, "case-vectors", "cases", ids) == ["d500"]
+        stub.assert_no_pending_responses()
