@@ -262,31 +262,6 @@ def test_an_experiment_runs_a_version_as_the_challenger_beside_the_champion_unti
     assert code == 1 and "already_serving" in err
 
 
-def test_one_retrain_and_gate_cycle_judges_a_candidate_trained_on_newer_orders(local, small_table, tmp_path):
-    table = tmp_path / "table.parquet"
-    small_table.to_parquet(table, index=False)
-    registry = local["registry"]
-    before = {v.version for v in registry.registry().versions()}
-    serving = json.loads((local["model_dir"] / "config.json").read_text())["data_window"]
-
-    answer = retrain_and_gate(registry, table=table, champion_dir=local["model_dir"], run="cycle-1")
-
-    # The candidate learned from orders the serving model never saw (its test window's first half) ...
-    learned = answer["learned_until"]
-    assert learned["serving"] == serving["validation"]["to"] < serving["test"]["from"] < learned["candidate"]
-    version = registry.registry().version(answer["version"])
-    assert answer["version"] not in before and version.record_url == answer["record_url"]
-    record = registry.registry().gate_record(version)
-    numbers = record["numbers"]
-    # ... and both are judged on the rest of it, which neither trained on
-    assert learned["candidate"] < numbers["window"]["from"] and numbers["window"]["rows"] > 500
-    # so the gate has two different models to judge (an identical candidate had PSI 0 and equal metrics)
-    assert numbers["score_psi"] > 0 and numbers["candidate"] != numbers["champion"]
-    assert version.metadata["champion_roc_auc"] and record["approved"] is answer["approved"]
-    assert version.status == ("Approved" if answer["approved"] else "Rejected")
-    assert version.serving is answer["approved"]  # promoted exactly when approved
-
-
 class _Down:
     def score(self, vector: Any) -> Any:
         raise ModelUnavailable("endpoint down")
@@ -395,3 +370,29 @@ def test_locally_an_experiments_challenger_shadows_or_decides_its_ab_share_throu
     assert after["model_version"] == v1["model_version"] and item["variant"] == {"S": "champion"}
     _, item = decide("shadow", "LX-S2", "LX-A")
     assert "error" in item["shadow"]["M"]
+
+
+# Last: when the gate approves the candidate it is promoted, and the tests above expect version 1 serving.
+def test_one_retrain_and_gate_cycle_judges_a_candidate_trained_on_newer_orders(local, small_table, tmp_path):
+    table = tmp_path / "table.parquet"
+    small_table.to_parquet(table, index=False)
+    registry = local["registry"]
+    before = {v.version for v in registry.registry().versions()}
+    serving = json.loads((local["model_dir"] / "config.json").read_text())["data_window"]
+
+    answer = retrain_and_gate(registry, table=table, champion_dir=local["model_dir"], run="cycle-1")
+
+    # The candidate learned from orders the serving model never saw (its test window's first half) ...
+    learned = answer["learned_until"]
+    assert learned["serving"] == serving["validation"]["to"] < serving["test"]["from"] < learned["candidate"]
+    version = registry.registry().version(answer["version"])
+    assert answer["version"] not in before and version.record_url == answer["record_url"]
+    record = registry.registry().gate_record(version)
+    numbers = record["numbers"]
+    # ... and both are judged on the rest of it, which neither trained on
+    assert learned["candidate"] < numbers["window"]["from"] and numbers["window"]["rows"] > 500
+    # so the gate has two different models to judge (an identical candidate had PSI 0 and equal metrics)
+    assert numbers["score_psi"] > 0 and numbers["candidate"] != numbers["champion"]
+    assert version.metadata["champion_roc_auc"] and record["approved"] is answer["approved"]
+    assert version.status == ("Approved" if answer["approved"] else "Rejected")
+    assert version.serving is answer["approved"]  # promoted exactly when approved
