@@ -388,7 +388,13 @@ class ConsoleStack(Stack):
         props.key.grant(job.role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
         job.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["s3vectors:GetVectors", "s3vectors:PutVectors"], resources=[index.attr_index_arn]
+                actions=[
+                    "s3vectors:GetVectors",
+                    "s3vectors:PutVectors",
+                    "s3vectors:ListVectors",  # to forget the reasons that left the window
+                    "s3vectors:DeleteVectors",
+                ],
+                resources=[index.attr_index_arn],
             )
         )
         job.role.add_to_policy(

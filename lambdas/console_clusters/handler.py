@@ -1,9 +1,12 @@
 """console_clusters Lambda: the return reason clusters in AWS, run once a day by an EventBridge schedule.
 
 Reads the latest written return reasons of the last 30 days from the lake's raw/returns, embeds them with
-Titan Text Embeddings V2 through the `reasons` S3 Vectors index (each reason embedded once, ever), groups
-them with the local report's code (returnguard/reason_clusters.py) and writes the report to the lake's
-reports/reason-clusters/, which the console shows leads at /clusters.
+Titan Text Embeddings V2 through the `reasons` S3 Vectors index (each reason embedded once while it stays
+in the window), groups them with the local report's code (returnguard/reason_clusters.py) and writes the
+report to the lake's reports/reason-clusters/, which the console shows leads at /clusters. Then it deletes
+from the index every reason that is not in this report, so the index never holds more than one window.
+A failure there fails the run after the report is written: the schedule's retry embeds nothing again,
+and the dead-letter queue alarms if it keeps failing.
 """
 
 from __future__ import annotations
@@ -52,6 +55,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         + reason_clusters_html(clusters, len(reasons), total, "Amazon Titan Text Embeddings V2")
     )
     keys = write_report(s3, settings.lake_bucket, section, now)
-    summary = {"reasons": len(reasons), "embedded": encoder.embedded - before, "clusters": len(clusters)}
+    forgotten = encoder.keep_only(reasons)
+    summary = {
+        "reasons": len(reasons),
+        "embedded": encoder.embedded - before,
+        "clusters": len(clusters),
+        "forgotten": forgotten,
+    }
     logger.info("reason clusters written", extra={**summary, "keys": keys})
     return {**summary, "report": keys[0]}

@@ -4,8 +4,10 @@ same code as the local report (returnguard/reason_clusters.py), written back to 
 report that the console's `/clusters` page shows to leads.
 
 The index (`reasons`, 512 dimensions, cosine) is keyed by a hash of the reason's text, so a reason is
-embedded once, ever: a run asks the index for the vectors it has (GetVectors), embeds only the new
-reasons and puts their vectors. Reasons are customer text: they never leave the report unescaped.
+embedded once while it stays in the window: a run asks the index for the vectors it has (GetVectors),
+embeds only the new reasons and puts their vectors. After the report is written, the run deletes every
+vector that is not one of its reasons (`keep_only`), so the index holds the latest report's reasons and
+nothing older. Reasons are customer text: they never leave the report unescaped.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ LATEST_REPORT = f"{REPORT_PREFIX}latest.html"
 RETURNS_PREFIX = "raw/returns/"
 GET_BATCH = 100  # GetVectors takes up to 100 keys
 PUT_BATCH = 500  # PutVectors takes up to 500 vectors
+DELETE_BATCH = 500  # DeleteVectors takes up to 500 keys
 
 
 def reason_key(text: str) -> str:
@@ -61,6 +64,25 @@ class IndexedEncoder:
             )
         known.update({key: vector for (key, _), vector in zip(missing, fresh, strict=True)})
         return np.array([known[key] for key in keys], dtype=np.float64)
+
+    def keep_only(self, texts: Sequence[str]) -> int:
+        """Delete from the index every vector that is not one of `texts` (the run's reasons): a reason
+        leaves the index when it leaves the window, and comes back (embedded again) if it is written
+        again. Lists the whole index first (ListVectors, paged), then deletes; answers how many went."""
+        keep = {reason_key(t) for t in texts}
+        stale: list[str] = []
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = self._vectors.list_vectors(**self._where, **({"nextToken": token} if token else {}))
+            stale += [v["key"] for v in page.get("vectors", []) if v["key"] not in keep]
+            token = page.get("nextToken")
+            if not token or token in seen:  # a token seen before would page forever
+                break
+            seen.add(token)
+        for start in range(0, len(stale), DELETE_BATCH):
+            self._vectors.delete_vectors(**self._where, keys=stale[start : start + DELETE_BATCH])
+        return len(stale)
 
 
 def latest_reasons(

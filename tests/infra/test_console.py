@@ -308,8 +308,12 @@ def test_reason_clusters_run_daily_over_the_lakes_returns_with_titan_and_their_o
     for statement in statements:
         for action in _list(statement["Action"]):
             by_action.setdefault(action, []).extend(json.dumps(r) for r in _list(statement["Resource"]))
-    assert set(by_action["s3vectors:GetVectors"]) == {json.dumps({"Fn::GetAtt": [index_id, "IndexArn"]})}
-    assert "s3vectors:QueryVectors" not in by_action
+    vectors = {a for a in by_action if a.startswith("s3vectors:")}
+    assert vectors == {
+        f"s3vectors:{a}Vectors" for a in ("Get", "Put", "List", "Delete")
+    }  # List, Delete: expiry
+    for action in vectors:
+        assert set(by_action[action]) == {json.dumps({"Fn::GetAtt": [index_id, "IndexArn"]})}
     assert all("titan-embed-text-v2" in r for r in by_action["bedrock:InvokeModel"])
     reads = [
         r

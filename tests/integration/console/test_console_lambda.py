@@ -34,6 +34,7 @@ from returnguard.aws import reviews
 from returnguard.aws.console_app import role_of
 from returnguard.aws.console_sign_in import groups_of
 from returnguard.aws.decisions import DecisionStore
+from returnguard.aws.reason_clusters import reason_key
 from returnguard.aws.similar_cases import DIMENSIONS, VectorSimilarCases
 from returnguard.tables import AUDIT, DECISIONS, FLAGGED
 from tests.cognito_pool import Pool
@@ -582,12 +583,19 @@ def test_reason_clusters_in_aws_group_the_lakes_reasons_through_titan_and_the_in
     `reasons` index keeps its vector: a second run embeds none), groups them with the local report's
     code and writes the report; a lead sees it at /clusters with the customers' text escaped."""
     handler, _, s3, _ = aws
-    boto3.client("s3vectors", region_name="us-east-1").create_index(
+    vectors = boto3.client("s3vectors", region_name="us-east-1")
+    vectors.create_index(
         vectorBucketName="case-vectors",
         indexName="reasons",
         dataType="float32",
         dimension=DIMENSIONS,
         distanceMetric="cosine",
+    )
+    # a reason an earlier run embedded that is no longer among the latest ones
+    vectors.put_vectors(
+        vectorBucketName="case-vectors",
+        indexName="reasons",
+        vectors=[{"key": reason_key("colour faded last season"), "data": {"float32": [0.1] * DIMENSIONS}}],
     )
     now = datetime.now(timezone.utc)
     hostile = "<script>alert(1)</script> the box was EMPTY"
@@ -621,7 +629,11 @@ def test_reason_clusters_in_aws_group_the_lakes_reasons_through_titan_and_the_in
     assert (first["reasons"], first["embedded"]) == (6, 6)
     assert first["report"] == f"reports/reason-clusters/dt={now:%Y-%m-%d}/clusters.html"
     again = clusters.lambda_handler({}, LambdaContext())
-    assert again["embedded"] == 0 and len(embedder.texts) == 6  # every reason embedded once, ever
+    assert again["embedded"] == 0 and len(embedder.texts) == 6  # each reason embedded once in its window
+    # the index forgets what left the window: it holds this report's six reasons and nothing older
+    assert (first["forgotten"], again["forgotten"]) == (1, 0)
+    listed = vectors.list_vectors(vectorBucketName="case-vectors", indexName="reasons")["vectors"]
+    assert {v["key"] for v in listed} == {reason_key(text) for text, _, _ in rows[:6]}
 
     page = call(handler, "GET", "/clusters", user="ravi", groups="lead")
     assert page["statusCode"] == 200

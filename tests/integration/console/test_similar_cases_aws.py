@@ -14,6 +14,7 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
+from returnguard.aws.reason_clusters import IndexedEncoder, reason_key
 from returnguard.aws.similar_cases import (
     DIMENSIONS,
     TITAN_MODEL_ID,
@@ -157,4 +158,24 @@ def test_forgetting_cases_deletes_at_most_500_keys_a_call_and_answers_the_ones_i
         )
         stub.add_client_error("delete_vectors", "ServiceUnavailableException", http_status_code=503)
         assert forget_cases(vectors, "case-vectors", "cases", ids) == ["d500"]
+        stub.assert_no_pending_responses()
+
+
+def test_the_reasons_index_keeps_only_the_runs_reasons_reading_every_page_first():
+    vectors = boto3.client("s3vectors", region_name="us-east-1")
+    where = {"vectorBucketName": "case-vectors", "indexName": "reasons"}
+    keep, stale = reason_key("the box was empty"), [reason_key(f"old reason {i}") for i in range(501)]
+    with Stubber(vectors) as stub:
+        stub.add_response(
+            "list_vectors",
+            {"vectors": [{"key": keep}, *({"key": k} for k in stale[:300])], "nextToken": "p2"},
+            where,
+        )
+        stub.add_response(
+            "list_vectors", {"vectors": [{"key": k} for k in stale[300:]]}, {**where, "nextToken": "p2"}
+        )
+        stub.add_response("delete_vectors", {}, {**where, "keys": stale[:500]})
+        stub.add_response("delete_vectors", {}, {**where, "keys": stale[500:]})
+        encoder = IndexedEncoder(FakeEmbedder(), vectors, "case-vectors", "reasons")
+        assert encoder.keep_only(["the box was empty"]) == 501
         stub.assert_no_pending_responses()
