@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from batch.engine import CONFIG_FILE, MODEL_FILE, Model
+from returnguard.aws import stage_outputs
 from returnguard.batch import MODEL_PREFIX
 
 
@@ -51,12 +52,11 @@ def publish(s3: Any, bucket: str, files: dict[str, bytes]) -> list[str]:
 
 def lake_bucket(cloudformation: Any, stage: str) -> str:
     """The `LakeBucket` output of ReturnGuard-<stage>-Data."""
-    stack = f"ReturnGuard-{stage}-Data"
-    (found,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    for output in found.get("Outputs", []):
-        if output["OutputKey"] == "LakeBucket":
-            return str(output["OutputValue"])
-    raise NotAModel(f"{stack} has no LakeBucket output: is it deployed from this version?")
+    found = stage_outputs.lake_bucket(cloudformation, stage)
+    if found is None:
+        stack = stage_outputs.data_stack(stage)
+        raise NotAModel(f"{stack} has no LakeBucket output: is it deployed from this version?")
+    return found
 
 
 def publish_model(args: argparse.Namespace, out: TextIO) -> int:

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
+from returnguard.aws import stage_outputs
 from returnguard.aws.models import ModelRegistry, ModelVersion, RegistryError, compare, find_group
 
 LOCAL_AWS_FILE = Path("build") / "demo" / "local-aws.json"  # written by the local stack while it serves
@@ -54,12 +55,12 @@ def registry(args: argparse.Namespace) -> tuple[ModelRegistry, dict[str, Any]]:
 
 def lake_bucket(cloudformation: Any, stage: str) -> str:
     """The `LakeBucket` output of ReturnGuard-<stage>-Data."""
-    stack = f"ReturnGuard-{stage}-Data"
-    (found,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    for output in found.get("Outputs", []):
-        if output["OutputKey"] == "LakeBucket":
-            return str(output["OutputValue"])
-    raise RegistryError("unknown_lake", f"{stack} has no LakeBucket output: pass --lake")
+    found = stage_outputs.lake_bucket(cloudformation, stage)
+    if found is None:
+        raise RegistryError(
+            "unknown_lake", f"{stage_outputs.data_stack(stage)} has no LakeBucket output: pass --lake"
+        )
+    return found
 
 
 def _number(value: float | None, digits: int = 3) -> str:

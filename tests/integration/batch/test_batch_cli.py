@@ -15,6 +15,8 @@ from batch.local import LocalBatch, score_file
 from batch.publish import NotAModel, lake_bucket
 from local import stack as local_stack
 from returnguard import cli
+from returnguard.aws import models_cli
+from returnguard.aws.models import RegistryError
 from returnguard.batch import BATCH_FAILED, FAILURE_SUBJECT, MODEL_PREFIX, ModelNotPublished
 
 
@@ -94,7 +96,12 @@ def test_publish_model_puts_the_checked_model_where_the_pipeline_reads_it(aws, p
     assert loaded.version == expected and f"model {expected} published" in printed
 
 
-def test_the_stages_lake_is_its_data_stacks_lakebucket_output():
+@pytest.mark.parametrize(
+    ("lookup", "refusal"),
+    [(lake_bucket, NotAModel), (models_cli.lake_bucket, RegistryError)],
+    ids=["batch publish-model", "models"],
+)
+def test_the_stages_lake_is_its_data_stacks_lakebucket_output(lookup, refusal):
     client = boto3.client("cloudformation", region_name="us-east-1")
     stubber = Stubber(client)
     found = {"StackName": "ReturnGuard-dev-Data", "CreationTime": "2026-01-01T00:00:00Z"}
@@ -117,9 +124,9 @@ def test_the_stages_lake_is_its_data_stacks_lakebucket_output():
         {"StackName": "ReturnGuard-dev-Data"},
     )
     with stubber:
-        assert lake_bucket(client, "dev") == "lake-1"
-        with pytest.raises(NotAModel, match="ReturnGuard-dev-Data has no LakeBucket output"):
-            lake_bucket(client, "dev")
+        assert lookup(client, "dev") == "lake-1"
+        with pytest.raises(refusal, match="ReturnGuard-dev-Data has no LakeBucket output"):
+            lookup(client, "dev")
 
 
 def test_publish_model_refuses_a_folder_the_pipeline_could_not_score_with(
