@@ -14,7 +14,10 @@ training job measures them there and writes the evidence (`gate_evidence`, in th
 - the archive's other lanes (`lanes`: return, payment): a lane the job retrained is judged by the same
   rules on its own window against the serving model of that lane, and the archive must serve the one
   that won (the candidate if approved, the serving one otherwise); a lane the job could not resolve
-  (the serving archive unreadable) or that serves the wrong model rejects the whole candidate.
+  (the serving archive unreadable) or that serves the wrong model rejects the whole candidate;
+- a lane promotion (`lanes_to_promote`): when the order candidate is rejected, a retrained lane whose
+  candidate was approved and is served can still be served alone, in the serving archive with that
+  lane's folder replaced (returnguard.aws.lane_promotion builds it).
 
 It fails closed: evidence that is missing, malformed or not a finite number rejects the candidate
 with a reason, never promotes it. Pure Python (no numpy): the promote step, the gate Lambda and the
@@ -245,6 +248,24 @@ def judge_lanes(lanes: Any, bounds: GateBounds) -> dict[str, dict[str, Any]]:
             record.update(problem="mismatch", expected=expected)
         judged[name] = record
     return judged
+
+
+def lanes_to_promote(decision: GateDecision) -> tuple[str, ...]:
+    """The lanes to serve alone when the order candidate is rejected: each retrained lane whose own
+    decision approved its candidate and whose archive serves it. None when the order candidate is
+    approved (its archive already serves them, promoted as a whole) or when any lane is unresolved or
+    mismatched (the candidate archive's lane folders are then not what the decisions chose)."""
+    if decision.approved or any(lane.get("problem") for lane in decision.lanes.values()):
+        return ()
+    return tuple(
+        sorted(
+            name
+            for name, lane in decision.lanes.items()
+            if lane.get("retrained") is True
+            and lane.get("approved") is True
+            and lane.get("serves") == "candidate"
+        )
+    )
 
 
 def registry_metadata(decision: GateDecision, **extra: str) -> dict[str, str]:

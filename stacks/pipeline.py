@@ -1,8 +1,9 @@
 """Pipeline stack: the retraining state machine (Glue features -> find the serving model -> SageMaker
 training, which also scores the serving model on the same mature window, and retrains and gates the
 return lane against the serving return model the same way -> gate -> register with the
-decision -> promote onto the endpoint if approved -> wait for InService -> record) and its EventBridge
-schedule (disabled in dev)."""
+decision -> promote onto the endpoint if approved, or, when only a retrained lane's candidate is
+approved, register and promote the serving archive with that lane replaced -> wait for InService ->
+record) and its EventBridge schedule (disabled in dev)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from returnguard.aws.gate_record import GATE_DECISIONS_PREFIX
+from returnguard.aws.lane_promotion import LANE_PROMOTIONS_PREFIX
 from returnguard.aws.promotion import ExperimentRunning
 from returnguard.aws.serving_profile import PROFILES_PREFIX
 from stacks.config import StageConfig
@@ -197,7 +199,12 @@ class PipelineStack(Stack):
         )
         gate_function.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["s3:PutObject"], resources=[props.lake.arn_for_objects(f"{GATE_DECISIONS_PREFIX}*")]
+                actions=["s3:PutObject"],
+                resources=[
+                    props.lake.arn_for_objects(f"{GATE_DECISIONS_PREFIX}*"),
+                    # a lane promotion's archive (returnguard.aws.lane_promotion), one folder per execution
+                    props.lake.arn_for_objects(f"{LANE_PROMOTIONS_PREFIX}*"),
+                ],
             )
         )
         props.key.grant_encrypt_decrypt(gate_function.role)
@@ -206,12 +213,15 @@ class PipelineStack(Stack):
             gate_function.role,
             "AwsSolutions-IAM5",
             "Reads any training job's model archive under the lake's models/artifacts/ (one folder per job, "
-            "named per execution) and writes one decision record per execution under "
-            f"{GATE_DECISIONS_PREFIX}; KMS data-key actions on the stage key.",
+            "named per execution; the serving model's too, the base of a lane promotion), writes one decision "
+            f"record per execution under {GATE_DECISIONS_PREFIX} and at most one lane-promotion archive per "
+            f"execution under {LANE_PROMOTIONS_PREFIX}; KMS data-key actions on the stage key.",
             applies_to=[
                 "Action::kms:GenerateDataKey*",
                 "Action::kms:ReEncrypt*",
-                {"regex": "/^Resource::<.*>\\/models\\/(artifacts|metadata\\/gate-decisions)\\/\\*$/"},
+                {
+                    "regex": "/^Resource::<.*>\\/models\\/(artifacts|artifacts\\/lane-promotions|metadata\\/gate-decisions)\\/\\*$/"
+                },
             ],
         )
         gate = tasks.LambdaInvoke(
@@ -222,6 +232,7 @@ class PipelineStack(Stack):
                 {
                     "ModelArtifact": sfn.JsonPath.string_at("$.training.ModelArtifacts.S3ModelArtifacts"),
                     "Execution": sfn.JsonPath.string_at("$$.Execution.Name"),
+                    "ServingArtifact": sfn.JsonPath.string_at("$.champion.model_data_url"),
                 }
             ),
             result_selector={
@@ -230,6 +241,10 @@ class PipelineStack(Stack):
                 "reasons.$": "$.Payload.reasons",
                 "metadata.$": "$.Payload.metadata",
                 "record_url.$": "$.Payload.record_url",
+                # what is served if anything is: the candidate's archive, or a lane promotion's
+                "lanes_promoted.$": "$.Payload.lanes_promoted",
+                "serve_artifact.$": "$.Payload.serve_artifact",
+                "serve_metadata.$": "$.Payload.serve_metadata",
             },
             result_path="$.gate",
         )
@@ -242,6 +257,8 @@ class PipelineStack(Stack):
                 "SAGEMAKER_SUBMIT_DIRECTORY": props.source_dir_url,
             },
         }
+        # The archive promoted: the candidate's when approved, a lane promotion's otherwise.
+        served_container = {**image_container, "ModelDataUrl.$": "$.gate.serve_artifact"}
         register = tasks.CallAwsService(
             self,
             "RegisterModel",
@@ -269,6 +286,34 @@ class PipelineStack(Stack):
             ],
             result_path="$.package",
         )
+        # The order candidate rejected, a retrained lane's approved: the serving archive with that lane
+        # replaced is registered as its own Approved package (the candidate stays Rejected) and promoted.
+        register_lanes = tasks.CallAwsService(
+            self,
+            "RegisterLanePromotion",
+            service="sagemaker",
+            action="createModelPackage",
+            parameters={
+                "ModelPackageGroupName": props.model_package_group_name,
+                "ModelApprovalStatus": "Approved",
+                "CustomerMetadataProperties.$": "$.gate.serve_metadata",
+                "ModelMetrics": {
+                    "ModelQuality": {
+                        "Statistics": {"ContentType": "application/json", "S3Uri.$": "$.gate.record_url"}
+                    }
+                },
+                "InferenceSpecification": {
+                    "Containers": [served_container],
+                    "SupportedContentTypes": ["application/json", "text/csv"],
+                    "SupportedResponseMIMETypes": ["application/json"],
+                },
+            },
+            iam_resources=[
+                f"{sm}:model-package/{props.model_package_group_name}/*",
+                f"{sm}:model-package-group/{props.model_package_group_name}",
+            ],
+            result_path="$.package",  # the package being promoted, as RegisterModel's is when approved
+        )
         model_name = sfn.JsonPath.format("{}-{}", config.prefix, sfn.JsonPath.string_at("$$.Execution.Name"))
         create_model = tasks.CallAwsService(
             self,
@@ -278,7 +323,7 @@ class PipelineStack(Stack):
             parameters={
                 "ModelName": model_name,
                 "ExecutionRoleArn": props.serving_role.role_arn,
-                "PrimaryContainer": image_container,
+                "PrimaryContainer": served_container,
             },
             iam_resources=[f"{sm}:model/{config.prefix}-*"],
             additional_iam_statements=[
@@ -410,7 +455,7 @@ class PipelineStack(Stack):
             parameters={
                 "Bucket": props.lake.bucket_name,
                 "Key": SERVING_METRICS_KEY,
-                "Body.$": "States.JsonToString($.gate.metadata)",
+                "Body.$": "States.JsonToString($.gate.serve_metadata)",
                 "ContentType": "application/json",
             },
             iam_resources=[props.lake.arn_for_objects(SERVING_METRICS_KEY)],
@@ -450,8 +495,8 @@ class PipelineStack(Stack):
             action="updateModelPackage",
             parameters={
                 "ModelPackageArn.$": "$.package.ModelPackageArn",
-                "ModelApprovalStatus.$": "$.gate.approval_status",  # unchanged: Approved
-                "CustomerMetadataProperties.$": "States.JsonMerge($.gate.metadata, $.refusal, false)",
+                "ModelApprovalStatus": "Approved",  # unchanged: only an Approved package is promoted
+                "CustomerMetadataProperties.$": "States.JsonMerge($.gate.serve_metadata, $.refusal, false)",
             },
             iam_resources=[f"{sm}:model-package/{props.model_package_group_name}/*"],
             result_path=sfn.JsonPath.DISCARD,
@@ -469,11 +514,15 @@ class PipelineStack(Stack):
         approved = (
             sfn.Choice(self, "Approved")
             .when(sfn.Condition.boolean_equals("$.gate.approved", True), promote)
+            .when(
+                sfn.Condition.boolean_equals("$.gate.lanes_promoted", True), register_lanes.next(create_model)
+            )
             .otherwise(
                 sfn.Succeed(
                     self,
                     "KeepServingModel",
-                    comment="The gate rejected the candidate (registered as Rejected with its reasons)",
+                    comment="The gate rejected the candidate (registered as Rejected with its reasons) and "
+                    "approved no retrained lane that could be served alone",
                 )
             )
         )

@@ -4,7 +4,9 @@ Thin: the state machine passes the candidate's model artifact and the execution'
 and the gate's bounds come from the environment (RG_GATE_BOUNDS: JSON, the stage's cdk.json `gate`).
 `returnguard.aws.gate_record.gate_candidate` reads the evidence training wrote, judges it against the
 feature list this deployment serves, records the decision in the lake, and returns it; the state machine
-registers the candidate with that status and promotes only an approved one.
+registers the candidate with that status and promotes only an approved one, or, when the order
+candidate is rejected but a retrained lane's is approved, the serving archive (ServingArtifact) with
+that lane replaced (returnguard.aws.lane_promotion), registered and promoted on its own.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class Settings(BaseModel):
 class Candidate(BaseModel):
     model_artifact: str = Field(alias="ModelArtifact", pattern=r"^s3://")
     execution: str = Field(alias="Execution", min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")
+    # the serving model's archive (the champion), the base of a lane promotion
+    serving_artifact: str | None = Field(default=None, alias="ServingArtifact", pattern=r"^s3://")
 
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
@@ -53,6 +57,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         execution=candidate.execution,
         serving_features=FEATURE_NAMES,
         bounds=settings.bounds,
+        serving_url=candidate.serving_artifact,
     )
     logger.info("gate decision", extra={"execution": candidate.execution, **result})
     return result

@@ -9,6 +9,12 @@ bounds, the candidate's artifact and when it was decided. The retraining state m
 registers the candidate with the decision as its approval status, CustomerMetadataProperties and
 ModelMetrics (pointing at this record), whichever way it went.
 
+When the order candidate is rejected but a retrained lane's candidate is approved and served
+(returnguard.gate.lanes_to_promote), the lane is promoted alone: returnguard.aws.lane_promotion builds
+the serving archive with that lane's folder replaced, the record says so (`lane_promotion`: the lanes,
+the new archive and version, or why it was refused), and the state machine registers that archive as
+its own Approved package (`lane_metadata`) and serves it; the candidate stays registered as Rejected.
+
 Fails closed: an artifact that cannot be read or holds no evidence is judged as missing evidence (a
 rejection, recorded); only a failure to write the record raises, and then nothing is registered.
 """
@@ -23,6 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from returnguard import gate
+from returnguard.aws.lane_promotion import LanePromotionRefused, promote_lanes
 
 GATE_DECISIONS_PREFIX = "models/metadata/gate-decisions/"
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024  # a model.tar.gz larger than this is not one of ours
@@ -68,21 +75,44 @@ def gate_candidate(
     execution: str,
     serving_features: Sequence[str],
     bounds: gate.GateBounds,
+    serving_url: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Judge the candidate at `artifact_url`, write the record to the lake, and return what the state
     machine needs: approved, approval_status, reasons, metadata (CustomerMetadataProperties) and
-    record_url (ModelMetrics)."""
+    record_url (ModelMetrics); lanes_promoted, serve_artifact (the archive to serve: the candidate's, or
+    the lane promotion's) and serve_metadata (the served package's metadata)."""
     decided_at = now or datetime.now(timezone.utc)
     evidence, error = read_evidence(s3, artifact_url)
     decision = gate.decide(evidence, serving_features, bounds)
-    record = {
+    record: dict[str, Any] = {
         **decision.as_record(),
         "execution": execution,
         "candidate_artifact": artifact_url,
         "decided_at": decided_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         **({"evidence_error": error} if error else {}),
     }
+    lanes = gate.lanes_to_promote(decision)
+    promotion: dict[str, Any] | None = None
+    refused: str | None = None
+    if lanes:
+        try:
+            if not serving_url:
+                raise LanePromotionRefused(
+                    "serving_archive_unknown", "the state machine named no serving archive"
+                )
+            promotion = promote_lanes(
+                s3,
+                lake_bucket=lake_bucket,
+                serving_url=serving_url,
+                candidate_url=artifact_url,
+                lanes=lanes,
+                execution=execution,
+            )
+            record["lane_promotion"] = {**promotion, "serving_artifact": serving_url}
+        except LanePromotionRefused as error:
+            refused = error.code
+            record["lane_promotion"] = {"lanes": list(lanes), "refused": refused, "error": str(error)[:500]}
     key = record_key(execution, decided_at)
     s3.put_object(
         Bucket=lake_bucket,
@@ -91,10 +121,40 @@ def gate_candidate(
         ContentType="application/json",
     )
     record_url = f"s3://{lake_bucket}/{key}"
+    metadata = gate.registry_metadata(decision, execution=execution, gate_record=record_url)
+    if refused:
+        metadata["lane_promotion_refused"] = refused
+    served = lane_metadata(metadata, promotion, serving_url) if promotion else metadata
     return {
         "approved": decision.approved,
         "approval_status": decision.approval_status,
         "reasons": list(decision.reasons),
-        "metadata": gate.registry_metadata(decision, execution=execution, gate_record=record_url),
+        "metadata": metadata,
         "record_url": record_url,
+        "lanes_promoted": promotion is not None,
+        "serve_artifact": promotion["model_artifact"] if promotion else artifact_url,
+        "serve_metadata": served,
     }
+
+
+def lane_metadata(
+    candidate: dict[str, str], promotion: dict[str, Any], serving_url: str | None
+) -> dict[str, str]:
+    """The lane promotion's package metadata: Approved, its own version, which lanes it promotes from
+    which rejected candidate, and those lanes' numbers (the order numbers are the rejected candidate's,
+    on its own package)."""
+    lanes = sorted(promotion["lanes"])
+    metadata = {
+        "gate_decision": "Approved",
+        "gate_reasons": "none",
+        "model_version": str(promotion["model_version"]),
+        "lane_promotion": ",".join(lanes),
+        "order_model_version": str(promotion["serving_model_version"]),
+        "champion_version": str(promotion["serving_model_version"]),
+        "rejected_candidate_version": candidate.get("model_version", ""),
+        "serving_artifact": serving_url or "",
+        "execution": candidate.get("execution", ""),
+        "gate_record": candidate.get("gate_record", ""),
+        **{key: value for key, value in candidate.items() if key.split("_", 1)[0] in lanes},
+    }
+    return {key[:128]: value[:1024] for key, value in metadata.items() if value != ""}

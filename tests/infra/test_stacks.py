@@ -583,11 +583,21 @@ def test_retraining_state_machine_gates_and_schedule_per_stage(dev, prod):
             "Train",
             "GateCandidate",
             "RegisterModel",
+            "RegisterLanePromotion",
             "PromoteEndpoint",
         ):
             assert step in definition
         assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
         assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
+    # a lane promotion's archive is the only model archive the pipeline writes itself (the gate function):
+    # one prefix of models/artifacts/, never the training jobs' folders
+    writes = [
+        json.dumps(s["Resource"])
+        for s in _statements(dev, "pipeline")
+        if "s3:PutObject" in _list(s["Action"]) and "/models/artifacts/" in json.dumps(s["Resource"])
+    ]
+    assert writes and all('/models/artifacts/lane-promotions/*"' in w for w in writes), writes
+    assert not [w for w in writes if '/models/artifacts/*"' in w]
 
 
 def test_alarms_go_to_an_encrypted_topic_with_email_in_prod(dev, prod):

@@ -21,7 +21,7 @@ from local.api_server import LambdaContext
 from returnguard import gate
 from returnguard.aws.gate_record import GATE_DECISIONS_PREFIX, gate_candidate
 from returnguard.features import FEATURE_NAMES
-from tests.unit.test_gate import evidence
+from tests.unit.test_gate import evidence, return_lane
 
 LAKE = "lake"
 ARTIFACT = f"s3://{LAKE}/models/artifacts/rg-run-1/output/model.tar.gz"
@@ -54,6 +54,7 @@ def judge(s3: Any, **kwargs: Any) -> dict[str, Any]:
         execution="rg-run-1",
         serving_features=FEATURE_NAMES,
         bounds=kwargs.pop("bounds", gate.GateBounds()),
+        serving_url=kwargs.pop("serving_url", None),
         now=NOW,
     )
 
@@ -147,3 +148,85 @@ def test_the_handler_applies_the_stage_bounds_from_its_environment(s3, monkeypat
 def test_the_handler_refuses_to_start_with_unusable_bounds(s3, monkeypatch):
     with pytest.raises(Exception, match="max_score_psi"):
         load_handler(monkeypatch, '{"max_score_psi": -1}')
+
+
+SERVING = f"s3://{LAKE}/models/artifacts/rg-run-0/output/model.tar.gz"
+
+
+def archive_files(s3: Any, url: str) -> dict[str, bytes]:
+    body = s3.get_object(Bucket=LAKE, Key=url.removeprefix(f"s3://{LAKE}/"))["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
+
+
+def put_rejected_order_with_approved_return(s3: Any) -> None:
+    """A candidate archive whose order model was rejected and whose return model was approved."""
+    lanes = {"return": return_lane("candidate")}
+    put_model(
+        s3,
+        {
+            gate.EVIDENCE_FILE: json.dumps({**evidence(candidate__roc_auc=0.80), "lanes": lanes}).encode(),
+            "config.json": b'{"model_version": "v2"}',
+            "xgboost-model.ubj": b"order v2",
+            "return/config.json": b'{"model_version": "v2-return"}',
+            "return/xgboost-model.ubj": b"return v2",
+        },
+    )
+
+
+SERVING_FILES = {
+    "config.json": b'{"model_version": "v1", "thresholds": {"decision": 0.5}}',
+    "xgboost-model.ubj": b"order v1",
+    "fallback_model.json": b"fallback v1",
+    "return/config.json": b'{"model_version": "v1-return"}',
+    "return/xgboost-model.ubj": b"return v1",
+    "payment/config.json": b'{"model_version": "p1"}',
+}
+
+
+def test_an_approved_return_candidate_is_served_alone_in_the_serving_archive_under_a_new_version(s3):
+    put_rejected_order_with_approved_return(s3)
+    put_model(s3, SERVING_FILES, url=SERVING)
+
+    result = judge(s3, serving_url=SERVING)
+
+    assert result["approval_status"] == "Rejected" and result["lanes_promoted"] is True
+    url = f"s3://{LAKE}/models/artifacts/lane-promotions/rg-run-1/model.tar.gz"
+    assert result["serve_artifact"] == url
+    files = archive_files(s3, url)
+    # the order model, its fallback and the payment lane byte for byte; the return lane the candidate's
+    kept = ("xgboost-model.ubj", "fallback_model.json", "payment/config.json")
+    assert {name: files[name] for name in kept} == {name: SERVING_FILES[name] for name in kept}
+    assert files["return/xgboost-model.ubj"] == b"return v2"
+    assert json.loads(files["return/config.json"])["model_version"] == "v2-return"
+    config = json.loads(files["config.json"])
+    assert config["model_version"] == "v1+return-v2-return" and config["thresholds"] == {"decision": 0.5}
+    assert config["lane_promotion"] == {"serving_model_version": "v1", "lanes": {"return": "v2-return"}}
+    served = result["serve_metadata"]
+    assert served["gate_decision"] == "Approved" and served["lane_promotion"] == "return"
+    assert served["model_version"] == "v1+return-v2-return" and served["rejected_candidate_version"] == "v2"
+    assert served["return_gate_decision"] == "Approved" and served["gate_record"] == result["record_url"]
+    assert "candidate_roc_auc" not in served  # the rejected order candidate's numbers stay on its package
+    assert result["metadata"]["gate_decision"] == "Rejected"
+    assert stored(s3, result["record_url"])["lane_promotion"]["model_artifact"] == url
+
+
+@pytest.mark.parametrize(
+    ("serving_url", "code"),
+    [
+        ("s3://cdk-assets-123456789012-us-east-1/abc.tar.gz", "serving_archive_outside_lake"),  # first model
+        (f"s3://{LAKE}/bootstrap/model.tar.gz", "serving_archive_outside_lake"),
+        (f"s3://{LAKE}/models/artifacts/gone/model.tar.gz", "serving_archive_unreadable"),
+        (None, "serving_archive_unknown"),
+    ],
+)
+def test_a_lane_promotion_the_gate_cannot_build_is_refused_and_recorded(s3, serving_url, code):
+    put_rejected_order_with_approved_return(s3)
+
+    result = judge(s3, serving_url=serving_url)
+
+    assert result["lanes_promoted"] is False and result["serve_artifact"] == ARTIFACT
+    assert result["metadata"]["lane_promotion_refused"] == code
+    assert stored(s3, result["record_url"])["lane_promotion"]["refused"] == code
+    listed = s3.list_objects_v2(Bucket=LAKE, Prefix="models/artifacts/lane-promotions/")
+    assert "Contents" not in listed

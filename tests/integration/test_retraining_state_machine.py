@@ -25,7 +25,7 @@ from local import moto_sagemaker
 from local.pipeline_run import GlueJobs, LambdaFunctions, TrainingJobs, entered_states, install, run_execution
 from local.state_machine import Resolver, definition_string, render
 from returnguard import synth
-from returnguard.aws import experiment, serving_profile
+from returnguard.aws import experiment, lane_promotion, serving_profile
 from returnguard.aws.gate_record import GATE_DECISIONS_PREFIX
 from returnguard.synth_returns import ReturnData, generate_returns, replay_return_table, write_returns_raw
 from stacks.pipeline import SERVING_METRICS_KEY
@@ -221,6 +221,12 @@ def local_aws(templates, raw_lake, champion_archive, spark, reuse) -> Iterator[d
             moto_sagemaker.FAIL_VARIANTS_OF.clear()
 
 
+def archive_files(s3: Any, url: str) -> dict[str, bytes]:
+    body = s3.get_object(Bucket=LAKE, Key=url.removeprefix(f"s3://{LAKE}/"))["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        return {m.name.removeprefix("./"): tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
+
+
 def serving_metrics(s3: Any) -> dict[str, Any]:
     return json.loads(s3.get_object(Bucket=LAKE, Key=SERVING_METRICS_KEY)["Body"].read())
 
@@ -354,6 +360,97 @@ def test_a_worse_candidate_is_registered_as_rejected_with_its_numbers_and_nothin
         serving_metrics(s3)
     assert served_config(sagemaker) == BOOTSTRAP_CONFIG
     assert local_aws["steps"]["lambda"].invocations == ["gate"]
+    # the return candidate (the same settings) was rejected too: no lane is promoted alone either
+    assert record["lanes"]["return"]["approval_status"] == "Rejected" and "lane_promotion" not in record
+    assert "Contents" not in s3.list_objects_v2(Bucket=LAKE, Prefix=lane_promotion.LANE_PROMOTIONS_PREFIX)
+
+
+# Bounds under which the gate approves any return candidate with evidence: this lake's return window has
+# about a hundred requests and its training split about a hundred (the lane's model learns little there),
+# and what is under test is what happens after the gate approves a lane. The alert-rate ceiling (0.20)
+# stays the default: the order candidate below fails it, the return candidate (its own cuts) does not.
+LOOSE_BOUNDS = {
+    "min_window_rows": 1,
+    "min_window_positives": 1,
+    "max_roc_auc_drop": 1.0,
+    "max_pr_auc_drop": 1.0,
+    "max_score_psi": 100.0,
+    "max_alert_rate_ratio": 1000.0,
+}
+
+
+def test_an_approved_return_candidate_is_served_alone_when_the_order_candidate_is_rejected(local_aws):
+    # Given a serving model that a pipeline run promoted (its archive in the lake's models/artifacts/,
+    # which the gate may read), and bounds that approve the job's return candidate, in the job and the gate
+    s3, sagemaker = local_aws["s3"], local_aws["sagemaker"]
+    serving_url = f"s3://{LAKE}/models/artifacts/returnguard-dev-earlier-1/output/model.tar.gz"
+    s3.copy_object(
+        Bucket=LAKE,
+        Key=serving_url.removeprefix(f"s3://{LAKE}/"),
+        CopySource={"Bucket": LAKE, "Key": BOOTSTRAP_ARTIFACT},
+    )
+    sagemaker.delete_model(ModelName=BOOTSTRAP_MODEL)
+    sagemaker.create_model(
+        ModelName=BOOTSTRAP_MODEL,
+        ExecutionRoleArn=SERVING_ROLE,
+        PrimaryContainer={"Image": "xgboost", "ModelDataUrl": serving_url},
+    )
+    functions = local_aws["steps"]["lambda"].functions
+    folder, env = functions[GATE_ARN]
+    bounds = {**json.loads(env["RG_GATE_BOUNDS"]), **LOOSE_BOUNDS}
+    functions[GATE_ARN] = (folder, {**env, "RG_GATE_BOUNDS": json.dumps(bounds)})
+    # and an order candidate whose decision cut prices a missed abusive order at 10,000 good ones: it
+    # alerts on a third of the orders (the return lane's cuts come from its own action costs)
+    local_aws["steps"]["sagemaker"].extra_hyperparameters = {
+        **TRAINING,
+        "cost_false_negative": "10000",
+        **{f"gate_{name}": str(value) for name, value in bounds.items()},
+    }
+
+    execution = run_execution(local_aws["sfn"], local_aws["machine"], "lanes-1")
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    states = entered_states(execution)
+    assert states[6:10] == ["RegisterModel", "Approved", "RegisterLanePromotion", "CreateModel"]
+    assert states[-1] == "RecordServingMetrics"
+    (record,) = gate_records(s3)
+    assert record["approved"] is False and "alert_rate_too_high" in record["reasons"]
+    lane = record["lanes"]["return"]
+    assert lane["approval_status"] == "Approved" and lane["serves"] == "candidate"
+    # The candidate stays Rejected; the combined archive is its own Approved package, and served
+    by_status = {p["ModelApprovalStatus"]: p for p in packages(sagemaker)}
+    assert sorted(by_status) == ["Approved", "Rejected"]
+    combined = by_status["Approved"]
+    metadata = combined["CustomerMetadataProperties"]
+    promotion = record["lane_promotion"]
+    url = f"s3://{LAKE}/{lane_promotion.LANE_PROMOTIONS_PREFIX}lanes-1/model.tar.gz"
+    assert promotion["model_artifact"] == url and promotion["serving_artifact"] == serving_url
+    version = f"v-serving+return-{lane['numbers']['candidate_version']}"
+    assert promotion["model_version"] == metadata["model_version"] == version
+    assert metadata["lane_promotion"] == "return" and metadata["order_model_version"] == "v-serving"
+    assert metadata["rejected_candidate_version"] == record["numbers"]["candidate_version"]
+    assert combined["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == url
+    assert by_status["Rejected"]["CustomerMetadataProperties"]["gate_decision"] == "Rejected"
+    assert served_config(sagemaker) == "returnguard-dev-lanes-1"
+    model = sagemaker.describe_model(ModelName="returnguard-dev-lanes-1")
+    assert model["PrimaryContainer"]["ModelDataUrl"] == url
+    assert serving_metrics(s3)["model_version"] == version
+    # the order model and its fallback byte for byte the serving ones; the return model the candidate's
+    served, before = archive_files(s3, url), archive_files(s3, serving_url)
+    candidate = archive_files(s3, record["candidate_artifact"])
+    for name in ("xgboost-model.ubj", "fallback_model.json"):
+        assert served[name] == before[name]
+    assert served["return/xgboost-model.ubj"] == candidate["return/xgboost-model.ubj"]
+    assert served["return/xgboost-model.ubj"] != before["return/xgboost-model.ubj"]
+    # and the new version's serving profile is published: the return lane decides with its thresholds
+    profile = serving_profile.read(s3, LAKE, version)
+    assert profile["model_data_url"] == url
+    thresholds = json.loads(before["config.json"])["thresholds"]
+    assert profile["config"]["thresholds"] == thresholds  # not the rejected order candidate's cuts
+    assert thresholds != json.loads(candidate["config.json"])["thresholds"]
+    assert (
+        profile["config"]["return"]["thresholds"] == json.loads(candidate["return/config.json"])["thresholds"]
+    )
 
 
 def test_an_approved_candidate_is_not_promoted_while_an_experiment_runs_and_the_refusal_is_recorded(

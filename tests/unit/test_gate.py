@@ -260,3 +260,41 @@ def test_an_archive_that_does_not_serve_a_lanes_winner_is_rejected(lane, reason)
     decision = gate.decide({**evidence(), "lanes": {"return": lane}}, FEATURE_NAMES)
 
     assert not decision.approved and decision.reasons == (reason,)
+
+
+PAYMENT_KEPT = {"serving_lane": True, "retrained": False, "serves": "serving"}
+
+
+def test_an_approved_return_candidate_is_promoted_alone_when_the_order_candidate_is_rejected():
+    lanes = {"return": return_lane("candidate"), "payment": PAYMENT_KEPT}
+
+    decision = gate.decide({**evidence(candidate__roc_auc=0.80), "lanes": lanes}, FEATURE_NAMES)
+
+    assert not decision.approved and decision.reasons == ("roc_auc_worse",)
+    assert gate.lanes_to_promote(decision) == ("return",)
+
+
+@pytest.mark.parametrize(
+    ("order_changes", "lanes"),
+    [
+        # the order candidate approved: its whole archive is promoted, no lane alone
+        ({}, {"return": return_lane("candidate")}),
+        # the return candidate rejected too: the archive serves the serving return model
+        ({"candidate__roc_auc": 0.80}, {"return": return_lane("serving", candidate__roc_auc=0.80)}),
+        # another lane unresolved: the candidate archive's lane folders cannot be trusted
+        (
+            {"candidate__roc_auc": 0.80},
+            {"return": return_lane("candidate"), "payment": {"serves": None, "error": "ReadError"}},
+        ),
+        # the archive serves a lane the decision rejected
+        ({"candidate__roc_auc": 0.80}, {"return": return_lane("candidate", candidate__roc_auc=0.80)}),
+        # nothing retrained
+        ({"candidate__roc_auc": 0.80}, {"payment": PAYMENT_KEPT}),
+    ],
+)
+def test_no_lane_is_promoted_alone_unless_the_order_is_rejected_and_every_lane_is_resolved(
+    order_changes, lanes
+):
+    decision = gate.decide({**evidence(**order_changes), "lanes": lanes}, FEATURE_NAMES)
+
+    assert gate.lanes_to_promote(decision) == ()
