@@ -86,7 +86,11 @@ def combine(serving: bytes, candidate: bytes, lanes: Sequence[str]) -> tuple[byt
                 "candidate_lane_missing", f"the candidate archive has no {lane}/config.json"
             )
         lane_versions[lane] = str(lane_config["model_version"])
-    serving_version = str(config["model_version"])
+    # A serving archive that is itself a lane promotion keeps its base version and its other lanes'
+    # versions: the version names the order model and each lane once, however many promotions it saw.
+    earlier = config.get("lane_promotion") or {}
+    serving_version = str(earlier.get("serving_model_version") or config["model_version"])
+    lane_versions = {**earlier.get("lanes", {}), **lane_versions}
     config = {
         **config,
         "model_version": combined_version(serving_version, lane_versions),

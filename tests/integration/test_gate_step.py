@@ -19,6 +19,7 @@ from moto import mock_aws
 
 from local.api_server import LambdaContext
 from returnguard import gate
+from returnguard.aws import lane_promotion
 from returnguard.aws.gate_record import GATE_DECISIONS_PREFIX, gate_candidate
 from returnguard.features import FEATURE_NAMES
 from tests.unit.test_gate import evidence, return_lane
@@ -230,3 +231,23 @@ def test_a_lane_promotion_the_gate_cannot_build_is_refused_and_recorded(s3, serv
     assert stored(s3, result["record_url"])["lane_promotion"]["refused"] == code
     listed = s3.list_objects_v2(Bucket=LAKE, Prefix="models/artifacts/lane-promotions/")
     assert "Contents" not in listed
+
+
+def test_a_second_lane_promotion_names_the_order_model_and_each_lane_once():
+    def tar_gz(files: dict[str, bytes]) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for name, data in files.items():
+                member = tarfile.TarInfo(name)
+                member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+        return buffer.getvalue()
+
+    candidate = {"return/config.json": b'{"model_version": "v2-return"}', "return/xgboost-model.ubj": b"r2"}
+    first, config = lane_promotion.combine(tar_gz(SERVING_FILES), tar_gz(candidate), ["return"])
+    assert config["model_version"] == "v1+return-v2-return"
+    candidate = {"return/config.json": b'{"model_version": "v3-return"}', "return/xgboost-model.ubj": b"r3"}
+    _, config = lane_promotion.combine(first, tar_gz(candidate), ["return"])
+    # not v1+return-v2-return+return-v3-return: the version would grow with every promotion
+    assert config["model_version"] == "v1+return-v3-return"
+    assert config["lane_promotion"] == {"serving_model_version": "v1", "lanes": {"return": "v3-return"}}
