@@ -65,6 +65,7 @@ def test_every_candidate_is_registered_with_the_gate_decision_and_only_an_approv
     assert gate["Parameters"]["Payload"] == {
         "ModelArtifact.$": "$.training.ModelArtifacts.S3ModelArtifacts",
         "Execution.$": "$$.Execution.Name",
+        "ServingArtifact.$": "$.champion.model_data_url",  # for a lane promoted alone (issue 11)
     }
     assert gate["Next"] == "RegisterModel" and "Catch" not in gate  # a failing gate fails the run
     register = states["RegisterModel"]["Parameters"]
@@ -72,11 +73,21 @@ def test_every_candidate_is_registered_with_the_gate_decision_and_only_an_approv
     assert register["CustomerMetadataProperties.$"] == "$.gate.metadata"
     assert register["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri.$"] == "$.gate.record_url"
     assert states["RegisterModel"]["Next"] == "Approved"
-    (approved,) = states["Approved"]["Choices"]
+    approved, lanes = states["Approved"]["Choices"]
     assert approved == {"Variable": "$.gate.approved", "BooleanEquals": True, "Next": "CreateModel"}
+    # otherwise only the serving archive with an approved lane swapped in, registered Approved on its own
+    assert lanes == {
+        "Variable": "$.gate.lanes_promoted",
+        "BooleanEquals": True,
+        "Next": "RegisterLanePromotion",
+    }
+    lane_package = states["RegisterLanePromotion"]["Parameters"]
+    assert lane_package["ModelApprovalStatus"] == "Approved"
+    (container,) = lane_package["InferenceSpecification"]["Containers"]
+    assert container["ModelDataUrl.$"] == "$.gate.serve_artifact"
     assert states[states["Approved"]["Default"]]["Type"] == "Succeed"
     promoting = {name for name, s in states.items() if "CreateModel" in _next_states(s)}
-    assert promoting == {"Approved"}
+    assert promoting == {"Approved", "RegisterLanePromotion"}
 
 
 def test_the_gate_function_gets_the_stage_bounds_and_reads_models_writes_decisions_only(dev):
