@@ -37,14 +37,18 @@ def s3() -> Iterator[Any]:
         yield client
 
 
-def put_model(s3: Any, files: dict[str, bytes], url: str = ARTIFACT) -> None:
+def tar_gz(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, content in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
-    s3.put_object(Bucket=LAKE, Key=url.removeprefix(f"s3://{LAKE}/"), Body=buffer.getvalue())
+    return buffer.getvalue()
+
+
+def put_model(s3: Any, files: dict[str, bytes], url: str = ARTIFACT) -> None:
+    s3.put_object(Bucket=LAKE, Key=url.removeprefix(f"s3://{LAKE}/"), Body=tar_gz(files))
 
 
 def judge(s3: Any, **kwargs: Any) -> dict[str, Any]:
@@ -234,15 +238,6 @@ def test_a_lane_promotion_the_gate_cannot_build_is_refused_and_recorded(s3, serv
 
 
 def test_a_second_lane_promotion_names_the_order_model_and_each_lane_once():
-    def tar_gz(files: dict[str, bytes]) -> bytes:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            for name, data in files.items():
-                member = tarfile.TarInfo(name)
-                member.size = len(data)
-                tar.addfile(member, io.BytesIO(data))
-        return buffer.getvalue()
-
     candidate = {"return/config.json": b'{"model_version": "v2-return"}', "return/xgboost-model.ubj": b"r2"}
     first, config = lane_promotion.combine(tar_gz(SERVING_FILES), tar_gz(candidate), ["return"])
     assert config["model_version"] == "v1+return-v2-return"
