@@ -45,6 +45,7 @@ from stacks.constructs import (
     logical_id,
     removal_policy,
     suppress,
+    suppress_daily_job,
 )
 from stacks.layers import sdk_for_pandas_layer_arn
 from stacks.packaging import lambda_staging_folder
@@ -425,24 +426,10 @@ class ConsoleStack(Stack):
                 actions=["s3:GetObject"], resources=[props.lake.arn_for_objects(LATEST_REPORT)]
             )
         )
-        reason = (
-            "Invoked asynchronously once a day by its EventBridge rule (undeliverable events go to the rule's "
-            "dead-letter queue); a failed run is in the function's Errors and logs, and the next day's run "
-            "computes the clusters again from the lake: there is no event worth replaying."
-        )
-        suppress(job.function, "Serverless-LambdaDLQ", reason)
-        suppress(job.function, "NIST.800.53.R5-LambdaDLQ", reason)
-        suppress(
+        suppress_daily_job(
             job.function,
-            "NIST.800.53.R5-LambdaConcurrency",
-            "Runs once a day from one schedule; reserving concurrency would take it from the account's "
-            "unreserved pool (new accounts have 10).",
-        )
-        suppress(
-            job.function,
-            "NIST.800.53.R5-LambdaInsideVPC",
-            "Calls only AWS APIs (S3, S3 Vectors, Bedrock) over TLS with IAM authentication and reaches no "
-            "private resource; a VPC would add NAT or interface endpoints and protect nothing more.",
+            failed_run=", and the next day's run computes the clusters again from the lake",
+            services="S3, S3 Vectors, Bedrock",
         )
 
     def _daily_summary(
@@ -515,24 +502,10 @@ class ConsoleStack(Stack):
             job.role.add_to_policy(
                 iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=model_arns)  # Converse
             )
-        reason = (
-            "Invoked asynchronously once a day by its EventBridge rule (undeliverable events go to the rule's "
-            "dead-letter queue); a failed run is in the function's Errors and logs, and the next day's "
-            "summary covers its own 24 hours: there is no event worth replaying."
-        )
-        suppress(job.function, "Serverless-LambdaDLQ", reason)
-        suppress(job.function, "NIST.800.53.R5-LambdaDLQ", reason)
-        suppress(
+        suppress_daily_job(
             job.function,
-            "NIST.800.53.R5-LambdaConcurrency",
-            "Runs once a day from one schedule; reserving concurrency would take it from the account's "
-            "unreserved pool (new accounts have 10).",
-        )
-        suppress(
-            job.function,
-            "NIST.800.53.R5-LambdaInsideVPC",
-            "Calls only AWS APIs (DynamoDB, Bedrock, SNS) over TLS with IAM authentication and reaches no "
-            "private resource; a VPC would add NAT or interface endpoints and protect nothing more.",
+            failed_run=", and the next day's summary covers its own 24 hours",
+            services="DynamoDB, Bedrock, SNS",
         )
         CfnOutput(self, "LeadSummaryTopicArn", value=self.summary_topic.topic_arn)
 

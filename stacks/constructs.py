@@ -72,6 +72,31 @@ def suppress(
         checkov_skip(resource, twin[0], reason)
 
 
+def suppress_daily_job(function: Construct, *, failed_run: str, services: str) -> None:
+    """The suppressions every once-a-day scheduled function shares: no dead-letter queue of its own (the
+    rule has one; `failed_run` says what a failed run costs), no reserved concurrency, no VPC (`services`:
+    the AWS APIs it calls)."""
+    reason = (
+        "Invoked asynchronously once a day by its EventBridge rule (undeliverable events go to the rule's "
+        f"dead-letter queue); a failed run is in the function's Errors and logs{failed_run}: there is no "
+        "event worth replaying."
+    )
+    suppress(function, "Serverless-LambdaDLQ", reason)
+    suppress(function, "NIST.800.53.R5-LambdaDLQ", reason)
+    suppress(
+        function,
+        "NIST.800.53.R5-LambdaConcurrency",
+        "Runs once a day from one schedule; reserving concurrency would take it from the account's "
+        "unreserved pool (new accounts have 10).",
+    )
+    suppress(
+        function,
+        "NIST.800.53.R5-LambdaInsideVPC",
+        f"Calls only AWS APIs ({services}) over TLS with IAM authentication and reaches no private "
+        "resource; a VPC would add NAT or interface endpoints and protect nothing more.",
+    )
+
+
 def log_group(
     scope: Construct, id: str, *, config: StageConfig, key: kms.IKey, name: str | None = None
 ) -> logs.LogGroup:

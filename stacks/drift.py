@@ -16,7 +16,14 @@ from constructs import Construct
 
 from returnguard.aws.drift_job import DRIFT_PREFIX, METRIC_NAMESPACE
 from stacks.config import StageConfig
-from stacks.constructs import PythonFunction, dead_letter_queue, grant_asset_read, logical_id, suppress
+from stacks.constructs import (
+    PythonFunction,
+    dead_letter_queue,
+    grant_asset_read,
+    logical_id,
+    suppress,
+    suppress_daily_job,
+)
 from stacks.ml import DATA_CAPTURE_PREFIX, MODEL_ARTIFACTS_PREFIX
 from stacks.packaging import lambda_staging_folder
 
@@ -144,22 +151,8 @@ class DriftJob(Construct):
                 },
             ],
         )
-        reason = (
-            "Invoked asynchronously once a day by its EventBridge rule (undeliverable events go to the rule's "
-            "dead-letter queue); a failed run is in the function's Errors and logs, shows as a gap in the daily "
-            "drift metrics, and the next run reports the following day: there is no event worth replaying."
-        )
-        suppress(self.function, "Serverless-LambdaDLQ", reason)
-        suppress(self.function, "NIST.800.53.R5-LambdaDLQ", reason)
-        suppress(
+        suppress_daily_job(
             self.function,
-            "NIST.800.53.R5-LambdaConcurrency",
-            "Runs once a day from one schedule; reserving concurrency would take it from the account's "
-            "unreserved pool (new accounts have 10).",
-        )
-        suppress(
-            self.function,
-            "NIST.800.53.R5-LambdaInsideVPC",
-            "Calls only AWS APIs (SageMaker, S3, DynamoDB, CloudWatch) over TLS with IAM authentication and "
-            "reaches no private resource; a VPC would add NAT or interface endpoints and protect nothing more.",
+            failed_run=", shows as a gap in the daily drift metrics, and the next run reports the following day",
+            services="SageMaker, S3, DynamoDB, CloudWatch",
         )
