@@ -16,7 +16,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from returnguard.aggregates import AggregateStore, ReturnContext
@@ -24,6 +24,7 @@ from returnguard.calendar import DAY_MS
 from returnguard.features import (
     CLAIM_TYPES,
     DAMAGE_REASON_CODES,
+    LINK_IDENTIFIERS,
     RETURN_FEATURES,
     RETURN_REASON_CODES,
     RETURN_WINDOW_MS,
@@ -98,6 +99,12 @@ class ReturnRequestContext:
     item_count: int
     delivery_address: str  # the order's delivery address
     pickup_address: str | None  # None: same as delivery / not a pickup
+    # the returned order's identifiers, when known (docs/events.md: a return event may carry them, and
+    # the return then counts on each one's link item)
+    card_fingerprint: str | None = None
+    device_id: str | None = None
+    phone_hash: str | None = None
+    ip_prefix: str | None = None
 
     @property
     def text_key(self) -> str | None:
@@ -116,6 +123,8 @@ class ReturnRequestContext:
             return_time_ms=self.request_time_ms,
             reason_code=self.reason_code,
             reason_text_key=self.text_key,
+            delivery_address=self.delivery_address or None,
+            **{name: getattr(self, name) for name in LINK_IDENTIFIERS.values()},
         )
 
 
@@ -486,6 +495,18 @@ def store_items(store: AggregateStore, request: ReturnRequestContext) -> dict[st
     return items
 
 
+def replaced(event: ReturnContext, request: ReturnContext) -> ReturnContext:
+    """The request's return event in place of `event` (the same return): the request's facts, and the
+    order's delivery address and identifiers the event carries where the request names none, so the
+    return still counts on the link items the event would have counted it on."""
+    kept = {
+        name: getattr(event, name)
+        for name in ("delivery_address", *LINK_IDENTIFIERS.values())
+        if not getattr(request, name) and getattr(event, name)
+    }
+    return replace(request, **kept) if kept else request
+
+
 def replay_returns(
     profiles: Mapping[str, int],
     orders: Iterable[OrderContext],
@@ -496,7 +517,7 @@ def replay_returns(
     with its vector, computed before anything at its millisecond is applied (strictly before).
 
     `returns` are every return event (a request's own event included; one whose id is a request's
-    is replaced by the request's, which carries its reason text's key).
+    is replaced by the request's, which carries its reason text's key, see `replaced`).
     """
     requests = list(requests)
     by_id = {r.return_id: r.as_return() for r in requests}
@@ -504,7 +525,7 @@ def replay_returns(
     seen = set()
     for ret in returns:
         seen.add(ret.return_id)
-        ret = by_id.get(ret.return_id, ret)
+        ret = replaced(ret, by_id[ret.return_id]) if ret.return_id in by_id else ret
         events.append((ret.return_time_ms, 1, ret.return_id, ret))
     events += [(r.return_time_ms, 1, r.return_id, r) for rid, r in by_id.items() if rid not in seen]
     probes = sorted(((r.request_time_ms, r.return_id, r) for r in requests), key=lambda p: (p[0], p[1]))

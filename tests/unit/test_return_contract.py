@@ -30,6 +30,7 @@ from returnguard.returns import (
     features_from_items,
     outcome_label,
     reason_agreement,
+    replaced,
     request_context,
     text_key,
     text_language,
@@ -328,3 +329,35 @@ def test_the_store_links_texts_like_addresses_with_a_cap():
         )
     linked = store.entities[("text", "k1")]["customers"]
     assert len(linked) == 20 and min(linked) == "C00" and max(linked) == "C19"
+
+
+def test_a_request_as_a_return_event_carries_the_orders_address_and_identifiers():
+    ids = {"card_fingerprint": "card-1", "device_id": "dev-1", "phone_hash": "ph-1", "ip_prefix": "10.0.0"}
+    event = ctx(**ids).as_return()
+    assert (event.delivery_address, event.reason_text_key) == ("1 MG Road", text_key("arrived broken"))
+    assert {name: getattr(event, name) for name in ids} == ids
+    assert event.link_ids() == {"address": event.address_key, "card": "card-1", "device": "dev-1",
+                                "phone": "ph-1", "ip": "10.0.0"}  # fmt: skip
+    assert ctx().as_return().link_ids() == {"address": event.address_key}  # identifiers are optional
+
+
+def test_a_request_replacing_its_return_event_keeps_the_identifiers_only_the_event_names():
+    # Given the stream's return event of R9 (with the order's card and device) and the request of R9
+    # (which names a device of its own but no card)
+    o = _order(9, T0)
+    event = ReturnContext(
+        "R9", o.order_id, "C1", "P1", "S1", "fashion", "KA", T0 + DAY, "damaged",
+        delivery_address="1 MG Road", card_fingerprint="card-1", device_id="dev-old",
+    )  # fmt: skip
+    request = ctx(device_id="dev-new").as_return()
+    # When the replay puts the request in the event's place
+    merged = replaced(event, request)
+    # Then the request's facts win and the event's card is kept
+    assert (
+        merged.reason_text_key == text_key("arrived broken")
+        and merged.return_time_ms == request.return_time_ms
+    )
+    assert (merged.card_fingerprint, merged.device_id, merged.phone_hash) == ("card-1", "dev-new", None)
+    store = AggregateStore()
+    store.apply_return(merged)
+    assert [r[1] for r in store.entities[("card_link", "card-1")]["returns"]] == ["R9"]
