@@ -312,7 +312,8 @@ def demo_cycle(work: Path, stack: Any, model_server: Any, *, table: Path, model_
     for name, side in (("serving", old), ("candidate", new)):
         lines.append(f"{name:<10} {side['roc_auc']:>8.3f} {side['pr_auc']:>8.3f} {side['alert_rate']:>11.3f}")
     lines.append(
-        f"score PSI {numbers['score_psi']:.3f}; feature list matches: {numbers['feature_list_matches']}"
+        f"risk-level PSI {numbers['level_psi']:.3f} (raw score PSI {numbers['score_psi']:.3f}, recorded only); "
+        f"feature list matches: {numbers['feature_list_matches']}"
     )
     verdict = "APPROVED" if answer["approved"] else f"REJECTED ({', '.join(answer['reasons'])})"
     lines.append(f"gate: {verdict}; registered as version {answer['version']}; record {answer['record_url']}")

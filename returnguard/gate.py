@@ -6,7 +6,12 @@ training job measures them there and writes the evidence (`gate_evidence`, in th
 `evaluation.json`); `decide` judges it against configurable bounds:
 
 - ROC-AUC and PR-AUC: the candidate may be worse than the champion by at most a margin;
-- the score distribution: the PSI of the candidate's scores against the champion's on that window;
+- the score distribution over the decisions: the PSI of the shares of the window each model puts at each
+  risk level (below medium, medium, high, critical), each at its own thresholds. The thresholds travel
+  with the model (its serving profile), so this is how far the mix of actions would move. The PSI of
+  the raw scores against the champion's deciles is recorded beside it but decides nothing: two models
+  calibrated a little differently move most orders across the champion's low deciles, where nothing is
+  decided (docs/model.md, the gate);
 - the alert rate (share of the window at or above each model's own decision threshold): an absolute
   ceiling, and at most a factor away from the champion's in either direction;
 - the feature list: exactly what serving computes (the feature spec);
@@ -48,7 +53,7 @@ class GateBounds:
 
     max_roc_auc_drop: float = 0.01  # candidate ROC-AUC >= champion's - this
     max_pr_auc_drop: float = 0.02  # candidate PR-AUC >= champion's - this
-    max_score_psi: float = 0.25  # PSI of candidate vs champion scores on the window (0.25: a major shift)
+    max_level_psi: float = 0.25  # PSI of candidate vs champion risk-level shares (0.25: a major shift)
     max_alert_rate: float = 0.20  # share of orders at or above the decision threshold, absolute ceiling
     max_alert_rate_ratio: float = 1.5  # candidate/champion alert rate within [1/this, this]
     min_window_rows: int = 200
@@ -121,6 +126,40 @@ def score_psi(expected: Sequence[float], actual: Sequence[float], bins: int = dr
         raise ValueError("PSI needs finite scores on both sides")
     value, _ = drift.psi(drift.histogram(reference, bins), actual)
     return value
+
+
+BELOW_LEVELS = "below"  # the share under every level's threshold (the lane's most lenient action)
+
+
+def level_shares(scores: Sequence[float], thresholds: Mapping[str, float]) -> dict[str, float]:
+    """The share of `scores` at each risk level: a score belongs to the highest level whose threshold
+    it reaches (`thresholds` as a model's config has them; `decision` is an alias, not a level), and
+    to BELOW_LEVELS under all of them. Levels sharing one threshold: the higher level takes them."""
+    if not scores:
+        raise ValueError("level shares of no scores")
+    levels = sorted(
+        ((float(cut), name) for name, cut in thresholds.items() if name != "decision"),
+        key=lambda level: level[0],
+    )
+    if not levels or not all(math.isfinite(cut) for cut, _ in levels):
+        raise ValueError("level shares need finite level thresholds")
+    counts = dict.fromkeys([BELOW_LEVELS, *(name for _, name in levels)], 0)
+    for score in scores:
+        if not math.isfinite(score):
+            raise ValueError("level shares need finite scores")
+        reached = BELOW_LEVELS
+        for cut, name in levels:
+            if score >= cut:
+                reached = name
+        counts[reached] += 1
+    return {name: count / len(scores) for name, count in counts.items()}
+
+
+def level_psi(champion: Mapping[str, float], candidate: Mapping[str, float]) -> float:
+    """PSI of the candidate's level shares against the champion's, over the levels either names (a
+    level one side lacks counts as empty there, floored as the drift job floors an empty bin)."""
+    names = sorted(set(champion) | set(candidate))
+    return drift.psi_of_shares([champion.get(n, 0.0) for n in names], [candidate.get(n, 0.0) for n in names])
 
 
 def alert_rate(scores: Sequence[float], threshold: float) -> float:
@@ -201,12 +240,17 @@ def decide(
         elif not (1 / bounds.max_alert_rate_ratio <= ratio <= bounds.max_alert_rate_ratio):
             reasons.append("alert_rate_shift")
 
-    psi = _number(evidence.get("score_psi"))
-    numbers["score_psi"] = psi
+    numbers["score_psi"] = _number(evidence.get("score_psi"))  # recorded, decides nothing (see above)
+    psi = _number(evidence.get("level_psi"))
+    numbers["level_psi"] = psi
+    numbers["level_shares"] = {
+        side: _mapping(source.get("level_shares"))
+        for side, source in (("candidate", candidate), ("champion", champion))
+    }
     if psi is None:
         if "champion_unscored" not in reasons and "missing_metrics" not in reasons:
             reasons.append("missing_metrics")
-    elif psi > bounds.max_score_psi:
+    elif psi > bounds.max_level_psi:
         reasons.append("score_distribution_shift")
     lanes = judge_lanes(evidence.get("lanes"), bounds)
     reasons.extend(f"{name}_lane_{lane['problem']}" for name, lane in lanes.items() if lane.get("problem"))
@@ -290,6 +334,7 @@ def registry_metadata(decision: GateDecision, **extra: str) -> dict[str, str]:
         "model_version": text(numbers.get("candidate_version")),
         "feature_list_matches": text(numbers.get("feature_list_matches")),
         "score_psi": text(numbers.get("score_psi")),
+        "level_psi": text(numbers.get("level_psi")),
     }
     for side in ("candidate", "champion"):
         for metric, value in (numbers.get(side) or {}).items():

@@ -813,7 +813,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         test,
         test_scores["xgboost"],
         version=version,
-        threshold=decision,
+        thresholds=thresholds,
         labels_as_of=maturity["splits"]["test"]["labels_as_of"],
         champion=args.champion,
         lane=lane,
@@ -998,14 +998,15 @@ def gate_evidence(
     scores: np.ndarray,
     *,
     version: str,
-    threshold: float,
+    thresholds: dict[str, float],
     labels_as_of: str,
     champion: str | Path | None,
     lane: Lane = ORDER,
 ) -> dict[str, Any]:
     """What the promotion gate judges (returnguard.gate.decide): the candidate and the serving model
-    scored on the same mature window (this run's test window), each at its own decision threshold."""
+    scored on the same mature window (this run's test window), each at its own thresholds."""
     y = test[LABEL].to_numpy()
+    threshold = thresholds["decision"]
     evidence: dict[str, Any] = {
         "kind": gate.EVIDENCE_KIND,
         "window": {**window(test, lane), "positives": int(y.sum()), "labels_as_of": labels_as_of},
@@ -1016,9 +1017,11 @@ def gate_evidence(
             "pr_auc": float(average_precision_score(y, scores)),
             "threshold": float(threshold),
             "alert_rate": gate.alert_rate(scores.tolist(), threshold),
+            "level_shares": gate.level_shares(scores.tolist(), thresholds),
         },
         "champion": {"error": "no champion model was given (--champion / the champion channel)"},
         "score_psi": None,
+        "level_psi": None,
     }
     if champion is None:
         return evidence
@@ -1031,6 +1034,7 @@ def gate_evidence(
         matrix_ = test[names].to_numpy(dtype=np.float64)
         champion_scores = booster.predict(xgb.DMatrix(matrix_, feature_names=names))
         champion_threshold = float(config["thresholds"]["decision"])
+        champion_shares = gate.level_shares(champion_scores.tolist(), config["thresholds"])
     except Exception as error:  # the gate rejects on an unscored champion; the run itself succeeds
         evidence["champion"] = {"error": f"{type(error).__name__}: {error}"}
         log(f"gate: the champion could not be scored: {error}")
@@ -1042,11 +1046,14 @@ def gate_evidence(
         "pr_auc": float(average_precision_score(y, champion_scores)),
         "threshold": champion_threshold,
         "alert_rate": gate.alert_rate(champion_scores.tolist(), champion_threshold),
+        "level_shares": champion_shares,
     }
     evidence["score_psi"] = gate.score_psi(champion_scores.tolist(), scores.tolist())
+    evidence["level_psi"] = gate.level_psi(champion_shares, evidence["candidate"]["level_shares"])
     log(
         f"gate evidence on {len(test):,} orders: candidate ROC-AUC {evidence['candidate']['roc_auc']:.3f} vs "
-        f"champion {evidence['champion']['roc_auc']:.3f}; score PSI {evidence['score_psi']:.3f}"
+        f"champion {evidence['champion']['roc_auc']:.3f}; level PSI {evidence['level_psi']:.3f} "
+        f"(score PSI {evidence['score_psi']:.3f})"
     )
     return evidence
 

@@ -74,7 +74,7 @@ def _row(version: ModelVersion) -> str:
         f"{'*' if version.serving else '+' if version.challenger else ' '} v{version.version:<4} {version.status:<9} "
         f"ROC-AUC {_number(version.metric('roc_auc'))} (serving then {_number(_float(m.get('champion_roc_auc')))})  "
         f"PR-AUC {_number(version.metric('pr_auc'))}  alerts {_number(version.metric('alert_rate'), 3)}  "
-        f"PSI {_number(_float(m.get('score_psi')))}  {version.created}"
+        f"level PSI {_number(_float(m.get('level_psi')))}  {version.created}"
         + (f"  [{reasons}]" if reasons and reasons != "none" else "")
         # approved by the gate, not promoted by the pipeline (an experiment ran): `models promote N` may
         + (f"  (not promoted: {m['promotion_refused']})" if m.get("promotion_refused") else "")

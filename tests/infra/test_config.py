@@ -67,7 +67,7 @@ def test_prod_defaults_to_realtime_and_reads_region_from_environment(fake_model_
         ({"api_clients": "{}"}, "api_clients"),
         ({"api_clients": '{"Shop A": ["score"]}'}, "api_clients"),
         ({"gate": '{"max_auc_drop": 0.1}'}, "gate"),
-        ({"gate": {"max_score_psi": -1}}, "gate"),
+        ({"gate": {"max_level_psi": -1}}, "gate"),
     ],
 )
 def test_invalid_context_names_the_key(fake_model_dir, context, key):

@@ -40,7 +40,7 @@ def evidence_for(window, champion: Path | None) -> dict:
         test,
         scores,
         version="candidate",
-        threshold=config["thresholds"]["decision"],
+        thresholds=config["thresholds"],
         labels_as_of=report["splits"]["test"]["labels_as_of"],
         champion=champion,
     )
@@ -78,6 +78,10 @@ def test_the_champion_is_scored_on_the_same_window_from_its_model_tar_gz(window,
     assert champion["pr_auc"] == pytest.approx(candidate["pr_auc"])
     assert champion["alert_rate"] == pytest.approx(candidate["alert_rate"])
     assert evidence["score_psi"] == pytest.approx(0.0, abs=1e-9)
+    assert champion["level_shares"] == pytest.approx(candidate["level_shares"])
+    assert set(candidate["level_shares"]) == {"below", "medium", "high", "critical"}
+    assert sum(candidate["level_shares"].values()) == pytest.approx(1.0)
+    assert evidence["level_psi"] == pytest.approx(0.0, abs=1e-9)
     assert evidence["window"]["rows"] == len(window[0]) and evidence["window"]["positives"] > 0
     assert gate.decide(evidence, FEATURE_NAMES).approved
 
@@ -89,7 +93,7 @@ def test_a_worse_candidate_on_the_same_window_is_rejected(window, trained_model)
         test,
         weak,
         version="noise",
-        threshold=config["thresholds"]["decision"],
+        thresholds=config["thresholds"],
         labels_as_of=report["splits"]["test"]["labels_as_of"],
         champion=trained_model[0],  # the champion as a model folder
     )
@@ -121,5 +125,5 @@ def test_a_champion_on_features_the_window_lacks_is_unscored_and_the_gate_reject
 def test_an_unreadable_champion_is_unscored_not_a_crash(window, tmp_path):
     (tmp_path / "model.tar.gz").write_bytes(b"not a tarball")
     evidence = evidence_for(window, tmp_path)
-    assert "error" in evidence["champion"] and evidence["score_psi"] is None
+    assert "error" in evidence["champion"] and evidence["score_psi"] is None and evidence["level_psi"] is None
     assert not gate.decide(evidence, FEATURE_NAMES).approved

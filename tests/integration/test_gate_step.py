@@ -84,7 +84,7 @@ def test_an_approved_candidate_is_recorded_in_the_lake_with_its_numbers(s3):
 
 
 def test_a_rejected_candidate_is_recorded_too(s3):
-    put_model(s3, {gate.EVIDENCE_FILE: json.dumps(evidence(score_psi=0.9)).encode()})
+    put_model(s3, {gate.EVIDENCE_FILE: json.dumps(evidence(level_psi=0.9)).encode()})
 
     result = judge(s3)
 
@@ -151,8 +151,8 @@ def test_the_handler_applies_the_stage_bounds_from_its_environment(s3, monkeypat
 
 
 def test_the_handler_refuses_to_start_with_unusable_bounds(s3, monkeypatch):
-    with pytest.raises(Exception, match="max_score_psi"):
-        load_handler(monkeypatch, '{"max_score_psi": -1}')
+    with pytest.raises(Exception, match="max_level_psi"):
+        load_handler(monkeypatch, '{"max_level_psi": -1}')
 
 
 SERVING = f"s3://{LAKE}/models/artifacts/rg-run-0/output/model.tar.gz"

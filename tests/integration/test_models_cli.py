@@ -393,6 +393,7 @@ def test_one_retrain_and_gate_cycle_judges_a_candidate_trained_on_newer_orders(l
     assert learned["candidate"] < numbers["window"]["from"] and numbers["window"]["rows"] > 500
     # so the gate has two different models to judge (an identical candidate had PSI 0 and equal metrics)
     assert numbers["score_psi"] > 0 and numbers["candidate"] != numbers["champion"]
+    assert numbers["level_shares"]["candidate"] != numbers["level_shares"]["champion"]
     assert version.metadata["champion_roc_auc"] and record["approved"] is answer["approved"]
     assert version.status == ("Approved" if answer["approved"] else "Rejected")
     assert version.serving is answer["approved"]  # promoted exactly when approved

@@ -374,7 +374,7 @@ LOOSE_BOUNDS = {
     "min_window_positives": 1,
     "max_roc_auc_drop": 1.0,
     "max_pr_auc_drop": 1.0,
-    "max_score_psi": 100.0,
+    "max_level_psi": 100.0,
     "max_alert_rate_ratio": 1000.0,
 }
 

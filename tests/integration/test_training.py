@@ -350,7 +350,7 @@ def _lanes_args(champion, tmp_path, *extra: str):
 
 # Gate bounds nothing fails: the lane's candidate is approved whatever its numbers.
 LENIENT_GATE = (
-    *("--gate_max_roc_auc_drop", "1", "--gate_max_pr_auc_drop", "1", "--gate_max_score_psi", "1000"),
+    *("--gate_max_roc_auc_drop", "1", "--gate_max_pr_auc_drop", "1", "--gate_max_level_psi", "1000"),
     *("--gate_max_alert_rate", "1", "--gate_max_alert_rate_ratio", "1000000"),
     *("--gate_min_window_rows", "1", "--gate_min_window_positives", "1"),
 )
@@ -410,6 +410,7 @@ def _approvable() -> dict:
         "candidate": side,
         "champion": side,
         "score_psi": 0.0,
+        "level_psi": 0.0,
     }
 
 

@@ -35,6 +35,7 @@ def evidence(**changes: Any) -> dict[str, Any]:
         },
         "champion": {"model_version": "v1", "roc_auc": 0.90, "pr_auc": 0.50, "alert_rate": 0.05},
         "score_psi": 0.03,
+        "level_psi": 0.01,
     }
     for path, value in changes.items():
         target = base
@@ -73,7 +74,7 @@ def test_slightly_worse_within_the_margin_is_still_approved():
     [
         ({"candidate__roc_auc": 0.88}, "roc_auc_worse"),
         ({"candidate__pr_auc": 0.47}, "pr_auc_worse"),
-        ({"score_psi": 0.4}, "score_distribution_shift"),
+        ({"level_psi": 0.4}, "score_distribution_shift"),
         ({"candidate__alert_rate": 0.25}, "alert_rate_too_high"),
         ({"candidate__alert_rate": 0.09}, "alert_rate_shift"),  # 1.8x the champion's
         ({"candidate__alert_rate": 0.02}, "alert_rate_shift"),  # 0.4x: it would miss abuse it caught
@@ -108,8 +109,8 @@ def test_a_feature_mismatch_names_the_missing_and_extra_features():
         (evidence(champion__pr_auc=None), "missing_metrics"),
         (evidence(candidate__alert_rate=math.nan), "missing_metrics"),
         (evidence(champion__roc_auc="0.9"), "missing_metrics"),
-        (evidence(score_psi=math.inf), "missing_metrics"),
-        (evidence(score_psi=DELETE), "missing_metrics"),
+        (evidence(level_psi=math.inf), "missing_metrics"),
+        (evidence(level_psi=DELETE), "missing_metrics"),
         (evidence(window=DELETE), "missing_window"),
         (evidence(candidate__feature_names=DELETE), "feature_list_mismatch"),
     ],
@@ -122,7 +123,7 @@ def test_missing_or_malformed_evidence_fails_closed(given_evidence, reason):
 
 def test_a_champion_that_could_not_be_scored_rejects_the_candidate():
     champion = {"model_version": "v1", "error": "model was trained on features this table lacks: x"}
-    decision = gate.decide(evidence(champion=champion, score_psi=None), FEATURE_NAMES)
+    decision = gate.decide(evidence(champion=champion, score_psi=None, level_psi=None), FEATURE_NAMES)
 
     assert decision.reasons == ("champion_unscored",)
     assert "lacks: x" in decision.numbers["champion_error"]
@@ -133,16 +134,17 @@ def test_bounds_are_configurable():
     assert gate.decide(evidence(candidate__roc_auc=0.899), FEATURE_NAMES, strict).reasons == (
         "roc_auc_worse",
     )
-    loose = gate.GateBounds.from_mapping({"max_score_psi": 1.0})
-    assert gate.decide(evidence(score_psi=0.4), FEATURE_NAMES, loose).approved
+    loose = gate.GateBounds.from_mapping({"max_level_psi": 1.0})
+    assert gate.decide(evidence(level_psi=0.4), FEATURE_NAMES, loose).approved
 
 
 @pytest.mark.parametrize(
     "values",
     [
         {"max_roc_auc_dropp": 0.1},
-        {"max_score_psi": -1},
-        {"max_score_psi": "a lot"},
+        {"max_level_psi": -1},
+        {"max_level_psi": "a lot"},
+        {"max_score_psi": 0.25},  # the raw-score bound this gate had; it decides nothing now
         {"max_alert_rate_ratio": 0.5},
         {"max_alert_rate": 2},
         {"min_window_rows": True},
@@ -164,6 +166,51 @@ def test_registry_metadata_holds_the_decision_as_strings():
     assert metadata["window_rows"] == "1000"
     assert metadata["execution"] == "run-1"
     assert all(isinstance(v, str) and len(v) <= 1024 for v in metadata.values())
+
+
+def test_the_raw_score_psi_is_recorded_but_only_the_risk_level_mix_decides():
+    # The default demo's better candidate: raw scores far from the champion's deciles, actions alike
+    decision = gate.decide(evidence(score_psi=0.7, level_psi=0.01), FEATURE_NAMES)
+    assert decision.approved
+    assert decision.numbers["score_psi"] == 0.7 and decision.numbers["level_psi"] == 0.01
+    assert gate.registry_metadata(decision, execution="run-1")["score_psi"] == "0.7"
+
+
+def test_level_shares_put_each_score_at_the_highest_level_it_reaches():
+    thresholds = {"decision": 0.5, "medium": 0.2, "high": 0.5, "critical": 0.9}
+    shares = gate.level_shares([0.1, 0.19, 0.2, 0.49, 0.5, 0.95, 0.9, 0.0], thresholds)
+    assert shares == {"below": 0.375, "medium": 0.25, "high": 0.125, "critical": 0.25}
+    # two levels on one cut (a saturated level): the higher one takes the scores
+    assert gate.level_shares([0.6, 0.1], {"medium": 0.5, "high": 0.5, "critical": 0.9}) == {
+        "below": 0.5,
+        "medium": 0.0,
+        "high": 0.5,
+        "critical": 0.0,
+    }
+    for unusable in ({"decision": 0.5}, {"medium": math.nan}):
+        with pytest.raises(ValueError, match="thresholds"):
+            gate.level_shares([0.1], unusable)
+    with pytest.raises(ValueError, match="finite scores"):
+        gate.level_shares([math.nan], thresholds)
+
+
+def test_a_recalibrated_model_with_its_own_thresholds_moves_the_raw_scores_not_the_levels():
+    rng = random.Random(5)
+    champion = [rng.random() ** 6 for _ in range(5000)]  # most orders near zero, as a fraud model's are
+    candidate = [s**0.5 for s in champion]  # the same ranking, calibrated higher
+    cuts = {"medium": 0.05, "high": 0.3, "critical": 0.7}
+    same_decisions = gate.level_psi(
+        gate.level_shares(champion, cuts), gate.level_shares(candidate, {k: v**0.5 for k, v in cuts.items()})
+    )
+    assert gate.score_psi(champion, candidate) > 0.25
+    assert same_decisions == pytest.approx(0.0)
+    # the same candidate judged at the champion's cuts would move the mix of actions: that is a shift
+    assert gate.level_psi(gate.level_shares(champion, cuts), gate.level_shares(candidate, cuts)) > 0.05
+
+
+def test_level_psi_counts_a_level_one_side_lacks_as_empty():
+    assert gate.level_psi({"below": 0.9, "high": 0.1}, {"below": 0.9, "high": 0.1}) == pytest.approx(0.0)
+    assert gate.level_psi({"below": 1.0}, {"below": 0.5, "high": 0.5}) > 0.25
 
 
 def test_psi_is_zero_for_the_same_distribution_and_grows_with_a_shift():
