@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
@@ -172,6 +172,8 @@ def decide_payment(
     decision_id: str,
     now: datetime | None = None,
     started: float | None = None,
+    # the thresholds of the payment model version that answered (a promotion changes them); else policy_config's
+    policy_for: Callable[[str], PolicyConfig] | None = None,
 ) -> PaymentDecision:
     started = time.perf_counter() if started is None else started
     now = now or datetime.now(timezone.utc)
@@ -210,7 +212,8 @@ def decide_payment(
             score, contributions, version = result.score, result.contributions, result.model_version
         except ModelUnavailable as error:
             degraded_reason = error.reason
-    policy = apply(score, flags, policy_config, degraded=degraded_reason is not None)
+    scored_by = policy_for(version) if policy_for is not None and score is not None else policy_config
+    policy = apply(score, flags, scored_by, degraded=degraded_reason is not None)
     action = PAYMENT_ACTIONS[policy.risk_level]
     explanation = explain_payment(
         vector,
@@ -236,7 +239,7 @@ def decide_payment(
         customer_message=explanation.customer_message,
         rules_triggered=list(policy.rules_triggered),
         confidence=confidence(
-            score, policy_config, flags.blocklisted or (score is None and bool(flags.triggered()))
+            score, scored_by, flags.blocklisted or (score is None and bool(flags.triggered()))
         ),
         degraded=degraded_reason is not None,
         degraded_reason=degraded_reason,

@@ -13,7 +13,7 @@ refund without the return model).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -70,6 +70,8 @@ def decide_return(
     started: float | None = None,
     keyed_id: str | None = None,  # the score function's returnguard.access.decision_id
     fallback: FallbackModel | None = None,  # the return lane's, scoring when the model cannot
+    # the ladder of the return model version that answered (a promotion changes it); else config
+    policy_for: Callable[[str], ReturnPolicyConfig] | None = None,
 ) -> ReturnDecision:
     started = time.perf_counter() if started is None else started
     now = now or datetime.now(timezone.utc)
@@ -115,7 +117,7 @@ def decide_return(
             score, contributions, version = result.score, result.contributions, result.model_version
         except ModelUnavailable as error:
             degraded_reason = error.reason
-    scored_by = config
+    scored_by = policy_for(version) if policy_for is not None and score is not None else config
     if degraded_reason is not None and fallback is not None:
         result = fallback.score(vector)
         score, contributions, version = result.score, result.contributions, result.model_version

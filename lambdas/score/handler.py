@@ -47,12 +47,12 @@ from returnguard.narrative import (
     bedrock_config,
     wanted,
 )
-from returnguard.payment_scoring import PaymentRiskRequest, decide_payment, payment_policy
+from returnguard.payment_scoring import PAYMENT_MODEL_DIR, PaymentRiskRequest, decide_payment, payment_policy
 from returnguard.payment_scoring import request_hash as payment_request_hash
 from returnguard.payments import card_velocity_key, customer_velocity_key
 from returnguard.policy import PolicyConfig
 from returnguard.ports import ModelUnavailable
-from returnguard.returns_policy import RETURN_FALLBACK_FILE, return_policy
+from returnguard.returns_policy import RETURN_FALLBACK_FILE, RETURN_MODEL_DIR, return_policy
 from returnguard.returns_scoring import decide_return
 from returnguard.schemas import OrderTimeOutOfWindow, OrderTimeWindow, ReturnScoreRequest, RiskScoreRequest
 from returnguard.scoring import decide
@@ -268,7 +268,7 @@ FALLBACK = _fallback(settings.fallback_model_file, FALLBACK_FILE)
 RETURN_FALLBACK = _fallback(settings.return_fallback_model_file, RETURN_FALLBACK_FILE)
 if RETURN_FALLBACK is not None:
     RETURN_POLICY.with_thresholds(RETURN_FALLBACK.thresholds)  # its thresholds must order: fail at start
-# The order model's thresholds and fallback follow the version the endpoint answers with: a promotion
+# Each lane's thresholds (and fallback) follow the model version its answer reports: a promotion
 # publishes the new version's profile, read once per execution environment when it first answers.
 _s3 = budget.attach(boto3.client("s3", config=DYNAMODB.config())) if settings.lake_bucket else None
 PROFILES = serving_profile.ServingProfiles(
@@ -277,6 +277,9 @@ PROFILES = serving_profile.ServingProfiles(
     ),
     (lambda version: serving_profile.read(_s3, settings.lake_bucket, version)) if _s3 else None,
     json.loads(settings.policy_json),
+    load_lane=(lambda lane, version: serving_profile.read(_s3, settings.lake_bucket, version, lane))
+    if _s3
+    else None,
     on_error=lambda version, error: logger.warning(
         "no serving profile", extra={"model_version": version, "kind": type(error).__name__}
     ),
@@ -284,10 +287,9 @@ PROFILES = serving_profile.ServingProfiles(
 _LANES = {PROFILES.current.version: (RETURN_POLICY, PAYMENT_POLICY, RETURN_FALLBACK)}
 
 
-def _lanes() -> tuple[Any, Any, FallbackModel | None]:
-    """The return and payment lanes' policies and the return fallback of the archive the endpoint serves
-    (PROFILES.current: one archive carries every lane), built once per version; unusable: the deployed."""
-    profile = PROFILES.current
+def _lanes(profile: serving_profile.Profile) -> tuple[Any, Any, FallbackModel | None]:
+    """The return and payment policies and the return fallback of a profile's archive, built once per
+    version; unusable: the deployed ones."""
     if profile.version not in _LANES:
         try:
             returns = return_policy(profile.config, json.loads(settings.return_policy_json))
@@ -487,7 +489,7 @@ def _score_return(request: ReturnScoreRequest, caller: access.Client, started: f
         error.field = "return.return_date"
         raise
     named = access.decision_id(DECISION_ID_SECRET, caller.name, "return", ret.return_id)
-    returns, _, return_fallback = _lanes()
+    returns, _, return_fallback = _lanes(PROFILES.lane_current(RETURN_MODEL_DIR))
     decision = decide_return(
         _as_of(request, "return_", "return_date", now),
         features,
@@ -496,7 +498,10 @@ def _score_return(request: ReturnScoreRequest, caller: access.Client, started: f
         started=started,
         keyed_id=named,
         fallback=return_fallback,
+        policy_for=lambda version: _lanes(PROFILES.for_lane(RETURN_MODEL_DIR, version))[0],
     )
+    if not decision.response.degraded:
+        PROFILES.lane_served(RETURN_MODEL_DIR, decision.response.model_version)
     untrusted = {"Return reason": ret.reason} if ret.reason else None
     response = _narrate(decision.response, request.explain, request.locale, started, untrusted)
     try:
@@ -532,8 +537,16 @@ def _score_payment(request: PaymentRiskRequest, caller: access.Client, started: 
     scored = _as_of(request, "payment", "transaction_time", now)
     named = access.decision_id(DECISION_ID_SECRET, caller.name, "payment", request.payment.transaction_id)
     decision = decide_payment(
-        scored, features, payment_model, _lanes()[1], decision_id=named, started=started
+        scored,
+        features,
+        payment_model,
+        _lanes(PROFILES.lane_current(PAYMENT_MODEL_DIR))[1],
+        decision_id=named,
+        started=started,
+        policy_for=lambda version: _lanes(PROFILES.for_lane(PAYMENT_MODEL_DIR, version))[1],
     )
+    if not decision.response.degraded:
+        PROFILES.lane_served(PAYMENT_MODEL_DIR, decision.response.model_version)
     saved, replayed = decisions.save(
         decision.response,  # type: ignore[arg-type]  # the store reads the fields all responses share
         customer_id=request.payment.customer_id,

@@ -225,6 +225,8 @@ def test_the_new_models_profile_is_published_before_the_endpoint_changes_and_non
     assert published["config"]["thresholds"]["medium"] == 0.1
     assert published["fallback"]["model_version"] == "v-cand-fallback"
     assert published["model_data_url"] == "s3://lake/models/candidate.tar.gz"
+    # the endpoint answers a return request with the return model's version (r1): found by it too
+    assert serving_profile.read(s3, "lake", "r1", "return") == published
 
 
 def test_handler_reads_the_endpoint_from_its_environment(sagemaker, monkeypatch):

@@ -153,3 +153,106 @@ def test_without_a_lake_every_version_is_mapped_as_the_deployed_one():
 def test_profile_keys_are_one_object_per_version():
     assert serving_profile.profile_key("v20261130-abc") == "models/serving/v20261130-abc.json"
     assert serving_profile.profile_key("a/b") == "models/serving/a%2Fb.json"
+
+
+def lane_files(version: str, return_version: str, medium: float) -> dict[str, Any]:
+    """An archive whose return and payment models are `return_version` and `p-<return_version>`."""
+    files = model_files(version, 0.4)
+    thresholds = {"medium": medium, "high": medium + 0.2, "critical": medium + 0.4}
+    files["return/config.json"] = {"model_version": return_version, "thresholds": thresholds}
+    files["return/fallback_model.json"] = fallback(f"{return_version}-fallback", medium)
+    files["payment/config.json"] = {"model_version": f"p-{return_version}", "thresholds": thresholds}
+    return files
+
+
+def lane_profiles(
+    published: dict[tuple[str, str], dict[str, Any]], archives: dict[str, Any] | None = None, **kw: Any
+) -> tuple[ServingProfiles, list]:
+    """The deployed archive v1 (return r1, payment p-r1, thresholds from 0.4); profiles `published` by
+    (lane, lane version) and by archive version (`archives`); the reads made."""
+    reads: list[tuple[str | None, str]] = []
+
+    def load(version: str) -> dict[str, Any]:
+        reads.append((None, version))
+        return (archives or {})[version]
+
+    def load_lane(lane: str, version: str) -> dict[str, Any]:
+        reads.append((lane, version))
+        return published[(lane, version)]
+
+    first = Profile.of(profile_of_archive(io.BytesIO(archive(lane_files("v1", "r1", 0.4)))))
+    return ServingProfiles(first, load, load_lane=load_lane, **kw), reads
+
+
+@pytest.mark.parametrize("lane", ["return", "payment"])
+def test_a_lane_decides_with_the_profile_of_the_lane_model_that_answered_without_an_order(lane):
+    # Given a promotion to v2 (return r2, payment p-r2, thresholds from 0.1) that published its profile
+    promoted = profile_of_archive(io.BytesIO(archive(lane_files("v2", "r2", 0.1))))
+    version = {"return": "r2", "payment": "p-r2"}[lane]
+    profiles, reads = lane_profiles({(lane, version): promoted})
+
+    # the deployed lane model: the deployed profile, no read
+    assert profiles.for_lane(lane, {"return": "r1", "payment": "p-r1"}[lane]).version == "v1" and reads == []
+    # When the lane's model answers with the promoted version (no order scored in between)
+    answered = profiles.for_lane(lane, version)
+    profiles.lane_served(lane, version)
+    profiles.for_lane(lane, version)
+    # Then its profile is the promoted archive's, read once; the lane's fallback follows it
+    assert answered.version == "v2" and answered.config[lane]["thresholds"]["medium"] == 0.1
+    assert reads == [(lane, version)]
+    assert profiles.lane_current(lane).version == "v2" and profiles.current.version == "v1"
+    if lane == "return":
+        assert profiles.lane_current(lane).return_fallback.model_version == "r2-fallback"
+    other = "payment" if lane == "return" else "return"
+    assert profiles.lane_current(other).version == "v1"  # the other lane has not answered from v2
+
+
+def test_a_missing_lane_profile_keeps_the_deployed_one_is_logged_and_retried_later():
+    now, errors = [0.0], []
+    profiles, reads = lane_profiles(
+        {}, clock=lambda: now[0], on_error=lambda version, error: errors.append(version)
+    )
+
+    assert profiles.for_lane("return", "r9").version == "v1"
+    profiles.lane_served("return", "r9")
+    assert profiles.lane_current("return").version == "v1" and errors == ["return:r9"]
+    profiles.for_lane("return", "r9")
+    assert reads == [("return", "r9")]  # not again before RETRY_S
+    now[0] = serving_profile.RETRY_S + 1
+    profiles.for_lane("return", "r9")
+    assert reads == [("return", "r9")] * 2
+    assert profiles.for_lane("return", "unknown").version == "v1" and len(reads) == 2  # nothing to read
+
+
+def test_a_lane_profile_naming_another_lane_model_is_not_used():
+    promoted = profile_of_archive(io.BytesIO(archive(lane_files("v2", "r2", 0.1))))
+    profiles, _ = lane_profiles({("return", "r3"): promoted})
+    assert profiles.for_lane("return", "r3").version == "v1"
+
+
+def test_an_archive_read_for_the_order_lane_serves_its_lane_models_without_another_read():
+    promoted = profile_of_archive(io.BytesIO(archive(lane_files("v2", "r2", 0.1))))
+    profiles, reads = lane_profiles({}, {"v2": promoted})
+    profiles.served("v2")  # the order lane answered with v2 first
+
+    assert profiles.for_lane("return", "r2").version == "v2" and reads == [(None, "v2")]
+    # the order lane's answer moved the lanes' current profile (their fallback) too
+    assert (
+        profiles.lane_current("return").version == "v2" and profiles.lane_current("payment").version == "v2"
+    )
+
+
+def test_a_lane_promotions_return_model_is_found_by_its_own_version():
+    # v1+return-r2 carries v1's order and payment models and r2's return model: answers name r2 and p-r1
+    combined = lane_files("v1+return-r2", "r2", 0.1)
+    combined["payment/config.json"] = lane_files("v1", "r1", 0.4)["payment/config.json"]
+    promoted = profile_of_archive(io.BytesIO(archive(combined)))
+    profiles, reads = lane_profiles({("return", "r2"): promoted})
+
+    assert profiles.for_lane("return", "r2").config["return"]["thresholds"]["medium"] == 0.1
+    assert profiles.for_lane("payment", "p-r1").version == "v1" and reads == [("return", "r2")]
+
+
+def test_lane_profile_keys_are_one_object_per_lane_and_version():
+    assert serving_profile.lane_profile_key("return", "v2-return") == "models/serving/return/v2-return.json"
+    assert serving_profile.lane_versions({"return": {"model_version": "unknown"}, "payment": {}}) == {}

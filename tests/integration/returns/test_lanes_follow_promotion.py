@@ -1,6 +1,7 @@
-"""After a promotion the return and payment lanes decide with the promoted archive's thresholds and
-return fallback (one archive carries every lane), as the order lane does: the score Lambda, moto, and a
-real local inference server serving the promoted archive."""
+"""After a promotion each lane decides with the profile of the model version that answered it: the
+return lane with the promoted return model's thresholds (and then its fallback) from its first answer,
+no order scored in between; the score Lambda, moto, and a real local inference server serving the
+promoted archive."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def promoted(two_lane_model, tmp_path, monkeypatch) -> Iterator[dict[str, Any]]:
     (copy / "config.json").write_text(json.dumps({**config, "model_version": "v-lanes-2"}))
     returned = json.loads((copy / "return" / "config.json").read_text())
     returned["thresholds"] = {**returned["thresholds"], **TINY}
+    returned["model_version"] = "r-lanes-2"  # what the server answers a return request with
     (copy / "return" / "config.json").write_text(json.dumps(returned))
     fallback = json.loads((copy / "return" / "fallback_model.json").read_text())
     fallback.update(model_version="r-fallback-2", thresholds={**fallback["thresholds"], **TINY})
@@ -70,28 +72,41 @@ def promoted(two_lane_model, tmp_path, monkeypatch) -> Iterator[dict[str, Any]]:
             with pack(copy, tmp_path / "model.tar.gz").open("rb") as archive:
                 profile = serving_profile.profile_of_archive(archive)
             profile["config"]["payment"] = {"model_version": "p2", "thresholds": PAYMENT}
-            s3.put_object(
-                Bucket="lake", Key=serving_profile.profile_key("v-lanes-2"), Body=json.dumps(profile)
-            )
+            for key in (  # as serving_profile.publish writes them
+                serving_profile.profile_key("v-lanes-2"),
+                serving_profile.lane_profile_key("return", "r-lanes-2"),
+            ):
+                s3.put_object(Bucket="lake", Key=key, Body=json.dumps(profile))
             yield {"handler": load_handler("score_handler_lanes_follow"), "deployed": deployed}
     finally:
         server.stop()
 
 
-def test_return_and_payment_lanes_decide_with_the_promoted_archives_thresholds_and_fallback(promoted):
+def test_a_promoted_return_model_decides_its_returns_with_no_order_in_between(promoted):
     handler = promoted["handler"]
-    deployed_returns = handler.RETURN_POLICY
-    assert handler._lanes()[0] is deployed_returns  # nothing answered yet: the deployed archive's
-
-    status, scored = call(handler, event("POST", "/v1/risk-score", order("LF-O1")))
-    assert status == 200 and scored["model_version"] == "v-lanes-2", scored
-    returns, payments, _ = handler._lanes()
-    assert (returns.medium, returns.critical) == (TINY["medium"], TINY["critical"])
-    assert (payments.medium, payments.high, payments.critical) == (0.11, 0.22, 0.33)
+    handler.order_records.record_order(  # the order the return is of, as scoring it would record it
+        order_id="LF-O1",
+        customer_id="C1",
+        product_id="P1",
+        amount_minor=199_900,  # what the return request states: no mismatch rule fires
+        currency="INR",
+        order_time_ms=1_735_689_600_000,
+    )
 
     status, answer = call(handler, event("POST", "/v1/risk-score", body(return_id="LF-R1", order_id="LF-O1")))
-    assert status == 200, answer
+    assert status == 200 and answer["model_version"] == "r-lanes-2", answer
     assert answer["risk_level"] == "critical" and not answer["degraded"]
+    assert handler.PROFILES.current.version != "v-lanes-2"  # no order was scored
     handler.return_model = _Down()
     status, answer = call(handler, event("POST", "/v1/risk-score", body(return_id="LF-R2", order_id="LF-O1")))
-    assert answer["degraded"] and answer["model_version"] == "r-fallback-2"
+    assert answer["degraded"] and answer["model_version"] == "r-fallback-2"  # the promoted return fallback
+    assert handler._lanes(handler.PROFILES.lane_current("payment"))[1] is handler.PAYMENT_POLICY
+
+    # an order answered by the promoted archive moves the other lanes' profiles too (one archive)
+    status, scored = call(handler, event("POST", "/v1/risk-score", order("LF-O2")))
+    assert status == 200 and scored["model_version"] == "v-lanes-2", scored
+    returns, _, fallback = handler._lanes(handler.PROFILES.lane_current("return"))
+    _, payments, _ = handler._lanes(handler.PROFILES.lane_current("payment"))
+    assert (returns.medium, returns.critical) == (TINY["medium"], TINY["critical"])
+    assert fallback is not None and fallback.model_version == "r-fallback-2"
+    assert (payments.medium, payments.high, payments.critical) == (0.11, 0.22, 0.33)

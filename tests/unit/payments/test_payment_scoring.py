@@ -189,3 +189,18 @@ def test_request_is_strict_and_the_hash_ignores_a_defaulted_time():
 
 def test_every_level_has_an_action():
     assert set(PAYMENT_ACTIONS) == set(LEVELS)
+
+
+def test_a_payment_is_mapped_with_the_thresholds_of_the_model_version_that_answered():
+    promoted = payment_policy({"payment": {"thresholds": {"medium": 0.01, "high": 0.02, "critical": 0.05}}})
+    asked: list[str] = []
+    response = decide_payment(
+        request(), InMemoryFeatureStore(), FakeModel(0.1), POLICY, decision_id="d", now=NOW,
+        policy_for=lambda version: asked.append(version) or promoted,
+    ).response  # fmt: skip
+    assert asked == ["test-v1"] and response.recommended_action == "decline"  # 0.1: approve with POLICY
+    down = decide_payment(
+        request(), InMemoryFeatureStore(), FakeModel(down=True), POLICY, decision_id="d", now=NOW,
+        policy_for=lambda version: asked.append(version) or promoted,
+    ).response  # fmt: skip
+    assert down.degraded and asked == ["test-v1"]  # no answer, no version to map with

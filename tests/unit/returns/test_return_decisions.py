@@ -143,3 +143,16 @@ def test_every_return_feature_has_business_language() -> None:
     from returnguard.returns_explain import TEMPLATES
 
     assert set(TEMPLATES) == set(RETURN_FEATURE_NAMES)
+
+
+def test_a_return_is_mapped_with_the_ladder_of_the_model_version_that_answered() -> None:
+    promoted = ReturnPolicyConfig.from_settings({"medium": 0.001, "high": 0.002, "critical": 0.003})
+    asked: list[str] = []
+    response = decide_return(
+        request(), InMemoryFeatureStore(), FakeModel(0.05), CONFIG,
+        policy_for=lambda version: asked.append(version) or promoted,
+    ).response  # fmt: skip
+    assert asked == ["test-v1"] and response.risk_level == "critical"  # 0.05: low with CONFIG
+    assert (
+        decide_return(request(), InMemoryFeatureStore(), FakeModel(0.05), CONFIG).response.risk_level == "low"
+    )
