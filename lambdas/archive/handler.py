@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError
@@ -24,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from returnguard.archive import archive_objects, reviewed_decision_ids
 from returnguard.aws.archive import DecisionArchive
+from returnguard.aws.clients import STREAM, bounded_client
 from returnguard.aws.similar_cases import forget_cases
 
 
@@ -35,7 +35,7 @@ class Settings(BaseModel):
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 logger = Logger()
-archive = DecisionArchive(boto3.client("s3"), settings.lake_bucket)
+archive = DecisionArchive(bounded_client("s3", STREAM), settings.lake_bucket)
 _vectors: list[Any] = []  # the S3 Vectors client, made at first use
 
 
@@ -46,7 +46,7 @@ def _forget(records: list[dict[str, Any]]) -> tuple[int, int]:
         return 0, 0
     try:
         if not _vectors:
-            _vectors.append(boto3.client("s3vectors"))
+            _vectors.append(bounded_client("s3vectors", STREAM))
     except BotoCoreError as error:  # e.g. a boto3 that does not know the service
         logger.warning("similar cases: no S3 Vectors client", extra={"error": str(error), "cases": ids})
         return 0, len(ids)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,6 +17,7 @@ from returnguard.aws.blocklist import (
     S3SnapshotWriter,
     sync,
 )
+from returnguard.aws.clients import DAILY, bounded_client
 
 CA_BUNDLE = Path(__file__).with_name("rds-ca-bundle.pem")
 
@@ -37,13 +37,13 @@ logger = Logger(service="blocklist_sync")
 # The sync's own log lines (summary, skipped rows) as the same structured JSON.
 copy_config_to_registered_loggers(source_logger=logger, include={"returnguard"})
 source = MySQLBlocklistSource(
-    boto3.client("secretsmanager"),
+    bounded_client("secretsmanager", DAILY),
     settings.db_secret_arn,
     settings.db_name or None,
     ca_bundle=settings.db_ca_bundle,
 )
-snapshots = S3SnapshotWriter(boto3.client("s3"), settings.lake_bucket)
-table = DynamoBlocklistTable(boto3.client("dynamodb"), settings.features_table)
+snapshots = S3SnapshotWriter(bounded_client("s3", DAILY), settings.lake_bucket)
+table = DynamoBlocklistTable(bounded_client("dynamodb", DAILY), settings.features_table)
 
 
 @logger.inject_lambda_context

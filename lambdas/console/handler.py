@@ -29,6 +29,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from returnguard import console_pages as pages
+from returnguard.aws.clients import CONSOLE, bounded_client
 from returnguard.aws.cognito import CognitoTokens, SignIn
 from returnguard.aws.console_app import ConsoleApp, Identity, Response, error_response
 from returnguard.aws.console_sign_in import ConsoleSignIn
@@ -60,9 +61,9 @@ class Settings(BaseModel):
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 logger = Logger()
-lake = boto3.client("s3")
+lake = bounded_client("s3", CONSOLE)
 store = ReviewStore(
-    boto3.client("dynamodb"),
+    bounded_client("dynamodb", CONSOLE),
     settings.decisions_table,
     settings.audit_table,
     S3LabelSink(lake, settings.lake_bucket),
@@ -83,8 +84,8 @@ def _written(sections: Sections) -> tuple[str, str]:
 
 similar = (
     VectorSimilarCases(
-        TitanEmbedder(boto3.client("bedrock-runtime")),
-        boto3.client("s3vectors"),
+        TitanEmbedder(bounded_client("bedrock-runtime", CONSOLE)),
+        bounded_client("s3vectors", CONSOLE),
         settings.vector_bucket,
         settings.vector_index,
         store,

@@ -15,11 +15,11 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from returnguard.aws.clients import DAILY, bounded_client
 from returnguard.aws.reason_clusters import IndexedEncoder, latest_reasons, write_report
 from returnguard.aws.similar_cases import TitanEmbedder
 from returnguard.reason_clusters import reason_clusters, reason_clusters_html
@@ -35,10 +35,10 @@ class Settings(BaseModel):
 
 settings = Settings.model_validate(dict(os.environ))
 logger = Logger()
-s3 = boto3.client("s3")
+s3 = bounded_client("s3", DAILY)
 encoder = IndexedEncoder(
-    TitanEmbedder(boto3.client("bedrock-runtime")),
-    boto3.client("s3vectors"),
+    TitanEmbedder(bounded_client("bedrock-runtime", DAILY)),
+    bounded_client("s3vectors", DAILY),
     settings.vector_bucket,
     settings.reasons_index,
 )

@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from returnguard.aws.clients import DAILY, bounded_client
 from returnguard.aws.daily_summary import SummaryWriter, publish
 from returnguard.aws.reviews import ReviewStore
 from returnguard.console import daily_summary
@@ -41,14 +42,14 @@ class NoLabels:
 settings = Settings.model_validate(dict(os.environ))
 logger = Logger()
 store = ReviewStore(
-    boto3.client("dynamodb"),
+    bounded_client("dynamodb", DAILY),
     settings.decisions_table,
     settings.audit_table,
     NoLabels(),
     settings.flagged_table,
 )
 writer = SummaryWriter(boto3.client("bedrock-runtime", config=bedrock_config(20.0)), settings.model_id)
-sns = boto3.client("sns")
+sns = bounded_client("sns", DAILY)
 
 
 @logger.inject_lambda_context

@@ -11,12 +11,12 @@ import os
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from returnguard.aws import drift_job
+from returnguard.aws.clients import DAILY, bounded_client
 
 
 class Settings(BaseModel):
@@ -31,10 +31,10 @@ class Settings(BaseModel):
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 logger = Logger()
-s3 = boto3.client("s3")
-sagemaker = boto3.client("sagemaker")
-cloudwatch = boto3.client("cloudwatch")
-dynamodb = boto3.client("dynamodb")
+s3 = bounded_client("s3", DAILY)
+sagemaker = bounded_client("sagemaker", DAILY)
+cloudwatch = bounded_client("cloudwatch", DAILY)
+dynamodb = bounded_client("dynamodb", DAILY)
 
 
 @logger.inject_lambda_context

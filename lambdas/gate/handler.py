@@ -15,11 +15,11 @@ import json
 import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, field_validator
 
+from returnguard.aws.clients import CONTROL, bounded_client
 from returnguard.aws.gate_record import gate_candidate
 from returnguard.features import FEATURE_NAMES
 from returnguard.gate import GateBounds
@@ -44,7 +44,7 @@ class Candidate(BaseModel):
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 logger = Logger()
-s3 = boto3.client("s3")
+s3 = bounded_client("s3", CONTROL)
 
 
 @logger.inject_lambda_context

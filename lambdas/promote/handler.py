@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from returnguard.aws.clients import CONTROL, bounded_client
 from returnguard.aws.promotion import promote
 
 
@@ -34,8 +34,8 @@ class Promotion(BaseModel):
 
 settings = Settings.model_validate(dict(os.environ))  # fails fast, naming the missing variable
 logger = Logger()
-sagemaker = boto3.client("sagemaker")
-s3 = boto3.client("s3")
+sagemaker = bounded_client("sagemaker", CONTROL)
+s3 = bounded_client("s3", CONTROL)
 
 
 @logger.inject_lambda_context

@@ -8,15 +8,15 @@ than leaving endpoints behind; a retried destroy runs the cleanup again (every s
 
 from __future__ import annotations
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from returnguard.aws.clients import CONTROL, bounded_client
 from returnguard.aws.retraining_cleanup import delete_retraining_leftovers
 
 logger = Logger(service="retraining_cleanup")
-sagemaker = boto3.client("sagemaker")
-logs = boto3.client("logs")
+sagemaker = bounded_client("sagemaker", CONTROL)
+logs = bounded_client("logs", CONTROL)
 
 
 @logger.inject_lambda_context

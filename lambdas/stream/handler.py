@@ -20,7 +20,6 @@ import os
 from collections import Counter
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -28,6 +27,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from returnguard.aws.clients import STREAM, bounded_client
 from returnguard.aws.stream_apply import Position, StreamApplier, StreamRecord
 from returnguard.events import InvalidEvent, parse
 from returnguard.returns_rules import DEFAULT_RETURN_WINDOW_DAYS
@@ -52,14 +52,14 @@ metrics = Metrics()
 # response too (Kinesis retries from the first record) rather than as a function error.
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
 applier = StreamApplier(
-    boto3.client("dynamodb"),
+    bounded_client("dynamodb", STREAM),
     settings.features_table,
     settings.idempotency_table,
-    boto3.client("s3") if settings.lake_bucket else None,
+    bounded_client("s3", STREAM) if settings.lake_bucket else None,
     settings.lake_bucket,
     settings.return_window_days,
 )
-_sqs = boto3.client("sqs")
+_sqs = bounded_client("sqs", STREAM)
 
 
 class SkippedAfterFailure(RuntimeError):

@@ -67,6 +67,29 @@ SAGEMAKER = CallBounds(connect_timeout_s=0.5, read_timeout_s=2.0, max_attempts=1
 BATCH_S3 = CallBounds(connect_timeout_s=5.0, read_timeout_s=60.0, max_attempts=4)
 BATCH_DYNAMODB = CallBounds(connect_timeout_s=2.0, read_timeout_s=10.0, max_attempts=4)
 
+# The other functions' clients, by the kind of job (`bounded_client`). Each bound's worst case (every
+# attempt timing out, the longest backoffs) fits the functions' timeouts (tests/unit/test_lambda_clients.py).
+# A stream consumer (stream, archive) fails fast: its event source retries the batch (bisect, bounded
+# retries, an on-failure destination), so a frozen table costs seconds, not the function's timeout.
+STREAM = CallBounds(connect_timeout_s=1.0, read_timeout_s=3.0, max_attempts=2)
+# A console request answers within API Gateway's 29 s (the console function's timeout): a call that
+# cannot answer in time leaves room for the 503.
+CONSOLE = CallBounds(connect_timeout_s=1.0, read_timeout_s=4.0, max_attempts=2)
+# The retraining pipeline's gate and promote steps and the cleanup resource: SageMaker's control plane
+# and model archives in S3 (a socket read, not a transfer), within the promote step's 60 s.
+CONTROL = CallBounds(connect_timeout_s=3.0, read_timeout_s=10.0, max_attempts=3)
+# Once-a-day jobs (drift, the daily summary, the reason clusters, the blocklist sync): patient, and a
+# run that gives up is the next day's (or the next schedule's) to do; within the summary's 120 s.
+DAILY = CallBounds(connect_timeout_s=5.0, read_timeout_s=20.0, max_attempts=3)
+
+
+def bounded_client(service: str, bounds: CallBounds, **options: Any) -> Any:
+    """A boto3 client whose every call ends within `bounds` (not boto3's 60 s reads and legacy retries)."""
+    import boto3
+
+    return boto3.client(service, config=bounds.config(), **options)
+
+
 # The time a request's AWS calls may take. A hung model still leaves the feature read and the
 # decision's two writes an attempt each; the score function's timeout leaves room above it for our
 # own code (both asserted in tests/infra/test_stacks.py).
