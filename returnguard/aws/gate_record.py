@@ -114,12 +114,23 @@ def gate_candidate(
             refused = error.code
             record["lane_promotion"] = {"lanes": list(lanes), "refused": refused, "error": str(error)[:500]}
     key = record_key(execution, decided_at)
-    s3.put_object(
-        Bucket=lake_bucket,
-        Key=key,
-        Body=json.dumps(record, indent=2, sort_keys=True).encode(),
-        ContentType="application/json",
-    )
+    try:
+        s3.put_object(
+            Bucket=lake_bucket,
+            Key=key,
+            Body=json.dumps(record, indent=2, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
+    except Exception:
+        # The run fails and nothing is registered: take back the combined archive no record names, so
+        # no unregistered model is left in the lake (a retry of the step writes both again).
+        if promotion:
+            _, archive_key = split_s3_url(promotion["model_artifact"])
+            try:
+                s3.delete_object(Bucket=lake_bucket, Key=archive_key)
+            except Exception:  # noqa: S110 (the record's error is what the run must report)
+                pass
+        raise
     record_url = f"s3://{lake_bucket}/{key}"
     metadata = gate.registry_metadata(decision, execution=execution, gate_record=record_url)
     if refused:

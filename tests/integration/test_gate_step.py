@@ -237,6 +237,33 @@ def test_a_lane_promotion_the_gate_cannot_build_is_refused_and_recorded(s3, serv
     assert "Contents" not in listed
 
 
+class RecordWriteFails:
+    """The lake's S3 client, refusing only the gate record's write (the lane archive's goes through)."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3 = s3
+
+    def put_object(self, **kwargs: Any) -> Any:
+        if kwargs["Key"].startswith(GATE_DECISIONS_PREFIX):
+            raise RuntimeError("SlowDown: the record could not be written")
+        return self.s3.put_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.s3, name)
+
+
+def test_a_record_that_cannot_be_written_takes_back_the_lane_promotions_archive(s3):
+    put_rejected_order_with_approved_return(s3)
+    put_model(s3, SERVING_FILES, url=SERVING)
+
+    with pytest.raises(RuntimeError, match="SlowDown"):
+        judge(RecordWriteFails(s3), serving_url=SERVING)
+
+    # the run fails, nothing is registered, and no combined archive is left that no record names
+    listed = s3.list_objects_v2(Bucket=LAKE, Prefix="models/artifacts/lane-promotions/")
+    assert "Contents" not in listed
+
+
 def test_a_second_lane_promotion_names_the_order_model_and_each_lane_once():
     candidate = {"return/config.json": b'{"model_version": "v2-return"}', "return/xgboost-model.ubj": b"r2"}
     first, config = lane_promotion.combine(tar_gz(SERVING_FILES), tar_gz(candidate), ["return"])
