@@ -21,6 +21,7 @@ rejection, recorded); only a failure to write the record raises, and then nothin
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tarfile
@@ -126,10 +127,8 @@ def gate_candidate(
         # no unregistered model is left in the lake (a retry of the step writes both again).
         if promotion:
             _, archive_key = split_s3_url(promotion["model_artifact"])
-            try:
+            with contextlib.suppress(Exception):  # the record's error is what the run must report
                 s3.delete_object(Bucket=lake_bucket, Key=archive_key)
-            except Exception:  # noqa: S110 (the record's error is what the run must report)
-                pass
         raise
     record_url = f"s3://{lake_bucket}/{key}"
     metadata = gate.registry_metadata(decision, execution=execution, gate_record=record_url)
