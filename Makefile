@@ -50,7 +50,7 @@ demo: $(STAMP) ## run the whole local pipeline, serve the model locally and scor
 
 test: $(STAMP) lint $(CHECKOV) ## lint, then run the whole test suite on TEST_WORKERS (2) pytest-xdist workers (checkov in build/checkov; installs MariaDB and Chromium with apt-get when missing)
 	@$(CHECK) python java node
-	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 unit: $(STAMP) ## only the fast unit tests
 	@$(PY) -m pytest tests/unit -q

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.nodeid import NodeId
 from hypothesis import settings
 
 pytest_plugins = ["tests.cdk_synth"]  # the dev and prod synths, shared by tests/infra and tests/integration
@@ -47,14 +49,38 @@ SHARED_WORKER = {
     "mariadb_server": "apt",
     "browser": "apt",
 }
+# The scheduler hands the groups out in the order of their first test (the Makefile passes
+# --no-loadscope-reorder; xdist would otherwise order them by their number of tests) and gives a worker
+# the next group when it has two tests left. So the longest groups go first, one to each worker, and
+# the many short files fill in after them: a long group started last would run on alone.
+LONGEST_FIRST = ("spark", "demo", "cdk", "apt")
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def xdist_group(item: pytest.Item) -> str:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    group = next((name for fixture, name in SHARED_WORKER.items() if fixture in fixtures), None)
+    return group or item.nodeid.split("::", 1)[0]
+
+
+# xdist's worker reads the xdist_group marks in its own pytest_collection_modifyitems and appends
+# "@group" to each test's id, which is what loadgroup schedules by: the marks go on before it (this hook
+# wraps it). pytest 9.2 keeps a node's id in `_id`, while pytest-xdist 3.8 still writes the old `_nodeid`
+# (pytest-dev/pytest-xdist#1386), so the id is set again after it. Without both, every test was a group of
+# its own: both workers built the demo, the Spark session, both synths and the module fixtures of the
+# files whose tests they shared.
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+    rank = {group: position for position, group in enumerate(LONGEST_FIRST)}
+    grouped = [(item, xdist_group(item)) for item in items]
+    for item, group in grouped:
+        item.add_marker(pytest.mark.xdist_group(group))
+    grouped.sort(key=lambda pair: rank.get(pair[1], len(rank)))  # stable: file order within a group
+    items[:] = [item for item, _ in grouped]
+    yield
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        group = next((name for fixture, name in SHARED_WORKER.items() if fixture in fixtures), None)
-        item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::", 1)[0]))
+        written = getattr(item, "_nodeid", None)
+        if written and written != item.nodeid:
+            item._id = NodeId.parse(written)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
