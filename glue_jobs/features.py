@@ -101,29 +101,17 @@ def load_orders(spark: SparkSession, raw: str) -> DataFrame:
 
 
 def load_returns(spark: SparkSession, raw: str, orders: DataFrame) -> DataFrame:
+    """Each return with its order's facts (the ones ReturnContext carries), named once."""
     returns = spark.read.parquet(f"{raw}/returns")
-    facts = orders.select(
-        "order_id",
-        "customer_id",
-        "product_id",
-        "seller_id",
-        "category",
-        "region",
-        "address_key",
-        *LINK_IDENTIFIERS.values(),
-    )
-    return returns.join(facts, "order_id", "inner").select(
+    who = ("customer_id", "product_id", "seller_id", "category", "region")
+    links = ("address_key", *LINK_IDENTIFIERS.values())
+    return returns.join(orders.select("order_id", *who, *links), "order_id", "inner").select(
         "return_id",
         "order_id",
-        "customer_id",
-        "product_id",
-        "seller_id",
-        "category",
-        "region",
+        *who,
         F.unix_millis(F.col("return_time")).alias("t"),
         "reason_code",
-        "address_key",
-        *LINK_IDENTIFIERS.values(),
+        *links,
     )
 
 

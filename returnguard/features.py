@@ -421,8 +421,8 @@ PAYMENT_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in PAYMENT_FEATURES)
 # One return request's features (issue 11), computed as of the request's time: its own facts, its
 # reason text, and what the stores knew strictly before it. Computed by `returnguard.returns`
 # (online and reference replay), glue_jobs/return_features.py (Spark) and fed by the same stream
-# aggregates as the order lane plus the `text#` link items. A name also in FEATURES (the entity
-# return rates) means exactly the same thing as of the event's time.
+# aggregates as the order lane plus the `text#` link items. A name also in FEATURES is the order
+# spec's own Feature (FEATURES_BY_NAME[name]): exactly the same meaning, as of the event's time.
 RETURN_REASON_CODES: tuple[str, ...] = (
     "damaged",
     "defective",
@@ -486,8 +486,8 @@ RETURN_FEATURES: tuple[Feature, ...] = (
         direction=1,
     ),
     # the customer's history strictly before the request (seed 000: return_count, days_since_last_return)
-    Feature("customer_account_age_days", "float", 0.0, "customer", "Age of the customer's account in days"),
-    Feature("customer_order_count", "int", 0.0, "customer", "Orders the customer placed before"),
+    FEATURES_BY_NAME["customer_account_age_days"],
+    FEATURES_BY_NAME["customer_order_count"],
     Feature("return_count", "int", 0.0, "customer", "Returns the customer requested before", direction=1),
     Feature(
         "customer_return_share",
@@ -500,14 +500,7 @@ RETURN_FEATURES: tuple[Feature, ...] = (
     Feature(
         "days_since_last_return", "float", NEVER, "customer", "Days since the customer's previous return"
     ),
-    Feature(
-        "customer_returns_last_30d",
-        "int",
-        0.0,
-        "customer",
-        "Returns by the customer in the last 30 days",
-        direction=1,
-    ),
+    FEATURES_BY_NAME["customer_returns_last_30d"],
     *(
         Feature(
             f"customer_{claim}_claims_30d",
@@ -519,18 +512,9 @@ RETURN_FEATURES: tuple[Feature, ...] = (
         )
         for claim in CLAIM_TYPES
     ),
-    Feature(
-        "customer_damaged_claims",
-        "int",
-        0.0,
-        "customer",
-        "Returns the customer claimed as damaged or empty",
-        direction=1,
-    ),
+    FEATURES_BY_NAME["customer_damaged_claims"],
     # the product's, seller's and category's rates (smoothed; same meaning as the order lane's)
-    Feature("product_return_rate", "float", 0.1, "product", "Return rate of this product"),
-    Feature("category_return_rate", "float", 0.1, "category", "Return rate of this product category"),
-    Feature("seller_return_rate", "float", 0.1, "seller", "Return rate of this seller's orders"),
+    *(FEATURES_BY_NAME[f"{group}_return_rate"] for group in ("product", "category", "seller")),
     # their claim rates (damage or mismatch claims per order, smoothed; the order lane's seller_claim_rate).
     # No direction: a high rate is as often a faulty product or a careless seller as abusive customers.
     Feature(
@@ -547,13 +531,7 @@ RETURN_FEATURES: tuple[Feature, ...] = (
         "category",
         "Share of the category's orders returned with a damage or mismatch claim",
     ),
-    Feature(
-        "seller_claim_rate",
-        "float",
-        0.1,
-        "seller",
-        "Share of the seller's orders returned with a damage or mismatch claim",
-    ),
+    FEATURES_BY_NAME["seller_claim_rate"],
 )
 RETURN_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in RETURN_FEATURES)
 RETURN_FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in RETURN_FEATURES}

@@ -75,6 +75,15 @@ def test_spec_is_one_ordered_list_with_unique_names_and_descriptions():
     assert all(f.kind in {"float", "int", "bool"} for f in FEATURES)
 
 
+def test_a_return_feature_named_like_an_order_feature_is_the_order_specs_own():
+    # One definition per name: the return spec reuses the order spec's Feature, never a copy of it
+    from returnguard.features import FEATURES_BY_NAME, RETURN_FEATURES
+
+    shared = [f for f in RETURN_FEATURES if f.name in FEATURES_BY_NAME]
+    assert {f.name for f in shared} >= {"seller_claim_rate", "seller_return_rate", "customer_order_count"}
+    assert all(f is FEATURES_BY_NAME[f.name] for f in shared)
+
+
 def test_new_customer_gets_defaults_and_order_facts_only():
     vector = compute_features(order(1, T0, amount_minor=129_999, payment_method="cod"), None)
     assert list(vector) == list(FEATURE_NAMES)
