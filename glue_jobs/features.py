@@ -14,6 +14,7 @@ compares them with ==). Outputs under processed_path:
     features/customers/  latest customer aggregates (layout of returnguard.aggregates)
     features/entities/   latest product / seller / category / region counters
     features/links/      latest link items: address, card, device, phone, ip (earliest customers of each)
+    features/pairs/      latest customer_seller / customer_category items (a customer's counts with each)
     features/online/     JSON lines {"pk", "state"} ready for the DynamoDB features table
 Also the return lane's outputs (glue_jobs/return_features.py; an empty return-training-data without
 raw/return_requests); with raw/payments, the card-payment outputs under processed/payments/ (glue_jobs/payment_features.py).
@@ -46,6 +47,7 @@ from returnguard.features import (
     LINK_GROUPS,
     LINK_IDENTIFIERS,
     LINK_ITEMS,
+    PAIR_GROUPS,
     PRICE_BAND_BOUNDS_MINOR,
     PRICE_BANDS,
     RATE_PRIOR_ORDERS,
@@ -76,6 +78,13 @@ def address_key_column(address: Any) -> Any:
     """sha1 of the normalised address, first 16 hex digits: returnguard.features.address_key."""
     normalised = F.trim(F.regexp_replace(F.lower(address), r"\s+", " "))
     return F.substring(F.sha1(normalised), 1, 16)
+
+
+def pair_key_column(customer_id: Any, other: Any) -> Any:
+    """returnguard.features.pair_key: sha1 of '<length>:<customer id><other>', first 16 hex digits."""
+    return F.substring(
+        F.sha1(F.concat(F.length(customer_id).cast("string"), F.lit(":"), customer_id, other)), 1, 16
+    )
 
 
 def load_orders(spark: SparkSession, raw: str) -> DataFrame:
@@ -205,6 +214,7 @@ def customer_features(orders: DataFrame, returns: DataFrame, profiles: DataFrame
         F.coalesce(F.sum(F.coalesce(refused, F.lit(0))).over(history), F.lit(0)).alias("refusals"),
         F.max(F.when(F.col("is_return") == 1, F.col("t"))).over(history).alias("last_return"),
         F.min(F.when(F.col("is_return") == 1, F.col("t"))).over(history).alias("first_return"),
+        F.max(F.when(F.col("is_order") == 1, F.col("t"))).over(history).alias("last_order"),
         *[
             F.coalesce(F.sum(F.coalesce(flag, F.lit(0))).over(history), F.lit(0)).alias(f"claims_{claim}")
             for claim, flag in claims.items()
@@ -268,6 +278,9 @@ def customer_features(orders: DataFrame, returns: DataFrame, profiles: DataFrame
         F.when(F.col("first_return").isNotNull(), (t - F.col("first_return")) / F.lit(DAY_MS))
         .otherwise(-1.0)
         .alias("customer_days_since_first_return"),
+        F.when(F.col("last_order").isNotNull(), (t - F.col("last_order")) / F.lit(DAY_MS))
+        .otherwise(-1.0)
+        .alias("customer_days_since_last_order"),
         F.when(n > 0, F.col("amount_sum") / (n * 100)).otherwise(0.0).alias("customer_avg_order_amount"),
         F.when((n > 0) & (F.col("amount_sum") > 0), (F.col("o.amount_minor") * n) / F.col("amount_sum"))
         .otherwise(1.0)
@@ -385,10 +398,23 @@ def seller_volume(orders: DataFrame) -> DataFrame:
     )
 
 
+def first_with_seller() -> Any:
+    """1 on a customer's first order with the seller by (time, order id): the order the replay applies
+    while the customer_seller item counts no order yet (returnguard.aggregates, `buyers`)."""
+    pair = Window.partitionBy("customer_id", "seller_id").orderBy("t", "order_id")
+    return (F.row_number().over(pair) == 1).cast("int")
+
+
 def seller_features(orders: DataFrame, returns: DataFrame) -> DataFrame:
-    """Seller age (first order strictly before) and smoothed claim rate from counts strictly before."""
+    """Seller age (first order strictly before), smoothed claim rate and repeat-order share from counts
+    strictly before."""
     events = orders.select(
-        F.col("seller_id").alias("id"), "t", "order_id", F.lit(1).alias("o"), F.lit(0).alias("c")
+        F.col("seller_id").alias("id"),
+        "t",
+        "order_id",
+        F.lit(1).alias("o"),
+        F.lit(0).alias("c"),
+        first_with_seller().alias("b"),
     ).unionByName(
         returns.select(
             F.col("seller_id").alias("id"),
@@ -396,10 +422,12 @@ def seller_features(orders: DataFrame, returns: DataFrame) -> DataFrame:
             F.lit(None).cast("string").alias("order_id"),
             F.lit(0).alias("o"),
             seller_claim_flag().alias("c"),
+            F.lit(0).alias("b"),
         )
     )
     history = Window.partitionBy("id").orderBy("t").rangeBetween(Window.unboundedPreceding, -1)
     first = F.min(F.when(F.col("o") == 1, F.col("t"))).over(history)
+    seller_orders = F.coalesce(F.sum("o").over(history), F.lit(0))
     return (
         events.select(
             "order_id",
@@ -409,11 +437,77 @@ def seller_features(orders: DataFrame, returns: DataFrame) -> DataFrame:
             .alias("seller_age_days"),
             (
                 (F.coalesce(F.sum("c").over(history), F.lit(0)) + F.lit(RATE_PRIOR_RETURNS))
-                / (F.coalesce(F.sum("o").over(history), F.lit(0)) + F.lit(RATE_PRIOR_ORDERS))
+                / (seller_orders + F.lit(RATE_PRIOR_ORDERS))
             ).alias("seller_claim_rate"),
+            # every order but each buyer's first (the repeat orders), smoothed like the rates
+            (
+                (seller_orders - F.coalesce(F.sum("b").over(history), F.lit(0)) + F.lit(RATE_PRIOR_RETURNS))
+                / (seller_orders + F.lit(RATE_PRIOR_ORDERS))
+            ).alias("seller_repeat_order_share"),
         )
         .where(F.col("o") == 1)
         .drop("o")
+    )
+
+
+def pair_events(orders: DataFrame, returns: DataFrame) -> DataFrame:
+    """(group, id, t, order_id, o, r, c) per order and return on the customer's items with its seller
+    and its category (returnguard.features.pair_ids)."""
+    frames = []
+    for group, column in PAIR_GROUPS.items():
+        key = pair_key_column(F.col("customer_id"), F.col(column)).alias("id")
+        frames.append(
+            orders.select(
+                F.lit(group).alias("group"),
+                key,
+                "t",
+                "order_id",
+                F.lit(1).alias("o"),
+                F.lit(0).alias("r"),
+                F.lit(0).alias("c"),
+            )
+        )
+        frames.append(
+            returns.select(
+                F.lit(group).alias("group"),
+                key,
+                "t",
+                F.lit(None).cast("string").alias("order_id"),
+                F.lit(0).alias("o"),
+                F.lit(1).alias("r"),
+                seller_claim_flag().alias("c"),
+            )
+        )
+    events = frames[0]
+    for frame in frames[1:]:
+        events = events.unionByName(frame)
+    return events
+
+
+def pair_features(orders: DataFrame, returns: DataFrame) -> DataFrame:
+    """customer_seller_orders / _claims and customer_category_returns / _return_rate from the pair's
+    counts strictly before each order."""
+    history = Window.partitionBy("group", "id").orderBy("t").rangeBetween(Window.unboundedPreceding, -1)
+    counted = (
+        pair_events(orders, returns)
+        .select(
+            "group",
+            "order_id",
+            "o",
+            *[F.coalesce(F.sum(c).over(history), F.lit(0)).alias(f"n_{c}") for c in ("o", "r", "c")],
+        )
+        .where(F.col("o") == 1)
+        .groupBy("order_id")
+        .pivot("group", list(PAIR_GROUPS))
+        .agg(F.first("n_o").alias("o"), F.first("n_r").alias("r"), F.first("n_c").alias("c"))
+    )
+    n, k = F.col("customer_category_o"), F.col("customer_category_r")
+    return counted.select(
+        "order_id",
+        F.col("customer_seller_o").cast("double").alias("customer_seller_orders"),
+        F.col("customer_seller_c").cast("double").alias("customer_seller_claims"),
+        k.cast("double").alias("customer_category_returns"),
+        F.when(n > 0, k / n).otherwise(0.0).alias("customer_category_return_rate"),
     )
 
 
@@ -616,6 +710,7 @@ def training_table(
         .join(cart_features(orders), "order_id")
         .join(linked_returns(orders, returns), "order_id")
         .join(seller_features(orders, returns), "order_id")
+        .join(pair_features(orders, returns), "order_id")
     )
     if labels is not None:
         table = table.join(labels, "order_id", "left")
@@ -782,7 +877,8 @@ def latest_entities(orders: DataFrame, returns: DataFrame) -> DataFrame:
         .where(F.col("day") >= F.col("latest") - SELLER_DAYS_KEPT)
         .groupBy("seller_id")
         .agg(F.array_sort(F.collect_list(F.struct("day", "n"))).alias("daily_orders"))
-        .select(F.lit("seller").alias("group"), F.col("seller_id").alias("id"), "daily_orders")
+        .join(orders.groupBy("seller_id").agg(F.countDistinct("customer_id").alias("buyers")), "seller_id")
+        .select(F.lit("seller").alias("group"), F.col("seller_id").alias("id"), "daily_orders", "buyers")
     )
     return (
         result.join(bands, ["group", "id"], "left")
@@ -798,8 +894,27 @@ def latest_entities(orders: DataFrame, returns: DataFrame) -> DataFrame:
             "price_bands",
             "amount_sum_minor",
             "daily_orders",
+            F.col("buyers").cast("long").alias("buyers"),
         )
     )
+
+
+def latest_pairs(orders: DataFrame, returns: DataFrame) -> DataFrame:
+    """The customer_seller / customer_category items after the whole history (returnguard.aggregates)."""
+    return (
+        pair_events(orders, returns)
+        .groupBy("group", "id")
+        .agg(
+            F.sum("o").cast("long").alias("order_count"),
+            F.sum("r").cast("long").alias("return_count"),
+            F.sum("c").cast("long").alias("claim_count"),
+            F.max("t").cast("long").alias("last_event_ms"),
+        )
+    )
+
+
+def pair_state(row: Any) -> dict[str, Any]:
+    return {name: int(row[name]) for name in ("order_count", "return_count", "claim_count", "last_event_ms")}
 
 
 def latest_links(orders: DataFrame, returns: DataFrame) -> DataFrame:
@@ -884,6 +999,7 @@ def entity_state(row: Any) -> dict[str, Any]:
         state["amount_sum_minor"] = int(row["amount_sum_minor"])
     if row["daily_orders"] is not None:  # a seller
         state["daily_orders"] = [[int(d["day"]), int(d["n"])] for d in row["daily_orders"]]
+        state["buyers"] = int(row["buyers"])
     return state
 
 
@@ -924,7 +1040,9 @@ def write_parquet(frame: DataFrame, path: str, partition_by: list[str] | None = 
     os.replace(staging, target)
 
 
-def write_online(customers: DataFrame, entities: DataFrame, path: str, link_items: DataFrame) -> int:
+def write_online(
+    customers: DataFrame, entities: DataFrame, path: str, link_items: DataFrame, pairs: DataFrame
+) -> int:
     def lines(rows_of: Any) -> Iterator[str]:
         for row in rows_of(customers):
             yield json.dumps({"pk": entity_key("customer", row["customer_id"]), "state": customer_state(row)})
@@ -932,6 +1050,8 @@ def write_online(customers: DataFrame, entities: DataFrame, path: str, link_item
             yield json.dumps({"pk": entity_key(row["group"], row["id"]), "state": entity_state(row)})
         for row in rows_of(link_items):
             yield json.dumps({"pk": entity_key(row["group"], row["id"]), "state": link_state(row)})
+        for row in rows_of(pairs):
+            yield json.dumps({"pk": entity_key(row["group"], row["id"]), "state": pair_state(row)})
 
     if not _is_local(path):
         rows = (
@@ -948,6 +1068,11 @@ def write_online(customers: DataFrame, entities: DataFrame, path: str, link_item
             .union(
                 link_items.rdd.map(
                     lambda r: json.dumps({"pk": entity_key(r["group"], r["id"]), "state": link_state(r)})
+                )
+            )
+            .union(
+                pairs.rdd.map(
+                    lambda r: json.dumps({"pk": entity_key(r["group"], r["id"]), "state": pair_state(r)})
                 )
             )
         )
@@ -991,10 +1116,14 @@ def run(spark: SparkSession, raw_path: str, processed_path: str) -> dict[str, in
     write_parquet(customers, f"{processed}/features/customers")
     write_parquet(entities, f"{processed}/features/entities")
     write_parquet(latest_links(orders, returns), f"{processed}/features/links")
+    write_parquet(latest_pairs(orders, returns), f"{processed}/features/pairs")
     customers = spark.read.parquet(f"{processed}/features/customers")
     entities = spark.read.parquet(f"{processed}/features/entities")
     link_items = spark.read.parquet(f"{processed}/features/links")
-    counts["online_items"] = write_online(customers, entities, f"{processed}/features/online", link_items)
+    pairs = spark.read.parquet(f"{processed}/features/pairs")
+    counts["online_items"] = write_online(
+        customers, entities, f"{processed}/features/online", link_items, pairs
+    )
     log(
         f"wrote latest aggregates: {counts['online_items']:,} online items in {time.perf_counter() - started:.1f}s"
     )

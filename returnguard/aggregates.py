@@ -30,6 +30,13 @@ Product / seller / category / region aggregate:
     amount_sum_minor       (categories) sum of their orders' amounts in minor units
     daily_orders           (sellers) [[UTC day number, orders], ...] sorted, the days within
                            SELLER_DAYS_KEPT of the latest
+    buyers                 (sellers) distinct customers who ordered: the orders applied while the
+                           order's customer_seller item counted no order yet (order_count - buyers:
+                           the orders of a buyer who had bought from the seller before)
+Customer-seller / customer-category items (key: features.pair_key of the customer and the seller id /
+category; entities `customer_seller`, `customer_category`), a customer's history with one of them:
+    order_count, return_count, last_event_ms
+    claim_count            returns with a damage or mismatch claim (features.SELLER_CLAIM_TYPES)
 Link items (keys: the normalised address's `address_key`, the card fingerprint, device id, phone hash,
 IP prefix; the card's entity is `card_link`), links between accounts:
     customers              {customer_id: first time they ordered with it}, the earliest LINK_CAP
@@ -57,6 +64,7 @@ from returnguard.features import (
     LINK_CAP,
     LINK_IDENTIFIERS,
     LINK_ITEMS,
+    PAIR_GROUPS,
     PRICE_BANDS,
     RECENT_ORDERS,
     RETURN_WINDOW_MS,
@@ -68,6 +76,8 @@ from returnguard.features import (
     claim_types,
     compute_features,
     link_ids,
+    pair_ids,
+    pair_key,
     price_band,
 )
 
@@ -97,6 +107,14 @@ class ReturnContext:
     @property
     def address_key(self) -> str | None:
         return None if not self.delivery_address else address_key(self.delivery_address)
+
+    def pair_ids(self) -> dict[str, str]:
+        """The customer's seller and category items this return counts on (features.pair_ids)."""
+        return {
+            group: pair_key(self.customer_id, value)
+            for group, field_name in PAIR_GROUPS.items()
+            if (value := getattr(self, field_name))
+        }
 
     def link_ids(self) -> dict[str, str]:
         """The returned order's link items this return is remembered on (features.link_ids of the order,
@@ -129,6 +147,28 @@ def new_customer(registered_at_ms: int | None = None) -> Aggregate:
 
 def new_entity() -> Aggregate:
     return {"order_count": 0, "return_count": 0, "last_event_ms": 0, "claim_count": 0, "first_order_ms": None}
+
+
+def new_pair() -> Aggregate:
+    return {"order_count": 0, "return_count": 0, "claim_count": 0, "last_event_ms": 0}
+
+
+def apply_order_to_pair(pair: Aggregate | None, order_time_ms: int) -> Aggregate:
+    """One more order of the customer with the seller / in the category."""
+    state = new_pair() if pair is None else pair
+    state["order_count"] += 1
+    state["last_event_ms"] = max(int(state["last_event_ms"]), order_time_ms)
+    return state
+
+
+def apply_return_to_pair(pair: Aggregate | None, ret: ReturnContext) -> Aggregate:
+    """One more return (and claim, for a damage or mismatch reason) of the customer with it."""
+    state = new_pair() if pair is None else pair
+    state["return_count"] += 1
+    if any(claim in SELLER_CLAIM_TYPES for claim in claim_types(ret.reason_code)):
+        state["claim_count"] += 1
+    state["last_event_ms"] = max(int(state["last_event_ms"]), ret.return_time_ms)
+    return state
 
 
 def new_link() -> Aggregate:
@@ -247,9 +287,11 @@ def apply_order_to_category(entity: Aggregate | None, order: OrderContext) -> Ag
     return state
 
 
-def apply_order_to_seller(entity: Aggregate | None, order: OrderContext) -> Aggregate:
-    """A seller's counters, plus its orders per UTC day for the last SELLER_DAYS_KEPT days (volume change)."""
+def apply_order_to_seller(entity: Aggregate | None, order: OrderContext, new_buyer: bool) -> Aggregate:
+    """A seller's counters, plus its orders per UTC day for the last SELLER_DAYS_KEPT days (volume change)
+    and its distinct buyers (`new_buyer`: the order's customer_seller item counted no order before it)."""
     state = apply_order_to_entity(entity, order.order_time_ms)
+    state["buyers"] = int(state.get("buyers", 0)) + int(new_buyer)
     days = {int(day): int(count) for day, count in state.get("daily_orders", ())}
     day = order.order_time_ms // DAY_MS
     days[day] = days.get(day, 0) + 1
@@ -258,12 +300,17 @@ def apply_order_to_seller(entity: Aggregate | None, order: OrderContext) -> Aggr
     return state
 
 
-def apply_order_to_group(group: str, entity: Aggregate | None, order: OrderContext) -> Aggregate:
-    """An order applied to its product, seller, category or region item."""
+def apply_order_to_group(
+    group: str, entity: Aggregate | None, order: OrderContext, new_buyer: bool | None = None
+) -> Aggregate:
+    """An order applied to its product, seller, category or region item; a seller needs `new_buyer`
+    (see apply_order_to_seller)."""
     if group == "category":
         return apply_order_to_category(entity, order)
     if group == "seller":
-        return apply_order_to_seller(entity, order)
+        if new_buyer is None:
+            raise ValueError("a seller's order needs new_buyer: whether the customer bought from it before")
+        return apply_order_to_seller(entity, order, new_buyer)
     return apply_order_to_entity(entity, order.order_time_ms)
 
 
@@ -297,6 +344,8 @@ class AggregateStore:
         found = {group: self.entities.get((group, eid)) for group, eid in order_entity_ids(order).items()}
         for group, key in link_ids(order).items():
             found[group] = self.entities.get((LINK_ITEMS[group], key))
+        for group, key in pair_ids(order).items():
+            found[group] = self.entities.get((group, key))
         return found
 
     def apply_profile(self, customer_id: str, registered_at_ms: int) -> None:
@@ -308,8 +357,15 @@ class AggregateStore:
         self.customers[order.customer_id] = apply_order_to_customer(
             self.customers.get(order.customer_id), order
         )
+        pairs = pair_ids(order)
+        with_seller = self.entities.get(("customer_seller", pairs.get("customer_seller", ""))) or {}
+        new_buyer = int(with_seller.get("order_count", 0)) == 0
         for group, eid in order_entity_ids(order).items():
-            self.entities[(group, eid)] = apply_order_to_group(group, self.entities.get((group, eid)), order)
+            self.entities[(group, eid)] = apply_order_to_group(
+                group, self.entities.get((group, eid)), order, new_buyer=new_buyer
+            )
+        for item in pairs.items():
+            self.entities[item] = apply_order_to_pair(self.entities.get(item), order.order_time_ms)
         for group, key in link_ids(order).items():
             item = (LINK_ITEMS[group], key)
             self.entities[item] = apply_order_to_link(self.entities.get(item), order)
@@ -323,6 +379,8 @@ class AggregateStore:
         for group, key in ret.link_ids().items():
             item = (LINK_ITEMS[group], key)
             self.entities[item] = apply_return_to_link(self.entities.get(item), ret)
+        for item in ret.pair_ids().items():
+            self.entities[item] = apply_return_to_pair(self.entities.get(item), ret)
         if ret.reason_text_key is not None:
             text = ("text", ret.reason_text_key)
             self.entities[text] = apply_return_to_text(self.entities.get(text), ret)
@@ -379,14 +437,17 @@ __all__ = [
     "ReturnContext",
     "apply_customer_profile",
     "apply_order_to_link",
+    "apply_order_to_pair",
     "apply_order_to_customer",
     "apply_order_to_entity",
     "apply_order_to_group",
     "apply_return_to_customer",
     "apply_return_to_entity",
     "apply_return_to_link",
+    "apply_return_to_pair",
     "apply_return_to_text",
     "new_link",
+    "new_pair",
     "new_customer",
     "new_entity",
     "replay",

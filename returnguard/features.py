@@ -47,6 +47,9 @@ PRICE_BANDS = len(PRICE_BAND_BOUNDS_MINOR) + 1
 SELLER_RECENT_DAYS = 7
 SELLER_BASELINE_DAYS = 28
 SELLER_DAYS_KEPT = SELLER_RECENT_DAYS + SELLER_BASELINE_DAYS
+# Items of a customer with one seller / one category (issue 14: shill buyers, a customer's own returns in
+# the category): their orders, returns and claims, keyed by `pair_key` (the group is the item's entity).
+PAIR_GROUPS: dict[str, str] = {"customer_seller": "seller_id", "customer_category": "category"}
 
 Kind = Literal["float", "int", "bool"]
 Group = Literal[
@@ -66,6 +69,8 @@ Group = Literal[
     "device",
     "phone",
     "ip",
+    "customer_seller",
+    "customer_category",
 ]
 
 
@@ -292,6 +297,53 @@ FEATURES: tuple[Feature, ...] = (
         1.0,
         "seller",
         "Seller's orders in the last 7 days against its weekly average in the 4 weeks before",
+    ),
+    Feature(
+        "customer_days_since_last_order",
+        "float",
+        NEVER,
+        "customer",
+        "Days since the customer's previous order (shopping in bursts, e.g. for an occasion)",
+    ),
+    # A customer with this seller and in this category (issue 14): shill buyers come back to the seller
+    # they prop up; a customer who returns what they buy in a category does it again there.
+    Feature(
+        "customer_seller_orders",
+        "int",
+        0.0,
+        "customer_seller",
+        "Orders the customer placed with this seller before",
+    ),
+    Feature(
+        "customer_seller_claims",
+        "int",
+        0.0,
+        "customer_seller",
+        "Damage or mismatch claims the customer made on this seller's orders before",
+        direction=1,
+    ),
+    Feature(
+        "seller_repeat_order_share",
+        "float",
+        0.1,
+        "seller",
+        "Share of the seller's orders placed by buyers who had bought from it before",
+    ),
+    Feature(
+        "customer_category_returns",
+        "int",
+        0.0,
+        "customer_category",
+        "Orders in this category the customer returned before",
+        direction=1,
+    ),
+    Feature(
+        "customer_category_return_rate",
+        "float",
+        0.0,
+        "customer_category",
+        "Share of the customer's past orders in this category returned",
+        direction=1,
     ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
@@ -591,6 +643,21 @@ def address_key(address: str) -> str:
     return hashlib.sha1(normalize_address(address).encode("utf-8")).hexdigest()[:16]
 
 
+def pair_key(customer_id: str, other: str) -> str:
+    """The key of a customer's item with a seller or a category: first 16 hex digits of the SHA-1 of
+    '<length of the customer id>:<customer id><other>' (unambiguous for any ids)."""
+    return hashlib.sha1(f"{len(customer_id)}:{customer_id}{other}".encode()).hexdigest()[:16]
+
+
+def pair_ids(order: OrderContext) -> dict[str, str]:
+    """The PAIR_GROUPS items an order touches (none for a missing seller or category)."""
+    return {
+        group: pair_key(order.customer_id, value)
+        for group, field_name in PAIR_GROUPS.items()
+        if (value := getattr(order, field_name))
+    }
+
+
 def amount_to_minor(amount: float) -> int:
     """Major units (1299.99) to minor units (129999); amounts carry at most two decimals."""
     return int(round(amount * 100))
@@ -609,8 +676,9 @@ def compute_features(
     """The feature vector of one order from its entities' aggregates, in FEATURE_NAMES order.
 
     `customer` is a customer aggregate (see `returnguard.aggregates`) or None for a customer never
-    seen; `entities` maps "product", "seller", "category", "region" and the LINK_GROUPS (the link
-    items of the delivery address and of the order's identifiers) to their aggregates (or None).
+    seen; `entities` maps "product", "seller", "category", "region", the LINK_GROUPS (the link
+    items of the delivery address and of the order's identifiers) and the PAIR_GROUPS (the customer's
+    items with the seller and the category) to their aggregates (or None).
     Aggregates may include events at or after the order time (a store updated by the stream); those
     are filtered out, so the vector only ever reflects what was known strictly before the order.
     `recent_orders` ({order id: time ms}) are the customer's orders the API has scored lately, which
@@ -640,6 +708,17 @@ def compute_features(
     category = entities.get("category")
     if category is not None:
         _category_features(vector, order, category, *history)
+    # a customer's items with the seller and the category: counters, like the entity rates (an order
+    # scored after later events reads today's counts)
+    with_seller = entities.get("customer_seller")
+    if with_seller is not None:
+        vector["customer_seller_orders"] = float(int(with_seller.get("order_count", 0)))
+        vector["customer_seller_claims"] = float(int(with_seller.get("claim_count", 0)))
+    in_category = entities.get("customer_category")
+    if in_category is not None:
+        orders, returns = int(in_category.get("order_count", 0)), int(in_category.get("return_count", 0))
+        vector["customer_category_returns"] = float(returns)
+        vector["customer_category_return_rate"] = returns / orders if orders > 0 else 0.0
     for group in LINK_GROUPS:
         link = entities.get(group)
         if link is not None:
@@ -702,6 +781,8 @@ def _customer_features(
 
     history = [o for o in recent_orders if int(o[0]) < t]
     last_orders = history[-RECENT_ORDERS:]
+    if history:
+        vector["customer_days_since_last_order"] = (t - int(history[-1][0])) / DAY_MS
     returned_recent = sum(1 for o in last_orders if o[4] is not None and int(o[4]) < t)
     vector["customer_returns_last_6_orders"] = float(returned_recent)
     vector["customer_return_rate_last_6"] = returned_recent / len(last_orders) if last_orders else 0.0
@@ -771,9 +852,10 @@ def _seller_features(vector: dict[str, float], t: int, seller: Mapping[str, Any]
     first = seller.get("first_order_ms")
     if first is not None and int(first) < t:
         vector["seller_age_days"] = (t - int(first)) / DAY_MS
-    vector["seller_claim_rate"] = smoothed_rate(
-        int(seller.get("claim_count", 0)), int(seller.get("order_count", 0))
-    )
+    orders = int(seller.get("order_count", 0))
+    vector["seller_claim_rate"] = smoothed_rate(int(seller.get("claim_count", 0)), orders)
+    # orders by a buyer who had bought from the seller before: every order but each buyer's first
+    vector["seller_repeat_order_share"] = smoothed_rate(orders - int(seller.get("buyers", orders)), orders)
     # whole UTC days strictly before the order's, so exact at any t (as long as the item still keeps them)
     today = t // DAY_MS
     recent = baseline = 0

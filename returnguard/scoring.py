@@ -26,6 +26,7 @@ from returnguard.features import (
     amount_to_minor,
     compute_features,
     link_ids,
+    pair_ids,
 )
 from returnguard.policy import PolicyConfig, PolicyResult, apply
 from returnguard.ports import FeatureStore, Model, ModelUnavailable, UnavailableReason
@@ -120,6 +121,7 @@ def decide(
     if category:
         keys["category"] = entity_key("category", category)
     keys.update({group: entity_key(LINK_ITEMS[group], key) for group, key in link_ids(context).items()})
+    keys.update({group: entity_key(group, key) for group, key in pair_ids(context).items()})
     block_keys = [
         blocklist_key("customer", o.customer_id),
         blocklist_key("address", address_key(o.delivery_address)),

@@ -15,6 +15,11 @@ Exactly once, per item and per event:
 - A producer that sent the same event twice (same `event_id`, another sequence number) is caught by
   the `idempotency` table: `event#<id>` is written once the event is fully applied (TTL 7 days), and
   a second copy inside one batch is caught before anything is written.
+- A seller's item counts its distinct buyers, which no single item can tell: the customer_seller
+  items are written first, each keeping the event of the order that took its count from 0 to 1
+  (`first_order_event`, beside the state), and a seller's order counts a new buyer exactly when its
+  event is that one: the same answer on every redelivery and in any arrival order (each pair has one
+  such order), and the same total as the Spark job's distinct buyers.
 Writes are conditional on the item's version (optimistic concurrency, bounded retries); a throttled
 or failed write fails the earliest record that needed it, so that record and every later one are
 redelivered, never lost and never counted twice.
@@ -48,9 +53,12 @@ from returnguard.aggregates import (
     apply_order_to_customer,
     apply_order_to_group,
     apply_order_to_link,
+    apply_order_to_pair,
+    apply_order_to_seller,
     apply_return_to_customer,
     apply_return_to_entity,
     apply_return_to_link,
+    apply_return_to_pair,
     apply_return_to_text,
     order_entity_ids,
 )
@@ -58,7 +66,7 @@ from returnguard.aws.batches import until_processed
 from returnguard.aws.feature_store import decode_item, encode_item
 from returnguard.aws.order_records import OrderRecords
 from returnguard.events import CustomerPayload, Envelope, OrderPayload, ReturnPayload, to_context
-from returnguard.features import LINK_ITEMS, OrderContext, amount_to_minor, link_ids
+from returnguard.features import LINK_ITEMS, OrderContext, amount_to_minor, link_ids, pair_ids
 from returnguard.payments import PaymentLabelPayload, PaymentPayload, stream_changes
 from returnguard.returns_rules import DEFAULT_RETURN_WINDOW_DAYS
 from returnguard.tables import entity_key
@@ -101,6 +109,25 @@ class VersionConflictExhausted(RuntimeError):
 
 
 Change = Callable[[Aggregate | None], Aggregate]
+BUYER_ITEM = "customer_seller"  # its first order decides which order makes the customer a seller's buyer
+
+
+@dataclass
+class SellerOrder:
+    """An order's change to its seller's item, which counts the seller's distinct buyers: the order
+    is a new buyer's when its event is the one that took the customer_seller item (`pair_key`) from no
+    order to one. The applier writes those items first, remembering that event on the item, then
+    sets `new_buyer`."""
+
+    order: OrderContext
+    pair_key: str
+    event_id: str
+    new_buyer: bool | None = None
+
+    def __call__(self, state: Aggregate | None) -> Aggregate:
+        if self.new_buyer is None:
+            raise RuntimeError(f"{self.pair_key} not written yet: the seller cannot tell a new buyer")
+        return apply_order_to_seller(state, self.order, self.new_buyer)
 
 
 def changes(envelope: Envelope, payload: Any) -> list[tuple[str, Change]]:
@@ -118,10 +145,18 @@ def changes(envelope: Envelope, payload: Any) -> list[tuple[str, Change]]:
         out: list[tuple[str, Change]] = [
             (entity_key("customer", order.customer_id), lambda s: apply_order_to_customer(s, order))
         ]
+        pairs = {group: entity_key(group, key) for group, key in pair_ids(order).items()}
         for group, eid in order_entity_ids(order).items():
-            out.append((entity_key(group, eid), functools.partial(apply_order_to_group, group, order=order)))
+            change: Change = (
+                SellerOrder(order, pairs[BUYER_ITEM], envelope.event_id)
+                if group == "seller"
+                else functools.partial(apply_order_to_group, group, order=order)
+            )
+            out.append((entity_key(group, eid), change))
         for group, key in link_ids(order).items():
             out.append((entity_key(LINK_ITEMS[group], key), lambda s: apply_order_to_link(s, order)))
+        for key in pairs.values():
+            out.append((key, lambda s: apply_order_to_pair(s, order.order_time_ms)))
         return out
     if isinstance(context, ReturnContext):
         ret = context
@@ -135,6 +170,8 @@ def changes(envelope: Envelope, payload: Any) -> list[tuple[str, Change]]:
             )
         for group, key in ret.link_ids().items():
             out.append((entity_key(LINK_ITEMS[group], key), lambda s: apply_return_to_link(s, ret)))
+        for group, key in ret.pair_ids().items():
+            out.append((entity_key(group, key), lambda s: apply_return_to_pair(s, ret)))
         if ret.reason_text_key is not None:
             out.append((entity_key("text", ret.reason_text_key), lambda s: apply_return_to_text(s, ret)))
         return out
@@ -146,6 +183,7 @@ class _Step:
     index: int  # the record's place in the batch
     change: Change
     position: Position
+    event_id: str
 
 
 def _chunks(values: list[Any], size: int) -> Iterable[list[Any]]:
@@ -198,14 +236,33 @@ class StreamApplier:
             done.add(event_id)  # a second copy later in this batch is a duplicate too
             outcomes.append("applied")
             for key, change in touched[i]:
-                plan.setdefault(key, []).append(_Step(i, change, record.position))
+                plan.setdefault(key, []).append(_Step(i, change, record.position, event_id))
 
         result = BatchResult(outcomes=outcomes)
         if unusable is not None:
             self._fail(result, [unusable])
+        # The customer_seller items first: each remembers the event of its first order, which tells the
+        # seller's item whether an order is a new buyer's (SellerOrder), the same on every redelivery.
+        first_orders: dict[str, str | None] = {}
+        buyer_items = {k: steps for k, steps in plan.items() if k.startswith(entity_key(BUYER_ITEM, ""))}
+        self._fail(
+            result,
+            self._run(
+                (steps[0].index, partial(self._write_item, key, steps, items.get(key), first_orders))
+                for key, steps in buyer_items.items()
+            ),
+        )
+        # Then the rest, up to the first record a buyer item failed (an item's shard position must not
+        # pass a record that is coming again).
+        limit = self._limit(result, records)
+        rest = {k: [s for s in steps if s.index < limit] for k, steps in plan.items() if k not in buyer_items}
+        for step in (s for steps in rest.values() for s in steps):
+            if isinstance(step.change, SellerOrder):
+                step.change.new_buyer = first_orders[step.change.pair_key] == step.event_id
         failures = self._run(
             (steps[0].index, partial(self._write_item, key, steps, items.get(key)))
-            for key, steps in plan.items()
+            for key, steps in rest.items()
+            if steps
         )
         self._fail(result, failures)
         applied = [i for i in range(self._limit(result, records)) if outcomes[i] == "applied"]
@@ -268,9 +325,17 @@ class StreamApplier:
                     found[item["pk"]["S"]] = item
         return done, found
 
-    def _write_item(self, key: str, steps: list[_Step], item: dict[str, Any] | None) -> None:
+    def _write_item(
+        self,
+        key: str,
+        steps: list[_Step],
+        item: dict[str, Any] | None,
+        first_orders: dict[str, str | None] | None = None,
+    ) -> None:
         """Fold this batch's changes to one item, in order, and write it once. `item`: as read with the
-        batch; after a version conflict it is read again and the fold starts over."""
+        batch; after a version conflict it is read again and the fold starts over. With `first_orders`
+        (customer_seller items), the item keeps the event that took its order count from 0 to 1
+        (`first_order_event`), and `first_orders[key]` gets it."""
         for attempt in range(MAX_VERSION_RETRIES):
             if attempt:
                 item = self._db.get_item(
@@ -280,20 +345,28 @@ class StreamApplier:
             version = int(decoded.get("version", 0))
             positions: dict[str, list[int]] = json.loads(decoded.get("positions") or "{}")
             state: Any = copy.deepcopy(decoded.get("state"))
+            first_order: str | None = decoded.get("first_order_event")
             now_ms = int(time.time() * 1000)
             changed = False
             for step in steps:
                 seen = positions.get(step.position.shard_id)
                 if seen is not None and int(seen[0]) >= step.position.sequence_number:
                     continue  # this record already reached this item
+                orders_before = int((state or {}).get("order_count", 0))
                 state = step.change(state)
+                if first_orders is not None and orders_before == 0 and int(state.get("order_count", 0)):
+                    first_order = step.event_id
                 positions[step.position.shard_id] = [step.position.sequence_number, now_ms]
                 changed = True
             if not changed:
+                if first_orders is not None:
+                    first_orders[key] = first_order
                 return
             positions = {s: p for s, p in positions.items() if now_ms - int(p[1]) < POSITION_KEEP_MS}
             new_item = encode_item(key, state, version + 1)
             new_item["positions"] = {"S": json.dumps(positions, separators=(",", ":"), sort_keys=True)}
+            if first_order is not None:
+                new_item["first_order_event"] = {"S": first_order}
             condition = (
                 {"ConditionExpression": "attribute_not_exists(pk)"}
                 if item is None
@@ -304,6 +377,8 @@ class StreamApplier:
             )
             try:
                 self._db.put_item(TableName=self._features, Item=new_item, **condition)
+                if first_orders is not None:
+                    first_orders[key] = first_order
                 return
             except self._db.exceptions.ConditionalCheckFailedException:
                 continue  # someone else wrote it: read again and fold again

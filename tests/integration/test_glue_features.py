@@ -72,9 +72,12 @@ def test_every_training_row_equals_the_online_vector_exactly(outputs, reference)
         assert table[f"{group}_other_customers"].max() >= 1, group
     for name in ("address_linked_returns", "address_linked_claims", "customer_same_product_last_1h",
                  "customer_mismatch_claims", "customer_fit_quality_claims", "seller_age_days",
-                 "device_linked_claims", "phone_linked_returns", "ip_linked_claims"):  # fmt: skip
+                 "device_linked_claims", "phone_linked_returns", "ip_linked_claims", "customer_seller_orders",
+                 "customer_seller_claims", "customer_category_returns",
+                 "customer_category_return_rate"):  # fmt: skip
         assert table[name].max() > 0, name
-    for name in ("category_price_percentile", "category_value_vs_customer_avg", "seller_volume_change"):
+    for name in ("category_price_percentile", "category_value_vs_customer_avg", "seller_volume_change",
+                 "seller_repeat_order_share", "customer_days_since_last_order"):  # fmt: skip
         assert table[name].nunique() > 100, name  # not a default or a handful of values
     assert 0 < table.label.mean() < 0.2
 
@@ -125,7 +128,13 @@ def test_latest_aggregates_equal_the_replayed_state(spark, outputs, reference):
         (r["group"], r["id"]): job.link_state(r)
         for r in spark.read.parquet(str(processed / "features/links")).collect()
     }
+    entities |= {
+        (r["group"], r["id"]): job.pair_state(r)
+        for r in spark.read.parquet(str(processed / "features/pairs")).collect()
+    }
     assert entities == store.entities
+    sellers = [state for (group, _), state in entities.items() if group == "seller"]
+    assert any(0 < s["buyers"] < s["order_count"] for s in sellers)  # repeat buyers, and not every order
 
 
 def test_online_lines_feed_the_online_function_to_the_same_vectors(outputs, reference, history):

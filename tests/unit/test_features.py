@@ -253,6 +253,14 @@ def naive_features(
     last_week = sum(1 for d in seller_days if today - 7 <= d < today)
     weeks_before = sum(1 for d in seller_days if today - 35 <= d < today - 7)
 
+    mine_with_seller = sum(1 for p in mine if p.seller_id == o.seller_id)
+    claims_on_seller = sum(
+        1 for r in my_returns if r.seller_id == o.seller_id and r.reason_code in claim_codes
+    )
+    in_my_category = sum(1 for p in mine if p.category == o.category)
+    returned_in_category = sum(1 for r in my_returns if r.category == o.category)
+    seller_buyers = {p.customer_id for p in orders if p.seller_id == o.seller_id and p.order_time_ms < t}
+
     def rate(attr: str) -> float:
         value = getattr(o, attr)
         orders_before = sum(1 for p in orders if getattr(p, attr) == value and p.order_time_ms < t)
@@ -300,6 +308,14 @@ def naive_features(
         if in_category and n and total
         else 1.0,
         "seller_volume_change": (4 * last_week + 4) / (weeks_before + 4),
+        "customer_days_since_last_order": (t - mine[-1].order_time_ms) / DAY if mine else -1.0,
+        "customer_seller_orders": float(mine_with_seller),
+        "customer_seller_claims": float(claims_on_seller),
+        "seller_repeat_order_share": smoothed_rate(
+            len(seller_orders) - len(seller_buyers), len(seller_orders)
+        ),
+        "customer_category_returns": float(returned_in_category),
+        "customer_category_return_rate": returned_in_category / in_my_category if in_my_category else 0.0,
         "product_return_rate": rate("product_id"),
         "category_return_rate": rate("category"),
         "seller_return_rate": rate("seller_id"),

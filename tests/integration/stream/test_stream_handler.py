@@ -169,7 +169,11 @@ def folded(events: list[dict[str, Any]]) -> dict[str, Any]:
     of returnguard.aggregates, with no store, no batching and no failures."""
     states: dict[str, Any] = {}
     for event in events:
-        for key, change in changes(*parse(json.dumps(event).encode())):
+        touched = changes(*parse(json.dumps(event).encode()))
+        for _, change in touched:
+            if isinstance(change, stream_apply.SellerOrder):  # a buyer's first order with the seller
+                change.new_buyer = not (states.get(change.pair_key) or {}).get("order_count")
+        for key, change in touched:
             states[key] = change(states.get(key))
     return states
 

@@ -129,3 +129,24 @@ def test_link_identifiers_are_read_in_the_same_batch_and_counted() -> None:
     for group in ("device", "phone", "ip"):
         assert model.vectors[0][f"{group}_other_customers"] == 2
         assert model.vectors[1][f"{group}_other_customers"] == 0
+
+
+def test_the_customers_seller_and_category_items_are_read_in_the_same_batch() -> None:
+    from returnguard.features import pair_key
+
+    # Given C1's history with seller S1 (3 orders, 2 claims) and in electronics (4 orders, 3 returned)
+    pairs = {
+        f"customer_seller#{pair_key('C1', 'S1')}": {"order_count": 3, "return_count": 2, "claim_count": 2},
+        f"customer_category#{pair_key('C1', 'electronics')}": {"order_count": 4, "return_count": 3},
+    }
+    store = InMemoryFeatureStore({pk: {"state": state} for pk, state in pairs.items()})
+    model = FakeModel(0.2)
+    # When C1 orders from S1 in electronics, and another customer does
+    decide(request(), store, model, CONFIG, NOW)
+    decide(request(order_id="ORD2", customer_id="C2"), store, model, CONFIG, NOW)
+    # Then one BatchGetItem per decision read them, and they count for C1 only
+    assert store.batch_calls == 2
+    mine, other = model.vectors
+    assert (mine["customer_seller_orders"], mine["customer_seller_claims"]) == (3, 2)
+    assert (mine["customer_category_returns"], mine["customer_category_return_rate"]) == (3, 0.75)
+    assert other["customer_seller_orders"] == other["customer_category_returns"] == 0
