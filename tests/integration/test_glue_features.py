@@ -16,19 +16,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory):
-    data = synth.generate(synth.SynthConfig(orders=4_000, seed=3, days=120))
-    root = tmp_path_factory.mktemp("lake")
-    synth.write_raw(data, root)
+def history(feature_lake):
+    data, _, root = feature_lake  # tests/integration/conftest.py: 4,000 orders, shared with payment parity
     return data, root
 
 
 @pytest.fixture(scope="module")
-def outputs(spark, history):
-    _, root = history
-    processed = root / "processed"
-    counts = job.run(spark, str(root / "raw"), str(processed))
-    return counts, processed
+def outputs(feature_job):
+    return feature_job  # the one run of the job on that lake: (counts, processed)
 
 
 @pytest.fixture(scope="module")
@@ -157,12 +152,10 @@ def test_online_lines_feed_the_online_function_to_the_same_vectors(outputs, refe
         assert loaded.features(later) == store.features(later)
 
 
-def test_an_order_never_sees_its_own_return_or_label(spark, tmp_path):
-    # Given one customer whose single order is returned as abuse a day later
-    data = synth.generate(synth.SynthConfig(orders=1_000, seed=5, days=60))
-    synth.write_raw(data, tmp_path)
-    job.run(spark, str(tmp_path / "raw"), str(tmp_path / "processed"))
-    table = pd.read_parquet(tmp_path / "processed" / "training-data").set_index("order_id")
+def test_an_order_never_sees_its_own_return_or_label(outputs, history):
+    # Given customers whose first order was returned (as abuse or not) afterwards
+    data, _ = history
+    table = pd.read_parquet(outputs[1] / "training-data").set_index("order_id")
     returned = data.returns.merge(data.orders, on="order_id")
     first_orders = data.orders.sort_values("order_time").groupby("customer_id").head(1).order_id
     rows = table.loc[table.index.intersection(first_orders)]

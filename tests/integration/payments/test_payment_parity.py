@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from glue_jobs import features as order_job
-from returnguard import payment_synth, synth
+from returnguard import payment_synth
 from returnguard.features import PAYMENT_FEATURE_NAMES
 from returnguard.payments import PaymentContext, PaymentStore, replay
 from tests.integration.stream.conftest import Delivery, normalized, stored_states
@@ -17,22 +17,20 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory):
-    table = payment_synth.generate(payment_synth.PaymentSynthConfig(customers=40, days=40, seed=11))
-    root = tmp_path_factory.mktemp("payments-lake")
-    synth.write_raw(synth.generate(synth.SynthConfig(orders=300, seed=2, days=40)), root)  # a small shop too
-    payment_synth.write_raw(table, root)
+def history(feature_lake):
+    # tests/integration/conftest.py: 40 customers' payments over 40 days, in a shop's lake (4,000 orders)
+    _, table, root = feature_lake
     return table, root
 
 
 @pytest.fixture(scope="module")
-def outputs(spark, history):
-    # the feature job the pipeline runs: with raw/payments in the lake it runs the payment job too
-    _, root = history
-    counts = order_job.run(spark, str(root / "raw"), str(root / "processed"))
-    assert counts["orders"] == 300
+def outputs(feature_job, feature_lake):
+    # the feature job the pipeline runs (once for the session): with raw/payments in the lake it runs
+    # the payment job too
+    counts, processed = feature_job
+    assert counts["orders"] == len(feature_lake[0].orders)
     return {k.removeprefix("payment_"): v for k, v in counts.items() if k.startswith("payment_")}, (
-        root / "processed" / "payments"
+        processed / "payments"
     )
 
 
