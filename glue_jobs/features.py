@@ -36,12 +36,13 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from returnguard.calendar import DAY_MS, ranges_ms
+from returnguard.calendar import DAY_MS, festival_ranges_ms, ranges_ms
 from returnguard.features import (
     CLAIM_TYPES,
     COD_REFUSAL_REASON_CODE,
     DAMAGE_REASON_CODES,
     FEATURE_NAMES,
+    FESTIVAL_LOOKAHEAD_DAYS,
     HOUR_MS,
     LINK_CAP,
     LINK_GROUPS,
@@ -173,6 +174,19 @@ def festival_flag(t: Any) -> Any:
     for start, end, _ in ranges_ms():
         condition = condition | ((t >= F.lit(start)) & (t < F.lit(end)))
     return F.when(condition, 1.0).otherwise(0.0)
+
+
+def days_to_festival(t: Any) -> Any:
+    """returnguard.calendar.days_to_festival: the nearest max(start - t, 0) over the festivals not yet
+    over, in days, at most FESTIVAL_LOOKAHEAD_DAYS."""
+    nearest = F.least(
+        *[
+            F.when(t < F.lit(end), F.greatest(F.lit(start) - t, F.lit(0)))
+            for start, end in festival_ranges_ms()
+        ]
+    )
+    cap = F.lit(FESTIVAL_LOOKAHEAD_DAYS)
+    return F.when(nearest.isNull(), cap).otherwise(F.least(nearest / F.lit(DAY_MS), cap))
 
 
 def customer_features(orders: DataFrame, returns: DataFrame, profiles: DataFrame) -> DataFrame:
@@ -698,6 +712,7 @@ def training_table(
         (F.col("amount_minor") / 100).alias("order_amount"),
         F.when(F.col("payment_method") == "cod", 1.0).otherwise(0.0).alias("payment_is_cod"),
         festival_flag(F.col("t")).alias("is_festival_sale"),
+        days_to_festival(F.col("t")).alias("days_to_festival"),
     )
     customers = customer_features(orders, returns, profiles).cache()
     table = (

@@ -85,6 +85,25 @@ def is_festival_sale(event_time_ms: int) -> bool:
     return window_at(event_time_ms) is not None
 
 
+_FESTIVALS: tuple[tuple[int, int], ...] = tuple(
+    sorted((w.start_ms, w.end_ms) for w in WINDOWS if w.kind == "festival")
+)
+
+
+def festival_ranges_ms() -> list[tuple[int, int]]:
+    """(start_ms, end_ms) of each festival (not the sales), by start."""
+    return list(_FESTIVALS)
+
+
+def days_to_festival(event_time_ms: int, cap_days: float) -> float:
+    """Days from the event to the start of the next festival not yet over (0 during one), at most
+    `cap_days` (also when the calendar has none left)."""
+    for start, end in _FESTIVALS:
+        if end > event_time_ms:  # the first by start is the nearest: max(start - t, 0) grows with start
+            return min(max(start - event_time_ms, 0) / DAY_MS, cap_days)
+    return cap_days
+
+
 def ranges_ms() -> list[tuple[int, int, str]]:
     """(start_ms, end_ms, name) for each window: what the Spark job joins against."""
     return list(_RANGES)

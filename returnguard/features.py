@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from returnguard.calendar import DAY_MS, is_festival_sale
+from returnguard.calendar import DAY_MS, days_to_festival, is_festival_sale
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -47,6 +47,7 @@ PRICE_BANDS = len(PRICE_BAND_BOUNDS_MINOR) + 1
 SELLER_RECENT_DAYS = 7
 SELLER_BASELINE_DAYS = 28
 SELLER_DAYS_KEPT = SELLER_RECENT_DAYS + SELLER_BASELINE_DAYS
+FESTIVAL_LOOKAHEAD_DAYS = 30.0  # days_to_festival: further than this reads as this
 # Items of a customer with one seller / one category (issue 14: shill buyers, a customer's own returns in
 # the category): their orders, returns and claims, keyed by `pair_key` (the group is the item's entity).
 PAIR_GROUPS: dict[str, str] = {"customer_seller": "seller_id", "customer_category": "category"}
@@ -297,6 +298,13 @@ FEATURES: tuple[Feature, ...] = (
         1.0,
         "seller",
         "Seller's orders in the last 7 days against its weekly average in the 4 weeks before",
+    ),
+    Feature(
+        "days_to_festival",
+        "float",
+        FESTIVAL_LOOKAHEAD_DAYS,
+        "order",
+        "Days until the next festival starts (0 during one, at most 30): outfits bought for an occasion",
     ),
     Feature(
         "customer_days_since_last_order",
@@ -691,6 +699,7 @@ def compute_features(
     vector["order_amount"] = order.amount_minor / 100
     vector["payment_is_cod"] = 1.0 if order.payment_method == "cod" else 0.0
     vector["is_festival_sale"] = 1.0 if is_festival_sale(t) else 0.0
+    vector["days_to_festival"] = days_to_festival(t, FESTIVAL_LOOKAHEAD_DAYS)
 
     history = (0, 0) if customer is None else _customer_features(vector, order, customer)
     if recent_orders:

@@ -72,7 +72,7 @@ def test_every_training_row_equals_the_online_vector_exactly(outputs, reference)
                  "customer_category_return_rate"):  # fmt: skip
         assert table[name].max() > 0, name
     for name in ("category_price_percentile", "category_value_vs_customer_avg", "seller_volume_change",
-                 "seller_repeat_order_share", "customer_days_since_last_order"):  # fmt: skip
+                 "seller_repeat_order_share", "customer_days_since_last_order", "days_to_festival"):  # fmt: skip
         assert table[name].nunique() > 100, name  # not a default or a handful of values
     assert 0 < table.label.mean() < 0.2
 

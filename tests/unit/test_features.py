@@ -163,6 +163,16 @@ def test_festival_flag_follows_calendar_in_india_time():
     # 18:30 UTC the evening before is already midnight in India.
     assert compute_features(order(1, diwali.start_ms), None)["is_festival_sale"] == 1.0
 
+    # Days to the next festival: a day and a half before Diwali, 0 during it; a sale is not a festival,
+    # and past the calendar's last festival it reads the cap.
+    def days(t: int) -> float:
+        return compute_features(order(1, t), None)["days_to_festival"]
+
+    assert days(diwali.start_ms - 36 * 3_600_000) == 1.5 and days(diwali.end_ms - 1) == 0.0
+    sale = next(w for w in calendar.WINDOWS if w.name == "Big festive sale" and w.first_day.year == 2025)
+    assert days(sale.start_ms) == 9.0  # the festive sale starts 9 days before Dussehra
+    assert days(calendar.WINDOWS[-1].end_ms) == 30.0
+
 
 def test_validate_vector_names_the_bad_feature():
     good = {name: 0.0 for name in FEATURE_NAMES}
@@ -309,6 +319,10 @@ def naive_features(
         else 1.0,
         "seller_volume_change": (4 * last_week + 4) / (weeks_before + 4),
         "customer_days_since_last_order": (t - mine[-1].order_time_ms) / DAY if mine else -1.0,
+        "days_to_festival": min(
+            [max(w.start_ms - t, 0) / DAY for w in calendar.WINDOWS if w.kind == "festival" and w.end_ms > t]
+            + [30.0]
+        ),
         "customer_seller_orders": float(mine_with_seller),
         "customer_seller_claims": float(claims_on_seller),
         "seller_repeat_order_share": smoothed_rate(
