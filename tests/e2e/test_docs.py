@@ -97,6 +97,17 @@ def by_kind(*kinds: str) -> list[Any]:
     return [pytest.param(b, id=b.id) for b in ALL if b.kind in kinds]
 
 
+def distinct_commands() -> list[Any]:
+    """The blocks to run, once per distinct command: a block the same as an earlier one (language and
+    body; README's card-payment walkthrough is docs/payments.md's) would run the same commands in the
+    same fresh copy, so it runs once, under both ids."""
+    same: dict[tuple[str, str], list[Block]] = {}
+    for block in ALL:
+        if block.kind == "run":
+            same.setdefault((block.lang, block.body), []).append(block)
+    return [pytest.param(found[0], id="+".join(b.id for b in found)) for found in same.values()]
+
+
 # ---------------------------------------------------------------- static checks, fast
 
 
@@ -333,7 +344,7 @@ def _environment() -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("block", by_kind("run"))
+@pytest.mark.parametrize("block", distinct_commands())
 def test_documented_commands_run(block: Block, clone: Path) -> None:
     if block.lang == "python":
         command = [str(clone / ".venv" / "bin" / "python"), "-c", block.body]
