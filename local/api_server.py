@@ -520,7 +520,10 @@ def serve(
     # Every copy of the handler shares one stdlib logger per service name, whose stream was bound by
     # the first import in this process (possibly to an earlier server's, since closed, log file):
     # write to whatever stdout is when the record is emitted, which invoke() points at this server's log.
-    module.logger.registered_handler.setStream(_CURRENT_STDOUT)
+    # Not setStream: it flushes the old stream first, which raises when that file was closed.
+    stream_handler = module.logger.registered_handler
+    with stream_handler.lock:
+        stream_handler.stream = _CURRENT_STDOUT
     httpd = _Server(("127.0.0.1", port), _Handler)
     httpd.handler = module
     httpd.log = log

@@ -47,7 +47,15 @@ def servers(trained_model, tmp_path_factory) -> Iterator[dict[str, Any]]:
         started += [live, degraded, throttled]
         doomed_model.stop()  # the endpoint goes away after the API started: degraded mode from now on
         started.remove(doomed_model)
-        yield {"live": live, "degraded": degraded, "throttled": throttled, "logs": logs, "stack": stack}
+        yield {
+            "live": live,
+            "degraded": degraded,
+            "throttled": throttled,
+            "logs": logs,
+            "stack": stack,
+            "config": config,
+            "model_url": model.url,
+        }
     finally:
         for server in started:
             server.stop()
@@ -215,6 +223,28 @@ def test_function_logs_go_to_the_log_file_without_pii(servers) -> None:
     latency = [line for line in metrics if "DecisionLatency" in line]
     assert latency and latency[-1]["risk_level"] and latency[-1]["DecisionLatency"][0] > 0
     assert ADDRESS not in (servers["logs"] / "live.log").read_text()
+
+
+def test_a_server_starts_and_logs_after_the_functions_last_log_file_was_closed(servers, tmp_path) -> None:
+    # Given the score function's logger (one per process and service name) last bound to a file since
+    # closed, as a function loaded under a redirected stdout elsewhere in the process leaves it
+    handler = servers["live"].handler.logger.registered_handler
+    before = handler.stream
+    closed = (tmp_path / "closed.log").open("w")
+    closed.close()
+    handler.stream = closed
+    try:
+        # When another API starts on the same stack, it starts, answers and logs to its own file
+        api = serve(
+            servers["stack"], servers["config"], servers["model_url"], log_path=tmp_path / "after.log"
+        )
+        try:
+            assert post(api, order("E2E-CLOSED")).status_code == 200
+        finally:
+            api.stop()
+        assert any(json.loads(line).get("message") == "decided" for line in (tmp_path / "after.log").open())
+    finally:
+        handler.stream = before
 
 
 def test_proxy_event_matches_the_declared_resources() -> None:
