@@ -60,7 +60,8 @@ def test_a_costly_fixture_is_built_once_and_the_longest_groups_start_first(tmp_p
         )
     )
     env = {**os.environ, "GROUPS_OUT": str(out), "PYTHONPATH": str(ROOT)}
-    env.pop("PYTEST_XDIST_WORKER", None)
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS"):  # the outer run's, not this suite's
+        env.pop(name, None)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-n", "2", "--dist", "loadgroup"]
         + ["--no-loadscope-reorder", "-q", "-p", "no:cacheprovider", "--rootdir", str(suite), str(suite)],
