@@ -379,6 +379,10 @@ def test_aws_request_examples_are_answered_by_the_local_api(block: Block, local_
             RiskScoreResponse.model_validate(answer.json())
 
 
+def _terminal_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("block", by_kind("server"))
 def test_documented_servers_start_answer_and_stop_on_ctrl_c(block: Block, clone: Path) -> None:
@@ -391,6 +395,9 @@ def test_documented_servers_start_answer_and_stop_on_ctrl_c(block: Block, clone:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Ctrl-C as in a user's terminal: a suite started in the background (nohup ... &) ignores SIGINT,
+        # and a child inherits that, so Python would never raise KeyboardInterrupt in the server
+        preexec_fn=_terminal_sigint,
     )
     try:
         assert process.stdout is not None
