@@ -236,3 +236,15 @@ def test_the_velocity_count_is_a_setting_of_the_job(spark, tmp_path):
     assert flagged_with == {2: {"T2", "T3", "T4"}, 3: {"T3"}}
     with pytest.raises(ValueError, match="at least 2"):
         job.run(spark, str(tmp_path / "raw"), str(tmp_path / "processed-1"), velocity_orders=1)
+
+
+def test_the_status_listeners_queue_is_silenced_and_the_rest_stays_at_warn(spark):
+    # local_session's quiet_status_listener on the suite's session: the one logger that printed a Spark
+    # stack into the demo's output is off, Spark's own loggers keep their level
+    from local import spark as local_spark
+
+    local_spark.quiet_status_listener(spark)
+
+    log_manager = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager
+    assert str(log_manager.getLogger(local_spark.LISTENER_QUEUE_LOGGER).getLevel()) == "OFF"
+    assert str(log_manager.getLogger("org.apache.spark.scheduler.DAGScheduler").getLevel()) != "OFF"
